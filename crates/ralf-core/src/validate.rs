@@ -1,0 +1,113 @@
+//! Checks on values from the outside, shared by every resource: each failure is a message that
+//! names the field and says what is wrong, ready to show to the user.
+
+/// The longest name or title ralf accepts.
+pub const MAX_NAME_LEN: usize = 255;
+/// The longest free text (descriptions, inventories, scripts) ralf accepts.
+pub const MAX_TEXT_LEN: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+pub type Checked<T> = Result<T, Invalid>;
+
+pub fn invalid<T>(message: impl Into<String>) -> Checked<T> {
+    Err(Invalid(message.into()))
+}
+
+/// A required, non-blank name of at most [`MAX_NAME_LEN`] characters; returned trimmed.
+pub fn name(field: &str, value: &str) -> Checked<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return invalid(format!("{field} must not be empty"));
+    }
+    short_text(field, trimmed)?;
+    Ok(trimmed.to_string())
+}
+
+/// An optional text of at most [`MAX_NAME_LEN`] characters.
+pub fn short_text(field: &str, value: &str) -> Checked<()> {
+    if value.chars().count() > MAX_NAME_LEN {
+        return invalid(format!("{field} is longer than {MAX_NAME_LEN} characters"));
+    }
+    Ok(())
+}
+
+/// A free text of at most [`MAX_TEXT_LEN`] bytes.
+pub fn long_text(field: &str, value: &str) -> Checked<()> {
+    if value.len() > MAX_TEXT_LEN {
+        return invalid(format!(
+            "{field} is larger than {} KiB",
+            MAX_TEXT_LEN / 1024
+        ));
+    }
+    Ok(())
+}
+
+/// A string that must hold a JSON object (Semaphore keeps extra vars and env this way).
+/// Empty means `{}`.
+pub fn json_object(field: &str, value: &str) -> Checked<String> {
+    long_text(field, value)?;
+    if value.trim().is_empty() {
+        return Ok("{}".to_string());
+    }
+    match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(serde_json::Value::Object(_)) => Ok(value.to_string()),
+        Ok(_) => invalid(format!("{field} must be a JSON object")),
+        Err(e) => invalid(format!("{field} is not valid JSON: {e}")),
+    }
+}
+
+/// A string that must hold a JSON array of strings (template and task `arguments`).
+/// Empty means no arguments.
+pub fn json_string_array(field: &str, value: &str) -> Checked<Vec<String>> {
+    long_text(field, value)?;
+    if value.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str::<Vec<String>>(value).or_else(|_| {
+        invalid(format!(
+            "{field} must be a JSON array of strings, like [\"-v\"]"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(name("name", "  web  ").unwrap(), "web");
+        assert_eq!(name("name", " ").unwrap_err().0, "name must not be empty");
+        assert!(
+            name("name", &"x".repeat(256))
+                .unwrap_err()
+                .0
+                .contains("longer than 255")
+        );
+    }
+
+    #[test]
+    fn json_fields_say_what_is_wrong() {
+        assert_eq!(json_object("json", "").unwrap(), "{}");
+        assert!(
+            json_object("json", "[1]")
+                .unwrap_err()
+                .0
+                .contains("JSON object")
+        );
+        assert!(
+            json_object("env", "{")
+                .unwrap_err()
+                .0
+                .starts_with("env is not valid JSON")
+        );
+        assert_eq!(
+            json_string_array("arguments", "[\"-v\"]").unwrap(),
+            vec!["-v"]
+        );
+        assert!(json_string_array("arguments", "[1]").is_err());
+    }
+}

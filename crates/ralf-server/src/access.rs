@@ -1,0 +1,96 @@
+//! Permissions as types. A project handler names what it needs: [`ProjectAccess<Read>`],
+//! [`ProjectAccess<RunTasks>`], [`ProjectAccess<ManageResources>`], [`ProjectAccess<UpdateProject>`]
+//! or [`ProjectAccess<ManageUsers>`]; the extractor checks the caller's role in the project of
+//! the path's `{project_id}`, so a handler that runs holds the capability it asked for.
+//!
+//! As in Semaphore: a non-member (who is not a global admin) finds no such project (404); a
+//! member without the permission is refused (403); global admins may do everything.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use ralf_core::api::users::User;
+use ralf_core::{Permission, Role};
+
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What a handler needs; `None` means membership alone.
+pub trait Need: Send + Sync + 'static {
+    const PERMISSION: Option<Permission>;
+}
+
+macro_rules! needs {
+    ($($name:ident => $permission:expr),* $(,)?) => {$(
+        #[derive(Debug)]
+        pub struct $name;
+        impl Need for $name {
+            const PERMISSION: Option<Permission> = $permission;
+        }
+    )*};
+}
+
+needs! {
+    Read => None,
+    RunTasks => Some(Permission::RunTasks),
+    ManageResources => Some(Permission::ManageResources),
+    UpdateProject => Some(Permission::UpdateProject),
+    ManageUsers => Some(Permission::ManageUsers),
+}
+
+/// Proof that `user` may do `N` in project `project_id`.
+#[derive(Debug)]
+pub struct ProjectAccess<N> {
+    pub project_id: i64,
+    pub user: User,
+    /// The caller's role; global admins who are not members act as owners.
+    pub role: Role,
+    need: PhantomData<N>,
+}
+
+impl<N: Need> FromRequestParts<AppState> for ProjectAccess<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let project_id: i64 = params
+            .get("project_id")
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route has no {{project_id}}")))?
+            .parse()
+            .map_err(|_| {
+                ApiError::bad_request("invalid id in path: project_id must be a number")
+            })?;
+
+        let member_role = state.store.member_role(project_id, user.id).await?;
+        let role = match (member_role, user.admin) {
+            (Some(role), _) => role,
+            (None, true) => {
+                state.store.project(project_id).await.map_err(|e| match e {
+                    ralf_store::StoreError::NotFound => ApiError::not_found("project"),
+                    other => other.into(),
+                })?;
+                Role::Owner
+            }
+            (None, false) => return Err(ApiError::not_found("project")),
+        };
+        if let Some(permission) = N::PERMISSION {
+            if !user.admin && !role.can(permission) {
+                return Err(ApiError::Forbidden(format!(
+                    "the {role} role may not do that in this project"
+                )));
+            }
+        }
+        Ok(ProjectAccess {
+            project_id,
+            user,
+            role,
+            need: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,90 @@
+//! Who is calling: a session cookie (`semaphore`, from `POST /api/auth/login`) or a bearer
+//! token (`POST /api/user/tokens`). Handlers ask for [`CurrentUser`] or [`Admin`] and get one
+//! only when the caller is authenticated (and an admin).
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use ralf_core::api::users::User;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The name of the session cookie, as Semaphore calls it.
+pub const SESSION_COOKIE: &str = "semaphore";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+/// An authenticated caller with the global admin flag.
+#[derive(Debug, Clone)]
+pub struct Admin(pub User);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        let user = authenticate(parts, state)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let user = CurrentUser(user);
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if user.admin {
+            Ok(Admin(user))
+        } else {
+            Err(ApiError::Forbidden(
+                "only administrators may do that".into(),
+            ))
+        }
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
+    if let Some(token) = bearer_token(parts) {
+        let digest = ralf_core::token::digest(&token);
+        return Ok(state.store.api_token_user(&digest).await?);
+    }
+    if let Some(secret) = session_cookie(&parts.headers) {
+        let digest = ralf_core::token::digest(&secret);
+        return Ok(state.store.session_user(&digest).await?);
+    }
+    Ok(None)
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive and
+/// the token is compared lower-cased, as Semaphore does.
+fn bearer_token(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_lowercase())
+        .filter(|t| !t.is_empty())
+}
+
+/// The value of the `semaphore` cookie.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| !v.is_empty())
+}

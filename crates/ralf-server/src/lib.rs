@@ -1,0 +1,147 @@
+//! ralf's HTTP server: the Semaphore-compatible API under `/api`, authentication and project
+//! roles, and the startup that binds a listener and reports its port (so tests run the real
+//! server on port 0).
+
+pub mod access;
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod login_throttle;
+pub mod routes;
+pub mod settings;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ralf_core::secret::SecretCipher;
+use ralf_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use settings::{AdminBootstrap, DatabaseSettings, Settings};
+use state::AppState;
+
+/// A server that is listening. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets running requests finish, and waits.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.serving.await.context("server task failed")??;
+        self.store.close().await;
+        Ok(())
+    }
+
+    /// Serves until the process receives Ctrl-C or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+/// Opens the store (migrating it), creates the first admin if asked, binds the listener and
+/// starts serving in the background.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    let cipher = SecretCipher::new(settings.access_key_encryption.as_deref())
+        .context("access_key_encryption")?;
+    if !cipher.is_encrypting() {
+        tracing::warn!(
+            "no access_key_encryption is set: secrets are stored base64-encoded only; \
+             set RALF_ACCESS_KEY_ENCRYPTION (or SEMAPHORE_ACCESS_KEY_ENCRYPTION) to base64 of 32 random bytes"
+        );
+    }
+    let store = Store::connect(&settings.database)
+        .await
+        .with_context(|| format!("opening the database {}", settings.database.redacted()))?;
+    if let Some(admin) = &settings.admin {
+        bootstrap_admin(&store, admin).await?;
+    }
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+
+    let state = AppState {
+        store: store.clone(),
+        cipher,
+        settings: Arc::new(settings),
+        login_throttle: Default::default(),
+    };
+    let app = tower::Layer::layer(
+        &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
+        routes::app(state),
+    );
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let serving = tokio::spawn(async move {
+        let service =
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                SocketAddr,
+            >(app);
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, database = %store.dialect(), "ralf is listening");
+    Ok(RunningServer {
+        addr,
+        store,
+        shutdown,
+        serving,
+    })
+}
+
+/// Creates the configured admin unless a user with that login exists; an existing user keeps
+/// its password (restarting with the same environment changes nothing).
+async fn bootstrap_admin(store: &Store, admin: &AdminBootstrap) -> anyhow::Result<()> {
+    if store.user_for_login(&admin.login).await?.is_some() {
+        return Ok(());
+    }
+    let password = admin.password.clone();
+    let hash = tokio::task::spawn_blocking(move || ralf_core::password::hash(&password)).await?;
+    store
+        .create_user(&ralf_store::users::NewUser {
+            username: &admin.login,
+            name: &admin.name,
+            email: &admin.email,
+            password_hash: &hash,
+            admin: true,
+            external: false,
+            alert: false,
+        })
+        .await
+        .with_context(|| format!("creating the first admin {:?}", admin.login))?;
+    tracing::info!(login = %admin.login, "created the first admin");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,78 @@
+//! The server's settings, already resolved from defaults, file, environment and flags by the
+//! binary's configuration loader; this crate never reads the environment itself.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use ralf_store::DatabaseSettings;
+
+/// The first admin, created at startup when no user with that login exists yet.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminBootstrap {
+    pub login: String,
+    pub password: String,
+    pub name: String,
+    pub email: String,
+}
+
+impl std::fmt::Debug for AdminBootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminBootstrap")
+            .field("login", &self.login)
+            .field("password", &"**********")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: DatabaseSettings,
+    /// Base64 of 32 bytes (Semaphore's `access_key_encryption`); `None` stores secrets
+    /// base64-encoded only, as Semaphore does, and the server warns at startup.
+    pub access_key_encryption: Option<String>,
+    /// Public URL of the web UI (Semaphore's `web_host`), reported by `/api/info`.
+    pub web_host: String,
+    /// Global cap on running tasks (Semaphore's `max_parallel_tasks`, default 10; 0 = no cap).
+    pub max_parallel_tasks: u32,
+    /// Whether users without the admin flag may create projects.
+    pub non_admin_can_create_project: bool,
+    pub admin: Option<AdminBootstrap>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database", &self.database.redacted())
+            .field(
+                "access_key_encryption",
+                &self.access_key_encryption.as_ref().map(|_| "**********"),
+            )
+            .field("web_host", &self.web_host)
+            .field("max_parallel_tasks", &self.max_parallel_tasks)
+            .field(
+                "non_admin_can_create_project",
+                &self.non_admin_can_create_project,
+            )
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Settings for tests and embedding: SQLite in `path`, port 0 on loopback, no admin.
+    pub fn for_sqlite(path: PathBuf) -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: DatabaseSettings::Sqlite { path },
+            access_key_encryption: None,
+            web_host: String::new(),
+            max_parallel_tasks: 10,
+            non_admin_can_create_project: false,
+            admin: None,
+        }
+    }
+}

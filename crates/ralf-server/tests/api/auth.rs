@@ -1,0 +1,197 @@
+//! Logging in, sessions, API tokens, users.
+
+use ralf_testkit::reqwest::StatusCode;
+use ralf_testkit::{ADMIN_LOGIN, ADMIN_PASSWORD, Api, Backend, TestServer, json, on_both_backends};
+
+async fn login_sets_a_cookie_that_logout_ends(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = server.anonymous();
+    assert_eq!(
+        client.get("/api/user").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = client
+        .post(
+            "/api/auth/login",
+            json!({"auth": ADMIN_LOGIN, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(
+        r.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("semaphore=")
+    );
+    assert_eq!(client.get("/api/user").await.body["username"], "admin");
+    // Logging in by e-mail works too.
+    let by_mail = server.anonymous();
+    let r = by_mail
+        .post(
+            "/api/auth/login",
+            json!({"auth": "ADMIN@example.test", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+
+    assert_eq!(
+        client.post("/api/auth/logout", json!({})).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        client.get("/api/user").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        by_mail.get("/api/user").await.status,
+        StatusCode::OK,
+        "other sessions live on"
+    );
+    server.stop().await;
+}
+
+async fn wrong_passwords_are_refused_then_slowed_down(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let client = server.anonymous();
+    for _ in 0..5 {
+        let r = client
+            .post(
+                "/api/auth/login",
+                json!({"auth": "admin", "password": "guess"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = client
+        .post(
+            "/api/auth/login",
+            json!({"auth": "admin", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits: {}",
+        r.text
+    );
+    assert!(r.error().contains("try again"));
+    server.stop().await;
+}
+
+async fn tokens_work_as_bearer_until_expired(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let token = admin
+        .create("/api/user/tokens", json!({"name": "ci"}))
+        .await;
+    let secret = token["id"].as_str().unwrap().to_string();
+    let bearer = Api::new(&server.url, Some(secret.clone()));
+    assert_eq!(bearer.get("/api/user").await.status, StatusCode::OK);
+    // The scheme is case-insensitive.
+    let r = bearer
+        .http
+        .get(format!("{}/api/user", server.url))
+        .header("authorization", format!("BEARER {secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let listed = admin.get("/api/user/tokens").await.body;
+    let listed = listed.as_array().unwrap();
+    assert!(listed.iter().any(|t| t["name"] == "ci"));
+    assert!(
+        !listed.iter().any(|t| t["id"] == secret.as_str()),
+        "the token itself is shown only once"
+    );
+
+    assert_eq!(
+        admin
+            .delete(&format!("/api/user/tokens/{secret}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        bearer.get("/api/user").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let listed = admin.get("/api/user/tokens").await.body;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "ci" && t["expired"] == true)
+    );
+    server.stop().await;
+}
+
+async fn admins_manage_users(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (bob_id, bob) = server.user("bob", false).await;
+    let users = admin.get("/api/users?sort=username&order=desc").await.body;
+    let names: Vec<_> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob", "admin"]);
+    assert!(
+        !users.to_string().contains("password"),
+        "no hash ever leaves the server"
+    );
+
+    assert_eq!(bob.get("/api/users").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        bob.get(&format!("/api/users/{bob_id}")).await.status,
+        StatusCode::OK
+    );
+    let r = bob.put(&format!("/api/users/{bob_id}"), json!({"id": bob_id, "username": "bob", "name": "Bob", "email": "bob@example.test", "admin": true})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no self-promotion");
+
+    let r = admin
+        .post(
+            "/api/users",
+            json!({"username": "bob", "name": "B", "email": "b2@example.test", "password": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = admin
+        .put(
+            &format!("/api/users/{bob_id}"),
+            json!({"id": bob_id + 1, "username": "bob", "name": "B", "email": "b@example.test"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("must be the same"));
+
+    let r = admin
+        .post(
+            &format!("/api/users/{bob_id}/password"),
+            json!({"password": "new-secret"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    server.login("bob", "new-secret").await;
+
+    assert_eq!(
+        admin.delete(&format!("/api/users/{bob_id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        bob.get("/api/user").await.status,
+        StatusCode::UNAUTHORIZED,
+        "tokens of deleted users die"
+    );
+    server.stop().await;
+}
+
+on_both_backends!(
+    login_sets_a_cookie_that_logout_ends,
+    wrong_passwords_are_refused_then_slowed_down,
+    tokens_work_as_bearer_until_expired,
+    admins_manage_users,
+);

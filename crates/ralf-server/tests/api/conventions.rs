@@ -1,0 +1,126 @@
+//! Semaphore's wire conventions that clients rely on.
+
+use ralf_testkit::reqwest::{Method, StatusCode};
+use ralf_testkit::{Backend, TestServer, on_both_backends};
+
+async fn ping_is_text_and_needs_no_login(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let r = server.anonymous().get("/api/ping").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text, "pong");
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    server.stop().await;
+}
+
+async fn trailing_slash_and_json_everywhere(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let with_slash = admin.get("/api/user/").await;
+    assert_eq!(with_slash.status, StatusCode::OK);
+    assert_eq!(with_slash.body["username"], "admin");
+    assert_eq!(with_slash.headers["content-type"], "application/json");
+
+    let project = admin
+        .create("/api/projects", ralf_testkit::json!({"name": "p"}))
+        .await;
+    let id = project["id"].as_i64().unwrap();
+    let r = admin.get(&format!("/api/project/{id}/")).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Empty answers still say they are JSON.
+    let r = admin
+        .put(
+            &format!("/api/project/{id}"),
+            ralf_testkit::json!({"id": id, "name": "q"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.text, "");
+    server.stop().await;
+}
+
+async fn errors_are_json_with_a_message(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let r = admin.get("/api/no/such/route").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(!r.error().is_empty());
+
+    let r = admin
+        .send_raw(Method::POST, "/api/projects", "{\"name\": ")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().starts_with("malformed JSON"), "{}", r.text);
+
+    let r = admin
+        .send_raw(Method::POST, "/api/projects", "{\"name\": 5}")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("name"), "{}", r.text);
+
+    let r = admin.get("/api/project/abc").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("project_id"), "{}", r.text);
+
+    let r = admin
+        .send_raw(
+            Method::POST,
+            "/api/projects",
+            &format!("{{\"name\": \"{}\"}}", "x".repeat(300)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("longer than"), "{}", r.text);
+    assert_eq!(
+        admin.get("/api/projects").await.body,
+        ralf_testkit::json!([]),
+        "nothing was stored"
+    );
+    server.stop().await;
+}
+
+async fn timestamps_are_whole_seconds_utc(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let project = admin
+        .create("/api/projects", ralf_testkit::json!({"name": "p"}))
+        .await;
+    let created = project["created"].as_str().unwrap();
+    assert_eq!(created.len(), "2026-01-02T03:04:05Z".len(), "{created}");
+    assert!(created.ends_with('Z'));
+    server.stop().await;
+}
+
+async fn openapi_document_lists_the_routes(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let r = server.anonymous().get("/api/openapi.json").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let paths = r.body["paths"].as_object().unwrap();
+    for path in [
+        "/api/ping",
+        "/api/projects",
+        "/api/project/{project_id}",
+        "/api/users/{user_id}",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from {:?}",
+            paths.keys()
+        );
+    }
+    server.stop().await;
+}
+
+on_both_backends!(
+    ping_is_text_and_needs_no_login,
+    trailing_slash_and_json_everywhere,
+    errors_are_json_with_a_message,
+    timestamps_are_whole_seconds_utc,
+    openapi_document_lists_the_routes,
+);

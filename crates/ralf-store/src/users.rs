@@ -1,0 +1,348 @@
+//! Users, their login sessions and their API tokens.
+
+use ralf_core::Timestamp;
+use ralf_core::api::users::{ApiToken, User};
+
+use crate::{Result, Store, StoreError, audited, order_by, with_db};
+
+const USER_COLUMNS: &str = "id, username, name, email, created, admin, external, alert";
+
+/// How long a session lives without being used (Semaphore: 7 days).
+const SESSION_IDLE_DAYS: i64 = 7;
+
+/// A user about to be created.
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    /// A hash from `ralf_core::password::hash`; empty for external users.
+    pub password_hash: &'a str,
+    pub admin: bool,
+    pub external: bool,
+    pub alert: bool,
+}
+
+/// The editable fields of a user.
+pub struct UserUpdate<'a> {
+    pub username: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub admin: bool,
+    pub alert: bool,
+}
+
+const TAKEN: &str = "a user with that username or e-mail exists already";
+
+impl Store {
+    pub async fn create_user(&self, new: &NewUser<'_>) -> Result<User> {
+        let sql = format!(
+            "INSERT INTO users (username, name, email, password, admin, external, alert, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {USER_COLUMNS}"
+        );
+        with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query_as::<_, User>(audited(&sql))
+                    .bind(new.username)
+                    .bind(new.name)
+                    .bind(new.email)
+                    .bind(new.password_hash)
+                    .bind(new.admin)
+                    .bind(new.external)
+                    .bind(new.alert)
+                    .bind(Timestamp::now())
+                    .fetch_one(pool)
+                    .await
+        )
+        .map_err(|e| StoreError::from(e).conflict_as(TAKEN))
+    }
+
+    pub async fn user(&self, id: i64) -> Result<User> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, User>(audited(&sql))
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+        )?)
+    }
+
+    /// The user whose username or e-mail is `login` (case-insensitive), with their password hash.
+    pub async fn user_for_login(&self, login: &str) -> Result<Option<(User, String)>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, password FROM users
+             WHERE LOWER(username) = LOWER($1) OR LOWER(email) = LOWER($1)
+             ORDER BY id LIMIT 1"
+        );
+        let row = with_db!(
+            self,
+            read | pool | {
+                let row = sqlx::query(audited(&sql))
+                    .bind(login)
+                    .fetch_optional(pool)
+                    .await?;
+                match row {
+                    None => None,
+                    Some(row) => {
+                        use sqlx::{FromRow, Row};
+                        Some((User::from_row(&row)?, row.try_get::<String, _>("password")?))
+                    }
+                }
+            }
+        );
+        Ok(row)
+    }
+
+    pub async fn users(&self, sort: Option<&str>, descending: bool) -> Result<Vec<User>> {
+        let order = order_by(
+            &[
+                ("username", "username"),
+                ("name", "name"),
+                ("email", "email"),
+                ("created", "created"),
+            ],
+            sort,
+            descending,
+        )?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users {order}");
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, User>(audited(&sql))
+                    .fetch_all(pool)
+                    .await
+        )?)
+    }
+
+    pub async fn count_users(&self) -> Result<i64> {
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+                    .fetch_one(pool)
+                    .await
+        )?)
+    }
+
+    pub async fn update_user(&self, id: i64, update: &UserUpdate<'_>) -> Result<()> {
+        let done = with_db!(self, write |pool| sqlx::query(
+            "UPDATE users SET username = $1, name = $2, email = $3, admin = $4, alert = $5 WHERE id = $6",
+        )
+        .bind(update.username)
+        .bind(update.name)
+        .bind(update.email)
+        .bind(update.admin)
+        .bind(update.alert)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(|e| StoreError::from(e).conflict_as(TAKEN))?;
+        if done == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub async fn set_password(&self, id: i64, password_hash: &str) -> Result<()> {
+        let done = with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query("UPDATE users SET password = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+        )?;
+        if done == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub async fn delete_user(&self, id: i64) -> Result<()> {
+        let done = with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+        )?;
+        if done == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ----- sessions -----
+
+    /// Records a session whose cookie secret has the digest `secret_digest`.
+    pub async fn create_session(
+        &self,
+        user_id: i64,
+        secret_digest: &str,
+        ip: &str,
+        user_agent: &str,
+    ) -> Result<()> {
+        let now = Timestamp::now();
+        with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query(
+                    "INSERT INTO sessions (user_id, secret, created, last_active, ip, user_agent)
+             VALUES ($1, $2, $3, $3, $4, $5)",
+                )
+                .bind(user_id)
+                .bind(secret_digest)
+                .bind(now)
+                .bind(ip)
+                .bind(user_agent)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        Ok(())
+    }
+
+    /// The user of a live session, marking the session as used now. Sessions idle for more
+    /// than seven days, or logged out, find nobody.
+    pub async fn session_user(&self, secret_digest: &str) -> Result<Option<User>> {
+        let now = Timestamp::now();
+        let oldest = Timestamp(now.0 - chrono::Duration::days(SESSION_IDLE_DAYS));
+        let sql = format!(
+            "SELECT {} FROM users u JOIN sessions s ON s.user_id = u.id
+             WHERE s.secret = $1 AND NOT s.expired AND s.last_active > $2",
+            USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let user = with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, User>(audited(&sql))
+                    .bind(secret_digest)
+                    .bind(oldest)
+                    .fetch_optional(pool)
+                    .await
+        )?;
+        if user.is_some() {
+            with_db!(
+                self,
+                write
+                    | pool
+                    | sqlx::query("UPDATE sessions SET last_active = $1 WHERE secret = $2")
+                        .bind(now)
+                        .bind(secret_digest)
+                        .execute(pool)
+                        .await
+                        .map(|r| r.rows_affected())
+            )?;
+        }
+        Ok(user)
+    }
+
+    pub async fn expire_session(&self, secret_digest: &str) -> Result<()> {
+        with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query("UPDATE sessions SET expired = TRUE WHERE secret = $1")
+                    .bind(secret_digest)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+        )?;
+        Ok(())
+    }
+
+    // ----- API tokens -----
+
+    /// Stores a token under its digest; the digest is the token's id from then on.
+    pub async fn create_api_token(
+        &self,
+        user_id: i64,
+        token_digest: &str,
+        name: &str,
+    ) -> Result<ApiToken> {
+        Ok(with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query_as::<_, ApiToken>(
+                    "INSERT INTO api_tokens (id, user_id, name, created) VALUES ($1, $2, $3, $4)
+             RETURNING id, created, expired, user_id, name",
+                )
+                .bind(token_digest)
+                .bind(user_id)
+                .bind(name)
+                .bind(Timestamp::now())
+                .fetch_one(pool)
+                .await
+        )?)
+    }
+
+    pub async fn api_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>> {
+        Ok(with_db!(self, read |pool| sqlx::query_as::<_, ApiToken>(
+            "SELECT id, created, expired, user_id, name FROM api_tokens WHERE user_id = $1 ORDER BY created, id",
+        )
+        .bind(user_id)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// The owner of an unexpired token with this digest.
+    pub async fn api_token_user(&self, token_digest: &str) -> Result<Option<User>> {
+        let sql = format!(
+            "SELECT {} FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.id = $1 AND NOT t.expired",
+            USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, User>(audited(&sql))
+                    .bind(token_digest)
+                    .fetch_optional(pool)
+                    .await
+        )?)
+    }
+
+    /// Expires one of the user's tokens, named by its id (digest).
+    pub async fn expire_api_token(&self, user_id: i64, token_id: &str) -> Result<()> {
+        let done = with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query(
+                    "UPDATE api_tokens SET expired = TRUE WHERE id = $1 AND user_id = $2",
+                )
+                .bind(token_id)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        if done == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+}

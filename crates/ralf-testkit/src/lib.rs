@@ -1,0 +1,339 @@
+//! Test helpers: start the real ralf server on 127.0.0.1:0 with a fresh SQLite file or a fresh
+//! PostgreSQL database, and talk to it over HTTP like any client would.
+//!
+//! PostgreSQL tests connect to `RALF_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), create a database of their own and drop it
+//! when they end.
+
+use std::time::Duration;
+
+use ralf_server::{AdminBootstrap, DatabaseSettings, RunningServer, Settings};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub use reqwest;
+pub use serde_json::json;
+
+pub const ADMIN_LOGIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+/// A fixed encryption key so tests can check what is stored.
+pub const TEST_ENCRYPTION_KEY: &str = "hgmC7G6Gj5dKpbj4l5Y+e2DyQ3t7kp0ZpkvXkmMvmQ4=";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` once on SQLite and once on PostgreSQL, as
+/// `sqlite::name` and `postgres::name` tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A database made for one test and removed after it.
+pub struct TestDatabase {
+    pub settings: DatabaseSettings,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("RALF_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("ralf.db");
+                TestDatabase {
+                    settings: DatabaseSettings::Sqlite { path },
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("ralf_test_{:016x}", rand::random::<u64>());
+                let admin = pg_admin_url();
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at {admin} is needed for this test: {e}")
+                    });
+                sqlx::Executor::execute(
+                    &mut conn,
+                    sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+                )
+                .await
+                .expect("create test database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or(admin);
+                TestDatabase {
+                    settings: DatabaseSettings::Postgres {
+                        url: format!("{base}/{name}"),
+                    },
+                    _dir: None,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside async; a helper thread with its own runtime removes the database.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url()).await
+                {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql)).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running server with a first admin, on its own database.
+pub struct TestServer {
+    pub url: String,
+    pub backend: Backend,
+    server: Option<RunningServer>,
+    // Dropped after the server, so the database outlives every connection.
+    pub db: TestDatabase,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts with settings changed by `configure` first.
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
+        let db = TestDatabase::new(backend).await;
+        let mut settings = Settings::for_sqlite("unused".into());
+        settings.database = db.settings.clone();
+        settings.access_key_encryption = Some(TEST_ENCRYPTION_KEY.into());
+        settings.admin = Some(AdminBootstrap {
+            login: ADMIN_LOGIN.into(),
+            password: ADMIN_PASSWORD.into(),
+            name: "Admin".into(),
+            email: "admin@example.test".into(),
+        });
+        configure(&mut settings);
+        let server = ralf_server::start(settings).await.expect("server starts");
+        TestServer {
+            url: format!("http://{}", server.addr),
+            backend,
+            server: Some(server),
+            db,
+        }
+    }
+
+    pub fn store(&self) -> &ralf_store::Store {
+        &self.server.as_ref().expect("server running").store
+    }
+
+    /// A client without credentials.
+    pub fn anonymous(&self) -> Api {
+        Api::new(&self.url, None)
+    }
+
+    /// A client logged in as the first admin, with a bearer token.
+    pub async fn admin(&self) -> Api {
+        self.login(ADMIN_LOGIN, ADMIN_PASSWORD).await
+    }
+
+    /// Logs in with a password (cookie), then switches to a fresh bearer token.
+    pub async fn login(&self, login: &str, password: &str) -> Api {
+        let cookie_client = Api::new(&self.url, None);
+        let r = cookie_client
+            .post(
+                "/api/auth/login",
+                json!({"auth": login, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NO_CONTENT,
+            "login as {login}: {}",
+            r.body
+        );
+        let r = cookie_client.post("/api/user/tokens", json!({})).await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "token for {login}: {}",
+            r.body
+        );
+        Api::new(
+            &self.url,
+            Some(r.body["id"].as_str().expect("token id").to_string()),
+        )
+    }
+
+    /// Creates a user (through the admin API) and returns its id and a client logged in as it.
+    pub async fn user(&self, username: &str, admin: bool) -> (i64, Api) {
+        let password = format!("{username}-password");
+        let r = self
+            .admin()
+            .await
+            .post(
+                "/api/users",
+                json!({"username": username, "name": username, "email": format!("{username}@example.test"),
+                       "password": password, "admin": admin}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "create user {username}: {}",
+            r.body
+        );
+        let id = r.body["id"].as_i64().expect("user id");
+        (id, self.login(username, &password).await)
+    }
+
+    /// Stops the server and waits for it to close its connections.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// An HTTP client of the API: each call returns the status and the body (JSON when it parses,
+/// else the text as a JSON string).
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: Option<String>,
+    pub http: reqwest::Client,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// The `error` message of an error answer.
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
+    }
+}
+
+impl Api {
+    pub fn new(base: &str, token: Option<String>) -> Api {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        Api {
+            base: base.to_string(),
+            token,
+            http,
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// Sends a raw body with the JSON content type (for malformed-JSON tests).
+    pub async fn send_raw(&self, method: Method, path: &str, raw: &str) -> Reply {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("content-type", "application/json")
+            .body(raw.to_string());
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// POSTs and expects 201; returns the created object.
+    pub async fn create(&self, path: &str, body: Value) -> Value {
+        let r = self.post(path, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "POST {path}: {}", r.text);
+        r.body
+    }
+}
