@@ -249,7 +249,11 @@ def login_with_password(settings: Settings, transcript: list[Exchange]) -> str:
     # client behaviour: auth_login_post returns None and there is no cookie
     # jar; read the session cookie from the response headers ourselves.
     headers = response.headers
-    lines = headers.getlist("Set-Cookie") if hasattr(headers, "getlist") else [headers.get("Set-Cookie", "")]
+    # HTTP header names are case-insensitive; the client hands back a plain dict.
+    if hasattr(headers, "getlist"):
+        lines = headers.getlist("Set-Cookie")
+    else:
+        lines = [value for name, value in headers.items() if name.lower() == "set-cookie"]
     pairs = [line.split(";", 1)[0].strip() for line in lines if line]
     session = [pair for pair in pairs if pair.startswith("semaphore=") and pair != "semaphore="]
     assert session, f"login did not set the 'semaphore' cookie; Set-Cookie was {lines!r}"

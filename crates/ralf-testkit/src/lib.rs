@@ -337,3 +337,69 @@ impl Api {
         r.body
     }
 }
+
+/// A `ralf server` child process (the real binary), killed when dropped.
+pub struct ServerProcess {
+    pub url: String,
+    child: std::process::Child,
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+impl ServerProcess {
+    /// Starts `binary server` with exactly `env` (plus PATH and HOME) and the extra `args`,
+    /// listening on a free port given as `SEMAPHORE_PORT` unless `env` sets a port itself;
+    /// waits until `/api/ping` answers.
+    pub async fn start(binary: &str, env: &[(&str, String)], args: &[&str]) -> ServerProcess {
+        let port = free_port();
+        let mut cmd = std::process::Command::new(binary);
+        cmd.arg("server").args(args).env_clear();
+        for key in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.env("SEMAPHORE_PORT", port.to_string()).env("RALF_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn ralf server");
+        let url = format!("http://127.0.0.1:{port}");
+        let process = ServerProcess { url, child };
+        process.wait_ready().await;
+        process
+    }
+
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = http.get(format!("{}/api/ping", self.url)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("ralf server at {} did not answer /api/ping within 10 s", self.url);
+    }
+
+    pub fn api(&self, token: Option<String>) -> Api {
+        Api::new(&self.url, token)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(mut self) -> bool {
+        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

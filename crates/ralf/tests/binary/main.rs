@@ -1,0 +1,7 @@
+//! The built `ralf` binary, started as a user would start it.
+
+mod admin;
+mod interop;
+mod startup;
+
+pub const RALF: &str = env!("CARGO_BIN_EXE_ralf");
