@@ -1,0 +1,150 @@
+//! Inventories on the wire: the hosts a template runs against, or a Terraform/OpenTofu workspace.
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::{self, Checked, invalid};
+
+/// The inventory types ralf knows.
+pub const INVENTORY_TYPES: [&str; 5] = [
+    "static",
+    "static-yaml",
+    "file",
+    "terraform-workspace",
+    "tofu-workspace",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct Inventory {
+    pub id: i64,
+    pub name: String,
+    pub project_id: i64,
+    /// The INI or YAML text (`static`, `static-yaml`), the path (`file`) or the workspace name.
+    pub inventory: String,
+    pub ssh_key_id: Option<i64>,
+    pub become_key_id: Option<i64>,
+    /// For `file`: the repository the path is in.
+    pub repository_id: Option<i64>,
+    /// `static`, `static-yaml`, `file`, `terraform-workspace` or `tofu-workspace`.
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "sqlx", sqlx(rename = "type"))]
+    pub kind: String,
+}
+
+/// `POST /api/project/{id}/inventory`, `PUT /api/project/{id}/inventory/{inventory_id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InventoryRequest {
+    pub id: Option<i64>,
+    #[serde(default)]
+    pub name: String,
+    pub project_id: Option<i64>,
+    #[serde(default)]
+    pub inventory: String,
+    pub ssh_key_id: Option<i64>,
+    pub become_key_id: Option<i64>,
+    pub repository_id: Option<i64>,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+impl InventoryRequest {
+    /// The request with ids of `0` (what Go clients send for "none") read as absent.
+    pub fn normalized(mut self) -> Self {
+        for id in [
+            &mut self.ssh_key_id,
+            &mut self.become_key_id,
+            &mut self.repository_id,
+        ] {
+            *id = id.filter(|&id| id != 0);
+        }
+        self
+    }
+}
+
+/// Checks the `inventory` text against the type: `static-yaml` must parse as YAML (a mapping of
+/// groups), `file` needs a path, a workspace needs a name.
+pub fn check_inventory(kind: &str, inventory: &str) -> Checked<()> {
+    validate::long_text("inventory", inventory)?;
+    match kind {
+        "static" => Ok(()),
+        "static-yaml" => check_yaml(inventory),
+        "file" => {
+            if inventory.trim().is_empty() {
+                return invalid("a file inventory needs the path of the file in inventory");
+            }
+            validate::short_text("inventory", inventory)
+        }
+        "terraform-workspace" | "tofu-workspace" => {
+            if inventory.trim().is_empty() {
+                return invalid(format!(
+                    "a {kind} inventory needs the workspace name in inventory"
+                ));
+            }
+            validate::short_text("inventory", inventory)
+        }
+        other => invalid(format!(
+            "type must be one of {}, not {other:?}",
+            INVENTORY_TYPES.join(", ")
+        )),
+    }
+}
+
+fn check_yaml(text: &str) -> Checked<()> {
+    if text.trim().is_empty() {
+        return Ok(());
+    }
+    type Groups = std::collections::BTreeMap<String, serde::de::IgnoredAny>;
+    match serde_saphyr::from_str::<Option<Groups>>(text) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or_default().trim();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            invalid(format!(
+                "inventory is not a valid YAML inventory (a mapping of groups): {first}"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_inventories_must_parse() {
+        let good = "all:\n  hosts:\n    web1:\n      ansible_host: 10.0.0.1\n    web2:\n";
+        assert!(check_inventory("static-yaml", good).is_ok());
+        assert!(check_inventory("static-yaml", "").is_ok());
+        let e = check_inventory("static-yaml", "all:\n  hosts: [a\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("inventory is not a valid YAML inventory"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+        assert!(check_inventory("static-yaml", "- a\n- b\n").is_err());
+        // INI text is fine for a static inventory.
+        assert!(check_inventory("static", "[web]\nweb1\n").is_ok());
+    }
+
+    #[test]
+    fn other_types_need_their_field() {
+        assert!(
+            check_inventory("file", " ")
+                .unwrap_err()
+                .0
+                .contains("needs the path")
+        );
+        assert!(check_inventory("file", "inventories/prod.ini").is_ok());
+        assert!(check_inventory("terraform-workspace", "").is_err());
+        assert!(check_inventory("tofu-workspace", "default").is_ok());
+        assert!(
+            check_inventory("dynamic", "")
+                .unwrap_err()
+                .0
+                .starts_with("type must be one of static, static-yaml")
+        );
+    }
+}
