@@ -79,12 +79,13 @@ impl<N: Need> FromRequestParts<AppState> for ProjectAccess<N> {
             }
             (None, false) => return Err(ApiError::not_found("project")),
         };
-        if let Some(permission) = N::PERMISSION {
-            if !user.admin && !role.can(permission) {
-                return Err(ApiError::Forbidden(format!(
-                    "the {role} role may not do that in this project"
-                )));
-            }
+        if let Some(permission) = N::PERMISSION
+            && !user.admin
+            && !role.can(permission)
+        {
+            return Err(ApiError::Forbidden(format!(
+                "the {role} role may not do that in this project"
+            )));
         }
         Ok(ProjectAccess {
             project_id,

@@ -10,6 +10,7 @@ mod login_throttle;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod task_queue;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,6 +76,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         cipher,
         settings: Arc::new(settings),
         login_throttle: Default::default(),
+        task_queue: Default::default(),
     };
     let app = tower::Layer::layer(
         &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),

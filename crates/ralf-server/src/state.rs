@@ -9,6 +9,7 @@ use ralf_store::Store;
 
 use crate::login_throttle::LoginThrottle;
 use crate::settings::Settings;
+use crate::task_queue::TaskQueue;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,6 +17,8 @@ pub struct AppState {
     pub cipher: SecretCipher,
     pub settings: Arc<Settings>,
     pub login_throttle: Arc<LoginThrottle>,
+    /// Wakes the task dispatcher; holds secret answers until a task runs.
+    pub task_queue: Arc<TaskQueue>,
 }
 
 impl AppState {

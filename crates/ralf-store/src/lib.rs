@@ -6,10 +6,18 @@
 //! SQLite runs in WAL mode with one writer connection and several readers, so writers queue
 //! instead of failing with "database is locked".
 
+pub mod environments;
 mod error;
 mod events;
+pub mod inventories;
+pub mod keys;
 pub mod projects;
+mod refs;
+pub mod repositories;
+pub mod tasks;
+pub mod templates;
 pub mod users;
+pub mod views;
 
 pub use error::StoreError;
 

@@ -2,9 +2,17 @@
 //! server answers, `FooRequest` what it accepts. Field names follow Semaphore 2.16's spec; absent
 //! ids are `null`, never `0`.
 
+pub mod environments;
 pub mod events;
+pub mod inventories;
+pub mod keys;
 pub mod projects;
+pub mod refs;
+pub mod repositories;
+pub mod tasks;
+pub mod templates;
 pub mod users;
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 

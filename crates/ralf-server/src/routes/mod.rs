@@ -2,12 +2,19 @@
 //! description, so `/api/openapi.json` is generated from the same code that serves.
 
 mod auth;
+mod environments;
 mod events;
+mod inventories;
+mod keys;
 mod members;
 mod projects;
+mod repositories;
 mod system;
+mod tasks;
+mod templates;
 mod user;
 pub(crate) mod users;
+mod views;
 
 use axum::body::Body;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -59,7 +66,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(projects::router())
         .merge(members::router())
+        .merge(keys::router())
+        .merge(repositories::router())
+        .merge(inventories::router())
+        .merge(environments::router())
         .merge(events::router())
+        .merge(views::router())
+        .merge(templates::router())
+        .merge(tasks::router())
         .split_for_parts()
 }
 

@@ -2,4 +2,11 @@
 
 mod auth;
 mod conventions;
+mod environments;
+mod inventories;
+mod keys;
 mod projects;
+mod repositories;
+mod tasks;
+mod templates;
+mod views;

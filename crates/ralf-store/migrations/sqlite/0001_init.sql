@@ -177,6 +177,10 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_project_id ON tasks(project_id, id);
 CREATE INDEX tasks_template_id ON tasks(template_id, id);
+-- Status filters and sorts of one project's task list.
+CREATE INDEX tasks_project_status ON tasks(project_id, status, id);
+-- Deleting a task clears build_task_id in the tasks built from it.
+CREATE INDEX tasks_build_task ON tasks(build_task_id);
 CREATE INDEX tasks_status ON tasks(status) WHERE status IN ('waiting', 'starting', 'running', 'stopping', 'waiting_confirmation', 'confirmed');
 
 CREATE TABLE task_output (

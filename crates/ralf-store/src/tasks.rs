@@ -1,0 +1,512 @@
+//! Tasks and their output.
+//!
+//! Lists page on the `(project_id, id)` index first and join the template and the user only
+//! for the rows of the page, so a project with a million tasks lists as fast as a new one.
+//! Status changes are compare-and-set (`UPDATE … WHERE id = $1 AND status = $2`): of two
+//! concurrent changes from the same status, one wins and the other learns it lost.
+//! Output is appended in batches, one multi-row `INSERT` per batch.
+
+use ralf_core::api::tasks::{Task, TaskOutput, TaskParams};
+use ralf_core::{TaskStatus, Timestamp};
+
+use crate::{Result, Store, StoreError, audited, order_by, with_db};
+
+/// The columns of a task row with its template and user, over a source aliased `t`.
+const TASK_COLUMNS: &str = r#"t.id, t.template_id, t.project_id, t.status, t.user_id, t.playbook,
+    t.environment, t.arguments, t.git_branch, t.commit_hash, t.commit_message, t.message,
+    t.inventory_id, t.build_task_id, t.version, t.params, t.integration_id, t.schedule_id,
+    t.created, t.start, t."end" AS finished,
+    tpl.playbook AS tpl_playbook, tpl.name AS tpl_alias, tpl.type AS tpl_type, tpl.app AS tpl_app,
+    u.name AS user_name"#;
+
+const TASK_JOINS: &str =
+    "JOIN templates tpl ON tpl.id = t.template_id LEFT JOIN users u ON u.id = t.user_id";
+
+/// Rows per output `INSERT`: two bind parameters a row stay well below SQLite's 32766 and
+/// PostgreSQL's 65535.
+const OUTPUT_ROWS_PER_INSERT: usize = 5000;
+
+/// The most tasks one list call returns.
+pub const MAX_TASK_PAGE: i64 = 1000;
+
+/// A task about to be queued. The handler has checked every field and that the template
+/// belongs to the project; the store checks the ids it is given against the project.
+pub struct NewTask<'a> {
+    pub project_id: i64,
+    pub template_id: i64,
+    pub user_id: Option<i64>,
+    pub playbook: &'a str,
+    /// A JSON object.
+    pub environment: &'a str,
+    /// A JSON array of strings.
+    pub arguments: Option<&'a str>,
+    pub git_branch: Option<&'a str>,
+    pub commit_hash: Option<&'a str>,
+    pub message: &'a str,
+    pub inventory_id: Option<i64>,
+    pub build_task_id: Option<i64>,
+    pub version: Option<&'a str>,
+    pub params: &'a TaskParams,
+    pub integration_id: Option<i64>,
+    pub schedule_id: Option<i64>,
+}
+
+/// Which tasks of a project a list call wants, newest first by default.
+#[derive(Debug, Clone)]
+pub struct TaskQuery<'a> {
+    pub template_id: Option<i64>,
+    /// Only tasks in one of these statuses (all when empty).
+    pub statuses: &'a [TaskStatus],
+    /// Only tasks with a smaller id (keyset paging: pass the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// Rows to skip first.
+    pub offset: i64,
+    /// At most this many (capped at [`MAX_TASK_PAGE`]).
+    pub limit: i64,
+    /// `id` (default), `created`, `status` or `template`.
+    pub sort: Option<&'a str>,
+    /// Ascending instead of the default newest first.
+    pub ascending: bool,
+}
+
+impl Default for TaskQuery<'_> {
+    fn default() -> Self {
+        TaskQuery {
+            template_id: None,
+            statuses: &[],
+            before_id: None,
+            offset: 0,
+            limit: MAX_TASK_PAGE,
+            sort: None,
+            ascending: false,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: i64,
+    template_id: i64,
+    project_id: i64,
+    status: String,
+    user_id: Option<i64>,
+    playbook: String,
+    environment: String,
+    arguments: Option<String>,
+    git_branch: Option<String>,
+    commit_hash: Option<String>,
+    commit_message: String,
+    message: String,
+    inventory_id: Option<i64>,
+    build_task_id: Option<i64>,
+    version: Option<String>,
+    params: String,
+    integration_id: Option<i64>,
+    schedule_id: Option<i64>,
+    created: Timestamp,
+    start: Option<Timestamp>,
+    finished: Option<Timestamp>,
+    tpl_playbook: String,
+    tpl_alias: String,
+    tpl_type: String,
+    tpl_app: String,
+    user_name: Option<String>,
+}
+
+impl TaskRow {
+    fn into_task(self) -> Result<Task> {
+        let status = TaskStatus::parse(&self.status).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "task {} has the unknown status {:?}",
+                self.id, self.status
+            ))
+        })?;
+        let params: TaskParams = if self.params.trim().is_empty() {
+            TaskParams::default()
+        } else {
+            serde_json::from_str(&self.params).map_err(|e| {
+                StoreError::Invalid(format!("task {} has unreadable params: {e}", self.id))
+            })?
+        };
+        Ok(Task {
+            id: self.id,
+            template_id: self.template_id,
+            project_id: self.project_id,
+            status,
+            debug: params.debug,
+            dry_run: params.dry_run,
+            diff: params.diff,
+            playbook: self.playbook,
+            environment: self.environment,
+            secret: String::new(),
+            limit: params.limit.join(","),
+            arguments: self.arguments,
+            git_branch: self.git_branch,
+            user_id: self.user_id,
+            integration_id: self.integration_id,
+            schedule_id: self.schedule_id,
+            created: self.created,
+            start: self.start,
+            end: self.finished,
+            message: self.message,
+            commit_hash: self.commit_hash,
+            commit_message: self.commit_message,
+            build_task_id: self.build_task_id,
+            version: self.version,
+            inventory_id: self.inventory_id,
+            params,
+            tpl_playbook: self.tpl_playbook,
+            tpl_alias: self.tpl_alias,
+            tpl_type: self.tpl_type,
+            tpl_app: self.tpl_app,
+            user_name: self.user_name,
+        })
+    }
+}
+
+impl Store {
+    /// Queues a task in status `waiting`. `inventory_id` and `build_task_id` must belong to the
+    /// project (else [`StoreError::Invalid`] naming the field), as must the template.
+    pub async fn create_task(&self, new: &NewTask<'_>) -> Result<Task> {
+        let params = serde_json::to_string(new.params)
+            .map_err(|e| StoreError::Invalid(format!("params: {e}")))?;
+        let checks = [
+            (
+                Some(new.template_id),
+                "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
+                "template_id: no such template in this project",
+            ),
+            (
+                new.inventory_id,
+                "SELECT COUNT(*) FROM inventories WHERE id = $1 AND project_id = $2",
+                "inventory_id: no such inventory in this project",
+            ),
+            (
+                new.build_task_id,
+                "SELECT COUNT(*) FROM tasks WHERE id = $1 AND project_id = $2",
+                "build_task_id: no such task in this project",
+            ),
+        ];
+        let select = format!("SELECT {TASK_COLUMNS} FROM tasks t {TASK_JOINS} WHERE t.id = $1");
+        let row = with_db!(
+            self,
+            write
+                | pool
+                | {
+                    let mut tx = pool.begin().await?;
+                    for (id, sql, message) in checks {
+                        let Some(id) = id else { continue };
+                        let found: i64 = sqlx::query_scalar(sql)
+                            .bind(id)
+                            .bind(new.project_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        if found == 0 {
+                            return Err(StoreError::Invalid(message.into()));
+                        }
+                    }
+                    let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO tasks (project_id, template_id, status, user_id, playbook,
+                        environment, arguments, git_branch, commit_hash, message, inventory_id,
+                        build_task_id, version, params, integration_id, schedule_id, created)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                     RETURNING id",
+                )
+                .bind(new.project_id)
+                .bind(new.template_id)
+                .bind(TaskStatus::Waiting.as_str())
+                .bind(new.user_id)
+                .bind(new.playbook)
+                .bind(new.environment)
+                .bind(new.arguments)
+                .bind(new.git_branch)
+                .bind(new.commit_hash)
+                .bind(new.message)
+                .bind(new.inventory_id)
+                .bind(new.build_task_id)
+                .bind(new.version)
+                .bind(&params)
+                .bind(new.integration_id)
+                .bind(new.schedule_id)
+                .bind(Timestamp::now())
+                .fetch_one(&mut *tx)
+                .await?;
+                    let row = sqlx::query_as::<_, TaskRow>(audited(&select))
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    row
+                }
+        );
+        row.into_task()
+    }
+
+    /// One task of the project.
+    pub async fn task(&self, project_id: i64, id: i64) -> Result<Task> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks t {TASK_JOINS} WHERE t.id = $1 AND t.project_id = $2"
+        );
+        let row = with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, TaskRow>(audited(&sql))
+                    .bind(id)
+                    .bind(project_id)
+                    .fetch_one(pool)
+                    .await
+        )?;
+        row.into_task()
+    }
+
+    /// A page of the project's tasks. The page is chosen on the tasks table alone (by the
+    /// `(project_id, id)`, `(project_id, status, id)` or `(template_id, id)` index), then joined.
+    /// Sorting by `created` is sorting by `id`: tasks get their `created` from the server clock
+    /// as they are inserted, in id order.
+    pub async fn tasks(&self, project_id: i64, query: &TaskQuery<'_>) -> Result<Vec<Task>> {
+        const INNER: [(&str, &str); 4] = [
+            ("id", "id"),
+            ("created", "id"),
+            ("status", "status"),
+            ("template", "template_id"),
+        ];
+        const OUTER: [(&str, &str); 4] = [
+            ("id", "t.id"),
+            ("created", "t.id"),
+            ("status", "t.status"),
+            ("template", "t.template_id"),
+        ];
+        let descending = !query.ascending;
+        let inner_order = order_by(&INNER, query.sort, descending)?;
+        let outer_order = order_by(&OUTER, query.sort, descending)?.replace(", id ", ", t.id ");
+
+        let mut filter = String::from("project_id = $1");
+        let mut next = 4;
+        if query.template_id.is_some() {
+            filter.push_str(&format!(" AND template_id = ${next}"));
+            next += 1;
+        }
+        if query.before_id.is_some() {
+            filter.push_str(&format!(" AND id < ${next}"));
+            next += 1;
+        }
+        if !query.statuses.is_empty() {
+            let list: Vec<String> = (next..next + query.statuses.len())
+                .map(|n| format!("${n}"))
+                .collect();
+            filter.push_str(&format!(" AND status IN ({})", list.join(", ")));
+        }
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM
+               (SELECT * FROM tasks WHERE {filter} {inner_order} LIMIT $2 OFFSET $3) t
+             {TASK_JOINS} {outer_order}"
+        );
+        let limit = query.limit.clamp(0, MAX_TASK_PAGE);
+        let offset = query.offset.max(0);
+        let rows = with_db!(
+            self,
+            read | pool | {
+                let mut q = sqlx::query_as::<_, TaskRow>(audited(&sql))
+                    .bind(project_id)
+                    .bind(limit)
+                    .bind(offset);
+                if let Some(template_id) = query.template_id {
+                    q = q.bind(template_id);
+                }
+                if let Some(before_id) = query.before_id {
+                    q = q.bind(before_id);
+                }
+                for status in query.statuses {
+                    q = q.bind(status.as_str());
+                }
+                q.fetch_all(pool).await?
+            }
+        );
+        rows.into_iter().map(TaskRow::into_task).collect()
+    }
+
+    /// Moves task `id` from `from` to `to` if it is still in `from`, in one statement; `true`
+    /// when this call made the change, `false` when the task was not in `from` (another change
+    /// won, or there is no such task). Entering `running` sets `start` (once); entering a
+    /// finished status sets `end`. A change the state machine forbids is
+    /// [`StoreError::Invalid`].
+    pub async fn set_task_status(
+        &self,
+        id: i64,
+        from: TaskStatus,
+        to: TaskStatus,
+        now: Timestamp,
+    ) -> Result<bool> {
+        if !from.can_become(to) {
+            return Err(StoreError::Invalid(format!(
+                "a {from} task cannot become {to}"
+            )));
+        }
+        let mut sql = String::from("UPDATE tasks SET status = $1");
+        let stamps = if to == TaskStatus::Running {
+            sql.push_str(", start = COALESCE(start, $4)");
+            true
+        } else if to.is_finished() {
+            sql.push_str(", \"end\" = $4");
+            true
+        } else {
+            false
+        };
+        sql.push_str(" WHERE id = $2 AND status = $3");
+        let done = with_db!(
+            self,
+            write | pool | {
+                let mut q = sqlx::query(audited(&sql))
+                    .bind(to.as_str())
+                    .bind(id)
+                    .bind(from.as_str());
+                if stamps {
+                    q = q.bind(now);
+                }
+                q.execute(pool).await?.rows_affected()
+            }
+        );
+        Ok(done == 1)
+    }
+
+    /// Appends lines to a task's output, in order, in one transaction: one multi-row `INSERT`
+    /// per batch (very large batches are split into several statements).
+    pub async fn append_task_output(
+        &self,
+        task_id: i64,
+        lines: &[(Timestamp, String)],
+    ) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        with_db!(
+            self,
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                for chunk in lines.chunks(OUTPUT_ROWS_PER_INSERT) {
+                    let sql = values_sql(chunk.len());
+                    // Batch sizes vary; caching a prepared statement per size would churn.
+                    let mut q = sqlx::query(audited(&sql)).persistent(false).bind(task_id);
+                    for (time, line) in chunk {
+                        q = q.bind(*time).bind(line.as_str());
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        );
+        Ok(())
+    }
+
+    /// A task's output in order: `limit` lines (all when `None`) from line `offset` (0-based).
+    pub async fn task_output(
+        &self,
+        task_id: i64,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<Vec<TaskOutput>> {
+        let limit = limit.unwrap_or(i64::MAX).max(0);
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, TaskOutput>(
+                    "SELECT task_id, time, output FROM task_output WHERE task_id = $1
+                     ORDER BY id LIMIT $2 OFFSET $3",
+                )
+                .bind(task_id)
+                .bind(limit)
+                .bind(offset.max(0))
+                .fetch_all(pool)
+                .await
+        )?)
+    }
+
+    /// Up to `limit` output lines of a task after the line with output id `after` (0 for the
+    /// start), with their ids: for reading a long output in pieces without `OFFSET`.
+    pub async fn task_output_after(
+        &self,
+        task_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, (i64, String)>(
+                    "SELECT id, output FROM task_output WHERE task_id = $1 AND id > $2
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(task_id)
+                .bind(after)
+                .bind(limit.max(0))
+                .fetch_all(pool)
+                .await
+        )?)
+    }
+
+    /// Deletes a finished task with its output. A task that is not finished is a
+    /// [`StoreError::Conflict`]; tasks built from it lose their `build_task_id`.
+    pub async fn delete_task(&self, project_id: i64, id: i64) -> Result<()> {
+        with_db!(
+            self,
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                let status: Option<String> = sqlx::query_scalar(
+                    "SELECT status FROM tasks WHERE id = $1 AND project_id = $2",
+                )
+                .bind(id)
+                .bind(project_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(status) = status else {
+                    return Err(StoreError::NotFound);
+                };
+                // Finished is final, so the status cannot change before the delete below.
+                if !TaskStatus::parse(&status).is_some_and(TaskStatus::is_finished) {
+                    return Err(StoreError::Conflict(format!(
+                        "task {id} is {status}; only finished tasks can be deleted (stop it first)"
+                    )));
+                }
+                sqlx::query("DELETE FROM task_output WHERE task_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM tasks WHERE id = $1 AND project_id = $2")
+                    .bind(id)
+                    .bind(project_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        );
+        Ok(())
+    }
+}
+
+/// `INSERT INTO task_output … VALUES ($1, $2, $3), ($1, $4, $5), …` for `rows` rows; the task
+/// id is `$1` in every row.
+fn values_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(60 + rows * 16);
+    sql.push_str("INSERT INTO task_output (task_id, time, output) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let n = 2 + 2 * i;
+        sql.push_str(&format!("($1, ${n}, ${})", n + 1));
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_insert_repeats_the_task_id() {
+        assert_eq!(
+            values_sql(2),
+            "INSERT INTO task_output (task_id, time, output) VALUES ($1, $2, $3), ($1, $4, $5)"
+        );
+    }
+}

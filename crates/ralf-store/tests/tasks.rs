@@ -1,0 +1,396 @@
+//! The store's tasks on both backends: paging a few hundred rows (no page overlaps or skips),
+//! compare-and-set status changes, batched output, deleting.
+
+use ralf_core::api::tasks::TaskParams;
+use ralf_core::{TaskStatus, Timestamp};
+use ralf_store::projects::ProjectFields;
+use ralf_store::tasks::{NewTask, TaskQuery};
+use ralf_store::users::NewUser;
+use ralf_store::{DatabaseSettings, Store, StoreError};
+use ralf_testkit::{Backend, TestDatabase, on_both_backends};
+
+const TASKS: i64 = 300;
+
+/// A store with a project, two templates and a user.
+struct Fixture {
+    store: Store,
+    project: i64,
+    templates: [i64; 2],
+    user: i64,
+    _db: TestDatabase,
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    let db = TestDatabase::new(backend).await;
+    let store = Store::connect(&db.settings).await.expect("store");
+    let user = store
+        .create_user(&NewUser {
+            username: "runner",
+            name: "Runner",
+            email: "runner@example.test",
+            password_hash: "",
+            admin: false,
+            external: false,
+            alert: false,
+        })
+        .await
+        .unwrap()
+        .id;
+    let project = store
+        .create_project(
+            &ProjectFields {
+                name: "p",
+                alert: false,
+                alert_chat: None,
+                max_parallel_tasks: 0,
+                kind: "",
+            },
+            user,
+        )
+        .await
+        .unwrap()
+        .id;
+    let mut templates = [0; 2];
+    for (i, name) in ["build", "deploy"].into_iter().enumerate() {
+        let sql = format!(
+            "INSERT INTO templates (project_id, name, app, playbook) VALUES ({project}, '{name}', 'bash', 'run.sh') RETURNING id"
+        );
+        templates[i] = raw_scalar(&db.settings, &sql).await;
+    }
+    Fixture {
+        store,
+        project,
+        templates,
+        user,
+        _db: db,
+    }
+}
+
+/// Runs test-made SQL (constants only) on a connection of its own; returns the first column.
+async fn raw_scalar(settings: &DatabaseSettings, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    match settings {
+        DatabaseSettings::Sqlite { path } => {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        DatabaseSettings::Postgres { url } => {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
+/// Inserts `TASKS` tasks in one multi-row INSERT: templates alternate, every third succeeded,
+/// the rest are waiting.
+async fn many_tasks(f: &Fixture) {
+    let rows: Vec<String> = (0..TASKS)
+        .map(|i| {
+            let status = if i % 3 == 0 { "success" } else { "waiting" };
+            format!(
+                "({}, {}, '{status}', {}, '2026-01-01T00:00:00Z')",
+                f.project,
+                f.templates[(i % 2) as usize],
+                f.user
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO tasks (project_id, template_id, status, user_id, created) VALUES {}
+         RETURNING id",
+        rows.join(", ")
+    );
+    raw_scalar(&f._db.settings, &sql).await;
+}
+
+fn new_task<'a>(f: &Fixture, params: &'a TaskParams) -> NewTask<'a> {
+    NewTask {
+        project_id: f.project,
+        template_id: f.templates[0],
+        user_id: Some(f.user),
+        playbook: "",
+        environment: "{}",
+        arguments: None,
+        git_branch: None,
+        commit_hash: None,
+        message: "",
+        inventory_id: None,
+        build_task_id: None,
+        version: None,
+        params,
+        integration_id: None,
+        schedule_id: None,
+    }
+}
+
+async fn pages_neither_overlap_nor_skip(backend: Backend) {
+    let f = fixture(backend).await;
+    many_tasks(&f).await;
+
+    // Keyset paging, newest first.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = f
+            .store
+            .tasks(
+                f.project,
+                &TaskQuery {
+                    before_id: before,
+                    limit: 70,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 70);
+        before = page.last().map(|t| t.id);
+        seen.extend(page.iter().map(|t| t.id));
+    }
+    assert_eq!(seen.len() as i64, TASKS);
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "strictly newest first"
+    );
+
+    // Offset paging gives the same sequence.
+    let mut by_offset = Vec::new();
+    for offset in (0..TASKS).step_by(70) {
+        let page = f
+            .store
+            .tasks(
+                f.project,
+                &TaskQuery {
+                    offset,
+                    limit: 70,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        by_offset.extend(page.iter().map(|t| t.id));
+    }
+    assert_eq!(by_offset, seen);
+
+    // Filters combine, and the joined fields are there.
+    let done = f
+        .store
+        .tasks(
+            f.project,
+            &TaskQuery {
+                template_id: Some(f.templates[0]),
+                statuses: &[TaskStatus::Success],
+                ascending: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 50, "i % 6 == 0 of 300");
+    assert!(done.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(done.iter().all(|t| t.status == TaskStatus::Success
+        && t.tpl_alias == "build"
+        && t.tpl_app == "bash"
+        && t.user_name.as_deref() == Some("Runner")));
+
+    let by_status = f
+        .store
+        .tasks(
+            f.project,
+            &TaskQuery {
+                sort: Some("status"),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_status.len() as i64, TASKS);
+    assert_eq!(by_status[0].status, TaskStatus::Waiting, "descending");
+    assert_eq!(by_status.last().unwrap().status, TaskStatus::Success);
+
+    let e = f
+        .store
+        .tasks(
+            f.project,
+            &TaskQuery {
+                sort: Some("output; DROP TABLE tasks"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)));
+    f.store.close().await;
+}
+
+async fn status_changes_are_compare_and_set(backend: Backend) {
+    let f = fixture(backend).await;
+    let params = TaskParams::default();
+    let task = f.store.create_task(&new_task(&f, &params)).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Waiting);
+    assert_eq!((task.start, task.end), (None, None));
+
+    // Two concurrent starts: exactly one wins.
+    let (a, b) = tokio::join!(
+        f.store.set_task_status(
+            task.id,
+            TaskStatus::Waiting,
+            TaskStatus::Starting,
+            Timestamp::now()
+        ),
+        f.store.set_task_status(
+            task.id,
+            TaskStatus::Waiting,
+            TaskStatus::Starting,
+            Timestamp::now()
+        ),
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "one and only one change");
+
+    let now = Timestamp::now();
+    assert!(
+        f.store
+            .set_task_status(task.id, TaskStatus::Starting, TaskStatus::Running, now)
+            .await
+            .unwrap()
+    );
+    let running = f.store.task(f.project, task.id).await.unwrap();
+    assert_eq!(running.status, TaskStatus::Running);
+    assert!(running.start.is_some() && running.end.is_none());
+
+    // The state machine is enforced before any SQL.
+    let e = f
+        .store
+        .set_task_status(task.id, TaskStatus::Running, TaskStatus::Waiting, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)));
+
+    assert!(
+        f.store
+            .set_task_status(task.id, TaskStatus::Running, TaskStatus::Success, now)
+            .await
+            .unwrap()
+    );
+    let done = f.store.task(f.project, task.id).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Success);
+    assert_eq!(done.start, running.start, "start is kept");
+    assert!(done.end.is_some());
+    f.store.close().await;
+}
+
+async fn output_is_appended_in_batches_and_read_in_slices(backend: Backend) {
+    let f = fixture(backend).await;
+    let params = TaskParams::default();
+    let task = f.store.create_task(&new_task(&f, &params)).await.unwrap();
+    let now = Timestamp::now();
+    let lines: Vec<(Timestamp, String)> = (0..12_001).map(|i| (now, format!("line {i}"))).collect();
+    f.store.append_task_output(task.id, &lines).await.unwrap();
+    f.store
+        .append_task_output(task.id, &[(now, "last".into())])
+        .await
+        .unwrap();
+
+    let all = f.store.task_output(task.id, 0, None).await.unwrap();
+    assert_eq!(all.len(), 12_002);
+    assert_eq!(all[0].output, "line 0");
+    assert_eq!(all[12_000].output, "line 12000");
+    assert_eq!(all[12_001].output, "last");
+    let slice = f.store.task_output(task.id, 5_000, Some(2)).await.unwrap();
+    let texts: Vec<&str> = slice.iter().map(|l| l.output.as_str()).collect();
+    assert_eq!(texts, ["line 5000", "line 5001"]);
+
+    let first = f.store.task_output_after(task.id, 0, 10).await.unwrap();
+    let next = f
+        .store
+        .task_output_after(task.id, first[9].0, 10)
+        .await
+        .unwrap();
+    assert_eq!(next[0].1, "line 10");
+    f.store.close().await;
+}
+
+async fn only_finished_tasks_are_deleted(backend: Backend) {
+    let f = fixture(backend).await;
+    let params = TaskParams::default();
+    let task = f.store.create_task(&new_task(&f, &params)).await.unwrap();
+    let now = Timestamp::now();
+    f.store
+        .append_task_output(task.id, &[(now, "hello".into())])
+        .await
+        .unwrap();
+    let e = f.store.delete_task(f.project, task.id).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    assert!(matches!(
+        f.store.delete_task(f.project + 1, task.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A task built from this one only loses the reference.
+    let mut deploy = new_task(&f, &params);
+    deploy.build_task_id = Some(task.id);
+    let deploy = f.store.create_task(&deploy).await.unwrap();
+    assert_eq!(deploy.build_task_id, Some(task.id));
+
+    f.store
+        .set_task_status(task.id, TaskStatus::Waiting, TaskStatus::Stopped, now)
+        .await
+        .unwrap();
+    f.store.delete_task(f.project, task.id).await.unwrap();
+    assert!(matches!(
+        f.store.task(f.project, task.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        f.store
+            .task_output(task.id, 0, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let deploy = f.store.task(f.project, deploy.id).await.unwrap();
+    assert_eq!(deploy.build_task_id, None);
+    f.store.close().await;
+}
+
+async fn ids_from_elsewhere_are_refused(backend: Backend) {
+    let f = fixture(backend).await;
+    let params = TaskParams {
+        limit: vec!["web".into()],
+        ..Default::default()
+    };
+    let mut new = new_task(&f, &params);
+    new.inventory_id = Some(12345);
+    let e = f.store.create_task(&new).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "inventory_id: no such inventory in this project"
+    );
+    new.inventory_id = None;
+    new.project_id = f.project + 1;
+    let e = f.store.create_task(&new).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "template_id: no such template in this project"
+    );
+    new.project_id = f.project;
+    let task = f.store.create_task(&new).await.unwrap();
+    assert_eq!(task.limit, "web");
+    assert_eq!(task.params, params);
+    f.store.close().await;
+}
+
+on_both_backends!(
+    pages_neither_overlap_nor_skip,
+    status_changes_are_compare_and_set,
+    output_is_appended_in_batches_and_read_in_slices,
+    only_finished_tasks_are_deleted,
+    ids_from_elsewhere_are_refused,
+);
