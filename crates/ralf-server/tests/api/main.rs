@@ -6,6 +6,7 @@ mod environments;
 mod inventories;
 mod keys;
 mod projects;
+mod roles;
 mod repositories;
 mod tasks;
 mod templates;
