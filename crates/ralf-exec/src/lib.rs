@@ -1,0 +1,260 @@
+//! ralf's executor: runs one task, with no database and no HTTP, so the server's local executor
+//! and a remote `ralf runner` call the same code.
+//!
+//! Given a [`Job`] (everything about the task, secrets decrypted), [`run`] fetches the
+//! repository into a cached bare clone and checks the exact commit out into the task's private
+//! directory (`git` command line; see `git`), writes keys, passwords, the inventory and the extra
+//! vars to 0600 files that are deleted when the task ends, builds the app's command line
+//! (bash, python, ansible, terraform, tofu; see `apps`) and runs each command in its own process
+//! group under the task's [`Control`] and time limit. Every output line, git's and ralf's own
+//! included, is decoded lossily, has the task's secrets replaced by `**********`, is stamped with
+//! its time and handed to an [`OutputSink`]. The result is an [`Outcome`]; a Terraform plan that
+//! needs a confirmation stays on disk behind a [`PlanHandle`] until [`apply_plan`] or
+//! [`discard_plan`].
+//!
+//! A task's processes get an environment built from nothing: `PATH`, a few variables of the
+//! server ([`ExecConfig::pass_env`]), the app's own and the job's `env` — never the server's
+//! configuration or secrets.
+
+mod apps;
+mod config;
+mod control;
+mod git;
+mod job;
+mod output;
+mod process;
+mod workspace;
+
+use std::ffi::OsString;
+
+use tokio::time::Instant;
+
+pub use apps::PlanHandle;
+pub use config::{DEFAULT_PASS_ENV, ExecConfig};
+pub use control::{Control, StopRequest};
+pub use job::{
+    AnsibleOptions, App, Credential, Inventory, Job, LoginPassword, RepositorySource, SshKey,
+    TerraformOptions, VaultPassword,
+};
+pub use output::{CheckoutInfo, MASK, MAX_LINE, MIN_SECRET_LEN, OutputLine, OutputSink};
+
+use apps::Planned;
+use output::{Masker, Out};
+use process::{Abort, Ctx};
+use workspace::TaskDir;
+
+/// How a task ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything ran and exited with code 0.
+    Success,
+    /// Something failed; the reason (also the task's last output line, secrets masked).
+    Failed(String),
+    /// Stopped through its [`Control`].
+    Stopped,
+    /// Its time limit was reached.
+    TimedOut,
+    /// Terraform/OpenTofu planned changes and waits for a confirmation ([`apply_plan`]) or a
+    /// rejection ([`discard_plan`]).
+    WaitingConfirmation(PlanHandle),
+}
+
+/// Runs a task to its end: checkout, the app, cleanup. Never panics on a task's failure and
+/// never leaves a process of the task running; the task's directory is removed unless a plan
+/// waits for its confirmation (its secret files are removed in any case).
+pub async fn run(
+    job: &Job,
+    config: &ExecConfig,
+    sink: &dyn OutputSink,
+    control: &Control,
+) -> Outcome {
+    let out = Out::new(sink, masker(job));
+    let ctx = context(job, config, &out, control);
+    let task = match TaskDir::create(config, job.task_id).await {
+        Ok(task) => task,
+        Err(e) => {
+            return finish(
+                &out,
+                Err(Abort::Failed(format!(
+                    "cannot create the task's directory: {e}"
+                ))),
+            );
+        }
+    };
+    let mut pin = None;
+    let result = run_task(&ctx, job, &task, &mut pin).await;
+    task.remove_secrets().await;
+    let outcome = finish(&out, result);
+    if let Outcome::WaitingConfirmation(_) = outcome {
+        task.disarm();
+    } else {
+        task.remove().await;
+        if let Some(pin) = pin {
+            pin.release().await;
+        }
+    }
+    outcome
+}
+
+async fn run_task(
+    ctx: &Ctx<'_>,
+    job: &Job,
+    task: &TaskDir,
+    pin: &mut Option<git::Pin>,
+) -> Result<Outcome, Abort> {
+    apps::validate(job)?;
+    let checkout = git::checkout(ctx, task, job.task_id, &job.repository).await?;
+    *pin = Some(checkout.pin);
+    let cwd = match job.working_directory.as_deref().map(str::trim) {
+        Some(wd) if !wd.is_empty() => checkout.dir.join(wd),
+        _ => checkout.dir.clone(),
+    };
+    if !cwd.is_dir() {
+        return Err(Abort::Failed(format!(
+            "working directory '{}' not found in the repository",
+            job.working_directory.as_deref().unwrap_or_default()
+        )));
+    }
+    match job.app {
+        App::Bash | App::Python => apps::script(ctx, job, &cwd).await?,
+        App::Ansible => apps::ansible(ctx, job, task, &cwd).await?,
+        App::Terraform | App::Tofu => match apps::terraform(ctx, job, task, &cwd).await? {
+            Planned::NoChanges | Planned::Applied => {}
+            Planned::Waiting(plan) => return Ok(Outcome::WaitingConfirmation(plan)),
+        },
+    }
+    Ok(Outcome::Success)
+}
+
+/// Applies exactly the plan that [`run`] saved (after the task's confirmation), then removes the
+/// task's directory. `job` is the same job (its environment reaches `apply`; its time limit
+/// counts again from here).
+pub async fn apply_plan(
+    job: &Job,
+    config: &ExecConfig,
+    sink: &dyn OutputSink,
+    control: &Control,
+    plan: PlanHandle,
+) -> Outcome {
+    let out = Out::new(sink, masker(job));
+    let ctx = context(job, config, &out, control);
+    if plan.task_id != job.task_id {
+        return finish(
+            &out,
+            Err(Abort::Failed(format!(
+                "the plan belongs to task {}, not to task {}",
+                plan.task_id, job.task_id
+            ))),
+        );
+    }
+    let task = TaskDir::existing(config, job.task_id);
+    let result = async {
+        let plan_file = task.plan_dir().join("tfplan");
+        if !plan_file.is_file() {
+            return Err(Abort::Failed(format!(
+                "the saved plan of task {} is gone",
+                job.task_id
+            )));
+        }
+        let cwd = match job.working_directory.as_deref().map(str::trim) {
+            Some(wd) if !wd.is_empty() => task.checkout().join(wd),
+            _ => task.checkout(),
+        };
+        let dir = apps::tf_dir(&cwd, job);
+        let program = ctx.find(&plan.program)?;
+        out.say("Plan confirmed: applying it");
+        apps::apply(&ctx, job, &plan.program, &program, &dir, &plan_file).await?;
+        Ok(Outcome::Success)
+    }
+    .await;
+    let outcome = finish(&out, result);
+    task.remove().await;
+    if let Some(pin) = git::Pin::new(config, &ctx.path, &plan.cache_key, plan.task_id) {
+        pin.release().await;
+    }
+    outcome
+}
+
+/// Throws a waiting plan away (the task was rejected): removes the task's directory.
+pub async fn discard_plan(config: &ExecConfig, plan: PlanHandle) {
+    TaskDir::existing(config, plan.task_id).remove().await;
+    if let Some(pin) = git::Pin::new(config, &path_of(config), &plan.cache_key, plan.task_id) {
+        pin.release().await;
+    }
+}
+
+fn path_of(config: &ExecConfig) -> OsString {
+    config
+        .path_env
+        .clone()
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())
+}
+
+fn context<'a>(
+    job: &Job,
+    config: &'a ExecConfig,
+    out: &'a Out<'a>,
+    control: &'a Control,
+) -> Ctx<'a> {
+    Ctx {
+        out,
+        control,
+        config,
+        deadline: job.timeout.map(|t| Instant::now() + t),
+        timeout: job.timeout,
+        path: path_of(config),
+    }
+}
+
+/// Masks the job's secrets and every credential it carries.
+fn masker(job: &Job) -> Masker {
+    let mut secrets: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
+    fn credential<'a>(secrets: &mut Vec<&'a str>, c: &'a Credential) {
+        match c {
+            Credential::LoginPassword(lp) => secrets.push(&lp.password),
+            Credential::Ssh(key) => {
+                if let Some(p) = &key.passphrase {
+                    secrets.push(p);
+                }
+                // The key's body, line by line (a script printing the key file shows nothing).
+                secrets.extend(
+                    key.private_key
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| l.len() >= 16 && !l.starts_with("-----")),
+                );
+            }
+        }
+    }
+    if let Some(c) = &job.repository.auth {
+        credential(&mut secrets, c);
+    }
+    if let Some(c) = &job.ansible.ssh_key {
+        credential(&mut secrets, c);
+    }
+    if let Some(b) = &job.ansible.become_key {
+        secrets.push(&b.password);
+    }
+    secrets.extend(
+        job.ansible
+            .vault_passwords
+            .iter()
+            .map(|v| v.password.as_str()),
+    );
+    Masker::new(secrets)
+}
+
+/// The outcome of a result; a failure's reason becomes the last output line.
+fn finish(out: &Out<'_>, result: Result<Outcome, Abort>) -> Outcome {
+    match result {
+        Ok(outcome) => outcome,
+        Err(Abort::Failed(why)) => {
+            let why = String::from_utf8_lossy(&out.masker.mask(why.as_bytes())).into_owned();
+            out.say(&why);
+            Outcome::Failed(why)
+        }
+        Err(Abort::Stopped) => Outcome::Stopped,
+        Err(Abort::TimedOut) => Outcome::TimedOut,
+    }
+}

@@ -1,0 +1,528 @@
+//! The repository: cached clone, fetch, private per-task checkouts, credentials.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use ralf_exec::{App, Control, Credential, LoginPassword, Outcome, SshKey, run};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SHOW: &str = "echo \"branch $(git rev-parse --abbrev-ref HEAD)\"\n\
+                    echo \"origin $(git remote get-url origin)\"\nls\nsleep 0.5\nls\n";
+
+#[tokio::test]
+async fn tasks_at_different_branches_run_concurrently_on_their_own_files() {
+    let repo = Repo::new();
+    repo.write("show.sh", SHOW).write("only-main.txt", "m");
+    repo.commit("main");
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    repo.git(&["rm", "--quiet", "only-main.txt"]);
+    repo.write("only-feature.txt", "f");
+    repo.commit("feature");
+    let (work, config) = config();
+    let main_job = repo.job(1, App::Bash, "show.sh");
+    let mut feature_job = repo.job(2, App::Bash, "show.sh");
+    feature_job.repository.branch = "feature".into();
+    let (a, b) = (Lines::default(), Lines::default());
+    let control = Control::new();
+    let (ra, rb) = tokio::join!(
+        run(&main_job, &config, &a, &control),
+        run(&feature_job, &config, &b, &control)
+    );
+    assert_eq!(ra, Outcome::Success, "{}", a.all());
+    assert_eq!(rb, Outcome::Success, "{}", b.all());
+    assert!(
+        a.has("only-main.txt") && !a.has("only-feature.txt"),
+        "{}",
+        a.all()
+    );
+    assert!(
+        b.has("only-feature.txt") && !b.has("only-main.txt"),
+        "{}",
+        b.all()
+    );
+    assert!(a.has("branch main") && b.has("branch feature"));
+    assert!(a.has(&format!("origin {}", repo.url())), "{}", a.all());
+    // One cache for the repository, no task directory left, no pin left in the cache.
+    let repos: Vec<_> = std::fs::read_dir(work.path().join("repos"))
+        .unwrap()
+        .collect();
+    assert_eq!(repos.len(), 1);
+    assert!(task_dirs(work.path()).is_empty());
+    let cache = work.path().join("repos/repo-1.git");
+    assert_eq!(git(&cache, &["for-each-ref", "refs/ralf/tasks"]), "");
+}
+
+#[tokio::test]
+async fn each_task_fetches_the_latest_commit_and_commits_can_be_pinned() {
+    let repo = repo_with("v.sh", "echo version 1\n");
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    repo.write("v.sh", "echo version 2\n");
+    repo.commit("second");
+    let (work, config) = config();
+    let lines = Lines::default();
+    assert_eq!(
+        run(
+            &repo.job(1, App::Bash, "v.sh"),
+            &config,
+            &lines,
+            &Control::new()
+        )
+        .await,
+        Outcome::Success
+    );
+    assert!(lines.has("version 2"));
+    assert!(
+        lines
+            .texts()
+            .iter()
+            .any(|l| l.starts_with("Cloning repository file://"))
+    );
+
+    // A git killed by a forced stop left lock files in the cache: they do not block fetches.
+    let cache = work.path().join("repos/repo-1.git");
+    std::fs::write(cache.join("refs/heads/main.lock"), "").unwrap();
+    std::fs::write(cache.join("packed-refs.lock"), "").unwrap();
+    repo.write("v.sh", "echo version 3\n");
+    repo.commit("third");
+    let lines = Lines::default();
+    assert_eq!(
+        run(
+            &repo.job(2, App::Bash, "v.sh"),
+            &config,
+            &lines,
+            &Control::new()
+        )
+        .await,
+        Outcome::Success
+    );
+    assert!(lines.has("version 3"), "{}", lines.all());
+    assert!(
+        lines
+            .texts()
+            .iter()
+            .any(|l| l.starts_with("Fetching repository file://"))
+    );
+
+    let mut job = repo.job(3, App::Bash, "v.sh");
+    job.repository.commit = Some(first[..10].to_string());
+    let lines = Lines::default();
+    assert_eq!(
+        run(&job, &config, &lines, &Control::new()).await,
+        Outcome::Success
+    );
+    assert!(lines.has("version 1"), "{}", lines.all());
+    assert_eq!(lines.checkouts()[0].commit_hash, first);
+
+    job.repository.commit = Some("deadbeef".into());
+    let outcome = run(&job, &config, &Lines::default(), &Control::new()).await;
+    assert_eq!(
+        outcome,
+        Outcome::Failed("commit deadbeef not found in the repository".into())
+    );
+    job.repository.commit = Some("--upload-pack=evil".into());
+    let outcome = run(&job, &config, &Lines::default(), &Control::new()).await;
+    assert!(matches!(outcome, Outcome::Failed(m) if m.contains("is not a commit hash")));
+}
+
+#[tokio::test]
+async fn tags_missing_branches_and_the_default_branch() {
+    let repo = repo_with("t.sh", "echo tagged\n");
+    repo.git(&["tag", "v1.0"]);
+    repo.write("t.sh", "echo later\n");
+    repo.commit("later");
+    let (_work, config) = config();
+
+    let mut job = repo.job(1, App::Bash, "t.sh");
+    job.repository.branch = "v1.0".into();
+    let lines = Lines::default();
+    assert_eq!(
+        run(&job, &config, &lines, &Control::new()).await,
+        Outcome::Success
+    );
+    assert!(lines.has("tagged"));
+
+    job.repository.branch = String::new();
+    let lines = Lines::default();
+    assert_eq!(
+        run(&job, &config, &lines, &Control::new()).await,
+        Outcome::Success
+    );
+    assert!(lines.has("later"), "{}", lines.all());
+
+    job.repository.branch = "nope".into();
+    let lines = Lines::default();
+    let outcome = run(&job, &config, &lines, &Control::new()).await;
+    assert_eq!(
+        outcome,
+        Outcome::Failed("branch 'nope' not found in the repository".into())
+    );
+    assert!(lines.has("branch 'nope' not found in the repository"));
+}
+
+#[tokio::test]
+async fn a_failing_clone_shows_gits_messages_masked() {
+    let (work, config) = config();
+    let repo = Repo::new();
+    let mut job = repo.job(1, App::Bash, "x.sh");
+    job.repository.url = "file:///nonexistent/hunter2-in-the-path".into();
+    job.secrets = vec!["hunter2-in-the-path".into()];
+    let lines = Lines::default();
+    let outcome = run(&job, &config, &lines, &Control::new()).await;
+    assert_eq!(
+        outcome,
+        Outcome::Failed("fetching the repository failed: git exited with code 128".into())
+    );
+    let all = lines.all();
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(
+        lines
+            .texts()
+            .iter()
+            .any(|l| l.starts_with("fatal:") && l.contains("**********")),
+        "git's own error is in the output: {all}"
+    );
+    assert!(task_dirs(work.path()).is_empty());
+}
+
+/// A tiny base64 encoder, for the expected `Authorization` header.
+fn base64(data: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// Every process's command line that contains `needle`.
+fn argv_containing(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+fn modes(dir: &Path) -> Vec<(String, u32)> {
+    let mut modes: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+                    (e.file_name().to_string_lossy().into_owned(), mode)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    modes.sort();
+    modes
+}
+
+#[tokio::test]
+async fn https_logins_go_through_askpass_never_argv() {
+    // A local HTTP server that asks for Basic credentials and records what git sends.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (work, config) = config();
+    let secrets_dir = work.path().join("tasks/1/.ralf");
+    let password = "pa55-w0rd-over-https";
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let Ok(Ok((mut conn, _))) =
+                tokio::time::timeout(Duration::from_secs(20), listener.accept()).await
+            else {
+                break;
+            };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+            }
+            let req = String::from_utf8_lossy(&req).into_owned();
+            let auth = req
+                .lines()
+                .find_map(|l| l.strip_prefix("Authorization: "))
+                .map(str::to_string);
+            let reply = if auth.is_some() {
+                // While git holds the credential: it is in no process's argv, and the files
+                // that hold it are private.
+                seen.push((auth, argv_containing(password), modes(&secrets_dir)));
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"ralf\"\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            conn.write_all(reply.as_bytes()).await.unwrap();
+            if !seen.is_empty() {
+                break;
+            }
+        }
+        seen
+    });
+    let repo = Repo::new();
+    let mut job = repo.job(1, App::Bash, "x.sh");
+    job.repository.url = format!("http://127.0.0.1:{port}/org/repo.git");
+    job.repository.auth = Some(Credential::LoginPassword(LoginPassword {
+        login: "deployer".into(),
+        password: password.into(),
+    }));
+    let lines = Lines::default();
+    let outcome = run(&job, &config, &lines, &Control::new()).await;
+    assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+    let seen = server.await.unwrap();
+    assert_eq!(seen.len(), 1, "git sent credentials once: {}", lines.all());
+    let (auth, argvs, file_modes) = &seen[0];
+    assert_eq!(
+        auth.as_deref(),
+        Some(
+            format!(
+                "Basic {}",
+                base64(format!("deployer:{password}").as_bytes())
+            )
+            .as_str()
+        )
+    );
+    assert!(
+        argvs.is_empty(),
+        "the password is in a command line: {argvs:?}"
+    );
+    assert_eq!(
+        file_modes
+            .iter()
+            .filter(|(n, _)| n.starts_with("git-"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            ("git-askpass".to_string(), 0o700),
+            ("git-login".to_string(), 0o600),
+            ("git-password".to_string(), 0o600)
+        ]
+    );
+    assert!(!lines.all().contains(password));
+    assert!(
+        lines.texts().iter().any(|l| l.contains("403")),
+        "{}",
+        lines.all()
+    );
+    assert!(
+        task_dirs(work.path()).is_empty(),
+        "the credential files are removed"
+    );
+}
+
+/// A fake `ssh` first on PATH: records how git called it, then fails like an unreachable host.
+fn fake_ssh(dir: &Path, record: &Path) -> PathBuf {
+    let script = format!(
+        r#"#!/bin/sh
+out={record}
+: > "$out"
+for a in "$@"; do echo "arg $a" >> "$out"; done
+prev=
+for a in "$@"; do
+  if [ "$prev" = "-i" ]; then
+    echo "keymode $(stat -c %a "$a")" >> "$out"
+    echo "keyfile $(cat "$a" | tr '\n' '|')" >> "$out"
+  fi
+  prev=$a
+done
+echo "prompt $GIT_TERMINAL_PROMPT" >> "$out"
+echo "askpass_require $SSH_ASKPASS_REQUIRE" >> "$out"
+if [ -n "$SSH_ASKPASS" ]; then echo "askpass_says $("$SSH_ASKPASS" 'Enter passphrase')" >> "$out"; fi
+echo "ssh: connect to host example.invalid port 22: Connection refused" >&2
+exit 255
+"#,
+        record = record.display()
+    );
+    let path = dir.join("ssh");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn ssh_keys_are_private_files_given_to_ssh() {
+    let bin = tempfile::tempdir().unwrap();
+    let record = bin.path().join("record");
+    fake_ssh(bin.path(), &record);
+    let (work, mut config) = config();
+    config.path_env = Some(path_with(bin.path()));
+    let key = "-----BEGIN OPENSSH PRIVATE KEY-----\r\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\r\n\
+               -----END OPENSSH PRIVATE KEY-----";
+    let repo = Repo::new();
+
+    for (task_id, passphrase) in [(1, None), (2, Some("my-key-passphrase"))] {
+        let mut job = repo.job(task_id, App::Bash, "x.sh");
+        job.repository.url = "ssh://git@example.invalid/org/repo.git".into();
+        job.repository.auth = Some(Credential::Ssh(SshKey {
+            private_key: key.into(),
+            passphrase: passphrase.map(String::from),
+            login: Some("deploy".into()),
+        }));
+        let lines = Lines::default();
+        let outcome = run(&job, &config, &lines, &Control::new()).await;
+        assert_eq!(
+            outcome,
+            Outcome::Failed("fetching the repository failed: git exited with code 128".into())
+        );
+        assert!(
+            lines.has("ssh: connect to host example.invalid port 22: Connection refused"),
+            "{}",
+            lines.all()
+        );
+        let rec = std::fs::read_to_string(&record).unwrap();
+        let ralf = work.path().join(format!("tasks/{task_id}/.ralf"));
+        for want in [
+            format!("arg {}", ralf.join("git-ssh-key").display()),
+            "keymode 600".into(),
+            "keyfile -----BEGIN OPENSSH PRIVATE KEY-----|b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ|-----END OPENSSH PRIVATE KEY-----|".into(),
+            "arg IdentitiesOnly=yes".into(),
+            "arg StrictHostKeyChecking=accept-new".into(),
+            format!("arg UserKnownHostsFile={}", ralf.join("known_hosts").display()),
+            "arg User=deploy".into(),
+            "arg git@example.invalid".into(),
+            "prompt 0".into(),
+        ] {
+            assert!(rec.lines().any(|l| l == want), "missing {want:?} in:\n{rec}");
+        }
+        match passphrase {
+            None => {
+                assert!(rec.lines().any(|l| l == "arg BatchMode=yes"), "{rec}");
+                assert!(rec.lines().any(|l| l == "askpass_require "), "{rec}");
+            }
+            Some(p) => {
+                assert!(!rec.contains("BatchMode"), "{rec}");
+                assert!(rec.lines().any(|l| l == "askpass_require force"), "{rec}");
+                assert!(
+                    rec.lines().any(|l| l == format!("askpass_says {p}")),
+                    "{rec}"
+                );
+                // Only the askpass answer has it; no argument does.
+                assert!(!rec.lines().any(|l| l.starts_with("arg ") && l.contains(p)));
+            }
+        }
+        assert!(
+            !lines
+                .all()
+                .contains("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ")
+        );
+        assert!(task_dirs(work.path()).is_empty(), "the key file is removed");
+    }
+}
+
+/// Not a check: prints how long ralf's fetch and checkout take on a small local repository
+/// (`cargo test -p ralf-exec --release --test git -- --ignored --nocapture checkout_timings`).
+#[tokio::test]
+#[ignore]
+async fn checkout_timings() {
+    let repo = Repo::new();
+    for i in 0..30 {
+        for j in 0..20 {
+            repo.write(&format!("d{j}/f{j}.txt"), &format!("{i} {j}\n"));
+        }
+        repo.write("ok.sh", "true\n");
+        repo.commit(&format!("commit {i}"));
+    }
+    let (_work, config) = config();
+    let (mut total, mut fetch) = (Vec::new(), Vec::new());
+    for task_id in 0..21 {
+        let lines = Lines::default();
+        let job = repo.job(task_id, App::Bash, "ok.sh");
+        assert_eq!(
+            run(&job, &config, &lines, &Control::new()).await,
+            Outcome::Success
+        );
+        if task_id == 0 {
+            continue; // the first task clones
+        }
+        let line = lines.wait_for("Checked out", Duration::from_secs(1)).await;
+        let ms = |s: &str| s.parse::<f64>().unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let n = words.len();
+        total.push(ms(words[n - 5]));
+        fetch.push(ms(words[n - 2]));
+    }
+    total.sort_by(f64::total_cmp);
+    fetch.sort_by(f64::total_cmp);
+    eprintln!(
+        "fetch + checkout: median {:.1} ms (min {:.1}); of which fetch: median {:.1} ms",
+        total[10], total[0], fetch[10]
+    );
+}
+
+#[tokio::test]
+async fn stops_reach_a_hanging_fetch_and_a_task_waiting_for_it() {
+    // A server that accepts and never answers: the first task's fetch hangs holding the
+    // repository's fetch lock, the second task waits for that lock.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let (work, config) = config();
+    let repo = Repo::new();
+    let mut job1 = repo.job(1, App::Bash, "x.sh");
+    job1.repository.url = format!("http://127.0.0.1:{port}/hang.git");
+    let mut job2 = job1.clone();
+    job2.task_id = 2;
+    let (l1, l2) = (Lines::default(), Lines::default());
+    let (c1, c2) = (Control::new(), Control::new());
+    let (o1, o2, ()) = tokio::join!(
+        run(&job1, &config, &l1, &c1),
+        async {
+            // Start second, once the first one is fetching.
+            l1.wait_for("Cloning repository", Duration::from_secs(10))
+                .await;
+            run(&job2, &config, &l2, &c2).await
+        },
+        async {
+            l1.wait_for("Cloning repository", Duration::from_secs(10))
+                .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            c2.stop(false);
+            l2.wait_for(
+                "Stop requested while waiting for another task's fetch",
+                Duration::from_secs(10),
+            )
+            .await;
+            c1.stop(false);
+        }
+    );
+    assert_eq!(o2, Outcome::Stopped, "{}", l2.all());
+    assert_eq!(o1, Outcome::Stopped, "{}", l1.all());
+    assert!(
+        l1.has("Stop requested: sending SIGTERM to the process group of git"),
+        "{}",
+        l1.all()
+    );
+    assert!(task_dirs(work.path()).is_empty());
+    server.abort();
+}

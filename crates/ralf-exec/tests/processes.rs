@@ -1,0 +1,229 @@
+//! Process supervision: stop, forced stop, timeout, and no process of a task left behind.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ralf_exec::{App, Control, Outcome, run};
+
+/// The script prints its pid (= its process group) and the pids of its background children.
+const SLEEPERS: &str = "sleep 300 &\necho \"child $!\"\nsleep 300 &\necho \"child $!\"\n\
+                        echo \"group $$\"\nwait\n";
+
+fn pids(lines: &Lines, prefix: &str) -> Vec<i32> {
+    lines
+        .texts()
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|p| p.trim().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn stop_terminates_the_whole_process_group() {
+    let repo = repo_with("sleepers.sh", SLEEPERS);
+    let (work, config) = config();
+    let job = repo.job(1, App::Bash, "sleepers.sh");
+    let lines = Lines::default();
+    let control = Control::new();
+    let started = Instant::now();
+    let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
+        lines.wait_for("group ", Duration::from_secs(20)).await;
+        let group = pids(&lines, "group ")[0];
+        assert_eq!(group_members(group).len(), 3, "bash and two sleeps run");
+        control.stop(false);
+    });
+    assert_eq!(outcome, Outcome::Stopped, "{}", lines.all());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let group = pids(&lines, "group ")[0];
+    assert!(
+        group_members(group).is_empty(),
+        "a process of the group survived"
+    );
+    for child in pids(&lines, "child ") {
+        assert!(!alive(child), "sleep {child} survived the stop");
+    }
+    assert!(lines.has("Stop requested: sending SIGTERM to the process group of bash"));
+    assert!(
+        lines.has("bash killed by signal 15 (SIGTERM)"),
+        "{}",
+        lines.all()
+    );
+    assert!(task_dirs(work.path()).is_empty());
+}
+
+#[tokio::test]
+async fn sigterm_ignored_means_sigkill_after_the_grace_period() {
+    let repo = repo_with(
+        "stubborn.sh",
+        "trap 'echo got TERM' TERM\necho \"group $$\"\nwhile true; do sleep 0.1; done\n",
+    );
+    let (_work, config) = config(); // grace 1 s
+    let lines = Lines::default();
+    let control = Control::new();
+    let job = repo.job(1, App::Bash, "stubborn.sh");
+    let mut stop_at = None;
+    let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
+        lines.wait_for("group ", Duration::from_secs(20)).await;
+        stop_at = Some(Instant::now());
+        control.stop(false);
+    });
+    let took = stop_at.unwrap().elapsed();
+    assert_eq!(outcome, Outcome::Stopped);
+    assert!(lines.has("got TERM"), "{}", lines.all());
+    assert!(
+        lines.has("bash still running 1s after SIGTERM: sending SIGKILL"),
+        "{}",
+        lines.all()
+    );
+    assert!(
+        lines.has("bash killed by signal 9 (SIGKILL)"),
+        "{}",
+        lines.all()
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(group_members(pids(&lines, "group ")[0]).is_empty());
+}
+
+#[tokio::test]
+async fn forced_stop_kills_at_once() {
+    let repo = repo_with(
+        "stubborn.sh",
+        "trap '' TERM\necho \"group $$\"\nwhile true; do sleep 0.1; done\n",
+    );
+    let (_work, mut config) = config();
+    config.stop_grace = Duration::from_secs(60);
+    let lines = Lines::default();
+    let control = Control::new();
+    let job = repo.job(1, App::Bash, "stubborn.sh");
+    let started = Instant::now();
+    let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
+        lines.wait_for("group ", Duration::from_secs(20)).await;
+        control.stop(false);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        control.stop(true);
+    });
+    assert_eq!(outcome, Outcome::Stopped);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "did not wait for the 60 s grace"
+    );
+    assert!(lines.has("Forced stop: sending SIGKILL to the process group of bash"));
+    assert!(
+        lines.has("bash killed by signal 9 (SIGKILL)"),
+        "{}",
+        lines.all()
+    );
+    assert!(group_members(pids(&lines, "group ")[0]).is_empty());
+}
+
+#[tokio::test]
+async fn timeout_ends_the_task() {
+    let repo = repo_with("slow.sh", SLEEPERS);
+    let (_work, config) = config();
+    let mut job = repo.job(1, App::Bash, "slow.sh");
+    job.timeout = Some(Duration::from_secs(2));
+    let lines = Lines::default();
+    let started = Instant::now();
+    let outcome = run(&job, &config, &lines, &Control::new()).await;
+    assert_eq!(outcome, Outcome::TimedOut, "{}", lines.all());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    assert!(lines.has("Time limit of 2s reached: sending SIGTERM to the process group of bash"));
+    assert!(group_members(pids(&lines, "group ")[0]).is_empty());
+    for child in pids(&lines, "child ") {
+        assert!(!alive(child));
+    }
+}
+
+#[tokio::test]
+async fn background_processes_die_with_the_script() {
+    // The script exits at once, leaving a sleep that holds its stdout open: the task still
+    // ends promptly, and the sleep is gone.
+    let repo = repo_with(
+        "leave.sh",
+        "sleep 300 &\necho \"child $!\"\n(sleep 300; echo never) &\necho \"child $!\"\nexit 0\n",
+    );
+    let (_work, config) = config();
+    let lines = Lines::default();
+    let started = Instant::now();
+    let outcome = run(
+        &repo.job(1, App::Bash, "leave.sh"),
+        &config,
+        &lines,
+        &Control::new(),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Success, "{}", lines.all());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let children = pids(&lines, "child ");
+    assert_eq!(children.len(), 2);
+    for child in children {
+        assert!(
+            !alive(child),
+            "background process {child} outlived its task"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exit_codes_and_signals_are_reported() {
+    let repo = Repo::new();
+    repo.write("code.sh", "echo failing\nexit 42\n");
+    repo.write(
+        "segv.py",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+    );
+    repo.commit("scripts");
+    let (_work, config) = config();
+    let lines = Lines::default();
+    let outcome = run(
+        &repo.job(1, App::Bash, "code.sh"),
+        &config,
+        &lines,
+        &Control::new(),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Failed("bash exited with code 42".into()));
+    assert!(lines.has("bash exited with code 42"));
+    let lines = Lines::default();
+    let outcome = run(
+        &repo.job(2, App::Python, "segv.py"),
+        &config,
+        &lines,
+        &Control::new(),
+    )
+    .await;
+    assert_eq!(
+        outcome,
+        Outcome::Failed("python3 killed by signal 11 (SIGSEGV)".into()),
+        "{}",
+        lines.all()
+    );
+    assert!(lines.has("python3 killed by signal 11 (SIGSEGV)"));
+}
+
+#[tokio::test]
+async fn a_stop_before_the_start_runs_nothing() {
+    let repo = repo_with("never.sh", "echo ran\n");
+    let (_work, config) = config();
+    let control = Control::new();
+    control.stop(false);
+    let lines = Lines::default();
+    let outcome = run(
+        &repo.job(1, App::Bash, "never.sh"),
+        &config,
+        &lines,
+        &control,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Stopped);
+    assert!(!lines.has("ran"));
+}
