@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod dispatch;
 pub mod error;
 pub mod extract;
 mod login_throttle;
@@ -30,12 +31,17 @@ pub struct RunningServer {
     pub store: Store,
     shutdown: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    dispatcher: std::sync::Arc<dispatch::Dispatcher>,
+    dispatching: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
-    /// Stops accepting connections, lets running requests finish, and waits.
+    /// Stops accepting connections and starting tasks, stops the running tasks (they end
+    /// `stopped`), lets running requests finish, and waits.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
+        self.dispatching.abort();
+        self.dispatcher.stop_all().await;
         self.serving.await.context("server task failed")??;
         self.store.close().await;
         Ok(())
@@ -66,6 +72,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     if let Some(admin) = &settings.admin {
         bootstrap_admin(&store, admin).await?;
     }
+    let interrupted = store.fail_interrupted_tasks(dispatch::INTERRUPTED_LINE).await?;
+    if !interrupted.is_empty() {
+        tracing::warn!(tasks = ?interrupted, "tasks left active by an earlier run were marked as failed");
+    }
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -77,7 +87,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         settings: Arc::new(settings),
         login_throttle: Default::default(),
         task_queue: Default::default(),
+        live: Default::default(),
     };
+    // Tasks run in other directories, so the work directory must not be relative.
+    let work_dir = std::path::absolute(&state.settings.work_dir)
+        .with_context(|| format!("work directory {}", state.settings.work_dir.display()))?;
+    let exec = ralf_exec::ExecConfig::new(work_dir);
+    let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
+    let dispatching = tokio::spawn(dispatcher.clone().run());
     let app = tower::Layer::layer(
         &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
         routes::app(state),
@@ -100,6 +117,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         store,
         shutdown,
         serving,
+        dispatcher,
+        dispatching,
     })
 }
 

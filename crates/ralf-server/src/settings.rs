@@ -40,6 +40,9 @@ pub struct Settings {
     /// Whether users without the admin flag may create projects.
     pub non_admin_can_create_project: bool,
     pub admin: Option<AdminBootstrap>,
+    /// Where tasks run: cached clones of repositories and each task's private checkout
+    /// (`<data_dir>/work` by default).
+    pub work_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Settings {
@@ -58,14 +61,18 @@ impl std::fmt::Debug for Settings {
                 &self.non_admin_can_create_project,
             )
             .field("admin", &self.admin)
+            .field("work_dir", &self.work_dir)
             .finish()
     }
 }
 
 impl Settings {
-    /// Settings for tests and embedding: SQLite in `path`, port 0 on loopback, no admin.
+    /// Settings for tests and embedding: SQLite in `path`, tasks in `work` beside it, port 0 on
+    /// loopback, no admin.
     pub fn for_sqlite(path: PathBuf) -> Self {
+        let work_dir = path.parent().map(|p| p.join("work")).unwrap_or_else(|| "work".into());
         Settings {
+            work_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseSettings::Sqlite { path },
             access_key_encryption: None,

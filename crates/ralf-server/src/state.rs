@@ -1,5 +1,5 @@
-//! What every request handler shares: the store, the secret cipher, the settings, and the
-//! guard against password guessing.
+//! What every request handler shares: the store, the secret cipher, the settings, the guard
+//! against password guessing, the task queue and the live news of tasks.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use ralf_core::api::events::NewEvent;
 use ralf_core::secret::SecretCipher;
 use ralf_store::Store;
 
+use crate::dispatch::live::LiveHub;
 use crate::login_throttle::LoginThrottle;
 use crate::settings::Settings;
 use crate::task_queue::TaskQueue;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Wakes the task dispatcher; holds secret answers until a task runs.
     pub task_queue: Arc<TaskQueue>,
+    /// Live output and status changes of tasks, for WebSocket listeners.
+    pub live: Arc<LiveHub>,
 }
 
 impl AppState {

@@ -134,6 +134,7 @@ pub struct TestServer {
     server: Option<RunningServer>,
     // Dropped after the server, so the database outlives every connection.
     pub db: TestDatabase,
+    _work: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -144,8 +145,10 @@ impl TestServer {
     /// Starts with settings changed by `configure` first.
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
         let db = TestDatabase::new(backend).await;
+        let work = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings::for_sqlite("unused".into());
         settings.database = db.settings.clone();
+        settings.work_dir = work.path().join("work");
         settings.access_key_encryption = Some(TEST_ENCRYPTION_KEY.into());
         settings.admin = Some(AdminBootstrap {
             login: ADMIN_LOGIN.into(),
@@ -160,6 +163,7 @@ impl TestServer {
             backend,
             server: Some(server),
             db,
+            _work: work,
         }
     }
 
@@ -346,7 +350,11 @@ pub struct ServerProcess {
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl ServerProcess {
@@ -362,7 +370,8 @@ impl ServerProcess {
                 cmd.env(key, v);
             }
         }
-        cmd.env("SEMAPHORE_PORT", port.to_string()).env("RALF_LOG", "warn");
+        cmd.env("SEMAPHORE_PORT", port.to_string())
+            .env("RALF_LOG", "warn");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -383,7 +392,10 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("ralf server at {} did not answer /api/ping within 10 s", self.url);
+        panic!(
+            "ralf server at {} did not answer /api/ping within 10 s",
+            self.url
+        );
     }
 
     pub fn api(&self, token: Option<String>) -> Api {
@@ -392,7 +404,9 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub fn terminate(mut self) -> bool {
-        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 }
@@ -401,5 +415,128 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A git repository made with the `git` command line in a temp dir, for tasks to check out.
+pub struct GitRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl GitRepo {
+    /// A repository whose `main` branch has one commit with these files (`path`, `content`);
+    /// files ending in `.sh` are executable.
+    pub fn new(files: &[(&str, &str)]) -> GitRepo {
+        let repo = GitRepo {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["config", "user.email", "test@example.test"]);
+        repo.git(&["config", "user.name", "Test"]);
+        repo.commit(files, "initial commit");
+        repo
+    }
+
+    /// `file://` URL of the repository.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.dir.path().display())
+    }
+
+    /// Writes the files and commits them on the current branch; returns the commit hash.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (path, content) in files {
+            let full = self.dir.path().join(path);
+            if let Some(parent) = full.parent() {
+                std::fs::create_dir_all(parent).expect("mkdir");
+            }
+            std::fs::write(&full, content).expect("write file");
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    /// Runs git in the repository and returns its standard output.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Api {
+    /// Polls a task until it is finished (or waits for a confirmation) and returns it.
+    pub async fn wait_task(&self, project_id: i64, task_id: i64, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let task = self
+                .get(&format!("/api/project/{project_id}/tasks/{task_id}"))
+                .await
+                .body;
+            let status = task["status"].as_str().unwrap_or_default().to_string();
+            if [
+                "success",
+                "error",
+                "stopped",
+                "rejected",
+                "waiting_confirmation",
+            ]
+            .contains(&status.as_str())
+            {
+                return task;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("task {task_id} still {status} after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until a task has the given status.
+    pub async fn wait_status(
+        &self,
+        project_id: i64,
+        task_id: i64,
+        status: &str,
+        timeout: Duration,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let task = self
+                .get(&format!("/api/project/{project_id}/tasks/{task_id}"))
+                .await
+                .body;
+            if task["status"] == status {
+                return task;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "task {task_id} is {} after {timeout:?}, not {status}",
+                    task["status"]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The output lines of a task, as text.
+    pub async fn output_lines(&self, project_id: i64, task_id: i64) -> Vec<String> {
+        let out = self
+            .get(&format!("/api/project/{project_id}/tasks/{task_id}/output"))
+            .await
+            .body;
+        out.as_array()
+            .expect("output array")
+            .iter()
+            .map(|l| l["output"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 }

@@ -679,6 +679,7 @@ impl Resolver {
                 None => false,
             },
             admin: self.admin()?,
+            work_dir: data_dir.join("work"),
         })
     }
 

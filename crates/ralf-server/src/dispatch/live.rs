@@ -1,0 +1,76 @@
+//! Live news of tasks for whoever listens (WebSocket clients): output lines as they are stored
+//! and status changes. A listener that falls behind is told it lagged and catches up from the
+//! store, where every line is before it is announced here.
+
+use std::sync::Arc;
+
+use ralf_core::{TaskStatus, Timestamp};
+use tokio::sync::broadcast;
+
+/// How many events a slow listener may be behind before it is told it lagged.
+const CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    /// Lines `first_index..first_index + lines.len()` of a task's output (0-based), stored.
+    Output {
+        task_id: i64,
+        project_id: i64,
+        first_index: i64,
+        lines: Arc<Vec<(Timestamp, String)>>,
+    },
+    /// A task changed status.
+    Status {
+        task_id: i64,
+        project_id: i64,
+        template_id: i64,
+        status: TaskStatus,
+    },
+}
+
+impl LiveEvent {
+    pub fn project_id(&self) -> i64 {
+        match self {
+            LiveEvent::Output { project_id, .. } | LiveEvent::Status { project_id, .. } => {
+                *project_id
+            }
+        }
+    }
+
+    pub fn task_id(&self) -> i64 {
+        match self {
+            LiveEvent::Output { task_id, .. } | LiveEvent::Status { task_id, .. } => *task_id,
+        }
+    }
+}
+
+pub struct LiveHub {
+    tx: broadcast::Sender<LiveEvent>,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        LiveHub {
+            tx: broadcast::channel(CAPACITY).0,
+        }
+    }
+}
+
+impl std::fmt::Debug for LiveHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveHub")
+            .field("listeners", &self.tx.receiver_count())
+            .finish()
+    }
+}
+
+impl LiveHub {
+    pub fn publish(&self, event: LiveEvent) {
+        // No listener is not an error: nobody is watching.
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,474 @@
+//! The dispatcher: takes waiting tasks from the store in order, within the limits (the global
+//! `max_parallel_tasks`, each project's, one running task per template unless the template
+//! allows parallel runs), runs each with the executor, stores its output, and follows what is
+//! decided about it from outside (stop, confirm, reject).
+//!
+//! It is woken at once by the API ([`crate::task_queue::TaskQueue`]) — no polling tick — and
+//! also looks every few seconds, so nothing waits on a lost wake-up. The store is the one truth
+//! about tasks: a stop request is a status change there, which the dispatcher sees and acts on.
+
+pub mod job;
+pub mod live;
+pub mod output;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ralf_core::{TaskStatus, Timestamp};
+use ralf_exec::{Control, ExecConfig, Outcome, PlanHandle};
+use ralf_store::dispatch::ActiveTask;
+
+use crate::state::AppState;
+use live::LiveEvent;
+
+/// How often the dispatcher looks at the store without being woken.
+const SWEEP: Duration = Duration::from_secs(2);
+/// How many waiting tasks one look considers.
+const LOOKAHEAD: i64 = 500;
+
+/// The line a task gets when the server died under it.
+pub const INTERRUPTED_LINE: &str =
+    "ralf restarted while this task was active: the task did not finish and is marked as failed";
+
+pub struct Dispatcher {
+    state: AppState,
+    exec: ExecConfig,
+    /// Tasks this server runs now, by id.
+    running: Mutex<HashMap<i64, Control>>,
+    /// Terraform plans waiting for a confirmation, by task id.
+    plans: Mutex<HashMap<i64, WaitingPlan>>,
+}
+
+struct WaitingPlan {
+    prepared: job::PreparedJob,
+    plan: PlanHandle,
+    project_id: i64,
+}
+
+impl Dispatcher {
+    pub fn new(state: AppState, exec: ExecConfig) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher {
+            state,
+            exec,
+            running: Mutex::new(HashMap::new()),
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs until the process ends. A failed look at the store is logged and tried again.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.look().await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "dispatcher could not look at the queue"
+                );
+            }
+            tokio::select! {
+                _ = self.state.task_queue.wakeup() => {}
+                _ = tokio::time::sleep(SWEEP) => {}
+            }
+        }
+    }
+
+    /// Stops every task this server runs and waits (a little longer than the executor's grace
+    /// period) for them to end; plans waiting for a confirmation are thrown away.
+    pub async fn stop_all(&self) {
+        let controls: Vec<Control> = self.running().values().cloned().collect();
+        for control in &controls {
+            control.stop(false);
+        }
+        let deadline = tokio::time::Instant::now() + self.exec.stop_grace + Duration::from_secs(3);
+        while !self.running().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let plans: Vec<(i64, WaitingPlan)> = self.plans().drain().collect();
+        for (id, waiting) in plans {
+            ralf_exec::discard_plan(&self.exec, waiting.plan).await;
+            self.finish(
+                id,
+                waiting.project_id,
+                waiting.prepared.template.id,
+                TaskStatus::Error,
+            )
+            .await;
+        }
+    }
+
+    async fn look(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.follow_decisions().await?;
+        self.start_queued().await
+    }
+
+    /// Starts as many waiting tasks as the limits allow, oldest first; a task held back by its
+    /// template or project does not hold back the tasks behind it.
+    async fn start_queued(self: &Arc<Self>) -> anyhow::Result<()> {
+        let store = &self.state.store;
+        let queued = store.queued_tasks(LOOKAHEAD).await?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let mut slots = Slots::new(store.active_tasks().await?);
+        let global = self.state.settings.max_parallel_tasks as usize;
+        for task in queued {
+            if global > 0 && slots.total >= global {
+                break;
+            }
+            let project_full = task.project_max_parallel_tasks > 0
+                && slots.in_project(task.project_id) >= task.project_max_parallel_tasks as usize;
+            let template_busy =
+                !task.allow_parallel_tasks && slots.in_template(task.template_id) > 0;
+            if project_full || template_busy {
+                continue;
+            }
+            if !store
+                .set_task_status(
+                    task.id,
+                    TaskStatus::Waiting,
+                    TaskStatus::Starting,
+                    Timestamp::now(),
+                )
+                .await?
+            {
+                continue; // stopped or taken meanwhile
+            }
+            self.announce(
+                task.id,
+                task.project_id,
+                task.template_id,
+                TaskStatus::Starting,
+            );
+            slots.take(task.project_id, task.template_id);
+            let control = Control::new();
+            self.running().insert(task.id, control.clone());
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.execute(task.id, task.project_id, control).await;
+                me.running().remove(&task.id);
+                me.state.task_queue.changed();
+            });
+        }
+        Ok(())
+    }
+
+    /// Acts on status changes made from outside to the tasks this server holds.
+    async fn follow_decisions(self: &Arc<Self>) -> anyhow::Result<()> {
+        let running: Vec<(i64, Control)> = self
+            .running()
+            .iter()
+            .map(|(id, c)| (*id, c.clone()))
+            .collect();
+        let planned: Vec<i64> = self.plans().keys().copied().collect();
+        if running.is_empty() && planned.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = running
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(planned.iter().copied())
+            .collect();
+        let statuses: HashMap<i64, TaskStatus> = self
+            .state
+            .store
+            .task_statuses(&ids)
+            .await?
+            .into_iter()
+            .collect();
+        for (id, control) in running {
+            match statuses.get(&id) {
+                Some(TaskStatus::Stopping) => control.stop(false),
+                Some(TaskStatus::Stopped) | None => control.stop(true),
+                _ => {}
+            }
+        }
+        for id in planned {
+            let status = statuses.get(&id).copied();
+            match status {
+                Some(TaskStatus::WaitingConfirmation) => {}
+                Some(TaskStatus::Confirmed) => {
+                    let Some(waiting) = self.plans().remove(&id) else {
+                        continue;
+                    };
+                    let control = Control::new();
+                    self.running().insert(id, control.clone());
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.apply(id, waiting, control).await;
+                        me.running().remove(&id);
+                        me.state.task_queue.changed();
+                    });
+                }
+                _ => {
+                    // Rejected, stopped, deleted: the plan is thrown away.
+                    let Some(waiting) = self.plans().remove(&id) else {
+                        continue;
+                    };
+                    ralf_exec::discard_plan(&self.exec, waiting.plan).await;
+                    if status == Some(TaskStatus::Stopping) {
+                        self.finish(
+                            id,
+                            waiting.project_id,
+                            waiting.prepared.template.id,
+                            TaskStatus::Stopped,
+                        )
+                        .await;
+                    }
+                    self.state.task_queue.changed();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one claimed task to its end (or to its plan's confirmation).
+    async fn execute(self: &Arc<Self>, task_id: i64, project_id: i64, control: Control) {
+        let (pipe, writer) = match output::start(&self.state, task_id, project_id).await {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!(
+                    task.id = task_id,
+                    error = format!("{e:#}"),
+                    "cannot start the task's output"
+                );
+                self.fail_before_start(task_id, project_id).await;
+                return;
+            }
+        };
+        let outcome = self
+            .prepare_and_run(task_id, project_id, &pipe, &control)
+            .await;
+        let template_id = outcome
+            .as_ref()
+            .map(|(p, _)| p.template.id)
+            .unwrap_or_default();
+        let status = match outcome {
+            Err(message) => {
+                pipe.say(message);
+                TaskStatus::Error
+            }
+            Ok((prepared, outcome)) => match outcome {
+                Outcome::WaitingConfirmation(plan) => {
+                    pipe.say("The plan waits for a confirmation (confirm or reject the task)");
+                    self.plans().insert(
+                        task_id,
+                        WaitingPlan {
+                            prepared,
+                            plan,
+                            project_id,
+                        },
+                    );
+                    TaskStatus::WaitingConfirmation
+                }
+                other => self.status_of(&pipe, other, &prepared),
+            },
+        };
+        drop(pipe);
+        let _ = writer.await;
+        self.finish(task_id, project_id, template_id, status).await;
+    }
+
+    async fn prepare_and_run(
+        &self,
+        task_id: i64,
+        project_id: i64,
+        pipe: &output::OutputPipe,
+        control: &Control,
+    ) -> Result<(job::PreparedJob, Outcome), String> {
+        let task = self
+            .state
+            .store
+            .task(project_id, task_id)
+            .await
+            .map_err(|e| format!("cannot load the task: {e}"))?;
+        let prepared = job::prepare(&self.state, &task)
+            .await
+            .map_err(|e| format!("cannot prepare the task: {e:#}"))?;
+        let moved = self
+            .state
+            .store
+            .set_task_status(
+                task_id,
+                TaskStatus::Starting,
+                TaskStatus::Running,
+                Timestamp::now(),
+            )
+            .await
+            .map_err(|e| format!("cannot start the task: {e}"))?;
+        if !moved {
+            return Ok((prepared, Outcome::Stopped));
+        }
+        self.announce(
+            task_id,
+            project_id,
+            prepared.template.id,
+            TaskStatus::Running,
+        );
+        tracing::info!(task.id = task_id, template = %prepared.template.settings.name, "task started");
+        let outcome = ralf_exec::run(&prepared.job, &self.exec, pipe, control).await;
+        Ok((prepared, outcome))
+    }
+
+    /// Applies a confirmed plan.
+    async fn apply(self: &Arc<Self>, task_id: i64, waiting: WaitingPlan, control: Control) {
+        let WaitingPlan {
+            prepared,
+            plan,
+            project_id,
+        } = waiting;
+        let template_id = prepared.template.id;
+        let moved = self
+            .state
+            .store
+            .set_task_status(
+                task_id,
+                TaskStatus::Confirmed,
+                TaskStatus::Running,
+                Timestamp::now(),
+            )
+            .await;
+        if !matches!(moved, Ok(true)) {
+            ralf_exec::discard_plan(&self.exec, plan).await;
+            return;
+        }
+        self.announce(task_id, project_id, template_id, TaskStatus::Running);
+        let (pipe, writer) = match output::start(&self.state, task_id, project_id).await {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!(
+                    task.id = task_id,
+                    error = format!("{e:#}"),
+                    "cannot start the task's output"
+                );
+                ralf_exec::discard_plan(&self.exec, plan).await;
+                self.finish(task_id, project_id, template_id, TaskStatus::Error)
+                    .await;
+                return;
+            }
+        };
+        let outcome = ralf_exec::apply_plan(&prepared.job, &self.exec, &pipe, &control, plan).await;
+        let status = self.status_of(&pipe, outcome, &prepared);
+        drop(pipe);
+        let _ = writer.await;
+        self.finish(task_id, project_id, template_id, status).await;
+    }
+
+    fn status_of(
+        &self,
+        pipe: &output::OutputPipe,
+        outcome: Outcome,
+        prepared: &job::PreparedJob,
+    ) -> TaskStatus {
+        match outcome {
+            Outcome::Success => TaskStatus::Success,
+            // The executor already wrote the reason as the last line.
+            Outcome::Failed(_) => TaskStatus::Error,
+            Outcome::Stopped => TaskStatus::Stopped,
+            Outcome::TimedOut => {
+                pipe.say(format!(
+                    "The task ran longer than its template allows ({} s) and was stopped",
+                    prepared.template.settings.timeout_secs
+                ));
+                TaskStatus::Error
+            }
+            Outcome::WaitingConfirmation(_) => TaskStatus::Error,
+        }
+    }
+
+    /// Moves a task to `to` from whatever active status it is in now (a stop may have moved it
+    /// meanwhile); a task already finished stays as it is.
+    async fn finish(&self, task_id: i64, project_id: i64, template_id: i64, to: TaskStatus) {
+        let store = &self.state.store;
+        for _ in 0..5 {
+            let current = match store.task_status(task_id).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return, // deleted
+                Err(e) => {
+                    tracing::error!(task.id = task_id, error = %e, "cannot read the task's status");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            // A task that was asked to stop ends stopped, whatever its processes said last.
+            let to = if current == TaskStatus::Stopping && to != TaskStatus::WaitingConfirmation {
+                TaskStatus::Stopped
+            } else {
+                to
+            };
+            if !current.can_become(to) {
+                return;
+            }
+            match store
+                .set_task_status(task_id, current, to, Timestamp::now())
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(task.id = task_id, status = %to, "task finished");
+                    self.announce(task_id, project_id, template_id, to);
+                    return;
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(task.id = task_id, error = %e, "cannot set the task's status");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    async fn fail_before_start(&self, task_id: i64, project_id: i64) {
+        self.finish(task_id, project_id, 0, TaskStatus::Error).await;
+    }
+
+    fn announce(&self, task_id: i64, project_id: i64, template_id: i64, status: TaskStatus) {
+        self.state.live.publish(LiveEvent::Status {
+            task_id,
+            project_id,
+            template_id,
+            status,
+        });
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Control>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn plans(&self) -> std::sync::MutexGuard<'_, HashMap<i64, WaitingPlan>> {
+        self.plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Who holds slots now: counts for the limits.
+struct Slots {
+    total: usize,
+    projects: HashMap<i64, usize>,
+    templates: HashMap<i64, usize>,
+}
+
+impl Slots {
+    fn new(active: Vec<ActiveTask>) -> Slots {
+        let mut slots = Slots {
+            total: 0,
+            projects: HashMap::new(),
+            templates: HashMap::new(),
+        };
+        for task in active {
+            slots.take(task.project_id, task.template_id);
+        }
+        slots
+    }
+
+    fn take(&mut self, project_id: i64, template_id: i64) {
+        self.total += 1;
+        *self.projects.entry(project_id).or_default() += 1;
+        *self.templates.entry(template_id).or_default() += 1;
+    }
+
+    fn in_project(&self, project_id: i64) -> usize {
+        self.projects.get(&project_id).copied().unwrap_or(0)
+    }
+
+    fn in_template(&self, template_id: i64) -> usize {
+        self.templates.get(&template_id).copied().unwrap_or(0)
+    }
+}

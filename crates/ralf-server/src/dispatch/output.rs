@@ -1,0 +1,135 @@
+//! A running task's output on its way to the store: the executor hands each line to an
+//! [`OutputPipe`] (never blocking), and one writer per task stores the lines in batches (one
+//! transaction each), then announces them on the [`LiveHub`]. Lines are stored before anyone
+//! hears of them, so a listener can always catch up from the store without gaps or repeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ralf_core::Timestamp;
+use ralf_exec::{CheckoutInfo, OutputLine, OutputSink};
+use tokio::sync::mpsc;
+
+use super::live::{LiveEvent, LiveHub};
+use crate::state::AppState;
+
+/// The most lines one batch stores.
+const BATCH: usize = 5000;
+
+enum Item {
+    Line(Timestamp, String),
+    Checkout(CheckoutInfo),
+}
+
+/// Where the executor (and the dispatcher's own messages) put a task's output lines.
+#[derive(Clone)]
+pub struct OutputPipe {
+    tx: mpsc::UnboundedSender<Item>,
+}
+
+impl OutputPipe {
+    /// A line of ralf's own about the task.
+    pub fn say(&self, text: impl Into<String>) {
+        let _ = self.tx.send(Item::Line(Timestamp::now(), text.into()));
+    }
+}
+
+impl OutputSink for OutputPipe {
+    fn line(&self, line: OutputLine) {
+        // The writer lives until every pipe is dropped, so a send cannot fail before that.
+        let _ = self.tx.send(Item::Line(Timestamp(line.time), line.text));
+    }
+
+    fn checked_out(&self, info: &CheckoutInfo) {
+        let _ = self.tx.send(Item::Checkout(info.clone()));
+    }
+}
+
+/// Starts the writer of a task's output; it ends when every [`OutputPipe`] clone is dropped
+/// and everything sent has been stored. Await the handle to be sure of that.
+pub async fn start(
+    state: &AppState,
+    task_id: i64,
+    project_id: i64,
+) -> anyhow::Result<(OutputPipe, tokio::task::JoinHandle<()>)> {
+    let first_index = state.store.task_output_count(task_id).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = Writer {
+        store: state.store.clone(),
+        live: state.live.clone(),
+        task_id,
+        project_id,
+        next_index: first_index,
+    };
+    let handle = tokio::spawn(writer.run(rx));
+    Ok((OutputPipe { tx }, handle))
+}
+
+struct Writer {
+    store: ralf_store::Store,
+    live: Arc<LiveHub>,
+    task_id: i64,
+    project_id: i64,
+    next_index: i64,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Item>) {
+        let mut batch: Vec<(Timestamp, String)> = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                match item {
+                    Item::Line(time, text) => batch.push((time, text)),
+                    Item::Checkout(info) => {
+                        if let Err(e) = self
+                            .store
+                            .set_task_checkout(
+                                self.task_id,
+                                &info.commit_hash,
+                                &info.commit_message,
+                            )
+                            .await
+                        {
+                            tracing::warn!(task.id = self.task_id, error = %e, "could not record the task's commit");
+                        }
+                    }
+                }
+                if batch.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.store_batch(std::mem::take(&mut batch)).await;
+        }
+    }
+
+    /// Stores a batch, retrying while the database refuses; lines are never dropped quietly.
+    async fn store_batch(&mut self, lines: Vec<(Timestamp, String)>) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1.. {
+            match self.store.append_task_output(self.task_id, &lines).await {
+                Ok(()) => break,
+                Err(e) if attempt < 8 => {
+                    tracing::warn!(task.id = self.task_id, error = %e, attempt, "storing output failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(task.id = self.task_id, error = %e, lines = lines.len(), "output lines could not be stored and are lost");
+                    return;
+                }
+            }
+        }
+        let count = lines.len() as i64;
+        self.live.publish(LiveEvent::Output {
+            task_id: self.task_id,
+            project_id: self.project_id,
+            first_index: self.next_index,
+            lines: Arc::new(lines),
+        });
+        self.next_index += count;
+    }
+}
