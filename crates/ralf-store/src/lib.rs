@@ -6,6 +6,8 @@
 //! SQLite runs in WAL mode with one writer connection and several readers, so writers queue
 //! instead of failing with "database is locked".
 
+pub mod backup;
+pub mod dispatch;
 pub mod environments;
 mod error;
 mod events;

@@ -5,7 +5,8 @@ use ralf_core::{Role, Timestamp};
 
 use crate::{Result, Store, StoreError, audited, order_by, with_db};
 
-const PROJECT_COLUMNS: &str = "id, name, created, alert, alert_chat, max_parallel_tasks, type";
+pub(crate) const PROJECT_COLUMNS: &str =
+    "id, name, created, alert, alert_chat, max_parallel_tasks, type";
 
 /// The editable fields of a project.
 pub struct ProjectFields<'a> {

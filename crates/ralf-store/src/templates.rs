@@ -103,17 +103,31 @@ macro_rules! insert_vault {
         .await?
     };
 }
+pub(crate) use {bind_settings, insert_vault};
+
+/// `INSERT INTO templates` of every setting, `$1` being the project, [`bind_settings!`] order;
+/// returns the new id.
+pub(crate) fn insert_template_sql() -> String {
+    let placeholders: Vec<String> = (2..=SETTINGS_COLUMNS.len() + 2)
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "INSERT INTO templates (project_id, {}, runner_tags) VALUES ($1, {}) RETURNING id",
+        SETTINGS_COLUMNS.join(", "),
+        placeholders.join(", ")
+    )
+}
 
 /// The JSON-valued settings, serialised for their text columns.
-struct JsonColumns {
-    environment_ids: String,
-    survey_vars: String,
-    task_params: String,
-    runner_tags: String,
+pub(crate) struct JsonColumns {
+    pub(crate) environment_ids: String,
+    pub(crate) survey_vars: String,
+    pub(crate) task_params: String,
+    pub(crate) runner_tags: String,
 }
 
 impl JsonColumns {
-    fn of(s: &TemplateSettings) -> Result<JsonColumns> {
+    pub(crate) fn of(s: &TemplateSettings) -> Result<JsonColumns> {
         let text = |r: serde_json::Result<String>| {
             r.map_err(|e| StoreError::Invalid(format!("cannot encode template settings: {e}")))
         };
@@ -376,14 +390,7 @@ impl Store {
         vaults: &[NewVault],
     ) -> Result<Template> {
         let json = JsonColumns::of(settings)?;
-        let placeholders: Vec<String> = (2..=SETTINGS_COLUMNS.len() + 2)
-            .map(|n| format!("${n}"))
-            .collect();
-        let sql = format!(
-            "INSERT INTO templates (project_id, {}, runner_tags) VALUES ($1, {}) RETURNING id",
-            SETTINGS_COLUMNS.join(", "),
-            placeholders.join(", ")
-        );
+        let sql = insert_template_sql();
         let id: i64 = with_db!(
             self,
             write | pool | {

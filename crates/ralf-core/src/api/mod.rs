@@ -2,6 +2,7 @@
 //! server answers, `FooRequest` what it accepts. Field names follow Semaphore 2.16's spec; absent
 //! ids are `null`, never `0`.
 
+pub mod backup;
 pub mod environments;
 pub mod events;
 pub mod inventories;

@@ -617,7 +617,7 @@ pub fn inside_repository(field: &str, path: &str) -> Checked<()> {
 }
 
 /// `null` as the type's default, for fields Semaphore's clients send as `null`.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -626,7 +626,7 @@ where
 }
 
 /// `arguments` as Semaphore sends it (a string holding JSON), or as a JSON array.
-fn string_or_array<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn string_or_array<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s)),

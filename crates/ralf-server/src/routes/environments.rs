@@ -249,7 +249,10 @@ impl Checked {
 }
 
 /// Encrypts the values of secret changes for the store.
-fn sealed_changes(cipher: &SecretCipher, changes: Vec<SecretChange>) -> Vec<SealedSecretChange> {
+pub(super) fn sealed_changes(
+    cipher: &SecretCipher,
+    changes: Vec<SecretChange>,
+) -> Vec<SealedSecretChange> {
     changes
         .into_iter()
         .map(|change| match change {

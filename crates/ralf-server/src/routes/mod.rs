@@ -2,6 +2,7 @@
 //! description, so `/api/openapi.json` is generated from the same code that serves.
 
 mod auth;
+mod backup;
 mod environments;
 mod events;
 mod inventories;
@@ -65,6 +66,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(user::router())
         .merge(users::router())
         .merge(projects::router())
+        .merge(backup::router())
         .merge(members::router())
         .merge(keys::router())
         .merge(repositories::router())

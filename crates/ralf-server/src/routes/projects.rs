@@ -142,7 +142,10 @@ async fn role(access: ProjectAccess<Read>) -> Json<ProjectRole> {
     })
 }
 
-fn checked_fields<'a>(name: &'a str, body: &'a ProjectRequest) -> ApiResult<ProjectFields<'a>> {
+pub(super) fn checked_fields<'a>(
+    name: &'a str,
+    body: &'a ProjectRequest,
+) -> ApiResult<ProjectFields<'a>> {
     if body.max_parallel_tasks < 0 {
         return Err(ApiError::bad_request(
             "max_parallel_tasks must not be negative",

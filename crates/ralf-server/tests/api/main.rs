@@ -1,6 +1,7 @@
 //! The API driven over HTTP against the real server, on SQLite and on PostgreSQL.
 
 mod auth;
+mod backup;
 mod conventions;
 mod environments;
 mod inventories;

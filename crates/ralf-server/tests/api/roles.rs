@@ -90,6 +90,7 @@ fn routes() -> Vec<Route> {
         route!(PUT "/api/project/{project_id}", Owner, |f| json!({"id": f.project, "name": "renamed"})),
         route!(DELETE "/api/project/{project_id}", Owner),
         route!(GET "/api/project/{project_id}/role", Read),
+        route!(GET "/api/project/{project_id}/backup", Read),
         route!(GET "/api/project/{project_id}/events", Read),
         route!(GET "/api/project/{project_id}/events/last", Read),
         route!(GET "/api/project/{project_id}/users", Read),

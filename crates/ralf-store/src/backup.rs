@@ -1,0 +1,280 @@
+//! Restoring a project from a backup: a new project and every object in it, in one
+//! transaction, so that either all of it exists afterwards or none of it does.
+//!
+//! Reading a backup needs no method of its own: the server assembles it from the resources'
+//! list calls.
+
+use ralf_core::Role;
+use ralf_core::Timestamp;
+use ralf_core::api::projects::Project;
+use ralf_core::api::templates::{NewVault, TemplateSettings};
+use ralf_core::api::views::ViewFields;
+
+use crate::environments::{EnvironmentFields, PasswordChange, SealedSecretChange};
+use crate::inventories::InventoryFields;
+use crate::keys::NewKey;
+use crate::projects::{PROJECT_COLUMNS, ProjectFields};
+use crate::repositories::RepositoryFields;
+use crate::templates::{JsonColumns, bind_settings, insert_template_sql, insert_vault};
+use crate::{Result, Store, StoreError, audited, with_db};
+
+/// Everything a restore creates, checked. The objects refer to each other by position: every
+/// id field of a row (a repository's `ssh_key_id`, a template's `inventory_id`, a vault's
+/// `vault_key_id`, ...) holds the index of the object in this restore's list of that kind, and
+/// the store puts the new object's id in its place.
+pub struct ProjectRestore<'a> {
+    pub project: ProjectFields<'a>,
+    pub keys: Vec<NewKey<'a>>,
+    pub repositories: Vec<RepositoryFields<'a>>,
+    pub inventories: Vec<InventoryFields<'a>>,
+    pub environments: Vec<RestoredEnvironment<'a>>,
+    pub views: Vec<ViewFields>,
+    pub templates: Vec<RestoredTemplate>,
+}
+
+/// An environment with its secrets (only `Create` changes make sense here).
+pub struct RestoredEnvironment<'a> {
+    pub fields: EnvironmentFields<'a>,
+    pub secrets: Vec<SealedSecretChange>,
+}
+
+/// A template with its vaults; ids are indices, as in all of [`ProjectRestore`].
+pub struct RestoredTemplate {
+    pub settings: TemplateSettings,
+    pub vaults: Vec<NewVault>,
+}
+
+/// The new id of the object at `index` of a restore's list of `kind`.
+fn new_id(ids: &[i64], kind: &str, index: i64) -> Result<i64> {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| ids.get(i))
+        .copied()
+        .ok_or_else(|| StoreError::Invalid(format!("restore: there is no {kind} number {index}")))
+}
+
+fn new_ids(ids: &[i64], kind: &str, index: Option<i64>) -> Result<Option<i64>> {
+    index.map(|i| new_id(ids, kind, i)).transpose()
+}
+
+/// A template's settings with its indices replaced by the new ids, but for the build template,
+/// which is set once every template exists.
+fn resolved_settings(
+    settings: &TemplateSettings,
+    repositories: &[i64],
+    inventories: &[i64],
+    environments: &[i64],
+    views: &[i64],
+) -> Result<TemplateSettings> {
+    let mut s = settings.clone();
+    s.repository_id = new_id(repositories, "repository", s.repository_id)?;
+    s.inventory_id = new_ids(inventories, "inventory", s.inventory_id)?;
+    s.environment_id = new_ids(environments, "environment", s.environment_id)?;
+    s.environment_ids = s
+        .environment_ids
+        .iter()
+        .map(|&i| new_id(environments, "environment", i))
+        .collect::<Result<_>>()?;
+    s.view_id = new_ids(views, "view", s.view_id)?;
+    s.build_template_id = None;
+    Ok(s)
+}
+
+impl Store {
+    /// Creates the project of a restore with `owner` as its owner, and every object in it, in
+    /// one transaction: any failure leaves nothing behind.
+    pub async fn restore_project(
+        &self,
+        restore: &ProjectRestore<'_>,
+        owner: i64,
+    ) -> Result<Project> {
+        let project_sql = format!(
+            "INSERT INTO projects (name, created, alert, alert_chat, max_parallel_tasks, type)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PROJECT_COLUMNS}"
+        );
+        let template_sql = insert_template_sql();
+        let p = &restore.project;
+        with_db!(
+            self,
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                let project = sqlx::query_as::<_, Project>(audited(&project_sql))
+                    .bind(p.name)
+                    .bind(Timestamp::now())
+                    .bind(p.alert)
+                    .bind(p.alert_chat)
+                    .bind(p.max_parallel_tasks)
+                    .bind(p.kind)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let project_id = project.id;
+                sqlx::query(
+                    "INSERT INTO project_users (project_id, user_id, role) VALUES ($1, $2, $3)",
+                )
+                .bind(project_id)
+                .bind(owner)
+                .bind(Role::Owner.as_str())
+                .execute(&mut *tx)
+                .await?;
+
+                let mut keys = Vec::with_capacity(restore.keys.len());
+                for key in &restore.keys {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO access_keys (project_id, name, type, secret, owner)
+                         VALUES ($1, $2, $3, $4, '') RETURNING id",
+                    )
+                    .bind(project_id)
+                    .bind(key.name)
+                    .bind(key.kind)
+                    .bind(key.secret)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    keys.push(id);
+                }
+
+                let mut repositories = Vec::with_capacity(restore.repositories.len());
+                for repository in &restore.repositories {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO repositories
+                            (project_id, name, git_url, git_branch, ssh_key_id)
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    )
+                    .bind(project_id)
+                    .bind(repository.name)
+                    .bind(repository.git_url)
+                    .bind(repository.git_branch)
+                    .bind(new_ids(&keys, "key", repository.ssh_key_id)?)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    repositories.push(id);
+                }
+
+                let mut inventories = Vec::with_capacity(restore.inventories.len());
+                for inventory in &restore.inventories {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO inventories
+                            (project_id, name, type, inventory, ssh_key_id, become_key_id,
+                             repository_id)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    )
+                    .bind(project_id)
+                    .bind(inventory.name)
+                    .bind(inventory.kind)
+                    .bind(inventory.inventory)
+                    .bind(new_ids(&keys, "key", inventory.ssh_key_id)?)
+                    .bind(new_ids(&keys, "key", inventory.become_key_id)?)
+                    .bind(new_ids(
+                        &repositories,
+                        "repository",
+                        inventory.repository_id,
+                    )?)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    inventories.push(id);
+                }
+
+                let mut environments = Vec::with_capacity(restore.environments.len());
+                for environment in &restore.environments {
+                    let fields = &environment.fields;
+                    let password = match fields.password {
+                        PasswordChange::Set(p) => Some(p),
+                        PasswordChange::Keep | PasswordChange::Clear => None,
+                    };
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO environments (project_id, name, password, json, env)
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    )
+                    .bind(project_id)
+                    .bind(fields.name)
+                    .bind(password)
+                    .bind(fields.json)
+                    .bind(fields.env)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    for change in &environment.secrets {
+                        let SealedSecretChange::Create { name, kind, secret } = change else {
+                            return Err(StoreError::Invalid(
+                                "a restored environment has no secrets to update or delete".into(),
+                            ));
+                        };
+                        sqlx::query(
+                            "INSERT INTO access_keys
+                                (project_id, name, type, secret, environment_id, owner)
+                             VALUES ($1, $2, 'string', $3, $4, $5)",
+                        )
+                        .bind(project_id)
+                        .bind(name)
+                        .bind(secret)
+                        .bind(id)
+                        .bind(kind)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    environments.push(id);
+                }
+
+                let mut views = Vec::with_capacity(restore.views.len());
+                for view in &restore.views {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO views
+                            (project_id, title, position, hidden, type, sort_column, sort_reverse)
+                         VALUES ($1, $2,
+                                 COALESCE($3, (SELECT COALESCE(MAX(position), 0) + 1
+                                               FROM views WHERE project_id = $1)),
+                                 $4, $5, $6, $7)
+                         RETURNING id",
+                    )
+                    .bind(project_id)
+                    .bind(&view.title)
+                    .bind(view.position)
+                    .bind(view.hidden)
+                    .bind(&view.kind)
+                    .bind(view.sort_column.as_deref())
+                    .bind(view.sort_reverse)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    views.push(id);
+                }
+
+                let mut templates = Vec::with_capacity(restore.templates.len());
+                for template in &restore.templates {
+                    let settings = resolved_settings(
+                        &template.settings,
+                        &repositories,
+                        &inventories,
+                        &environments,
+                        &views,
+                    )?;
+                    let json = JsonColumns::of(&settings)?;
+                    let query =
+                        sqlx::query_scalar::<_, i64>(audited(&template_sql)).bind(project_id);
+                    let id = bind_settings!(query, settings, json)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    for vault in &template.vaults {
+                        let vault = NewVault {
+                            vault_key_id: new_ids(&keys, "key", vault.vault_key_id)?,
+                            ..vault.clone()
+                        };
+                        insert_vault!(&mut *tx, project_id, id, vault);
+                    }
+                    templates.push(id);
+                }
+                // Build templates may come after the templates that name them.
+                for (template, &id) in restore.templates.iter().zip(&templates) {
+                    let Some(build) = template.settings.build_template_id else {
+                        continue;
+                    };
+                    sqlx::query("UPDATE templates SET build_template_id = $1 WHERE id = $2")
+                        .bind(new_id(&templates, "template", build)?)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+
+                tx.commit().await?;
+                Ok(project)
+            }
+        )
+    }
+}
