@@ -1,2 +1,22 @@
-//! Benchmark helpers. The binaries here are baselines that `bench/*.sh` runs next to ralf in the
-//! same run, so every figure in BENCHMARKS.md has a reference measured on the same machine.
+//! Benchmark drivers and baselines. `bench/*.sh` runs them; each prints its figures next to a
+//! baseline measured in the same run, and BENCHMARKS.md records them.
+
+use std::time::Duration;
+
+/// The median of some durations (they are sorted in place).
+pub fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// The `q` quantile (0..=1) of some durations (they are sorted in place).
+pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+    samples[i]
+}
+
+/// Milliseconds with two decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}

@@ -4,6 +4,7 @@
 
 use ralf_core::{TaskStatus, Timestamp};
 
+use crate::output::{Chunk, append_chunk};
 use crate::{Result, Store, audited, with_db};
 
 /// The statuses of a task that holds a slot: it runs, or it waits for a decision on its plan.
@@ -143,36 +144,14 @@ impl Store {
                     .bind(now)
                     .fetch_all(&mut *tx)
                     .await?;
+                let chunk = Chunk::new(&[(now, line.to_string())]);
                 for id in &ids {
-                    sqlx::query(
-                        "INSERT INTO task_output (task_id, time, output) VALUES ($1, $2, $3)",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .bind(line)
-                    .execute(&mut *tx)
-                    .await?;
+                    append_chunk!(tx, *id, chunk);
                 }
                 tx.commit().await?;
                 ids
             }
         );
         Ok(ids)
-    }
-}
-
-impl Store {
-    /// How many output lines a task has.
-    pub async fn task_output_count(&self, task_id: i64) -> Result<i64> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM task_output WHERE task_id = $1"
-                )
-                .bind(task_id)
-                .fetch_one(pool)
-                .await
-        )?)
     }
 }

@@ -13,6 +13,7 @@ mod error;
 mod events;
 pub mod inventories;
 pub mod keys;
+mod output;
 pub mod projects;
 mod refs;
 pub mod repositories;

@@ -4,9 +4,9 @@
 //! for the rows of the page, so a project with a million tasks lists as fast as a new one.
 //! Status changes are compare-and-set (`UPDATE … WHERE id = $1 AND status = $2`): of two
 //! concurrent changes from the same status, one wins and the other learns it lost.
-//! Output is appended in batches, one multi-row `INSERT` per batch.
+//! Their output is kept in `output.rs`.
 
-use ralf_core::api::tasks::{Task, TaskOutput, TaskParams};
+use ralf_core::api::tasks::{Task, TaskParams};
 use ralf_core::{TaskStatus, Timestamp};
 
 use crate::{Result, Store, StoreError, audited, order_by, with_db};
@@ -21,10 +21,6 @@ const TASK_COLUMNS: &str = r#"t.id, t.template_id, t.project_id, t.status, t.use
 
 const TASK_JOINS: &str =
     "JOIN templates tpl ON tpl.id = t.template_id LEFT JOIN users u ON u.id = t.user_id";
-
-/// Rows per output `INSERT`: two bind parameters a row stay well below SQLite's 32766 and
-/// PostgreSQL's 65535.
-const OUTPUT_ROWS_PER_INSERT: usize = 5000;
 
 /// The most tasks one list call returns.
 pub const MAX_TASK_PAGE: i64 = 1000;
@@ -369,81 +365,6 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Appends lines to a task's output, in order, in one transaction: one multi-row `INSERT`
-    /// per batch (very large batches are split into several statements).
-    pub async fn append_task_output(
-        &self,
-        task_id: i64,
-        lines: &[(Timestamp, String)],
-    ) -> Result<()> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                for chunk in lines.chunks(OUTPUT_ROWS_PER_INSERT) {
-                    let sql = values_sql(chunk.len());
-                    // Batch sizes vary; caching a prepared statement per size would churn.
-                    let mut q = sqlx::query(audited(&sql)).persistent(false).bind(task_id);
-                    for (time, line) in chunk {
-                        q = q.bind(*time).bind(line.as_str());
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-            }
-        );
-        Ok(())
-    }
-
-    /// A task's output in order: `limit` lines (all when `None`) from line `offset` (0-based).
-    pub async fn task_output(
-        &self,
-        task_id: i64,
-        offset: i64,
-        limit: Option<i64>,
-    ) -> Result<Vec<TaskOutput>> {
-        let limit = limit.unwrap_or(i64::MAX).max(0);
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, TaskOutput>(
-                    "SELECT task_id, time, output FROM task_output WHERE task_id = $1
-                     ORDER BY id LIMIT $2 OFFSET $3",
-                )
-                .bind(task_id)
-                .bind(limit)
-                .bind(offset.max(0))
-                .fetch_all(pool)
-                .await
-        )?)
-    }
-
-    /// Up to `limit` output lines of a task after the line with output id `after` (0 for the
-    /// start), with their ids: for reading a long output in pieces without `OFFSET`.
-    pub async fn task_output_after(
-        &self,
-        task_id: i64,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, String)>> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, (i64, String)>(
-                    "SELECT id, output FROM task_output WHERE task_id = $1 AND id > $2
-                     ORDER BY id LIMIT $3",
-                )
-                .bind(task_id)
-                .bind(after)
-                .bind(limit.max(0))
-                .fetch_all(pool)
-                .await
-        )?)
-    }
-
     /// Deletes a finished task with its output. A task that is not finished is a
     /// [`StoreError::Conflict`]; tasks built from it lose their `build_task_id`.
     pub async fn delete_task(&self, project_id: i64, id: i64) -> Result<()> {
@@ -480,33 +401,5 @@ impl Store {
             }
         );
         Ok(())
-    }
-}
-
-/// `INSERT INTO task_output … VALUES ($1, $2, $3), ($1, $4, $5), …` for `rows` rows; the task
-/// id is `$1` in every row.
-fn values_sql(rows: usize) -> String {
-    let mut sql = String::with_capacity(60 + rows * 16);
-    sql.push_str("INSERT INTO task_output (task_id, time, output) VALUES ");
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        let n = 2 + 2 * i;
-        sql.push_str(&format!("($1, ${n}, ${})", n + 1));
-    }
-    sql
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_insert_repeats_the_task_id() {
-        assert_eq!(
-            values_sql(2),
-            "INSERT INTO task_output (task_id, time, output) VALUES ($1, $2, $3), ($1, $4, $5)"
-        );
     }
 }

@@ -307,13 +307,12 @@ async fn output_is_appended_in_batches_and_read_in_slices(backend: Backend) {
     let texts: Vec<&str> = slice.iter().map(|l| l.output.as_str()).collect();
     assert_eq!(texts, ["line 5000", "line 5001"]);
 
-    let first = f.store.task_output_after(task.id, 0, 10).await.unwrap();
-    let next = f
-        .store
-        .task_output_after(task.id, first[9].0, 10)
-        .await
-        .unwrap();
-    assert_eq!(next[0].1, "line 10");
+    // A range across two chunks, and the count.
+    let across = f.store.task_output(task.id, 11_999, Some(3)).await.unwrap();
+    let texts: Vec<&str> = across.iter().map(|l| l.output.as_str()).collect();
+    assert_eq!(texts, ["line 11999", "line 12000", "last"]);
+    assert_eq!(f.store.task_output_count(task.id).await.unwrap(), 12_002);
+    assert!(f.store.task_output(task.id, 12_002, None).await.unwrap().is_empty());
     f.store.close().await;
 }
 

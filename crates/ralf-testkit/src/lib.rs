@@ -144,7 +144,17 @@ impl TestServer {
 
     /// Starts with settings changed by `configure` first.
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
-        let db = TestDatabase::new(backend).await;
+        Self::start_on(TestDatabase::new(backend).await, configure).await
+    }
+
+    /// Starts on an existing database (e.g. one that [`TestServer::stop_keeping_database`]
+    /// handed back, as a server restarted after a crash would), with settings changed by
+    /// `configure` first.
+    pub async fn start_on(db: TestDatabase, configure: impl FnOnce(&mut Settings)) -> TestServer {
+        let backend = match db.settings {
+            DatabaseSettings::Sqlite { .. } => Backend::Sqlite,
+            DatabaseSettings::Postgres { .. } => Backend::Postgres,
+        };
         let work = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings::for_sqlite("unused".into());
         settings.database = db.settings.clone();
@@ -169,6 +179,11 @@ impl TestServer {
 
     pub fn store(&self) -> &ralf_store::Store {
         &self.server.as_ref().expect("server running").store
+    }
+
+    /// The server's live news of tasks (what WebSocket clients hear), for tests that crowd it.
+    pub fn live(&self) -> &ralf_server::dispatch::live::LiveHub {
+        &self.server.as_ref().expect("server running").live
     }
 
     /// A client without credentials.
@@ -236,6 +251,15 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
+    }
+
+    /// Stops the server like [`TestServer::stop`] and hands back its database, to start
+    /// another server on it with [`TestServer::start_on`].
+    pub async fn stop_keeping_database(mut self) -> TestDatabase {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        self.db
     }
 }
 
@@ -400,6 +424,11 @@ impl ServerProcess {
 
     pub fn api(&self, token: Option<String>) -> Api {
         Api::new(&self.url, token)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.

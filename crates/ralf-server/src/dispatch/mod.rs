@@ -223,18 +223,7 @@ impl Dispatcher {
 
     /// Runs one claimed task to its end (or to its plan's confirmation).
     async fn execute(self: &Arc<Self>, task_id: i64, project_id: i64, control: Control) {
-        let (pipe, writer) = match output::start(&self.state, task_id, project_id).await {
-            Ok(started) => started,
-            Err(e) => {
-                tracing::error!(
-                    task.id = task_id,
-                    error = format!("{e:#}"),
-                    "cannot start the task's output"
-                );
-                self.fail_before_start(task_id, project_id).await;
-                return;
-            }
-        };
+        let (pipe, writer) = output::start(&self.state, task_id, project_id);
         let outcome = self
             .prepare_and_run(task_id, project_id, &pipe, &control)
             .await;
@@ -329,23 +318,18 @@ impl Dispatcher {
             .await;
         if !matches!(moved, Ok(true)) {
             ralf_exec::discard_plan(&self.exec, plan).await;
+            // Stopped since the confirmation: nothing else holds the task any more, so a
+            // `stopping` one must end here (it would keep its slot forever otherwise).
+            let to = if moved.is_ok() {
+                TaskStatus::Stopped
+            } else {
+                TaskStatus::Error
+            };
+            self.finish(task_id, project_id, template_id, to).await;
             return;
         }
         self.announce(task_id, project_id, template_id, TaskStatus::Running);
-        let (pipe, writer) = match output::start(&self.state, task_id, project_id).await {
-            Ok(started) => started,
-            Err(e) => {
-                tracing::error!(
-                    task.id = task_id,
-                    error = format!("{e:#}"),
-                    "cannot start the task's output"
-                );
-                ralf_exec::discard_plan(&self.exec, plan).await;
-                self.finish(task_id, project_id, template_id, TaskStatus::Error)
-                    .await;
-                return;
-            }
-        };
+        let (pipe, writer) = output::start(&self.state, task_id, project_id);
         let outcome = ralf_exec::apply_plan(&prepared.job, &self.exec, &pipe, &control, plan).await;
         let status = self.status_of(&pipe, outcome, &prepared);
         drop(pipe);
@@ -414,10 +398,6 @@ impl Dispatcher {
                 }
             }
         }
-    }
-
-    async fn fail_before_start(&self, task_id: i64, project_id: i64) {
-        self.finish(task_id, project_id, 0, TaskStatus::Error).await;
     }
 
     fn announce(&self, task_id: i64, project_id: i64, template_id: i64, status: TaskStatus) {

@@ -47,22 +47,20 @@ impl OutputSink for OutputPipe {
 
 /// Starts the writer of a task's output; it ends when every [`OutputPipe`] clone is dropped
 /// and everything sent has been stored. Await the handle to be sure of that.
-pub async fn start(
+pub fn start(
     state: &AppState,
     task_id: i64,
     project_id: i64,
-) -> anyhow::Result<(OutputPipe, tokio::task::JoinHandle<()>)> {
-    let first_index = state.store.task_output_count(task_id).await?;
+) -> (OutputPipe, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = Writer {
         store: state.store.clone(),
         live: state.live.clone(),
         task_id,
         project_id,
-        next_index: first_index,
     };
     let handle = tokio::spawn(writer.run(rx));
-    Ok((OutputPipe { tx }, handle))
+    (OutputPipe { tx }, handle)
 }
 
 struct Writer {
@@ -70,7 +68,6 @@ struct Writer {
     live: Arc<LiveHub>,
     task_id: i64,
     project_id: i64,
-    next_index: i64,
 }
 
 impl Writer {
@@ -109,9 +106,13 @@ impl Writer {
             return;
         }
         let mut delay = Duration::from_millis(50);
+        let mut first_index = 0;
         for attempt in 1.. {
             match self.store.append_task_output(self.task_id, &lines).await {
-                Ok(()) => break,
+                Ok(first) => {
+                    first_index = first;
+                    break;
+                }
                 Err(e) if attempt < 8 => {
                     tracing::warn!(task.id = self.task_id, error = %e, attempt, "storing output failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -123,13 +124,11 @@ impl Writer {
                 }
             }
         }
-        let count = lines.len() as i64;
         self.live.publish(LiveEvent::Output {
             task_id: self.task_id,
             project_id: self.project_id,
-            first_index: self.next_index,
+            first_index,
             lines: Arc::new(lines),
         });
-        self.next_index += count;
     }
 }

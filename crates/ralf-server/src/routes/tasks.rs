@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{ManageResources, ProjectAccess, Read, RunTasks};
+use crate::dispatch::live::LiveEvent;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Ids, JsonBody, Params};
 use crate::state::AppState;
@@ -147,6 +148,7 @@ async fn create(
         })
         .await?;
     line(&state, task.id, format!("Task {} added to queue", task.id)).await?;
+    announce(&state, &task, TaskStatus::Waiting);
     state.task_queue.queued(task.id, fields.secret);
     state
         .event(NewEvent {
@@ -276,13 +278,13 @@ async fn raw_output(
         .or_not_found("task")?;
     let store = state.store.clone();
     let task_id = task.id;
-    // State: the id of the last line sent (0 before the first), or None when done.
+    // State: the index of the next line to send, or None when done.
     let pages = futures::stream::unfold(Some(0i64), move |after| {
         let store = store.clone();
         async move {
             let after = after?;
             match store
-                .task_output_after(task_id, after, RAW_OUTPUT_PAGE)
+                .task_output(task_id, after, Some(RAW_OUTPUT_PAGE))
                 .await
             {
                 Err(e) => {
@@ -295,14 +297,13 @@ async fn raw_output(
                 Ok(lines) if lines.is_empty() => None,
                 Ok(lines) => {
                     let next = (lines.len() as i64 == RAW_OUTPUT_PAGE)
-                        .then(|| lines.last().map(|(id, _)| *id))
-                        .flatten();
+                        .then(|| after + lines.len() as i64);
                     let mut text = String::new();
-                    for (i, (_, line)) in lines.iter().enumerate() {
+                    for (i, line) in lines.iter().enumerate() {
                         if after != 0 || i > 0 {
                             text.push('\n');
                         }
-                        text.push_str(line);
+                        text.push_str(&line.output);
                     }
                     Some((Ok(Bytes::from(text)), next))
                 }
@@ -369,6 +370,7 @@ async fn stop(
             format!("Task stop requested by {who}")
         };
         line(&state, task_id, text).await?;
+        announce(&state, &task, to);
         state.task_queue.changed();
         task_event(&state, &access, task_id, to).await;
         return Ok(StatusCode::NO_CONTENT);
@@ -591,6 +593,7 @@ async fn decide(
         format!("Task {verb} by {}", access.user.username),
     )
     .await?;
+    announce(state, &task, to);
     state.task_queue.changed();
     task_event(state, access, task_id, to).await;
     Ok(StatusCode::NO_CONTENT)
@@ -598,10 +601,22 @@ async fn decide(
 
 /// Writes one output line, stamped now.
 async fn line(state: &AppState, task_id: i64, text: String) -> ApiResult<()> {
-    Ok(state
+    state
         .store
         .append_task_output(task_id, &[(Timestamp::now(), text)])
-        .await?)
+        .await?;
+    Ok(())
+}
+
+/// Tells live listeners (WebSocket clients) of a status change made here; called once the
+/// change and its output line are stored.
+fn announce(state: &AppState, task: &Task, status: TaskStatus) {
+    state.live.publish(LiveEvent::Status {
+        task_id: task.id,
+        project_id: task.project_id,
+        template_id: task.template_id,
+        status,
+    });
 }
 
 async fn task_event<N>(state: &AppState, access: &ProjectAccess<N>, task_id: i64, to: TaskStatus) {

@@ -183,13 +183,20 @@ CREATE INDEX tasks_project_status ON tasks(project_id, status, id);
 CREATE INDEX tasks_build_task ON tasks(build_task_id);
 CREATE INDEX tasks_status ON tasks(status) WHERE status IN ('waiting', 'starting', 'running', 'stopping', 'waiting_confirmation', 'confirmed');
 
+-- A task's output in chunks, one row per batch the writer stores (not one per line, which is
+-- what makes Semaphore's output table grow and its log writes slow): lines `first_line ..
+-- first_line + line_count` (0-based) of the task, `output` holding them joined by newlines,
+-- `offsets` the time of each line in microseconds after `time`, comma-separated.
 CREATE TABLE task_output (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_id  INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
-    time     TEXT    NOT NULL,
-    output   TEXT    NOT NULL
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id     INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    first_line  INTEGER NOT NULL,
+    line_count  INTEGER NOT NULL,
+    time        TEXT NOT NULL,
+    offsets     TEXT    NOT NULL,
+    output      TEXT    NOT NULL
 );
-CREATE INDEX task_output_task ON task_output(task_id, id);
+CREATE UNIQUE INDEX task_output_task ON task_output(task_id, first_line);
 
 CREATE TABLE events (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,0 +1,380 @@
+//! Task benchmarks against a real ralf server (started in this process on a fresh SQLite
+//! database, so the store can be read for a breakdown of where the time goes):
+//!
+//! - `task-bench dispatch [N]`: N sequential `echo ok` bash tasks from a local git repository;
+//!   median time from POST to `success`, with a breakdown, next to a direct fork/exec of the
+//!   same script.
+//! - `task-bench throughput [N] [PARALLEL]`: N trivial tasks, PARALLEL at a time; tasks/second.
+//! - `task-bench ingest RALF_BINARY [LINES]`: one task printing LINES lines of 100 bytes through
+//!   a `ralf server` process; time next to the same script writing to a file, every line read
+//!   back through the API, and the server's peak memory.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use ralf_bench::{median, ms, quantile};
+use ralf_testkit::{Backend, GitRepo, TestServer, json};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number =
+        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("dispatch") => dispatch(number(1, 200)).await,
+        Some("throughput") => throughput(number(1, 1000), number(2, 8)).await,
+        Some("ingest") => ingest(args.get(1).expect("RALF_BINARY"), number(2, 1_000_000)).await,
+        _ => {
+            eprintln!(
+                "usage: task-bench dispatch [N] | throughput [N] [PARALLEL] | ingest RALF_BINARY [LINES]"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+struct Setup {
+    server: TestServer,
+    api: ralf_testkit::Api,
+    project: i64,
+    template: i64,
+    _repo: GitRepo,
+}
+
+async fn setup(parallel: u32) -> Setup {
+    let repo = GitRepo::new(&[("echo.sh", "echo ok\n")]);
+    let server = TestServer::start_with(Backend::Sqlite, |s| s.max_parallel_tasks = parallel).await;
+    let api = server.admin().await;
+    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let base = format!("/api/project/{project}");
+    let key = api
+        .create(
+            &format!("{base}/keys"),
+            json!({"name": "none", "type": "none"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let repository = api
+        .create(
+            &format!("{base}/repositories"),
+            json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let template = api
+        .create(
+            &format!("{base}/templates"),
+            json!({"name": "echo", "app": "bash", "playbook": "echo.sh", "repository_id": repository,
+                   "allow_parallel_tasks": parallel > 1}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    Setup {
+        server,
+        api,
+        project,
+        template,
+        _repo: repo,
+    }
+}
+
+async fn wait_finished(setup: &Setup, task: i64) -> String {
+    loop {
+        let status = setup
+            .server
+            .store()
+            .task_status(task)
+            .await
+            .unwrap()
+            .unwrap();
+        if status.is_finished() {
+            return status.to_string();
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+async fn dispatch(n: usize) {
+    let setup = setup(1).await;
+    let store = setup.server.store();
+    let path = format!("/api/project/{}/tasks", setup.project);
+    // Warm up: the first task clones the repository into the cache.
+    let first = setup
+        .api
+        .create(&path, json!({"template_id": setup.template}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    wait_finished(&setup, first).await;
+
+    let (mut total, mut request, mut queue, mut git, mut process, mut noticed) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for _ in 0..n {
+        let sent = Utc::now();
+        let t0 = Instant::now();
+        let task = setup
+            .api
+            .create(&path, json!({"template_id": setup.template}))
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let answered = Instant::now();
+        let status = wait_finished(&setup, task).await;
+        let done = Instant::now();
+        assert_eq!(status, "success");
+        let row = store.task(setup.project, task).await.unwrap();
+        let lines = store.task_output(task, 0, None).await.unwrap();
+        let checked_out = lines
+            .iter()
+            .find(|l| l.output.starts_with("Checked out"))
+            .expect("checkout line")
+            .time
+            .0;
+        let (start, end) = (row.start.unwrap().0, row.end.unwrap().0);
+        let to = |a: chrono::DateTime<Utc>, b: chrono::DateTime<Utc>| {
+            (b - a).to_std().unwrap_or_default()
+        };
+        total.push(done - t0);
+        request.push(answered - t0);
+        queue.push(to(row.created.0, start));
+        git.push(to(start, checked_out));
+        process.push(to(checked_out, end));
+        noticed.push(to(
+            end,
+            sent + chrono::Duration::from_std(done - t0).unwrap(),
+        ));
+    }
+
+    // Baseline: the same script, forked and waited for directly.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("echo.sh"), "echo ok\n").unwrap();
+    let mut direct = Vec::new();
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let out = Command::new("bash")
+            .arg("echo.sh")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        direct.push(t0.elapsed());
+    }
+
+    println!("dispatch: {n} sequential bash tasks (echo ok) from a local git repository, SQLite");
+    println!(
+        "  POST to success, median     {}   (p90 {})",
+        ms(median(&mut total)),
+        ms(quantile(&mut total, 0.9))
+    );
+    println!("  breakdown (medians):");
+    println!(
+        "    request and insert (POST answered)   {}",
+        ms(median(&mut request))
+    );
+    println!(
+        "    queue (created -> running; claim, job from the store)   {}",
+        ms(median(&mut queue))
+    );
+    println!(
+        "    git (fetch + private checkout)       {}",
+        ms(median(&mut git))
+    );
+    println!(
+        "    process (bash to exit, output stored, status set)   {}",
+        ms(median(&mut process))
+    );
+    println!(
+        "    client notices the end (store polled every 0.5 ms)   {}",
+        ms(median(&mut noticed))
+    );
+    println!(
+        "  baseline: direct fork/exec of bash echo.sh, median   {}",
+        ms(median(&mut direct))
+    );
+    setup.server.stop().await;
+}
+
+async fn throughput(n: usize, parallel: usize) {
+    let setup = setup(parallel as u32).await;
+    let path = format!("/api/project/{}/tasks", setup.project);
+    let first = setup
+        .api
+        .create(&path, json!({"template_id": setup.template}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    wait_finished(&setup, first).await;
+
+    let t0 = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(
+            setup
+                .api
+                .create(&path, json!({"template_id": setup.template}))
+                .await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let submitted = t0.elapsed();
+    let mut failed = 0;
+    for id in &ids {
+        if wait_finished(&setup, *id).await != "success" {
+            failed += 1;
+        }
+    }
+    let elapsed = t0.elapsed();
+    println!("throughput: {n} bash tasks (echo ok), {parallel} at a time, SQLite");
+    println!(
+        "  all submitted after {:.2} s, all finished after {:.2} s",
+        submitted.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  {:.1} tasks/s ({failed} not successful)",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    setup.server.stop().await;
+}
+
+async fn ingest(ralf: &str, lines: usize) {
+    // 99 characters and a newline per line.
+    let script =
+        format!("awk 'BEGIN {{ for (i = 0; i < {lines}; i++) printf \"%099d\\n\", i }}'\n");
+    let repo = GitRepo::new(&[("print.sh", &script)]);
+
+    // Baseline: the same script writing to a file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("print.sh"), &script).unwrap();
+    let t0 = Instant::now();
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg("bash print.sh > out.txt")
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let to_file = t0.elapsed();
+    let written = std::fs::read_to_string(dir.path().join("out.txt"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(written, lines);
+
+    let data = tempfile::tempdir().unwrap();
+    let env = [
+        ("RALF_DATA_DIR", data.path().display().to_string()),
+        ("RALF_ADMIN_LOGIN", "bench".to_string()),
+        ("RALF_ADMIN_PASSWORD", "bench-password".to_string()),
+    ];
+    let server = ralf_testkit::ServerProcess::start(ralf, &env, &[]).await;
+    let login = server.api(None);
+    let r = login
+        .post(
+            "/api/auth/login",
+            json!({"auth": "bench", "password": "bench-password"}),
+        )
+        .await;
+    assert!(r.status.is_success());
+    let token = login.create("/api/user/tokens", json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let api = server.api(Some(token));
+    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let base = format!("/api/project/{project}");
+    let key = api
+        .create(
+            &format!("{base}/keys"),
+            json!({"name": "none", "type": "none"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let repository = api
+        .create(
+            &format!("{base}/repositories"),
+            json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let template = api
+        .create(&format!("{base}/templates"), json!({"name": "print", "app": "bash", "playbook": "print.sh", "repository_id": repository}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let rss_before = peak_rss_kib(server.pid());
+    let t0 = Instant::now();
+    let task = api
+        .create(&format!("{base}/tasks"), json!({"template_id": template}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let done = api.wait_task(project, task, Duration::from_secs(600)).await;
+    let through_ralf = t0.elapsed();
+    assert_eq!(done["status"], "success");
+    let peak = peak_rss_kib(server.pid());
+
+    // Every line, read back through the API (raw_output streams it).
+    let raw = reqwest::Client::new()
+        .get(format!("{}{base}/tasks/{task}/raw_output", server.url))
+        .bearer_auth(api.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let printed = raw
+        .lines()
+        .filter(|l| l.len() == 99 && l.bytes().all(|b| b.is_ascii_digit()))
+        .count();
+    let peak_after_read = peak_rss_kib(server.pid());
+
+    println!(
+        "log ingest: one bash task printing {lines} lines of 100 bytes, ralf server process on SQLite"
+    );
+    println!(
+        "  same script writing to a file    {:.2} s",
+        to_file.as_secs_f64()
+    );
+    println!(
+        "  through ralf (POST to success)   {:.2} s   ({:.2}x the file)",
+        through_ralf.as_secs_f64(),
+        through_ralf.as_secs_f64() / to_file.as_secs_f64()
+    );
+    println!("  lines served by raw_output       {printed} of {lines}");
+    println!(
+        "  server peak RSS (VmHWM)          {} MiB before the task, {} MiB after it, {} MiB after reading the output back",
+        rss_before / 1024,
+        peak / 1024,
+        peak_after_read / 1024
+    );
+    server.terminate();
+}
+
+/// The peak resident set size of a process, in KiB (VmHWM of /proc/PID/status).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

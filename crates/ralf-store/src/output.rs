@@ -1,0 +1,183 @@
+//! Task output, stored in chunks: each batch of lines the writer hands over becomes one row
+//! (`first_line`, `line_count`, the lines joined by newlines, each line's time as an offset
+//! from the chunk's first). A million-line log is a few hundred rows, written at the speed of
+//! the text itself, and any range of lines is read through the `(task_id, first_line)` index.
+
+use ralf_core::Timestamp;
+use ralf_core::api::tasks::TaskOutput;
+
+use crate::{Result, Store, with_db};
+
+/// A batch of lines encoded as a row.
+pub(crate) struct Chunk {
+    pub count: i64,
+    pub time: Timestamp,
+    pub offsets: String,
+    pub output: String,
+}
+
+impl Chunk {
+    /// Encodes lines; a newline inside a line (which no writer sends) becomes a space, so the
+    /// line count stays what the caller gave.
+    pub(crate) fn new(lines: &[(Timestamp, String)]) -> Chunk {
+        let time = lines
+            .first()
+            .map(|(t, _)| *t)
+            .unwrap_or_else(Timestamp::now);
+        let mut offsets = String::with_capacity(lines.len() * 4);
+        let mut output = String::with_capacity(lines.iter().map(|(_, l)| l.len() + 1).sum());
+        for (i, (t, line)) in lines.iter().enumerate() {
+            if i > 0 {
+                offsets.push(',');
+                output.push('\n');
+            }
+            let micros = (t.0 - time.0).num_microseconds().unwrap_or(0);
+            offsets.push_str(&micros.to_string());
+            if line.contains('\n') {
+                output.push_str(&line.replace('\n', " "));
+            } else {
+                output.push_str(line);
+            }
+        }
+        Chunk {
+            count: lines.len() as i64,
+            time,
+            offsets,
+            output,
+        }
+    }
+}
+
+/// Appends a [`Chunk`] to task `$task_id`'s output inside the open transaction `$tx`, after the
+/// lines already there; evaluates to the index of its first line. On PostgreSQL the task's row
+/// is locked first, so concurrent appends to one task take turns (SQLite has one writer).
+macro_rules! append_chunk {
+    ($tx:ident, $task_id:expr, $chunk:expr) => {{
+        let task_id: i64 = $task_id;
+        let chunk: &$crate::output::Chunk = &$chunk;
+        let first: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(first_line + line_count), 0) FROM task_output WHERE task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_one(&mut *$tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO task_output (task_id, first_line, line_count, time, offsets, output)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(task_id)
+        .bind(first)
+        .bind(chunk.count)
+        .bind(chunk.time)
+        .bind(&chunk.offsets)
+        .bind(&chunk.output)
+        .execute(&mut *$tx)
+        .await?;
+        first
+    }};
+}
+pub(crate) use append_chunk;
+
+#[derive(sqlx::FromRow)]
+struct ChunkRow {
+    first_line: i64,
+    time: Timestamp,
+    offsets: String,
+    output: String,
+}
+
+impl Store {
+    /// Appends lines to a task's output, in order, as one chunk in one transaction; returns the
+    /// index (0-based) of the first line appended.
+    pub async fn append_task_output(
+        &self,
+        task_id: i64,
+        lines: &[(Timestamp, String)],
+    ) -> Result<i64> {
+        if lines.is_empty() {
+            return self.task_output_count(task_id).await;
+        }
+        let chunk = Chunk::new(lines);
+        let first = match &self.db {
+            crate::Db::Sqlite { write: pool, .. } => {
+                let mut tx = pool.begin().await?;
+                let first = append_chunk!(tx, task_id, chunk);
+                tx.commit().await?;
+                first
+            }
+            crate::Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // Concurrent appends to one task take turns on its row.
+                sqlx::query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE")
+                    .bind(task_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let first = append_chunk!(tx, task_id, chunk);
+                tx.commit().await?;
+                first
+            }
+        };
+        Ok(first)
+    }
+
+    /// How many output lines a task has.
+    pub async fn task_output_count(&self, task_id: i64) -> Result<i64> {
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_scalar::<_, i64>(
+                    "SELECT COALESCE(MAX(first_line + line_count), 0) FROM task_output WHERE task_id = $1",
+                )
+                .bind(task_id)
+                .fetch_one(pool)
+                .await
+        )?)
+    }
+
+    /// A task's output in order: `limit` lines (all when `None`) from line `offset` (0-based).
+    pub async fn task_output(
+        &self,
+        task_id: i64,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<Vec<TaskOutput>> {
+        let offset = offset.max(0);
+        let end = limit
+            .map(|l| offset.saturating_add(l.max(0)))
+            .unwrap_or(i64::MAX);
+        if end <= offset {
+            return Ok(Vec::new());
+        }
+        let rows = with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, ChunkRow>(
+                    "SELECT first_line, time, offsets, output FROM task_output
+                     WHERE task_id = $1 AND first_line < $3 AND first_line + line_count > $2
+                     ORDER BY first_line",
+                )
+                .bind(task_id)
+                .bind(offset)
+                .bind(end)
+                .fetch_all(pool)
+                .await
+        )?;
+        let mut lines = Vec::new();
+        for row in rows {
+            let times = row.offsets.split(',');
+            for (i, (text, micros)) in row.output.split('\n').zip(times).enumerate() {
+                let index = row.first_line + i as i64;
+                if index < offset || index >= end {
+                    continue;
+                }
+                let micros: i64 = micros.parse().unwrap_or(0);
+                lines.push(TaskOutput {
+                    task_id,
+                    time: Timestamp(row.time.0 + chrono::Duration::microseconds(micros)),
+                    output: text.to_string(),
+                });
+            }
+        }
+        Ok(lines)
+    }
+}
