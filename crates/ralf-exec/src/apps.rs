@@ -7,7 +7,8 @@
 //!   [--vault-id name@f | --vault-password-file f]... [--limit=..] [--tags=..] [--skip-tags=..]
 //!   [--check] [--diff] [-vvvv] [--extra-vars @f] <arguments...> <playbook>`, every file 0600
 //!   in the task's `.ralf/`; `PYTHONUNBUFFERED=1`, `ANSIBLE_FORCE_COLOR=1`,
-//!   `ANSIBLE_HOST_KEY_CHECKING=False`.
+//!   `ANSIBLE_HOST_KEY_CHECKING=False`, and `ANSIBLE_INVENTORY_UNPARSED_FAILED=True` when there
+//!   is an inventory.
 //! - terraform / tofu: `init -input=false [-upgrade]`, `workspace select|new <w>`,
 //!   `plan -input=false -detailed-exitcode -out=<plan> [-destroy] [-var k=v]...
 //!   <arguments...>`, then `apply -input=false <plan>` at once or after the confirmation;
@@ -239,6 +240,11 @@ pub(crate) async fn ansible(
             Some(full)
         }
     };
+    if files.inventory.is_some() {
+        // Without it ansible only warns about an inventory it cannot parse and runs the play
+        // against no hosts at all, which ends in success.
+        own.push(("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True".into()));
+    }
     if !job.extra_vars.is_empty() {
         let json = serde_json::to_vec(&job.extra_vars)
             .map_err(|e| Abort::Failed(format!("cannot encode the extra vars: {e}")))?;

@@ -5,6 +5,8 @@
 //!   median time from POST to `success`, with a breakdown, next to a direct fork/exec of the
 //!   same script.
 //! - `task-bench throughput [N] [PARALLEL]`: N trivial tasks, PARALLEL at a time; tasks/second.
+//! - `task-bench ansible [RUNS]`: a 20-task playbook through ralf next to `ansible-playbook`
+//!   run directly (both need `ansible-playbook` on PATH and ANSIBLE_PYTHON_INTERPRETER set).
 //! - `task-bench ingest RALF_BINARY [LINES]`: one task printing LINES lines of 100 bytes through
 //!   a `ralf server` process; time next to the same script writing to a file, every line read
 //!   back through the API, and the server's peak memory.
@@ -24,6 +26,7 @@ async fn main() {
     match args.first().map(String::as_str) {
         Some("dispatch") => dispatch(number(1, 200)).await,
         Some("throughput") => throughput(number(1, 1000), number(2, 8)).await,
+        Some("ansible") => ansible(number(1, 5)).await,
         Some("ingest") => ingest(args.get(1).expect("RALF_BINARY"), number(2, 1_000_000)).await,
         _ => {
             eprintln!(
@@ -377,4 +380,67 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+async fn ansible(runs: usize) {
+    let mut playbook = String::from("- hosts: all\n  gather_facts: false\n  tasks:\n");
+    for i in 1..=20 {
+        playbook.push_str(&format!("    - name: step {i}\n      ansible.builtin.debug:\n        msg: \"step {i} of 20\"\n"));
+    }
+    let inventory = "localhost ansible_connection=local\n";
+    let repo = GitRepo::new(&[("site.yml", &playbook)]);
+
+    // Directly.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("site.yml"), &playbook).unwrap();
+    std::fs::write(dir.path().join("hosts"), inventory).unwrap();
+    let mut direct = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let out = Command::new("ansible-playbook")
+            .args(["-i", "hosts", "site.yml"])
+            .current_dir(dir.path())
+            .output()
+            .expect("ansible-playbook on PATH");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        direct.push(t0.elapsed());
+    }
+
+    // Through ralf.
+    let server = TestServer::start(Backend::Sqlite).await;
+    let api = server.admin().await;
+    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"].as_i64().unwrap();
+    let base = format!("/api/project/{project}");
+    let key = api.create(&format!("{base}/keys"), json!({"name": "none", "type": "none"})).await["id"].as_i64().unwrap();
+    let repository = api
+        .create(&format!("{base}/repositories"), json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let inventory = api
+        .create(&format!("{base}/inventory"), json!({"name": "local", "type": "static", "inventory": inventory}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let template = api
+        .create(
+            &format!("{base}/templates"),
+            json!({"name": "site", "app": "ansible", "playbook": "site.yml", "repository_id": repository, "inventory_id": inventory}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let mut through = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let task = api.create(&format!("{base}/tasks"), json!({"template_id": template})).await["id"].as_i64().unwrap();
+        let done = api.wait_task(project, task, Duration::from_secs(300)).await;
+        through.push(t0.elapsed());
+        assert_eq!(done["status"], "success", "{:?}", api.output_lines(project, task).await);
+    }
+    let (d, t) = (median(&mut direct), median(&mut through));
+    println!("ansible: a 20-task playbook on localhost, median of {runs} runs");
+    println!("  ansible-playbook directly          {}", ms(d));
+    println!("  through ralf (POST to success)     {}   ({:.3}x)", ms(t), t.as_secs_f64() / d.as_secs_f64());
+    server.stop().await;
 }
