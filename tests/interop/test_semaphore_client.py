@@ -17,9 +17,12 @@ The story: log in with the password (cookie ``semaphore``), create an API
 token and go on with ``Authorization: Bearer <token>`` only, create a project,
 a ``none`` key and a ``login_password`` key, a repository, a static inventory,
 an environment with a secret and a bash template, start a task by
-``template_id``, find it in the task list as ``waiting`` and fetch it.  Every
-call goes through the client's generated API methods; the raw response bodies
-are recorded so that the test can check that no secret ever comes back.
+``template_id`` (``waiting`` in the 201 answer), find it in the task list and
+fetch it, then watch it end: the server really runs tasks, and the repository
+(``https://example.invalid/...``) cannot be cloned, so the task ends as
+``error`` with the reason in its output.  Every call goes through the client's
+generated API methods; the raw response bodies are recorded so that the test
+can check that no secret ever comes back.
 
 Client quirks: where python-semaphore-client 2.16.14 itself is wrong (the
 server cannot fix these).  The workaround is marked ``# client quirk:``:
@@ -88,6 +91,7 @@ import importlib.util
 import os
 import pathlib
 import sys
+import time
 import types
 import uuid
 from dataclasses import dataclass
@@ -155,10 +159,12 @@ from semaphore_client import (  # noqa: E402  (needs _import_client first)
 )
 
 # Statuses a Semaphore task can have; a task that was just queued is "waiting".
+# Those of a finished task are FINISHED.
 TASK_STATUSES = {
     "waiting", "starting", "waiting_confirmation", "confirmed", "rejected",
     "running", "stopping", "stopped", "success", "error",
 }
+FINISHED = {"rejected", "stopped", "success", "error"}
 
 
 # --------------------------------------------------------------------------
@@ -378,7 +384,7 @@ def test_story_login_token_project_resources_and_a_waiting_task(settings, transc
     assert (template.repository_id, template.inventory_id, template.environment_id) == (
         repo.id, inventory.id, environment.id)
 
-    # -- 9. a task by template_id: queued, listed as waiting, fetchable ------
+    # -- 9. a task by template_id: queued, listed, fetchable, then run --------
     tasks = TaskApi(client)
     task = expect(201, tasks.project_project_id_tasks_post_with_http_info(
         pid, ProjectProjectIdTasksPostRequest(template_id=template.id, message=f"interop {run}")), "create task")
@@ -386,16 +392,29 @@ def test_story_login_token_project_resources_and_a_waiting_task(settings, transc
     assert task.id and task.template_id == template.id
     assert task.status == "waiting"
 
+    # The server runs it at once, so by now it may have moved on.
     listed = [t for t in tasks.project_project_id_tasks_get(pid) if t.id == task.id]
     assert len(listed) == 1, f"task {task.id} is not in the project's task list"
     assert listed[0].template_id == template.id
-    assert listed[0].status == "waiting"
+    assert listed[0].status in TASK_STATUSES
 
     got = tasks.project_project_id_tasks_task_id_get(pid, task.id)
     assert isinstance(got, Task)
     assert (got.id, got.template_id) == (task.id, template.id)
     assert got.message == f"interop {run}"
     assert got.status in TASK_STATUSES
+
+    # example.invalid cannot be cloned: the task fails rather than staying queued.
+    deadline = time.monotonic() + 60
+    while got.status not in FINISHED and time.monotonic() < deadline:
+        time.sleep(0.1)
+        got = tasks.project_project_id_tasks_task_id_get(pid, task.id)
+        assert got.status in TASK_STATUSES
+    assert got.status == "error", f"task {task.id} is {got.status!r} after 60 s, not 'error'"
+    output = [line.output for line in tasks.project_project_id_tasks_task_id_output_get(pid, task.id)]
+    assert output[0] == f"Task {task.id} added to queue", output
+    assert any("example.invalid" in line for line in output[1:]), (
+        f"the output does not say which repository failed: {output}")
 
     # -- 10. no secret ever came back --------------------------------------------
     assert transcript, "nothing was recorded"

@@ -29,6 +29,8 @@ use state::AppState;
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub store: Store,
+    /// Live news of the server's tasks, as WebSocket clients hear it.
+    pub live: Arc<dispatch::live::LiveHub>,
     shutdown: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
     dispatcher: std::sync::Arc<dispatch::Dispatcher>,
@@ -92,9 +94,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     // Tasks run in other directories, so the work directory must not be relative.
     let work_dir = std::path::absolute(&state.settings.work_dir)
         .with_context(|| format!("work directory {}", state.settings.work_dir.display()))?;
-    let exec = ralf_exec::ExecConfig::new(work_dir);
+    let mut exec = ralf_exec::ExecConfig::new(work_dir);
+    exec.path_env = state.settings.exec_path.clone();
     let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
     let dispatching = tokio::spawn(dispatcher.clone().run());
+    let live = state.live.clone();
     let app = tower::Layer::layer(
         &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
         routes::app(state),
@@ -115,6 +119,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         addr,
         store,
+        live,
         shutdown,
         serving,
         dispatcher,

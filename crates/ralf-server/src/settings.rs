@@ -43,6 +43,10 @@ pub struct Settings {
     /// Where tasks run: cached clones of repositories and each task's private checkout
     /// (`<data_dir>/work` by default).
     pub work_dir: PathBuf,
+    /// The `PATH` tasks run with, on which their programs (`git`, `bash`, `python3`,
+    /// `ansible-playbook`, `terraform`, `tofu`) are found; `None` (the default): the server's
+    /// own `PATH`.
+    pub exec_path: Option<std::ffi::OsString>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -62,6 +66,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("admin", &self.admin)
             .field("work_dir", &self.work_dir)
+            .field("exec_path", &self.exec_path)
             .finish()
     }
 }
@@ -80,6 +85,7 @@ impl Settings {
             max_parallel_tasks: 10,
             non_admin_can_create_project: false,
             admin: None,
+            exec_path: None,
         }
     }
 }

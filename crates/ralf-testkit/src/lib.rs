@@ -569,3 +569,65 @@ impl Api {
             .collect()
     }
 }
+
+/// The one task slot of a server started with [`TestServer::start_busy`], taken by a task that
+/// does not end by itself: `sleep 300` from a real repository, in a project of its own. Every
+/// task started after it stays `waiting` — queued for the reason a user would see — until this
+/// one is stopped; the server's shutdown stops it.
+pub struct BusySlot {
+    pub project: i64,
+    pub task: i64,
+    _repo: GitRepo,
+}
+
+impl TestServer {
+    /// Starts a server that runs one task at a time (`max_parallel_tasks = 1`) and takes its
+    /// slot with a [`BusySlot`]; returns once that task runs.
+    pub async fn start_busy(backend: Backend) -> (TestServer, BusySlot) {
+        let server = Self::start_with(backend, |s| s.max_parallel_tasks = 1).await;
+        let repo = GitRepo::new(&[("hold.sh", "sleep 300\n")]);
+        let api = server.admin().await;
+        let id = |v: Value| v["id"].as_i64().expect("id");
+        let project = id(api
+            .create("/api/projects", json!({"name": "busy slot"}))
+            .await);
+        let base = format!("/api/project/{project}");
+        let key = id(api
+            .create(
+                &format!("{base}/keys"),
+                json!({"name": "none", "type": "none"}),
+            )
+            .await);
+        let repository = id(api
+            .create(
+                &format!("{base}/repositories"),
+                json!({"name": "hold", "git_url": repo.url(), "git_branch": "main",
+                       "ssh_key_id": key}),
+            )
+            .await);
+        let inventory = id(api
+            .create(
+                &format!("{base}/inventory"),
+                json!({"name": "local", "type": "static", "inventory": "localhost"}),
+            )
+            .await);
+        let template = id(api
+            .create(
+                &format!("{base}/templates"),
+                json!({"name": "hold", "app": "bash", "playbook": "hold.sh",
+                       "repository_id": repository, "inventory_id": inventory}),
+            )
+            .await);
+        let task = id(api
+            .create(&format!("{base}/tasks"), json!({"template_id": template}))
+            .await);
+        api.wait_status(project, task, "running", Duration::from_secs(60))
+            .await;
+        let slot = BusySlot {
+            project,
+            task,
+            _repo: repo,
+        };
+        (server, slot)
+    }
+}

@@ -680,6 +680,7 @@ impl Resolver {
             },
             admin: self.admin()?,
             work_dir: data_dir.join("work"),
+            exec_path: None,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod environments;
 pub mod events;
 pub mod inventories;
 pub mod keys;
+pub mod live;
 pub mod projects;
 pub mod refs;
 pub mod repositories;

@@ -144,7 +144,7 @@ impl Dispatcher {
             self.running().insert(task.id, control.clone());
             let me = self.clone();
             tokio::spawn(async move {
-                me.execute(task.id, task.project_id, control).await;
+                me.execute(task.id, task.project_id, task.template_id, control).await;
                 me.running().remove(&task.id);
                 me.state.task_queue.changed();
             });
@@ -222,15 +222,17 @@ impl Dispatcher {
     }
 
     /// Runs one claimed task to its end (or to its plan's confirmation).
-    async fn execute(self: &Arc<Self>, task_id: i64, project_id: i64, control: Control) {
+    async fn execute(
+        self: &Arc<Self>,
+        task_id: i64,
+        project_id: i64,
+        template_id: i64,
+        control: Control,
+    ) {
         let (pipe, writer) = output::start(&self.state, task_id, project_id);
         let outcome = self
             .prepare_and_run(task_id, project_id, &pipe, &control)
             .await;
-        let template_id = outcome
-            .as_ref()
-            .map(|(p, _)| p.template.id)
-            .unwrap_or_default();
         let status = match outcome {
             Err(message) => {
                 pipe.say(message);

@@ -16,6 +16,7 @@ mod templates;
 mod user;
 pub(crate) mod users;
 mod views;
+mod ws;
 
 use axum::body::Body;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -76,6 +77,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(views::router())
         .merge(templates::router())
         .merge(tasks::router())
+        .merge(ws::router())
         .split_for_parts()
 }
 
@@ -121,7 +123,10 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// ones included (`ping` and `raw_output` are text and say so themselves).
 async fn api_conventions(request: Request<Body>, next: Next) -> Response {
     let mut response = next.run(request).await;
-    if !response.headers().contains_key(CONTENT_TYPE) {
+    // A WebSocket upgrade (101) has no body to describe.
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS
+        && !response.headers().contains_key(CONTENT_TYPE)
+    {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -4,6 +4,10 @@
 //!
 //! The table below must name every project route of the OpenAPI document, so a new route
 //! cannot be added without saying who may call it.
+//!
+//! Tasks really run, so the server runs one task at a time and its slot is taken
+//! ([`TestServer::start_busy`]): a fixture's task stays `waiting` whatever the timing, and the
+//! task routes meet the same task on every attempt.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -157,6 +161,9 @@ const NOT_IN_MATRIX: &[(&str, &str)] = &[
         "post",
         "/api/project/{project_id}/templates/{template_id}/tasks",
     ),
+    // A WebSocket (Read): plain requests get 426; who may stream is tested in
+    // tests/execution/live.rs.
+    ("get", "/api/project/{project_id}/tasks/{task_id}/stream"),
 ];
 
 /// The people of the matrix, made once per server.
@@ -179,7 +186,10 @@ struct Fixture {
     spare_environment: i64,
     view: i64,
     template: i64,
+    /// A task queued behind the busy slot: `waiting`.
     task: i64,
+    /// A task stopped before it ran: finished, so it can be deleted.
+    finished_task: i64,
     /// A member the membership routes act on.
     member: i64,
     /// A user who is not yet a member.
@@ -251,6 +261,13 @@ impl Fixture {
         let task = id(api
             .create(&format!("{base}/tasks"), json!({"template_id": template}))
             .await);
+        let finished_task = id(api
+            .create(&format!("{base}/tasks"), json!({"template_id": template}))
+            .await);
+        let r = api
+            .post(&format!("{base}/tasks/{finished_task}/stop"), json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
         Fixture {
             project,
             key,
@@ -263,13 +280,22 @@ impl Fixture {
             view,
             template,
             task,
+            finished_task,
             member: people.callers["member"].0,
             spare_user: people.callers["spare"].0,
         }
     }
 
-    fn path(&self, template: &str) -> String {
-        template
+    /// The route's path for this fixture; DELETE of a task acts on the finished one (only a
+    /// finished task can be deleted), the other task routes on the waiting one.
+    fn path(&self, route: &Route) -> String {
+        let task = if route.method == Method::DELETE {
+            self.finished_task
+        } else {
+            self.task
+        };
+        route
+            .path
             .replace("{project_id}", &self.project.to_string())
             .replace("{key_id}", &self.spare_key.to_string())
             .replace("{repository_id}", &self.spare_repository.to_string())
@@ -277,7 +303,7 @@ impl Fixture {
             .replace("{environment_id}", &self.spare_environment.to_string())
             .replace("{view_id}", &self.view.to_string())
             .replace("{template_id}", &self.template.to_string())
-            .replace("{task_id}", &self.task.to_string())
+            .replace("{task_id}", &task.to_string())
             .replace("{user_id}", &self.member.to_string())
     }
 }
@@ -313,7 +339,7 @@ fn api_of(people: &People, caller: Caller) -> &Api {
 }
 
 async fn every_role_on_every_project_route(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let (server, _busy) = TestServer::start_busy(backend).await;
     let people = people(&server).await;
 
     // The table covers every project route the server documents.
@@ -351,7 +377,7 @@ async fn every_role_on_every_project_route(backend: Backend) {
                 fresh = Fixture::new(&people).await;
                 &fresh
             };
-            let path = fixture.path(route.path);
+            let path = fixture.path(&route);
             let reply = api_of(&people, caller)
                 .call(route.method.clone(), &path, (route.body)(fixture))
                 .await;
@@ -388,7 +414,7 @@ async fn every_role_on_every_project_route(backend: Backend) {
 }
 
 async fn non_members_find_the_project_in_no_list(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let (server, _busy) = TestServer::start_busy(backend).await;
     let people = people(&server).await;
     let fixture = Fixture::new(&people).await;
     let outsider = api_of(&people, Caller::Outsider);

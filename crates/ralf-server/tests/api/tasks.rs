@@ -1,21 +1,30 @@
 //! Tasks: starting one (201, waiting), what a start request may and may not say, lists and
 //! their paging, output, stop / confirm / reject, delete, and who may do what.
+//!
+//! Tasks really run, so the tests that need tasks to stay `waiting` start the server with one
+//! task slot, taken by a task that does not end ([`TestServer::start_busy`]): every task they
+//! start queues behind it, as it would on a busy server.
+
+use std::time::Duration;
 
 use ralf_core::{TaskStatus, Timestamp};
 use ralf_testkit::reqwest::{Method, StatusCode};
-use ralf_testkit::{Api, Backend, TestServer, json, on_both_backends};
+use ralf_testkit::{Api, Backend, GitRepo, TestServer, json, on_both_backends};
 use serde_json::Value;
 
-/// A project with a repository, an inventory and a bash template.
+/// A project with a repository (a real one, whose `run.sh` prints a line), an inventory and a
+/// bash template running `run.sh`.
 struct Fixture {
     project: i64,
     template: i64,
     inventory: i64,
+    _repo: GitRepo,
 }
 
 impl Fixture {
     /// Makes the project and its template; `template` adds to (or overrides) the template body.
     async fn new(api: &Api, name: &str, template: Value) -> Fixture {
+        let repo = GitRepo::new(&[("run.sh", "echo \"run.sh ran\"\n")]);
         let project = api.create("/api/projects", json!({"name": name})).await["id"]
             .as_i64()
             .unwrap();
@@ -31,7 +40,7 @@ impl Fixture {
         let repository = api
             .create(
                 &format!("{base}/repositories"),
-                json!({"name": "scripts", "git_url": "file:///tmp/x", "git_branch": "main",
+                json!({"name": "scripts", "git_url": repo.url(), "git_branch": "main",
                        "ssh_key_id": key}),
             )
             .await["id"]
@@ -57,6 +66,7 @@ impl Fixture {
             project,
             template,
             inventory,
+            _repo: repo,
         }
     }
 
@@ -83,7 +93,7 @@ fn ids(list: &Value) -> Vec<i64> {
 }
 
 async fn starting_a_task_queues_it(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let (server, busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
     let f = Fixture::new(&admin, "p", json!({})).await;
 
@@ -165,6 +175,30 @@ async fn starting_a_task_queues_it(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.error().starts_with("template_name:"), "{}", r.text);
+
+    // Queued, not forgotten: once the slot is free, the first task runs.
+    assert_eq!(
+        admin.get(&f.path(&format!("/tasks/{task_id}"))).await.body["status"],
+        "waiting"
+    );
+    let r = admin
+        .post(
+            &format!("/api/project/{}/tasks/{}/stop", busy.project, busy.task),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let done = admin
+        .wait_task(f.project, task_id, Duration::from_secs(60))
+        .await;
+    let lines = admin.output_lines(f.project, task_id).await;
+    assert_eq!(done["status"], "success", "{lines:#?}");
+    assert!(
+        done["start"].is_string() && done["end"].is_string(),
+        "{done}"
+    );
+    assert_eq!(lines[0], format!("Task {task_id} added to queue"));
+    assert!(lines.iter().any(|l| l == "run.sh ran"), "{lines:#?}");
     server.stop().await;
 }
 
@@ -266,7 +300,7 @@ async fn bad_start_requests_are_refused_with_a_message(backend: Backend) {
 }
 
 async fn lists_are_newest_first_and_page(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
     let f = Fixture::new(&admin, "p", json!({})).await;
     let mut started = Vec::new();
@@ -373,7 +407,7 @@ async fn lists_are_newest_first_and_page(backend: Backend) {
 }
 
 async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
     let f = Fixture::new(&admin, "p", json!({})).await;
     let task_id = id(&f.start(&admin, json!({})).await);
@@ -447,7 +481,8 @@ async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
     server.stop().await;
 }
 
-/// Moves a task through the store as the dispatcher will.
+/// Moves a task through the store as the dispatcher would; only for tasks queued behind the busy
+/// slot, which the dispatcher leaves alone.
 async fn walk(server: &TestServer, task_id: i64, path: &[TaskStatus]) {
     for pair in path.windows(2) {
         let changed = server
@@ -461,7 +496,7 @@ async fn walk(server: &TestServer, task_id: i64, path: &[TaskStatus]) {
 
 async fn stop_confirm_reject_and_delete(backend: Backend) {
     use TaskStatus::*;
-    let server = TestServer::start(backend).await;
+    let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
     let f = Fixture::new(&admin, "p", json!({})).await;
     let task = |id: i64| {
@@ -575,7 +610,7 @@ async fn stop_confirm_reject_and_delete(backend: Backend) {
 }
 
 async fn guests_read_runners_run(backend: Backend) {
-    let server = TestServer::start(backend).await;
+    let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
     let f = Fixture::new(&admin, "p", json!({})).await;
     let (guest_id, guest) = server.user("gina", false).await;

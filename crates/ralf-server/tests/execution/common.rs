@@ -1,7 +1,63 @@
-//! A project wired to a git repository, for execution tests.
+//! A project wired to a git repository, for execution tests, and the Python environment
+//! (ansible-core, terraform) the ansible and terraform tests run with.
 
-use ralf_testkit::{Api, GitRepo, TestServer, json};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ralf_server::Settings;
+use ralf_testkit::{Api, Backend, GitRepo, TestServer, json};
 use serde_json::Value;
+
+/// How long a test waits for a task to end.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// The Python virtual environment with ansible-core and terraform (made by
+/// `scripts/python-env.sh`): `$RALF_VENV`, by default `.venv` at the repository's root. A test
+/// that needs it fails, saying so, when it is missing.
+pub fn venv() -> PathBuf {
+    let dir = match std::env::var_os("RALF_VENV") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
+    };
+    for tool in ["python", "ansible-playbook", "ansible-vault", "terraform"] {
+        let path = dir.join("bin").join(tool);
+        assert!(
+            path.is_file(),
+            "{} is missing: the ansible and terraform execution tests need the Python \
+             environment with ansible-core and terraform; create it with scripts/python-env.sh \
+             (or point RALF_VENV at one)",
+            path.display()
+        );
+    }
+    dir
+}
+
+/// `<venv>/bin` followed by the test's own `PATH`.
+pub fn venv_path() -> OsString {
+    let mut dirs = vec![venv().join("bin")];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).expect("PATH entries without ':'")
+}
+
+/// A server whose tasks find the venv's tools first on their `PATH` (`configure` may change
+/// more settings).
+pub async fn venv_server(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
+    let path = venv_path();
+    TestServer::start_with(backend, move |s| {
+        s.exec_path = Some(path);
+        configure(s);
+    })
+    .await
+}
+
+/// The `ANSIBLE_PYTHON_INTERPRETER` ansible tasks need here (its discovery does not work in
+/// this environment): the venv's python. Tasks get it through a variable group's `env`.
+pub fn ansible_python() -> String {
+    venv().join("bin/python").display().to_string()
+}
 
 pub struct Project {
     pub id: i64,
@@ -13,8 +69,18 @@ pub struct Project {
 impl Project {
     /// A project with a `none` key, a repository at `repo` and a localhost inventory.
     pub async fn new(server: &TestServer, repo: &GitRepo) -> Project {
+        Self::with(server, &repo.url(), json!({})).await
+    }
+
+    /// A project (its fields added to `{name}`) with a `none` key, a repository at `url`
+    /// (branch `main`) and a localhost inventory.
+    pub async fn with(server: &TestServer, url: &str, fields: Value) -> Project {
         let api = server.admin().await;
-        let id = api.create("/api/projects", json!({"name": "exec"})).await["id"]
+        let mut body = json!({"name": "exec"});
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let id = api.create("/api/projects", body).await["id"]
             .as_i64()
             .unwrap();
         let base = format!("/api/project/{id}");
@@ -29,7 +95,7 @@ impl Project {
         let repository = api
             .create(
                 &format!("{base}/repositories"),
-                json!({"name": "repo", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
+                json!({"name": "repo", "git_url": url, "git_branch": "main", "ssh_key_id": key}),
             )
             .await["id"]
             .as_i64()
@@ -58,19 +124,106 @@ impl Project {
         for (k, v) in fields.as_object().unwrap() {
             body[k] = v.clone();
         }
+        self.create("templates", body).await
+    }
+
+    /// Creates an object under `/api/project/{id}/{what}` and returns its id.
+    pub async fn create(&self, what: &str, body: Value) -> i64 {
         self.api
-            .create(&format!("/api/project/{}/templates", self.id), body)
+            .create(&format!("/api/project/{}/{what}", self.id), body)
             .await["id"]
             .as_i64()
             .unwrap()
     }
 
+    /// A variable group: `json` (extra variables) and `env` are JSON objects, `secrets` a list
+    /// of `{name, secret, type}`.
+    pub async fn environment(&self, json: Value, env: Value, secrets: Value) -> i64 {
+        self.create(
+            "environment",
+            json!({"name": "vars", "json": json.to_string(), "env": env.to_string(),
+                   "secrets": secrets}),
+        )
+        .await
+    }
+
     /// Starts a task and returns its id.
     pub async fn start(&self, body: Value) -> i64 {
+        self.create("tasks", body).await
+    }
+
+    /// POSTs `body` to `/api/project/{id}/{what}` and returns the reply (for refusals).
+    pub async fn post(&self, what: &str, body: Value) -> ralf_testkit::Reply {
         self.api
-            .create(&format!("/api/project/{}/tasks", self.id), body)
-            .await["id"]
-            .as_i64()
-            .unwrap()
+            .post(&format!("/api/project/{}/{what}", self.id), body)
+            .await
+    }
+
+    /// The task as the API shows it now.
+    pub async fn task(&self, task: i64) -> Value {
+        self.api
+            .get(&format!("/api/project/{}/tasks/{task}", self.id))
+            .await
+            .body
+    }
+
+    /// Waits for the task to finish (or to wait for a confirmation); returns it and its
+    /// output lines.
+    pub async fn finish(&self, task: i64) -> (Value, Vec<String>) {
+        let done = self.api.wait_task(self.id, task, WAIT).await;
+        (done, self.output(task).await)
+    }
+
+    /// Starts a task and waits for it to finish.
+    pub async fn run(&self, body: Value) -> (Value, Vec<String>) {
+        let task = self.start(body).await;
+        self.finish(task).await
+    }
+
+    /// The task's output lines.
+    pub async fn output(&self, task: i64) -> Vec<String> {
+        self.api.output_lines(self.id, task).await
+    }
+
+    /// The task's `raw_output` text.
+    pub async fn raw_output(&self, task: i64) -> String {
+        self.api
+            .get(&format!("/api/project/{}/tasks/{task}/raw_output", self.id))
+            .await
+            .text
+    }
+
+    /// Waits until the task's output has a line containing `text`; returns the output.
+    pub async fn wait_for_line(&self, task: i64, text: &str) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let lines = self.output(task).await;
+            if lines.iter().any(|l| l.contains(text)) {
+                return lines;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {task} never printed {text:?}: {lines:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Whether some output line contains `text`.
+pub fn has(lines: &[String], text: &str) -> bool {
+    lines.iter().any(|l| l.contains(text))
+}
+
+/// Waits until `path` exists (a script's signal to the test).
+pub async fn wait_for_file(path: &Path) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !path.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

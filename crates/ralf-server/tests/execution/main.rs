@@ -1,5 +1,12 @@
 //! Tasks run for real: git repositories in temp dirs, bash, python, ansible-playbook and
 //! terraform, through the API of a real server.
 
+mod ansible;
 mod common;
+mod git;
+mod live;
+mod queue;
+mod restart;
 mod scripts;
+mod stop;
+mod terraform;

@@ -59,7 +59,171 @@ async fn a_failing_script_ends_in_error(backend: Backend) {
     server.stop().await;
 }
 
+const BASH_ARGS: &str = "for a in \"$@\"; do echo \"bash arg=[$a]\"; done\n";
+const PYTHON_ARGS: &str = "import sys\nfor a in sys.argv[1:]:\n    print(f\"python arg=[{a}]\")\n";
+
+async fn template_and_task_arguments_reach_bash_and_python(backend: Backend) {
+    let repo = GitRepo::new(&[("args.sh", BASH_ARGS), ("args.py", PYTHON_ARGS)]);
+    let server = TestServer::start(backend).await;
+    let project = Project::new(&server, &repo).await;
+    let template_args = json!(["--alpha", "two words", "$HOME"]).to_string();
+    let mut tasks = Vec::new();
+    for (app, script) in [("bash", "args.sh"), ("python", "args.py")] {
+        let open = project
+            .template(
+                &format!("{app} open"),
+                app,
+                script,
+                json!({"arguments": template_args, "allow_override_args_in_task": true}),
+            )
+            .await;
+        let closed = project
+            .template(
+                &format!("{app} closed"),
+                app,
+                script,
+                json!({"arguments": template_args}),
+            )
+            .await;
+        let task_args = json!(["task-arg", "it's"]).to_string();
+        let task = project
+            .start(json!({"template_id": open, "arguments": task_args}))
+            .await;
+        tasks.push((app, task));
+        let r = project
+            .post(
+                "tasks",
+                json!({"template_id": closed, "arguments": task_args}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(
+            r.error().contains("allow_override_args_in_task"),
+            "{}",
+            r.text
+        );
+    }
+    for (app, task) in tasks {
+        let (done, lines) = project.finish(task).await;
+        assert_eq!(done["status"], "success", "{lines:#?}");
+        let args: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("{app} arg=")))
+            .collect();
+        // Template's first, then the task's; each one argument, never split or expanded.
+        assert_eq!(
+            args,
+            [
+                "[--alpha]",
+                "[two words]",
+                "[$HOME]",
+                "[task-arg]",
+                "[it's]"
+            ],
+            "{lines:#?}"
+        );
+    }
+    server.stop().await;
+}
+
+const API_TOKEN: &str = "tok-3f9a1c7e5b2d";
+const DEPLOY_PASS: &str = "pass-91d0c4e7aa";
+
+const BASH_ENV: &str = r#"echo "bash plain=$PLAIN_VAR"
+echo "bash token=$API_TOKEN"
+echo "bash token inside=[x${API_TOKEN}y]"
+echo "bash region=$REGION"
+echo "bash pass=$DEPLOY_PASS"
+echo "bash not passed=[${NOT_PASSED:-}]"
+echo "$API_TOKEN" >&2
+"#;
+
+const PYTHON_ENV: &str = r#"import os
+print("python plain=" + os.environ["PLAIN_VAR"])
+print("python token=" + os.environ["API_TOKEN"])
+print("python region=" + os.environ["REGION"])
+print("python pass=" + os.environ["DEPLOY_PASS"])
+"#;
+
+async fn variables_secrets_and_survey_answers_reach_scripts_and_secrets_are_masked(
+    backend: Backend,
+) {
+    let repo = GitRepo::new(&[("env.sh", BASH_ENV), ("env.py", PYTHON_ENV)]);
+    let server = TestServer::start(backend).await;
+    let project = Project::new(&server, &repo).await;
+    let env = project
+        .environment(
+            json!({"not_an_env_var": "x"}),
+            json!({"PLAIN_VAR": "plain-value"}),
+            json!([{"name": "API_TOKEN", "secret": API_TOKEN, "type": "env"}]),
+        )
+        .await;
+    let survey = json!([
+        {"name": "REGION", "title": "Region", "type": "enum", "target": "env", "required": true,
+         "values": [{"name": "EU", "value": "eu-west"}, {"name": "US", "value": "us-east"}]},
+        {"name": "DEPLOY_PASS", "title": "Password", "type": "secret", "target": "env"},
+    ]);
+    let mut tasks = Vec::new();
+    for (app, script) in [("bash", "env.sh"), ("python", "env.py")] {
+        let template = project
+            .template(
+                app,
+                app,
+                script,
+                json!({"environment_id": env, "survey_vars": survey}),
+            )
+            .await;
+        let task = project
+            .start(json!({"template_id": template,
+                          "environment": json!({"REGION": "eu-west"}).to_string(),
+                          "secret": json!({"DEPLOY_PASS": DEPLOY_PASS}).to_string()}))
+            .await;
+        tasks.push((app, task));
+    }
+    for (app, task) in tasks {
+        let (done, lines) = project.finish(task).await;
+        assert_eq!(done["status"], "success", "{lines:#?}");
+        for expected in [
+            format!("{app} plain=plain-value"),
+            format!("{app} token=**********"),
+            format!("{app} region=eu-west"),
+            format!("{app} pass=**********"),
+        ] {
+            assert!(lines.contains(&expected), "{expected}: {lines:#?}");
+        }
+        if app == "bash" {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l == "bash token inside=[x**********y]")
+            );
+            assert!(
+                lines.iter().any(|l| l == "**********"),
+                "stderr is masked too"
+            );
+            assert!(lines.iter().any(|l| l == "bash not passed=[]"));
+        }
+        let raw = project.raw_output(task).await;
+        let output = project
+            .api
+            .get(&format!("/api/project/{}/tasks/{task}/output", project.id))
+            .await
+            .text;
+        for secret in [API_TOKEN, DEPLOY_PASS] {
+            assert!(!raw.contains(secret), "raw_output shows a secret: {raw}");
+            assert!(!output.contains(secret), "output shows a secret: {output}");
+            assert!(
+                !done.to_string().contains(secret),
+                "the task shows a secret"
+            );
+        }
+    }
+    server.stop().await;
+}
+
 on_both_backends!(
     a_bash_task_runs_from_git_and_succeeds,
-    a_failing_script_ends_in_error
+    a_failing_script_ends_in_error,
+    template_and_task_arguments_reach_bash_and_python,
+    variables_secrets_and_survey_answers_reach_scripts_and_secrets_are_masked,
 );

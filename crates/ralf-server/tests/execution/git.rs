@@ -1,0 +1,193 @@
+//! The repository of a task: the branch of the template, the task's own branch or commit, the
+//! commit recorded on the task, private checkouts, and a clone that fails.
+
+use ralf_testkit::{Backend, GitRepo, TestServer, json, on_both_backends};
+
+use crate::common::{Project, has};
+
+const SHOW: &str = "echo \"content: $(cat content.txt) on $(git rev-parse --abbrev-ref HEAD)\"\n";
+
+/// `main`: "initial commit" (content main-1), then "second on main" (main-2); `feature`
+/// branches from the second: "feature work" (feature). Returns the repository and the hashes.
+fn branched_repo() -> (GitRepo, String, String, String) {
+    let repo = GitRepo::new(&[("show.sh", SHOW), ("content.txt", "main-1")]);
+    let first = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let second = repo.commit(&[("content.txt", "main-2")], "second on main");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    let feature = repo.commit(&[("content.txt", "feature")], "feature work");
+    repo.git(&["checkout", "-q", "main"]);
+    (repo, first, second, feature)
+}
+
+async fn tasks_check_out_the_templates_branch_the_tasks_branch_or_a_commit(backend: Backend) {
+    let (repo, first, second, feature) = branched_repo();
+    let server = TestServer::start(backend).await;
+    let project = Project::new(&server, &repo).await;
+    // The repository says main; the template says feature and lets a task choose.
+    let on_feature = project
+        .template(
+            "feature",
+            "bash",
+            "show.sh",
+            json!({"git_branch": "feature", "allow_override_branch_in_task": true}),
+        )
+        .await;
+    let on_repository_branch = project
+        .template("plain", "bash", "show.sh", json!({}))
+        .await;
+
+    let (done, lines) = project.run(json!({"template_id": on_feature})).await;
+    assert_eq!(done["status"], "success", "{lines:#?}");
+    assert!(has(&lines, "content: feature on feature"), "{lines:#?}");
+    assert_eq!(done["commit_hash"], feature.as_str());
+    assert_eq!(done["commit_message"], "feature work");
+
+    let (done, lines) = project
+        .run(json!({"template_id": on_feature, "git_branch": "main"}))
+        .await;
+    assert_eq!(done["status"], "success", "{lines:#?}");
+    assert!(has(&lines, "content: main-2 on main"), "{lines:#?}");
+    assert_eq!(done["git_branch"], "main");
+    assert_eq!(done["commit_hash"], second.as_str());
+    assert_eq!(done["commit_message"], "second on main");
+
+    // A commit hash (abbreviated here) wins over the branch's tip.
+    let (done, lines) = project
+        .run(json!({"template_id": on_repository_branch, "commit_hash": &first[..12]}))
+        .await;
+    assert_eq!(done["status"], "success", "{lines:#?}");
+    assert!(has(&lines, "content: main-1"), "{lines:#?}");
+    assert_eq!(done["commit_hash"], first.as_str());
+    assert_eq!(done["commit_message"], "initial commit");
+
+    let (done, lines) = project
+        .run(json!({"template_id": on_repository_branch}))
+        .await;
+    assert_eq!(done["status"], "success", "{lines:#?}");
+    assert!(has(&lines, "content: main-2 on main"), "{lines:#?}");
+
+    // A template that does not allow it refuses a task's branch.
+    let r = project
+        .post(
+            "tasks",
+            json!({"template_id": on_repository_branch, "git_branch": "feature"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.error().contains("allow_override_branch_in_task"),
+        "{}",
+        r.text
+    );
+
+    // A branch that is not there fails the task, saying so.
+    let (done, lines) = project
+        .run(json!({"template_id": on_feature, "git_branch": "no-such-branch"}))
+        .await;
+    assert_eq!(done["status"], "error", "{lines:#?}");
+    assert!(
+        has(
+            &lines,
+            "branch 'no-such-branch' not found in the repository"
+        ),
+        "{lines:#?}"
+    );
+    server.stop().await;
+}
+
+/// Each task waits until the other one runs too, so they overlap for sure; each writes a file
+/// into its checkout and lists what it sees.
+const SIDE_BY_SIDE: &str = r#"sync="$1"
+branch=$(git rev-parse --abbrev-ref HEAD)
+other=main; [ "$branch" = main ] && other=feature
+echo "written by $branch" > "written-by-$branch.txt"
+touch "$sync/$branch-running"
+for _ in $(seq 1 1500); do [ -e "$sync/$other-running" ] && break; sleep 0.02; done
+[ -e "$sync/$other-running" ] || { echo "the other task never ran alongside"; exit 1; }
+echo "dir of $branch: $PWD"
+echo "files of $branch: $(ls | sort | tr '\n' ' ')"
+touch "$sync/$branch-listed"
+for _ in $(seq 1 1500); do [ -e "$sync/$other-listed" ] && break; sleep 0.02; done
+"#;
+
+async fn parallel_tasks_on_two_branches_never_see_each_others_files(backend: Backend) {
+    let repo = GitRepo::new(&[("side.sh", SIDE_BY_SIDE), ("only-main.txt", "m")]);
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.git(&["rm", "-q", "only-main.txt"]);
+    repo.commit(&[("only-feature.txt", "f")], "feature files");
+    repo.git(&["checkout", "-q", "main"]);
+    let sync = tempfile::tempdir().unwrap();
+    let server = TestServer::start(backend).await;
+    let project = Project::new(&server, &repo).await;
+    let template = project
+        .template(
+            "side",
+            "bash",
+            "side.sh",
+            json!({"allow_parallel_tasks": true, "allow_override_branch_in_task": true,
+                   "arguments": json!([sync.path()]).to_string()}),
+        )
+        .await;
+    let on_main = project
+        .start(json!({"template_id": template, "git_branch": "main"}))
+        .await;
+    let on_feature = project
+        .start(json!({"template_id": template, "git_branch": "feature"}))
+        .await;
+    let (main_done, main_lines) = project.finish(on_main).await;
+    let (feature_done, feature_lines) = project.finish(on_feature).await;
+    assert_eq!(main_done["status"], "success", "{main_lines:#?}");
+    assert_eq!(feature_done["status"], "success", "{feature_lines:#?}");
+    let listing = |lines: &[String], branch: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("files of {branch}: ")))
+            .unwrap_or_else(|| panic!("no listing: {lines:#?}"))
+            .to_string()
+    };
+    assert_eq!(
+        listing(&main_lines, "main").trim(),
+        "only-main.txt side.sh written-by-main.txt"
+    );
+    assert_eq!(
+        listing(&feature_lines, "feature").trim(),
+        "only-feature.txt side.sh written-by-feature.txt"
+    );
+    let dir = |lines: &[String], branch: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("dir of {branch}: ")))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(dir(&main_lines, "main"), dir(&feature_lines, "feature"));
+    server.stop().await;
+}
+
+async fn a_clone_that_fails_fails_the_task_with_gits_message(backend: Backend) {
+    let missing = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/no-such-repo.git", missing.path().display());
+    let server = TestServer::start(backend).await;
+    let project = Project::with(&server, &url, json!({})).await;
+    let template = project.template("t", "bash", "x.sh", json!({})).await;
+    let (done, lines) = project.run(json!({"template_id": template})).await;
+    assert_eq!(done["status"], "error", "{lines:#?}");
+    assert!(
+        has(&lines, "does not appear to be a git repository"),
+        "git's own message is in the output: {lines:#?}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.contains("fetching the repository failed")),
+        "{lines:#?}"
+    );
+    assert!(done["commit_hash"].is_null(), "{done}");
+    server.stop().await;
+}
+
+on_both_backends!(
+    tasks_check_out_the_templates_branch_the_tasks_branch_or_a_commit,
+    parallel_tasks_on_two_branches_never_see_each_others_files,
+    a_clone_that_fails_fails_the_task_with_gits_message,
+);
