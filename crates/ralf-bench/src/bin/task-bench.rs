@@ -7,6 +7,8 @@
 //! - `task-bench throughput [N] [PARALLEL]`: N trivial tasks, PARALLEL at a time; tasks/second.
 //! - `task-bench ansible [RUNS]`: a 20-task playbook through ralf next to `ansible-playbook`
 //!   run directly (both need `ansible-playbook` on PATH and ANSIBLE_PYTHON_INTERPRETER set).
+//! - `task-bench live [LINES]`: a task prints LINES lines, each stamped with the time it was
+//!   printed; a WebSocket client on `/api/ws` measures how long each took to arrive.
 //! - `task-bench ingest RALF_BINARY [LINES]`: one task printing LINES lines of 100 bytes through
 //!   a `ralf server` process; time next to the same script writing to a file, every line read
 //!   back through the API, and the server's peak memory.
@@ -27,6 +29,7 @@ async fn main() {
         Some("dispatch") => dispatch(number(1, 200)).await,
         Some("throughput") => throughput(number(1, 1000), number(2, 8)).await,
         Some("ansible") => ansible(number(1, 5)).await,
+        Some("live") => live(number(1, 500)).await,
         Some("ingest") => ingest(args.get(1).expect("RALF_BINARY"), number(2, 1_000_000)).await,
         _ => {
             eprintln!(
@@ -442,5 +445,58 @@ async fn ansible(runs: usize) {
     println!("ansible: a 20-task playbook on localhost, median of {runs} runs");
     println!("  ansible-playbook directly          {}", ms(d));
     println!("  through ralf (POST to success)     {}   ({:.3}x)", ms(t), t.as_secs_f64() / d.as_secs_f64());
+    server.stop().await;
+}
+
+async fn live(lines: usize) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    let script = format!("for i in $(seq 1 {lines}); do echo \"stamp $(date +%s%N)\"; sleep 0.01; done\n");
+    let repo = GitRepo::new(&[("stamps.sh", &script)]);
+    let setup_repo = repo;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let api = server.admin().await;
+    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"].as_i64().unwrap();
+    let base = format!("/api/project/{project}");
+    let key = api.create(&format!("{base}/keys"), json!({"name": "none", "type": "none"})).await["id"].as_i64().unwrap();
+    let repository = api
+        .create(&format!("{base}/repositories"), json!({"name": "r", "git_url": setup_repo.url(), "git_branch": "main", "ssh_key_id": key}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let template = api
+        .create(&format!("{base}/templates"), json!({"name": "stamps", "app": "bash", "playbook": "stamps.sh", "repository_id": repository}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+
+    let mut request = format!("{}/api/ws", server.url.replace("http://", "ws://")).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {}", api.token.as_deref().unwrap()).parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
+    let task = api.create(&format!("{base}/tasks"), json!({"template_id": template})).await["id"].as_i64().unwrap();
+
+    let mut delays = Vec::new();
+    while delays.len() < lines {
+        let Some(Ok(Message::Text(text))) = socket.next().await else { continue };
+        let received = Utc::now().timestamp_nanos_opt().unwrap();
+        let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if msg["type"] != "log" || msg["task_id"] != task {
+            continue;
+        }
+        if let Some(stamp) = msg["output"].as_str().and_then(|o| o.strip_prefix("stamp ")) {
+            let printed: i64 = stamp.trim().parse().unwrap();
+            delays.push(Duration::from_nanos((received - printed).max(0) as u64));
+        }
+    }
+    println!("live latency: {lines} lines printed 10 ms apart by a bash task, received on /api/ws, SQLite");
+    println!(
+        "  print to WebSocket client: p50 {}   p99 {}   max {}",
+        ms(quantile(&mut delays, 0.5)),
+        ms(quantile(&mut delays, 0.99)),
+        ms(quantile(&mut delays, 1.0))
+    );
     server.stop().await;
 }
