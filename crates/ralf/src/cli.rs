@@ -5,10 +5,35 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::client::cli::{
+    ClientArgs, LoginArgs, ProjectCommand, RunArgs, TaskCommand, TemplateCommand,
+};
 use crate::config::ServerFlags;
 
+/// What `ralf --help` says about exit codes (also in docs/cli.md).
+const EXIT_CODES: &str = "\
+Exit codes of the client commands:
+  0   done; the task succeeded (run --wait/--follow, task logs --follow)
+  1   the task ended in error
+  2   the task was stopped or its plan rejected
+  3   --timeout passed before the task ended (the task goes on)
+  4   the server refused the request (4xx: not logged in, not found, invalid), or it lacks
+      the feature; its error message is printed as it is
+  5   the server could not be reached or kept failing (after the retries)
+  6   a local problem (configuration file, terminal, unexpected answer)
+  64  bad command line: unknown flag, missing or malformed value, a survey answer the
+      template refuses, no server or project chosen
+
+First steps: ralf login --url http://HOST:3000 --user NAME; ralf template ls;
+ralf run TEMPLATE --follow; ralf task ls; ralf task logs ID --follow";
+
 #[derive(Parser)]
-#[command(name = "ralf", version, about = "Runs Ansible, OpenTofu/Terraform, Bash and Python from git; speaks Semaphore UI's API")]
+#[command(
+    name = "ralf",
+    version,
+    about = "Runs Ansible, OpenTofu/Terraform, Bash and Python from git; speaks Semaphore UI's API",
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +47,45 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Log in to a ralf or Semaphore server and store an API token for the other commands.
+    Login(LoginArgs),
+    /// Delete the stored API token (on the server too) and forget it.
+    Logout(ClientArgs),
+    /// Check that the server answers (needs no login).
+    Ping(ClientArgs),
+    /// Show the server's version, the logged-in user and what the server supports.
+    Info(ClientArgs),
+    /// List projects.
+    #[command(subcommand_required = true)]
+    Project {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// List and show templates.
+    #[command(subcommand_required = true)]
+    Template {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+    /// Start a task of a template, and optionally wait for it or follow its log.
+    Run(RunArgs),
+    /// List, show, follow, stop, confirm and reject tasks.
+    #[command(subcommand_required = true)]
+    Task {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// Print a shell completion script: `ralf completions bash > /etc/bash_completion.d/ralf`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -121,10 +185,36 @@ impl ServerArgs {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use crate::client;
     match cli.command {
         Command::Server(args) => crate::server::run(&args.flags()).await,
-        Command::Admin { command: AdminCommand::User { command: UserCommand::Add(args) } } => {
-            crate::admin::add_user(&args).await
+        Command::Admin {
+            command:
+                AdminCommand::User {
+                    command: UserCommand::Add(args),
+                },
+        } => crate::admin::add_user(&args).await,
+        Command::Login(args) => Ok(client::login(args).await),
+        Command::Logout(args) => Ok(client::logout(args).await),
+        Command::Ping(args) => Ok(client::ping(args).await),
+        Command::Info(args) => Ok(client::info(args).await),
+        Command::Project {
+            client: args,
+            command,
+        } => Ok(client::project(args, command).await),
+        Command::Template {
+            client: args,
+            command,
+        } => Ok(client::template(args, command).await),
+        Command::Run(args) => Ok(client::run(args).await),
+        Command::Task {
+            client: args,
+            command,
+        } => Ok(client::task(args, command).await),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "ralf", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

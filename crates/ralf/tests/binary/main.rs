@@ -1,6 +1,7 @@
 //! The built `ralf` binary, started as a user would start it.
 
 mod admin;
+mod cli;
 mod interop;
 mod startup;
 
