@@ -74,7 +74,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     if let Some(admin) = &settings.admin {
         bootstrap_admin(&store, admin).await?;
     }
-    let interrupted = store.fail_interrupted_tasks(dispatch::INTERRUPTED_LINE).await?;
+    let interrupted = store
+        .fail_interrupted_tasks(dispatch::INTERRUPTED_LINE)
+        .await?;
     if !interrupted.is_empty() {
         tracing::warn!(tasks = ?interrupted, "tasks left active by an earlier run were marked as failed");
     }

@@ -75,7 +75,10 @@ impl Settings {
     /// Settings for tests and embedding: SQLite in `path`, tasks in `work` beside it, port 0 on
     /// loopback, no admin.
     pub fn for_sqlite(path: PathBuf) -> Self {
-        let work_dir = path.parent().map(|p| p.join("work")).unwrap_or_else(|| "work".into());
+        let work_dir = path
+            .parent()
+            .map(|p| p.join("work"))
+            .unwrap_or_else(|| "work".into());
         Settings {
             work_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),

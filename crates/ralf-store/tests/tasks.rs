@@ -312,7 +312,13 @@ async fn output_is_appended_in_batches_and_read_in_slices(backend: Backend) {
     let texts: Vec<&str> = across.iter().map(|l| l.output.as_str()).collect();
     assert_eq!(texts, ["line 11999", "line 12000", "last"]);
     assert_eq!(f.store.task_output_count(task.id).await.unwrap(), 12_002);
-    assert!(f.store.task_output(task.id, 12_002, None).await.unwrap().is_empty());
+    assert!(
+        f.store
+            .task_output(task.id, 12_002, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     f.store.close().await;
 }
 

@@ -22,7 +22,10 @@ pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RALF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// With no admin configured and no user in the database, ralf creates `admin` with a random
@@ -38,7 +41,9 @@ async fn first_admin_if_none(settings: &Settings) -> anyhow::Result<Option<Admin
         return Ok(None);
     }
     let dir = match &settings.database {
-        DatabaseSettings::Sqlite { path } => path.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        DatabaseSettings::Sqlite { path } => {
+            path.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+        }
         DatabaseSettings::Postgres { .. } => std::env::current_dir()?,
     };
     let file = dir.join("initial-admin-password");

@@ -388,7 +388,9 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn ansible(runs: usize) {
     let mut playbook = String::from("- hosts: all\n  gather_facts: false\n  tasks:\n");
     for i in 1..=20 {
-        playbook.push_str(&format!("    - name: step {i}\n      ansible.builtin.debug:\n        msg: \"step {i} of 20\"\n"));
+        playbook.push_str(&format!(
+            "    - name: step {i}\n      ansible.builtin.debug:\n        msg: \"step {i} of 20\"\n"
+        ));
     }
     let inventory = "localhost ansible_connection=local\n";
     let repo = GitRepo::new(&[("site.yml", &playbook)]);
@@ -405,23 +407,42 @@ async fn ansible(runs: usize) {
             .current_dir(dir.path())
             .output()
             .expect("ansible-playbook on PATH");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         direct.push(t0.elapsed());
     }
 
     // Through ralf.
     let server = TestServer::start(Backend::Sqlite).await;
     let api = server.admin().await;
-    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"].as_i64().unwrap();
+    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"]
+        .as_i64()
+        .unwrap();
     let base = format!("/api/project/{project}");
-    let key = api.create(&format!("{base}/keys"), json!({"name": "none", "type": "none"})).await["id"].as_i64().unwrap();
+    let key = api
+        .create(
+            &format!("{base}/keys"),
+            json!({"name": "none", "type": "none"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
     let repository = api
-        .create(&format!("{base}/repositories"), json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}))
+        .create(
+            &format!("{base}/repositories"),
+            json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
+        )
         .await["id"]
         .as_i64()
         .unwrap();
     let inventory = api
-        .create(&format!("{base}/inventory"), json!({"name": "local", "type": "static", "inventory": inventory}))
+        .create(
+            &format!("{base}/inventory"),
+            json!({"name": "local", "type": "static", "inventory": inventory}),
+        )
         .await["id"]
         .as_i64()
         .unwrap();
@@ -436,15 +457,28 @@ async fn ansible(runs: usize) {
     let mut through = Vec::new();
     for _ in 0..runs {
         let t0 = Instant::now();
-        let task = api.create(&format!("{base}/tasks"), json!({"template_id": template})).await["id"].as_i64().unwrap();
+        let task = api
+            .create(&format!("{base}/tasks"), json!({"template_id": template}))
+            .await["id"]
+            .as_i64()
+            .unwrap();
         let done = api.wait_task(project, task, Duration::from_secs(300)).await;
         through.push(t0.elapsed());
-        assert_eq!(done["status"], "success", "{:?}", api.output_lines(project, task).await);
+        assert_eq!(
+            done["status"],
+            "success",
+            "{:?}",
+            api.output_lines(project, task).await
+        );
     }
     let (d, t) = (median(&mut direct), median(&mut through));
     println!("ansible: a 20-task playbook on localhost, median of {runs} runs");
     println!("  ansible-playbook directly          {}", ms(d));
-    println!("  through ralf (POST to success)     {}   ({:.3}x)", ms(t), t.as_secs_f64() / d.as_secs_f64());
+    println!(
+        "  through ralf (POST to success)     {}   ({:.3}x)",
+        ms(t),
+        t.as_secs_f64() / d.as_secs_f64()
+    );
     server.stop().await;
 }
 
@@ -452,14 +486,24 @@ async fn live(lines: usize) {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
-    let script = format!("for i in $(seq 1 {lines}); do echo \"stamp $(date +%s%N)\"; sleep 0.01; done\n");
+    let script =
+        format!("for i in $(seq 1 {lines}); do echo \"stamp $(date +%s%N)\"; sleep 0.01; done\n");
     let repo = GitRepo::new(&[("stamps.sh", &script)]);
     let setup_repo = repo;
     let server = TestServer::start(Backend::Sqlite).await;
     let api = server.admin().await;
-    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"].as_i64().unwrap();
+    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"]
+        .as_i64()
+        .unwrap();
     let base = format!("/api/project/{project}");
-    let key = api.create(&format!("{base}/keys"), json!({"name": "none", "type": "none"})).await["id"].as_i64().unwrap();
+    let key = api
+        .create(
+            &format!("{base}/keys"),
+            json!({"name": "none", "type": "none"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
     let repository = api
         .create(&format!("{base}/repositories"), json!({"name": "r", "git_url": setup_repo.url(), "git_branch": "main", "ssh_key_id": key}))
         .await["id"]
@@ -471,27 +515,45 @@ async fn live(lines: usize) {
         .as_i64()
         .unwrap();
 
-    let mut request = format!("{}/api/ws", server.url.replace("http://", "ws://")).into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {}", api.token.as_deref().unwrap()).parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
-    let task = api.create(&format!("{base}/tasks"), json!({"template_id": template})).await["id"].as_i64().unwrap();
+    let mut request = format!("{}/api/ws", server.url.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", api.token.as_deref().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket");
+    let task = api
+        .create(&format!("{base}/tasks"), json!({"template_id": template}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
 
     let mut delays = Vec::new();
     while delays.len() < lines {
-        let Some(Ok(Message::Text(text))) = socket.next().await else { continue };
+        let Some(Ok(Message::Text(text))) = socket.next().await else {
+            continue;
+        };
         let received = Utc::now().timestamp_nanos_opt().unwrap();
         let msg: serde_json::Value = serde_json::from_str(&text).unwrap();
         if msg["type"] != "log" || msg["task_id"] != task {
             continue;
         }
-        if let Some(stamp) = msg["output"].as_str().and_then(|o| o.strip_prefix("stamp ")) {
+        if let Some(stamp) = msg["output"]
+            .as_str()
+            .and_then(|o| o.strip_prefix("stamp "))
+        {
             let printed: i64 = stamp.trim().parse().unwrap();
             delays.push(Duration::from_nanos((received - printed).max(0) as u64));
         }
     }
-    println!("live latency: {lines} lines printed 10 ms apart by a bash task, received on /api/ws, SQLite");
+    println!(
+        "live latency: {lines} lines printed 10 ms apart by a bash task, received on /api/ws, SQLite"
+    );
     println!(
         "  print to WebSocket client: p50 {}   p99 {}   max {}",
         ms(quantile(&mut delays, 0.5)),

@@ -144,7 +144,8 @@ impl Dispatcher {
             self.running().insert(task.id, control.clone());
             let me = self.clone();
             tokio::spawn(async move {
-                me.execute(task.id, task.project_id, task.template_id, control).await;
+                me.execute(task.id, task.project_id, task.template_id, control)
+                    .await;
                 me.running().remove(&task.id);
                 me.state.task_queue.changed();
             });

@@ -296,8 +296,8 @@ async fn raw_output(
                 }
                 Ok(lines) if lines.is_empty() => None,
                 Ok(lines) => {
-                    let next = (lines.len() as i64 == RAW_OUTPUT_PAGE)
-                        .then(|| after + lines.len() as i64);
+                    let next =
+                        (lines.len() as i64 == RAW_OUTPUT_PAGE).then(|| after + lines.len() as i64);
                     let mut text = String::new();
                     for (i, line) in lines.iter().enumerate() {
                         if after != 0 || i > 0 {

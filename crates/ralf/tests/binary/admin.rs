@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use ralf_testkit::reqwest::StatusCode;
-use ralf_testkit::{json, ServerProcess};
+use ralf_testkit::{ServerProcess, json};
 
 use crate::RALF;
 
@@ -27,7 +27,11 @@ fn add_user(data: &std::path::Path, args: &[&str], password: &str) -> std::proce
 async fn adds_users_who_can_then_log_in() {
     let dir = tempfile::tempdir().unwrap();
     let out = add_user(dir.path(), &["--login", "ops", "--admin"], "ops-password");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("created user ops"));
 
     let again = add_user(dir.path(), &["--login", "ops"], "x");
@@ -38,9 +42,19 @@ async fn adds_users_who_can_then_log_in() {
     assert!(!empty.status.success());
     assert!(String::from_utf8_lossy(&empty.stderr).contains("must not be empty"));
 
-    let server = ServerProcess::start(RALF, &[("RALF_DATA_DIR", dir.path().display().to_string())], &[]).await;
+    let server = ServerProcess::start(
+        RALF,
+        &[("RALF_DATA_DIR", dir.path().display().to_string())],
+        &[],
+    )
+    .await;
     let client = server.api(None);
-    let r = client.post("/api/auth/login", json!({"auth": "ops", "password": "ops-password"})).await;
+    let r = client
+        .post(
+            "/api/auth/login",
+            json!({"auth": "ops", "password": "ops-password"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(client.get("/api/user").await.body["admin"], true);
     server.terminate();

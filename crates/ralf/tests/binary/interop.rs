@@ -13,22 +13,34 @@ use ralf_testkit::ServerProcess;
 use crate::RALF;
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 #[tokio::test]
 async fn semaphore_python_client_runs_its_story_against_ralf() {
     let root = repo_root();
-    let venv = std::env::var("RALF_VENV").map(PathBuf::from).unwrap_or_else(|_| root.join(".venv"));
+    let venv = std::env::var("RALF_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join(".venv"));
     let pytest = venv.join("bin/pytest");
-    assert!(pytest.exists(), "{} is missing: run scripts/python-env.sh (scripts/test does)", pytest.display());
+    assert!(
+        pytest.exists(),
+        "{} is missing: run scripts/python-env.sh (scripts/test does)",
+        pytest.display()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("RALF_DATA_DIR", dir.path().display().to_string()),
         ("RALF_ADMIN_LOGIN", "interop".to_string()),
         ("RALF_ADMIN_PASSWORD", "interop-password".to_string()),
-        ("RALF_ACCESS_KEY_ENCRYPTION", ralf_testkit::TEST_ENCRYPTION_KEY.to_string()),
+        (
+            "RALF_ACCESS_KEY_ENCRYPTION",
+            ralf_testkit::TEST_ENCRYPTION_KEY.to_string(),
+        ),
     ];
     let server = ServerProcess::start(RALF, &env, &[]).await;
     let out = Command::new(&pytest)
@@ -39,8 +51,15 @@ async fn semaphore_python_client_runs_its_story_against_ralf() {
         .env("RALF_ADMIN_PASSWORD", "interop-password")
         .output()
         .unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "pytest failed:\n{report}");
-    assert!(report.contains("passed") && !report.contains("skipped"), "{report}");
+    assert!(
+        report.contains("passed") && !report.contains("skipped"),
+        "{report}"
+    );
     server.terminate();
 }
