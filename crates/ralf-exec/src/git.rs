@@ -1,32 +1,76 @@
-//! The repository: one cached bare clone per `cache_key` under `work_dir/repos/`, fetched on
-//! each task (fetches of one repository take turns), then a private checkout of the exact
-//! commit under `work_dir/tasks/<id>/repo` with `git clone --shared` from the cache.
+//! The repository: one cached bare clone per `cache_key` under `work_dir/repos/<key>.git`,
+//! fetched for each task, and a private checkout of the exact commit the task resolved under
+//! `work_dir/tasks/<id>/repo`.
 //!
-//! Why `clone --shared` and not `git worktree add`: a worktree is about 15 ms faster on a small
-//! repository, but it shares the cache's refs, config and hooks with the task, so a playbook
-//! running `git config`, `git branch -D` or `git gc` in its checkout would change the cache of
-//! every later task, and a killed task leaves admin entries in the cache. A shared clone has its
-//! own `.git` (objects are borrowed through `objects/info/alternates`), is removed with its
-//! directory, and the commit it needs is pinned in the cache by `refs/ralf/tasks/<id>` until the
-//! task ends, so no `gc` of the cache can take its objects away.
+//! **Fetching.** Fetches of one cache take turns (a lock per cache). A task that had to wait
+//! does not fetch again when a fetch that *started after the task asked* succeeded meanwhile:
+//! that fetch saw the remote later than the task's request, so it is as fresh as the task's own
+//! would be (a fetch already running when the task asked does not count; neither does one of
+//! another URL, nor, for a task on the remote's default branch, one that did not fetch the
+//! remote's `HEAD`). A new cache gets its URL written into its config; `git config
+//! remote.origin.url` only runs when the URL differs from the one this process set. Git's
+//! automatic maintenance is off (`maintenance.auto=false`, `gc.auto=0`, on every command and in
+//! the cache's config): it would start one more git after every fetch.
+//!
+//! **Resolving and pinning.** Still under the lock, a branch (or the remote's default branch)
+//! is read from the cache's ref files (`refs`; the cache is kept in git's `files` ref format),
+//! tags and commits given by hash with `git rev-parse`. The commit is then pinned:
+//! `ralf/pins/<task id>` in the cache holds its hash until the task ends (for a plan waiting
+//! for its confirmation: until it is applied or discarded).
+//!
+//! **Garbage collection.** No git of ralf's collects garbage by itself. ralf compacts the cache
+//! during a fetch (under the lock: no other git of ours writes to it then) once it holds as
+//! many loose objects or packs as would make `git gc --auto` act: the pins of live tasks (whose
+//! `tasks/<id>` exists) become refs `refs/ralf/tasks/<id>` and those of ended tasks are deleted,
+//! in one `git update-ref --stdin`, then `git gc` runs (it does not run if the pins could not be
+//! written). So a pinned commit is never collected: nothing collects between compactions, and a
+//! compaction keeps every pinned commit through its ref. Unreachable objects younger than
+//! `gc.pruneExpire` (two weeks) stay as well, for the branches and tags the tasks' checkouts
+//! name.
+//!
+//! **Checking out.** The first task at a commit has git write a snapshot of it under
+//! `ralf/trees/<hash>/` (`git read-tree -u` into `tree/`, with its own `index`) and read its
+//! subject; every task at that commit, that first one included, then gets a copy made without
+//! git (see `tree`): each file copied (a new inode: tasks never share working files), the index
+//! copied with the copies' stat data, and a `.git` written as `git clone --shared` of the cache
+//! leaves it: objects borrowed through `objects/info/alternates`, the cache's branches as
+//! `origin/*` and its tags as of the resolution, `HEAD` on the task's branch (detached for a
+//! tag, a commit or the default branch), `origin` the repository's URL. Snapshots in use stay,
+//! and the [`IDLE_TREES`] idle ones used last; the others are deleted (all of them when a
+//! process first uses the cache).
+//!
+//! Why a private `.git` and not `git worktree add`: a worktree shares the cache's refs, config
+//! and hooks with the task, so a playbook running `git config`, `git branch -D` or `git gc` in
+//! its checkout would change the cache of every later task, and a killed task leaves admin
+//! entries in the cache. A private `.git` goes with the task's directory.
 //!
 //! Credentials never appear in a URL or an argument: HTTPS logins are answered by a
 //! `GIT_ASKPASS` script reading 0600 files, SSH keys are 0600 files given to `ssh -i` through
 //! `GIT_SSH_COMMAND`, and `GIT_TERMINAL_PROMPT=0` keeps git from ever waiting for a person.
 
-use std::collections::HashMap;
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+mod refs;
+mod tree;
 
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use tokio::sync::Mutex as AsyncMutex;
 
 use crate::config::ExecConfig;
 use crate::job::{Credential, RepositorySource};
 use crate::output::CheckoutInfo;
 use crate::process::{self, Abort, Ctx, Spec, shell_quote};
-use crate::workspace::{TaskDir, make_private_dir_all, safe_name};
+use crate::workspace::{TaskDir, make_private_dir_all, safe_name, task_root};
+
+/// How many idle snapshots (no task copying them) a cache keeps, the ones used last.
+const IDLE_TREES: usize = 3;
+
+/// Where a fetch puts the remote's `HEAD` (the default branch's tip).
+const REMOTE_HEAD: &str = "refs/ralf/remote-head";
 
 /// The cached bare clone of a repository.
 pub(crate) fn cache_dir(config: &ExecConfig, cache_key: &str) -> PathBuf {
@@ -36,15 +80,153 @@ pub(crate) fn cache_dir(config: &ExecConfig, cache_key: &str) -> PathBuf {
         .join(safe_name(cache_key) + ".git")
 }
 
-/// One lock per cached clone: its fetches and ref updates take turns.
-async fn lock(cache: &Path) -> OwnedMutexGuard<()> {
-    static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<AsyncMutex<()>>>>> =
-        LazyLock::new(Default::default);
-    let lock = {
-        let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(cache.to_path_buf()).or_default().clone()
-    };
-    lock.lock_owned().await
+/// What this process knows about one cache.
+#[derive(Default)]
+struct CacheState {
+    /// Held while fetching, resolving, pinning and writing a snapshot: one task at a time.
+    lock: AsyncMutex<Locked>,
+    /// Also read and changed without the lock (by tasks that wait for it or copy a snapshot).
+    shared: Mutex<Shared>,
+}
+
+/// What only the lock's holder reads or changes.
+#[derive(Default)]
+struct Locked {
+    /// Checked since this process started (ref format, snapshots of an earlier process).
+    checked: bool,
+    /// What this process set `remote.origin.url` to.
+    url: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// How many fetches started; a fetch's number is this count once it started.
+    started: u64,
+    /// What the successful fetches brought.
+    fetched: Option<Fetched>,
+    /// The snapshots, by commit.
+    trees: HashMap<String, Tree>,
+    /// Counts the snapshots' uses (for "used last").
+    uses: u64,
+    /// Names the directories of deleted snapshots.
+    buried: u64,
+}
+
+/// The last successful fetches of one URL.
+struct Fetched {
+    url: String,
+    /// The number of the last one.
+    number: u64,
+    /// The number of the last one that fetched the remote's `HEAD` too (0: none).
+    with_head: u64,
+}
+
+/// A snapshot of a commit's files.
+struct Tree {
+    /// Tasks copying it now.
+    users: usize,
+    last_use: u64,
+    /// The commit's subject.
+    subject: String,
+}
+
+impl CacheState {
+    fn of(cache: &Path) -> Arc<CacheState> {
+        static STATES: LazyLock<Mutex<HashMap<PathBuf, Arc<CacheState>>>> =
+            LazyLock::new(Default::default);
+        let mut states = STATES.lock().unwrap_or_else(|e| e.into_inner());
+        states.entry(cache.to_path_buf()).or_default().clone()
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Shared {
+    /// Whether a fetch of `url` that started after the `asked`-th one succeeded (one that also
+    /// fetched the remote's `HEAD`, with `head`).
+    fn fetched_since(&self, asked: u64, url: &str, head: bool) -> bool {
+        self.fetched.as_ref().is_some_and(|f| {
+            f.url == url
+                && if head {
+                    f.with_head > asked
+                } else {
+                    f.number > asked
+                }
+        })
+    }
+
+    fn record_fetch(&mut self, url: &str, number: u64, head: bool) {
+        match &mut self.fetched {
+            Some(f) if f.url == url => {
+                f.number = f.number.max(number);
+                if head {
+                    f.with_head = f.with_head.max(number);
+                }
+            }
+            _ => {
+                self.fetched = Some(Fetched {
+                    url: url.to_string(),
+                    number,
+                    with_head: if head { number } else { 0 },
+                })
+            }
+        }
+    }
+
+    /// Takes the snapshot of `commit` for one more task: its subject, or `None` when there is
+    /// none.
+    fn take_tree(&mut self, commit: &str) -> Option<String> {
+        self.uses += 1;
+        let tree = self.trees.get_mut(commit)?;
+        tree.users += 1;
+        tree.last_use = self.uses;
+        Some(tree.subject.clone())
+    }
+
+    /// Records the new snapshot of `commit`, taken by one task.
+    fn add_tree(&mut self, commit: &str, subject: String) {
+        self.uses += 1;
+        let tree = Tree {
+            users: 1,
+            last_use: self.uses,
+            subject,
+        };
+        self.trees.insert(commit.to_string(), tree);
+    }
+
+    /// A task is done copying the snapshot of `commit`; `failed`: the copy failed, so the next
+    /// task writes a new snapshot (this one may be damaged).
+    fn drop_tree(&mut self, commit: &str, failed: bool) {
+        if failed {
+            self.trees.remove(commit);
+        } else if let Some(tree) = self.trees.get_mut(commit) {
+            tree.users = tree.users.saturating_sub(1);
+        }
+    }
+
+    /// Forgets the idle snapshots but the [`IDLE_TREES`] used last, and moves their directories
+    /// aside (`.gone-<n>`, no longer a commit's name); returns those directories, to delete.
+    fn evict_trees(&mut self, trees: &Path) -> Vec<PathBuf> {
+        let mut idle: Vec<(u64, String)> = self
+            .trees
+            .iter()
+            .filter(|(_, t)| t.users == 0)
+            .map(|(commit, t)| (t.last_use, commit.clone()))
+            .collect();
+        idle.sort_unstable_by_key(|(last_use, _)| std::cmp::Reverse(*last_use));
+        let mut doomed = Vec::new();
+        for (_, commit) in idle.into_iter().skip(IDLE_TREES) {
+            self.trees.remove(&commit);
+            self.buried += 1;
+            let grave = trees.join(format!(".gone-{}", self.buried));
+            if std::fs::rename(trees.join(&commit), &grave).is_ok() {
+                doomed.push(grave);
+            }
+        }
+        doomed
+    }
 }
 
 /// Removes the `*.lock` files a git killed with SIGKILL (a forced stop) left in the cache: git
@@ -68,11 +250,6 @@ fn remove_stale_locks(cache: &Path) {
     }
     walk(cache, 0);
     walk(&cache.join("refs"), 16);
-}
-
-/// The ref that keeps a task's commit in the cache while the task needs it.
-fn pin_ref(task_id: i64) -> String {
-    format!("refs/ralf/tasks/{task_id}")
 }
 
 /// `url` with any password in it replaced, for messages.
@@ -190,6 +367,10 @@ impl Git<'_> {
                 "-c",
                 "credential.helper=",
                 "-c",
+                "gc.auto=0",
+                "-c",
+                "maintenance.auto=false",
+                "-c",
                 "gc.autoDetach=false",
                 "-c",
                 "maintenance.autoDetach=false",
@@ -202,7 +383,11 @@ impl Git<'_> {
 
     /// Runs git; its output goes to the task's output; a failure ends the task.
     async fn run(&self, cwd: &Path, args: &[&str], what: &str) -> Result<(), Abort> {
-        let exit = process::run(self.ctx, &self.spec(cwd, args), None).await?;
+        self.run_spec(&self.spec(cwd, args), what).await
+    }
+
+    async fn run_spec(&self, spec: &Spec, what: &str) -> Result<(), Abort> {
+        let exit = process::run(self.ctx, spec, None).await?;
         exit.check("git").map_err(|e| match e {
             Abort::Failed(why) => Abort::Failed(format!("{what} failed: {why}")),
             other => other,
@@ -233,45 +418,291 @@ impl Git<'_> {
     }
 }
 
-/// A commit held in the cache for a task.
+/// The file that pins a task's commit in the cache.
+fn pin_file(cache: &Path, task_id: i64) -> PathBuf {
+    cache.join("ralf/pins").join(task_id.to_string())
+}
+
+/// The ref that holds a pinned commit through a compaction.
+fn pin_ref(task_id: i64) -> String {
+    format!("refs/ralf/tasks/{task_id}")
+}
+
+/// A commit held in the cache for a task (see the module's documentation).
 pub(crate) struct Pin {
-    git: PathBuf,
-    cache: PathBuf,
-    task_id: i64,
+    file: PathBuf,
 }
 
 impl Pin {
-    pub(crate) fn new(
-        config: &ExecConfig,
-        path: &std::ffi::OsStr,
-        cache_key: &str,
-        task_id: i64,
-    ) -> Option<Pin> {
-        Some(Pin {
-            git: process::which("git", path)?,
-            cache: cache_dir(config, cache_key),
-            task_id,
-        })
+    /// The pin of the task's commit in the cache of `cache_key`.
+    pub(crate) fn new(config: &ExecConfig, cache_key: &str, task_id: i64) -> Pin {
+        Pin {
+            file: pin_file(&cache_dir(config, cache_key), task_id),
+        }
     }
 
-    /// Drops the pin (the commit's objects become collectable again). Runs whatever the stop
-    /// request says; failures are ignored (a stale pin only keeps some objects).
+    /// Pins `commit` for the task. Only under the cache's lock (a compaction reads the pins).
+    fn create(cache: &Path, task_id: i64, commit: &str) -> Result<Pin, Abort> {
+        let file = pin_file(cache, task_id);
+        let io = |e: std::io::Error| Abort::Failed(format!("cannot pin the commit: {e}"));
+        make_private_dir_all(file.parent().expect("pins/<id> has a parent")).map_err(io)?;
+        std::fs::write(&file, format!("{commit}\n")).map_err(io)?;
+        Ok(Pin { file })
+    }
+
+    /// Drops the pin (the commit's objects become collectable at the next compaction). Needs
+    /// no lock: a compaction that still saw the pin only keeps some objects longer.
     pub(crate) async fn release(self) {
-        if !self.cache.join("HEAD").is_file() {
-            return;
+        let _ = tokio::fs::remove_file(&self.file).await;
+    }
+}
+
+/// Whether the cache holds as many loose objects or packs as make `git gc --auto` act with its
+/// default limits: loose objects estimated from `objects/17` (more than 6700 / 256), or more
+/// than 50 packs.
+fn needs_compaction(cache: &Path) -> bool {
+    let count = |dir: &str, wanted: &dyn Fn(&str) -> bool| {
+        std::fs::read_dir(cache.join(dir)).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_str().is_some_and(wanted))
+                .count()
+        })
+    };
+    count("objects/17", &|name| {
+        name.len() >= 38 && name.bytes().all(|b| b.is_ascii_hexdigit())
+    }) > 6700_usize.div_ceil(256)
+        || count("objects/pack", &|name| name.ends_with(".pack")) > 50
+}
+
+/// Compacts the cache (see the module's documentation). Under the cache's lock.
+async fn compact(git: &Git<'_>, config: &ExecConfig, cache: &Path) -> Result<(), Abort> {
+    let io = |e: std::io::Error| Abort::Failed(format!("cannot read the pins: {e}"));
+    git.ctx
+        .out
+        .say("Compacting the repository's cache (git gc)");
+    let mut live = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(cache.join("ralf/pins")) {
+        for entry in entries.flatten() {
+            let id = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i64>().ok());
+            let commit = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let commit = commit.trim();
+            match id {
+                Some(id) if task_root(config, id).is_dir() && refs::is_hash(commit) => {
+                    live.insert(pin_ref(id), commit.to_string());
+                }
+                // The task ended without releasing its pin (or the file is not ours).
+                _ => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
         }
-        let _lock = lock(&self.cache).await;
-        let mut cmd = tokio::process::Command::new(&self.git);
-        cmd.arg("update-ref")
-            .arg("-d")
-            .arg(pin_ref(self.task_id))
-            .current_dir(&self.cache)
-            .env_clear()
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let _ = tokio::time::timeout(Duration::from_secs(30), cmd.status()).await;
+    }
+    let mut commands = String::new();
+    for name in refs::list(cache, "refs/ralf/tasks/").map_err(io)?.keys() {
+        let id = name
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse::<i64>().ok());
+        // A ref of a live task without a pin file: pinned by an earlier version of ralf (which
+        // pinned with refs); it stays.
+        let task_lives = id.is_some_and(|id| task_root(config, id).is_dir());
+        if !live.contains_key(name) && !task_lives {
+            commands.push_str(&format!("delete {name}\n"));
+        }
+    }
+    for (name, commit) in &live {
+        commands.push_str(&format!("update {name} {commit}\n"));
+    }
+    if !commands.is_empty() {
+        let file = cache.join("ralf/pin-refs");
+        std::fs::write(&file, commands).map_err(io)?;
+        let spec = git.spec(cache, &["update-ref", "--stdin"]).stdin(&file);
+        let result = git.run_spec(&spec, "pinning the commits in use").await;
+        let _ = std::fs::remove_file(&file);
+        result?;
+    }
+    git.run(cache, &["gc", "--quiet"], "git gc").await
+}
+
+/// Makes `cache` a usable bare clone in the `files` ref format (a new, empty one if it is
+/// missing, broken or in another format); the first time this process sees it, removes the
+/// snapshots an earlier process left. A new cache fetches from `url` (`shown` in messages).
+/// Under the cache's lock. True when it was created.
+async fn prepare(
+    git: &Git<'_>,
+    cache: &Path,
+    state: &CacheState,
+    locked: &mut Locked,
+    url: &str,
+    shown: &str,
+) -> Result<bool, Abort> {
+    let created = !(cache.join("HEAD").is_file() && refs::files_format(cache));
+    if created {
+        git.ctx.out.say(format!("Cloning repository {shown}"));
+        if cache.exists() {
+            let _ = tokio::fs::remove_dir_all(cache).await;
+        }
+        let repos = cache.parent().expect("repos/<key>.git has a parent");
+        let cache_arg = cache.to_string_lossy();
+        let mut init = git.spec(repos, &["init", "--quiet", "--bare", &cache_arg]);
+        // Git 3 will default to the reftable format, which `refs` does not read.
+        init.env
+            .push(("GIT_DEFAULT_REF_FORMAT".into(), "files".into()));
+        git.run_spec(&init, "git init").await?;
+        // Written here rather than by `git config`: no git to start, no URL in an argument.
+        let config = format!(
+            "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n[remote \"origin\"]\n\turl = {}\n",
+            tree::quote(url)
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(cache.join("config"))
+            .and_then(|mut f| f.write_all(config.as_bytes()))
+            .map_err(|e| Abort::Failed(format!("cannot configure the cache: {e}")))?;
+        locked.url = Some(url.to_string());
+        locked.checked = false;
+        state.shared().fetched = None;
+    }
+    if !locked.checked {
+        state.shared().trees.clear();
+        match tokio::fs::remove_dir_all(cache.join("ralf/trees")).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Abort::Failed(format!(
+                    "cannot remove the old snapshots of the repository: {e}"
+                )));
+            }
+            _ => {}
+        }
+        locked.checked = true;
+    }
+    Ok(created)
+}
+
+/// The commit to check out and the branch to check it out on (`None`: a detached `HEAD`). Under
+/// the cache's lock, after the fetch.
+async fn resolve(
+    git: &Git<'_>,
+    cache: &Path,
+    commit: Option<&str>,
+    branch: &str,
+) -> Result<(String, Option<String>), Abort> {
+    let (sha, checkout_branch) = if let Some(commit) = commit {
+        let mut sha = git.resolve(cache, commit).await?;
+        if sha.is_none() {
+            // Not on any branch or tag: some servers hand out a commit by its hash.
+            let _ = git
+                .read(cache, &["fetch", "--quiet", "origin", commit])
+                .await?;
+            sha = git.resolve(cache, commit).await?;
+        }
+        let sha = sha
+            .ok_or_else(|| Abort::Failed(format!("commit {commit} not found in the repository")))?;
+        (sha, (!branch.is_empty()).then(|| branch.to_string()))
+    } else if branch.is_empty() {
+        let sha = match refs::read(cache, REMOTE_HEAD) {
+            Some(sha) => Some(sha),
+            None => git.resolve(cache, REMOTE_HEAD).await?,
+        };
+        let sha =
+            sha.ok_or_else(|| Abort::Failed("the repository has no default branch".into()))?;
+        (sha, None)
+    } else {
+        let head = format!("refs/heads/{branch}");
+        // Only the fetch writes the cache's branches: a valid name that is not among them is
+        // no branch (git is asked about names this module does not read).
+        let sha = if refs::valid_branch(branch) {
+            refs::read(cache, &head)
+        } else {
+            git.resolve(cache, &head).await?
+        };
+        if let Some(sha) = sha {
+            (sha, Some(branch.to_string()))
+        } else if let Some(sha) = git.resolve(cache, &format!("refs/tags/{branch}")).await? {
+            (sha, None)
+        } else {
+            return Err(Abort::Failed(format!(
+                "branch '{branch}' not found in the repository"
+            )));
+        }
+    };
+    if let Some(b) = &checkout_branch
+        && !refs::valid_name(&format!("refs/heads/{b}"))
+    {
+        return Err(Abort::Failed(format!("'{b}' is not a valid branch name")));
+    }
+    Ok((sha, checkout_branch))
+}
+
+/// Takes the snapshot of `commit` for the task, writing it first if there is none: its
+/// directory and the commit's subject. Under the cache's lock.
+async fn snapshot(
+    git: &Git<'_>,
+    cache: &Path,
+    state: &CacheState,
+    commit: &str,
+) -> Result<(PathBuf, String), Abort> {
+    let dir = cache.join("ralf/trees").join(commit);
+    if dir.join("index").is_file()
+        && let Some(subject) = state.shared().take_tree(commit)
+    {
+        return Ok((dir, subject));
+    }
+    // None, or its files are gone: a new one (tasks still copying the old one fail anyway).
+    state.shared().trees.remove(commit);
+    let io = |e: std::io::Error| Abort::Failed(format!("cannot write the snapshot: {e}"));
+    if dir.exists() {
+        tokio::fs::remove_dir_all(&dir).await.map_err(io)?;
+    }
+    let files = dir.join("tree");
+    make_private_dir_all(&files).map_err(io)?;
+    let (cache_arg, files_arg) = (cache.to_string_lossy(), files.to_string_lossy());
+    let git_dir = format!("--git-dir={cache_arg}");
+    let work_tree = format!("--work-tree={files_arg}");
+    // An index `tree::restamp_index` reads: version 2, in one file, checksummed.
+    let mut read_tree = git.spec(
+        cache,
+        &[
+            "-c",
+            "index.version=2",
+            "-c",
+            "index.skipHash=false",
+            "-c",
+            "core.splitIndex=false",
+            "-c",
+            "core.untrackedCache=false",
+            "-c",
+            "core.fsmonitor=false",
+            &git_dir,
+            &work_tree,
+            "read-tree",
+            "-u",
+            "--reset",
+            commit,
+        ],
+    );
+    read_tree
+        .env
+        .push(("GIT_INDEX_FILE".into(), dir.join("index").into()));
+    git.run_spec(&read_tree, "checking the commit out").await?;
+    let subject = git
+        .read(cache, &["log", "-1", "--format=%s", commit])
+        .await?
+        .and_then(|lines| lines.into_iter().next())
+        .unwrap_or_default();
+    state.shared().add_tree(commit, subject.clone());
+    Ok((dir, subject))
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -308,146 +739,180 @@ pub(crate) async fn checkout(
     };
     let branch = repo.branch.trim();
     let url = redact_url(&repo.url);
-    let cache = cache_dir(ctx.config, &repo.cache_key);
+    // Absolute: it goes into the checkout's `objects/info/alternates`.
+    let cache = std::path::absolute(cache_dir(ctx.config, &repo.cache_key))
+        .map_err(|e| Abort::Failed(format!("cannot find the work directory: {e}")))?;
     let repos = cache.parent().expect("repos/<key>.git has a parent");
     make_private_dir_all(repos)
         .map_err(|e| Abort::Failed(format!("cannot create {}: {e}", repos.display())))?;
 
     let started = tokio::time::Instant::now();
-    let (sha, checkout_branch) = {
-        let _lock = ctx
+    let state = CacheState::of(&cache);
+    let default_branch = commit.is_none() && branch.is_empty();
+    // Any fetch numbered above this one started after this task asked.
+    let asked = state.shared().started;
+    let (pin, sha, checkout_branch, snapshot_dir, subject, cache_refs) = {
+        let mut locked = ctx
             .interruptible(
                 "waiting for another task's fetch of this repository",
-                lock(&cache),
+                state.lock.lock(),
             )
             .await?;
-        if !cache.join("HEAD").is_file() {
-            out.say(format!("Cloning repository {url}"));
-            if cache.exists() {
-                let _ = tokio::fs::remove_dir_all(&cache).await;
-            }
-            let cache_arg = cache.to_string_lossy();
+        let created = prepare(&git, &cache, &state, &mut locked, &repo.url, &url).await?;
+        if locked.url.as_deref() != Some(repo.url.as_str()) {
             git.run(
-                repos,
-                &["init", "--quiet", "--bare", &cache_arg],
-                "git init",
+                &cache,
+                &["config", "remote.origin.url", &repo.url],
+                "git config",
             )
             .await?;
+            locked.url = Some(repo.url.clone());
+        }
+        if !created
+            && state
+                .shared()
+                .fetched_since(asked, &repo.url, default_branch)
+        {
+            out.say(format!(
+                "Repository {url} was fetched for another task after this one asked: \
+                 not fetching it again"
+            ));
         } else {
-            out.say(format!("Fetching repository {url}"));
-            remove_stale_locks(&cache);
-        }
-        git.run(
-            &cache,
-            &["config", "remote.origin.url", &repo.url],
-            "git config",
-        )
-        .await?;
-        let mut fetch = vec![
-            "fetch",
-            "--quiet",
-            "--prune",
-            "--tags",
-            "--force",
-            "origin",
-            "+refs/heads/*:refs/heads/*",
-        ];
-        let default_branch = commit.is_none() && branch.is_empty();
-        if default_branch {
-            fetch.push("+HEAD:refs/ralf/remote-head");
-        }
-        git.run(&cache, &fetch, "fetching the repository").await?;
-
-        let (sha, checkout_branch) = if let Some(commit) = &commit {
-            let mut sha = git.resolve(&cache, commit).await?;
-            if sha.is_none() {
-                // Not on any branch or tag: some servers hand out a commit by its hash.
-                let _ = git
-                    .read(&cache, &["fetch", "--quiet", "origin", commit])
-                    .await?;
-                sha = git.resolve(&cache, commit).await?;
+            if !created {
+                out.say(format!("Fetching repository {url}"));
+                remove_stale_locks(&cache);
             }
-            let sha = sha.ok_or_else(|| {
-                Abort::Failed(format!("commit {commit} not found in the repository"))
-            })?;
-            (sha, (!branch.is_empty()).then(|| branch.to_string()))
-        } else if default_branch {
-            let sha = git
-                .resolve(&cache, "refs/ralf/remote-head")
-                .await?
-                .ok_or_else(|| Abort::Failed("the repository has no default branch".into()))?;
-            (sha, None)
-        } else if let Some(sha) = git.resolve(&cache, &format!("refs/heads/{branch}")).await? {
-            (sha, Some(branch.to_string()))
-        } else if let Some(sha) = git.resolve(&cache, &format!("refs/tags/{branch}")).await? {
-            (sha, None)
-        } else {
-            return Err(Abort::Failed(format!(
-                "branch '{branch}' not found in the repository"
-            )));
-        };
-        git.run(
-            &cache,
-            &["update-ref", &pin_ref(task_id), &sha],
-            "pinning the commit",
-        )
-        .await?;
-        (sha, checkout_branch)
-    };
-    let pin = Pin {
-        git: git.program.clone(),
-        cache: cache.clone(),
-        task_id,
+            let mut fetch = vec![
+                "fetch",
+                "--quiet",
+                "--no-show-forced-updates",
+                "--prune",
+                "--tags",
+                "--force",
+                "origin",
+                "+refs/heads/*:refs/heads/*",
+            ];
+            let head_refspec = format!("+HEAD:{REMOTE_HEAD}");
+            if default_branch {
+                fetch.push(&head_refspec);
+            }
+            let number = {
+                let mut shared = state.shared();
+                shared.started += 1;
+                shared.started
+            };
+            git.run(&cache, &fetch, "fetching the repository").await?;
+            state
+                .shared()
+                .record_fetch(&repo.url, number, default_branch);
+            if needs_compaction(&cache) {
+                match compact(&git, ctx.config, &cache).await {
+                    Err(Abort::Failed(why)) => {
+                        out.say(format!("{why}; the cache stays as it is"));
+                    }
+                    other => other?,
+                }
+            }
+        }
+        let (sha, checkout_branch) = resolve(&git, &cache, commit.as_deref(), branch).await?;
+        let pin = Pin::create(&cache, task_id, &sha)?;
+        let taken = async {
+            let (tree, subject) = snapshot(&git, &cache, &state, &sha).await?;
+            let mut cache_refs = Vec::new();
+            for prefix in ["refs/heads/", "refs/tags/"] {
+                match refs::list(&cache, prefix) {
+                    Ok(list) => cache_refs.extend(list),
+                    Err(e) => {
+                        state.shared().drop_tree(&sha, false);
+                        return Err(Abort::Failed(format!("cannot read the cache's refs: {e}")));
+                    }
+                }
+            }
+            Ok((tree, subject, cache_refs))
+        }
+        .await;
+        match taken {
+            Ok((snapshot_dir, subject, cache_refs)) => {
+                (pin, sha, checkout_branch, snapshot_dir, subject, cache_refs)
+            }
+            Err(e) => {
+                pin.release().await;
+                return Err(e);
+            }
+        }
     };
     let fetched = started.elapsed();
 
     let dir = task.checkout();
-    let result = async {
-        let (cache_arg, dir_arg) = (cache.to_string_lossy(), dir.to_string_lossy());
-        git.run(
-            &task.root,
-            &[
-                "clone",
-                "--quiet",
-                "--shared",
-                "--no-checkout",
-                &cache_arg,
-                &dir_arg,
-            ],
-            "cloning from the cache",
-        )
-        .await?;
-        let mut co = vec!["checkout", "--quiet"];
-        match &checkout_branch {
-            Some(b) => co.extend(["-B", b.as_str()]),
-            None => co.push("--detach"),
+    // Set when the task stops (or is dropped) during the copy: the copy gives up at once.
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let copy = {
+        let (state, dir, sha, cache) = (state.clone(), dir.clone(), sha.clone(), cache.clone());
+        let (url, branch, stop) = (repo.url.clone(), checkout_branch.clone(), stop.0.clone());
+        move || {
+            let tracks = branch.as_ref().is_some_and(|b| {
+                let head = format!("refs/heads/{b}");
+                cache_refs.iter().any(|(name, _)| *name == head)
+            });
+            let result = tree::copy_dir(&snapshot_dir.join("tree"), &dir, &stop)
+                .and_then(|()| {
+                    let git_dir = tree::GitDir {
+                        cache: &cache,
+                        url: &url,
+                        commit: &sha,
+                        branch: branch.as_deref(),
+                        tracks,
+                        refs: &cache_refs,
+                    };
+                    tree::write_git_dir(&dir.join(".git"), &git_dir)
+                })
+                .and_then(|()| {
+                    tree::restamp_index(
+                        &snapshot_dir.join("index"),
+                        &dir.join(".git/index"),
+                        &dir,
+                        sha.len() / 2,
+                    )
+                });
+            let failed = result.is_err() && !stop.load(Ordering::Relaxed);
+            let doomed = {
+                let mut shared = state.shared();
+                shared.drop_tree(&sha, failed);
+                shared.evict_trees(&cache.join("ralf/trees"))
+            };
+            for grave in doomed {
+                let _ = std::fs::remove_dir_all(grave);
+            }
+            result
         }
-        co.push(&sha);
-        git.run(&dir, &co, "git checkout").await?;
-        git.run(
-            &dir,
-            &["remote", "set-url", "origin", &repo.url],
-            "git remote set-url",
-        )
-        .await?;
-        let lines = git
-            .read(&dir, &["log", "-1", "--format=%H%x00%s", &sha])
-            .await?
-            .unwrap_or_default();
-        let first = lines.into_iter().next().unwrap_or_default();
-        let (hash, message) = first.split_once('\0').unwrap_or((&sha, ""));
-        Ok::<_, Abort>(CheckoutInfo {
-            commit_hash: hash.to_string(),
-            commit_message: message.to_string(),
-        })
+    };
+    let mut copying = tokio::task::spawn_blocking(copy);
+    let copied = match ctx
+        .interruptible("checking the commit out", &mut copying)
+        .await
+    {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(Abort::Failed(format!(
+            "cannot check the commit out into {}: {e}",
+            dir.display()
+        ))),
+        Ok(Err(e)) => Err(Abort::Failed(format!(
+            "checking the commit out failed: {e}"
+        ))),
+        Err(abort) => {
+            // Lets the copy end before the task's directory is removed.
+            stop.0.store(true, Ordering::Relaxed);
+            let _ = copying.await;
+            Err(abort)
+        }
+    };
+    if let Err(e) = copied {
+        pin.release().await;
+        return Err(e);
     }
-    .await;
-    let info = match result {
-        Ok(info) => info,
-        Err(e) => {
-            pin.release().await;
-            return Err(e);
-        }
+    let info = CheckoutInfo {
+        commit_hash: sha,
+        commit_message: subject,
     };
     out.say(format!(
         "Checked out {}{} ({}) in {} ms (fetch {} ms)",

@@ -169,18 +169,18 @@ pub async fn apply_plan(
     .await;
     let outcome = finish(&out, result);
     task.remove().await;
-    if let Some(pin) = git::Pin::new(config, &ctx.path, &plan.cache_key, plan.task_id) {
-        pin.release().await;
-    }
+    git::Pin::new(config, &plan.cache_key, plan.task_id)
+        .release()
+        .await;
     outcome
 }
 
 /// Throws a waiting plan away (the task was rejected): removes the task's directory.
 pub async fn discard_plan(config: &ExecConfig, plan: PlanHandle) {
     TaskDir::existing(config, plan.task_id).remove().await;
-    if let Some(pin) = git::Pin::new(config, &path_of(config), &plan.cache_key, plan.task_id) {
-        pin.release().await;
-    }
+    git::Pin::new(config, &plan.cache_key, plan.task_id)
+        .release()
+        .await;
 }
 
 fn path_of(config: &ExecConfig) -> OsString {

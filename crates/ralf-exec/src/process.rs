@@ -1,6 +1,7 @@
-//! Supervised child processes: each command in its own process group, stdin closed, both
-//! output streams pumped line by line, stop and timeout as SIGTERM then SIGKILL to the whole
-//! group, and the group killed when its leader exits, so no process of a task outlives it.
+//! Supervised child processes: each command in its own process group, stdin closed (or read
+//! from a file), both output streams pumped line by line, stop and timeout as SIGTERM then
+//! SIGKILL to the whole group, and the group killed when its leader exits, so no process of a
+//! task outlives it.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
@@ -120,6 +121,8 @@ pub(crate) struct Spec {
     pub env: Vec<(OsString, OsString)>,
     /// Write the command line to the output before running it.
     pub echo: bool,
+    /// A file to read as standard input (otherwise stdin is closed).
+    pub stdin: Option<PathBuf>,
 }
 
 impl Spec {
@@ -131,6 +134,7 @@ impl Spec {
             cwd: cwd.to_path_buf(),
             env: Vec::new(),
             echo: false,
+            stdin: None,
         }
     }
 
@@ -146,6 +150,11 @@ impl Spec {
 
     pub(crate) fn env(mut self, env: Vec<(OsString, OsString)>) -> Spec {
         self.env = env;
+        self
+    }
+
+    pub(crate) fn stdin(mut self, file: &Path) -> Spec {
+        self.stdin = Some(file.to_path_buf());
         self
     }
 
@@ -270,12 +279,19 @@ pub(crate) async fn run(
         out.say(format!("$ {}", spec.display()));
     }
 
+    let stdin = match &spec.stdin {
+        Some(file) => Stdio::from(
+            std::fs::File::open(file)
+                .map_err(|e| Abort::Failed(format!("could not open {}: {e}", file.display())))?,
+        ),
+        None => Stdio::null(),
+    };
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)

@@ -54,6 +54,293 @@ async fn tasks_at_different_branches_run_concurrently_on_their_own_files() {
     assert!(task_dirs(work.path()).is_empty());
     let cache = work.path().join("repos/repo-1.git");
     assert_eq!(git(&cache, &["for-each-ref", "refs/ralf/tasks"]), "");
+    assert_eq!(pins(&cache), Vec::<String>::new());
+}
+
+/// The pin files left in a cache.
+fn pins(cache: &Path) -> Vec<String> {
+    let mut pins: Vec<String> = std::fs::read_dir(cache.join("ralf/pins"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    pins.sort();
+    pins
+}
+
+/// How many of the tasks' outputs say they fetched (or cloned) the repository themselves, and
+/// how many used another task's fetch.
+fn fetches(outputs: &[&Lines]) -> (usize, usize) {
+    let count = |needle: &str| {
+        outputs
+            .iter()
+            .filter(|l| l.texts().iter().any(|t| t.contains(needle)))
+            .count()
+    };
+    (
+        count("Fetching repository") + count("Cloning repository"),
+        count("fetched for another task after this one asked"),
+    )
+}
+
+#[tokio::test]
+async fn waiting_tasks_share_a_later_fetch_and_see_the_tip_as_of_their_request() {
+    let repo = repo_with("v.sh", "echo version 1\n");
+    let (work, config) = config();
+    let lines = Lines::default();
+    let job = |id| repo.job(id, App::Bash, "v.sh");
+    assert_eq!(
+        run(&job(1), &config, &lines, &Control::new()).await,
+        Outcome::Success
+    );
+    // Slow fetches: upload-pack answers at once, then the fetch takes another 0.8 s to end.
+    let cache = work.path().join("repos/repo-1.git");
+    git(
+        &cache,
+        &[
+            "config",
+            "remote.origin.uploadpack",
+            "f() { git-upload-pack \"$@\"; r=$?; sleep 0.8; exit $r; }; f",
+        ],
+    );
+
+    // Six tasks at once: one fetches; the others wait. Those that asked before that fetch
+    // started use it; of those that asked after, the first to get the lock fetches again (a
+    // fetch that started after all of them asked) and the rest use that second fetch.
+    let outputs: Vec<Lines> = (0..6).map(|_| Lines::default()).collect();
+    let control = Control::new();
+    let jobs: Vec<_> = (10..16).map(job).collect();
+    let start = |i: usize| run(&jobs[i], &config, &outputs[i], &control);
+    let (r0, r1, r2, r3, r4, r5) =
+        tokio::join!(start(0), start(1), start(2), start(3), start(4), start(5));
+    let results = [r0, r1, r2, r3, r4, r5];
+    for (result, lines) in results.iter().zip(&outputs) {
+        assert_eq!(*result, Outcome::Success, "{}", lines.all());
+        assert!(lines.has("version 1"), "{}", lines.all());
+    }
+    let (fetched, shared) = fetches(&outputs.iter().collect::<Vec<_>>());
+    assert!(
+        fetched <= 2 && fetched + shared == 6,
+        "{fetched} fetches, {shared} shared"
+    );
+
+    // A fetch that started before a task asked does not count for it: task 20's fetch reads
+    // the remote before the new commit; tasks 21 and 22 ask after it and see it.
+    let (l20, l21, l22) = (Lines::default(), Lines::default(), Lines::default());
+    let (job20, job21, job22) = (job(20), job(21), job(22));
+    let (r20, (r21, r22)) = tokio::join!(run(&job20, &config, &l20, &control), async {
+        l20.wait_for("Fetching repository", Duration::from_secs(10))
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        repo.write("v.sh", "echo version 2\n");
+        repo.commit("second");
+        tokio::join!(
+            run(&job21, &config, &l21, &control),
+            run(&job22, &config, &l22, &control)
+        )
+    });
+    for (result, lines) in [(&r20, &l20), (&r21, &l21), (&r22, &l22)] {
+        assert_eq!(*result, Outcome::Success, "{}", lines.all());
+    }
+    assert!(l20.has("version 1"), "{}", l20.all());
+    assert!(l21.has("version 2"), "{}", l21.all());
+    assert!(l22.has("version 2"), "{}", l22.all());
+    let (fetched, shared) = fetches(&[&l21, &l22]);
+    assert!(
+        fetched >= 1 && fetched + shared == 2,
+        "{fetched} fetches, {shared} shared"
+    );
+    assert_eq!(pins(&cache), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_checkout_is_a_private_clean_clone_of_the_commit() {
+    let repo = Repo::new();
+    repo.write("run.sh", "#!/bin/sh\necho run\n")
+        .write("data.txt", "original\n")
+        .write("sub/dir/deep.txt", "deep\n");
+    std::os::unix::fs::symlink("run.sh", repo.path().join("link")).unwrap();
+    repo.commit("first");
+    repo.git(&["tag", "-a", "v1", "-m", "release 1"]);
+    repo.git(&["branch", "feature"]);
+    repo.write("later.txt", "x\n");
+    repo.commit("later");
+    repo.write(
+        "show.sh",
+        concat!(
+            "git diff-index --quiet HEAD -- && echo index-clean\n",
+            "git status --porcelain | wc -l | sed 's/^ */dirty /'\n",
+            "echo \"describe $(git describe --tags)\"\n",
+            "echo \"feature $(git rev-parse origin/feature)\"\n",
+            "echo \"branch $(git rev-parse --abbrev-ref HEAD) tracks $(git rev-parse --abbrev-ref @{u})\"\n",
+            "echo \"subject $(git log -1 --format=%s)\"\n",
+            "test -x run.sh && echo executable\n",
+            "echo \"link $(readlink link)\"\n",
+            "cat data.txt sub/dir/deep.txt\n",
+            "git fsck --no-dangling 2>&1 | sed 's/^/fsck /'\n",
+            "echo changed > data.txt\n",
+        ),
+    );
+    let tip = repo.commit("the subject line");
+    let feature = repo.git(&["rev-parse", "feature"]);
+    let (_work, config) = config();
+    for task_id in [1, 2] {
+        let lines = Lines::default();
+        let outcome = run(
+            &repo.job(task_id, App::Bash, "show.sh"),
+            &config,
+            &lines,
+            &Control::new(),
+        )
+        .await;
+        assert_eq!(outcome, Outcome::Success, "{}", lines.all());
+        for want in [
+            "dirty 0".to_string(),
+            "index-clean".into(),
+            format!("describe v1-2-g{}", &tip[..7]),
+            format!("feature {feature}"),
+            "branch main tracks origin/main".into(),
+            "subject the subject line".into(),
+            "executable".into(),
+            "link run.sh".into(),
+            // The first task's change is not seen by the second.
+            "original".into(),
+            "deep".into(),
+        ] {
+            assert!(lines.has(&want), "missing {want:?} in:\n{}", lines.all());
+        }
+        assert!(
+            !lines.texts().iter().any(|l| l.starts_with("fsck ")),
+            "{}",
+            lines.all()
+        );
+        assert_eq!(
+            lines.checkouts()[0].commit_message,
+            "the subject line",
+            "{}",
+            lines.all()
+        );
+        assert_eq!(lines.checkouts()[0].commit_hash, tip);
+    }
+}
+
+#[tokio::test]
+async fn a_compaction_keeps_the_commits_of_running_tasks() {
+    let marks = tempfile::tempdir().unwrap();
+    let repo = repo_with(
+        "p.sh",
+        concat!(
+            "touch \"$MARKS/started\"\n",
+            "while [ ! -e \"$MARKS/go\" ]; do sleep 0.05; done\n",
+            "git cat-file -e HEAD && echo objects-ok\n",
+        ),
+    );
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    let (work, config) = config();
+    let cache = work.path().join("repos/repo-1.git");
+    let mut job1 = repo.job(1, App::Bash, "p.sh");
+    job1.env = vec![("MARKS".into(), marks.path().display().to_string())];
+    let (l1, c1) = (Lines::default(), Control::new());
+    let (r1, ()) = tokio::join!(run(&job1, &config, &l1, &c1), async {
+        let started = marks.path().join("started");
+        while !started.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The remote's history is replaced: the first commit is unreachable after a fetch.
+        repo.git(&["checkout", "--quiet", "--orphan", "other"]);
+        repo.write("p.sh", "echo replaced\n");
+        repo.commit("replaced");
+        repo.git(&["branch", "--quiet", "-M", "other", "main"]);
+        git(&cache, &["config", "gc.pruneExpire", "now"]);
+        add_loose_objects(&cache);
+        let l2 = Lines::default();
+        let outcome = run(
+            &repo.job(2, App::Bash, "p.sh"),
+            &config,
+            &l2,
+            &Control::new(),
+        )
+        .await;
+        assert_eq!(outcome, Outcome::Success, "{}", l2.all());
+        assert!(l2.has("replaced"), "{}", l2.all());
+        assert!(
+            l2.has("Compacting the repository's cache (git gc)"),
+            "{}",
+            l2.all()
+        );
+        // Collected, but not the commit task 1 runs.
+        assert_eq!(count_in(&cache.join("objects/17")), 0);
+        git(&cache, &["cat-file", "-e", &first]);
+        assert_eq!(git(&cache, &["rev-parse", "refs/ralf/tasks/1"]), first);
+        std::fs::write(marks.path().join("go"), "").unwrap();
+    });
+    assert_eq!(r1, Outcome::Success, "{}", l1.all());
+    assert!(l1.has("objects-ok"), "{}", l1.all());
+    assert_eq!(pins(&cache), Vec::<String>::new());
+
+    // Task 1 has ended: the next compaction drops its pin and its commit.
+    add_loose_objects(&cache);
+    let l3 = Lines::default();
+    let outcome = run(
+        &repo.job(3, App::Bash, "p.sh"),
+        &config,
+        &l3,
+        &Control::new(),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Success, "{}", l3.all());
+    assert!(l3.has("Compacting the repository's cache (git gc)"));
+    assert_eq!(git(&cache, &["for-each-ref", "refs/ralf/tasks"]), "");
+    let gone = std::process::Command::new("git")
+        .args(["cat-file", "-e", &first])
+        .current_dir(&cache)
+        .status()
+        .unwrap();
+    assert!(!gone.success(), "the unpinned commit was collected");
+}
+
+fn count_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |rd| rd.count())
+}
+
+/// Writes unreachable loose objects into the cache until `objects/17` holds enough of them for
+/// a compaction (as `git gc --auto` would judge).
+fn add_loose_objects(cache: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = String::new();
+    for i in 0..12_000 {
+        let path = dir.path().join(i.to_string());
+        std::fs::write(&path, format!("filler {i}\n")).unwrap();
+        paths.push_str(&format!("{}\n", path.display()));
+    }
+    // Paths from a file: git's answers would fill a pipe before all the paths were written.
+    let hash = |write: bool, input: &str| {
+        let list = dir.path().join("paths");
+        std::fs::write(&list, input).unwrap();
+        let mut cmd = std::process::Command::new("git");
+        cmd.arg("hash-object");
+        if write {
+            cmd.arg("-w");
+        }
+        let out = cmd
+            .arg("--stdin-paths")
+            .current_dir(cache)
+            .stdin(std::fs::File::open(&list).unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let wanted: String = hash(false, &paths)
+        .lines()
+        .zip(paths.lines())
+        .filter(|(hash, _)| hash.starts_with("17"))
+        .map(|(_, path)| format!("{path}\n"))
+        .collect();
+    hash(true, &wanted);
+    assert!(count_in(&cache.join("objects/17")) > 27);
 }
 
 #[tokio::test]
