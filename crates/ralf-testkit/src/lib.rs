@@ -383,10 +383,17 @@ pub fn free_port() -> u16 {
 
 impl ServerProcess {
     /// Starts `binary server` with exactly `env` (plus PATH and HOME) and the extra `args`,
-    /// listening on a free port given as `SEMAPHORE_PORT` unless `env` sets a port itself;
+    /// listening on a free port given as `SEMAPHORE_PORT` unless `env` sets `SEMAPHORE_PORT` or
+    /// `RALF_PORT` itself;
     /// waits until `/api/ping` answers.
     pub async fn start(binary: &str, env: &[(&str, String)], args: &[&str]) -> ServerProcess {
-        let port = free_port();
+        // A port given in `env` is kept (to restart a server where clients expect it).
+        let port = env
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "RALF_PORT" || *k == "SEMAPHORE_PORT")
+            .and_then(|(_, v)| v.trim_start_matches(':').parse().ok())
+            .unwrap_or_else(free_port);
         let mut cmd = std::process::Command::new(binary);
         cmd.arg("server").args(args).env_clear();
         for key in ["PATH", "HOME"] {
