@@ -52,35 +52,14 @@ async fn setup(parallel: u32) -> Setup {
     let repo = GitRepo::new(&[("echo.sh", "echo ok\n")]);
     let server = TestServer::start_with(Backend::Sqlite, |s| s.max_parallel_tasks = parallel).await;
     let api = server.admin().await;
-    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"]
-        .as_i64()
-        .unwrap();
-    let base = format!("/api/project/{project}");
-    let key = api
-        .create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let repository = api
-        .create(
-            &format!("{base}/repositories"),
-            json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let template = api
-        .create(
-            &format!("{base}/templates"),
-            json!({"name": "echo", "app": "bash", "playbook": "echo.sh", "repository_id": repository,
+    let (project, template) = bench_project(
+        &api,
+        &repo,
+        json!({"name": "echo", "app": "bash", "playbook": "echo.sh",
                    "allow_parallel_tasks": parallel > 1}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+        None,
+    )
+    .await;
     Setup {
         server,
         api,
@@ -300,31 +279,14 @@ async fn ingest(ralf: &str, lines: usize) {
         .unwrap()
         .to_string();
     let api = server.api(Some(token));
-    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"]
-        .as_i64()
-        .unwrap();
+    let (project, template) = bench_project(
+        &api,
+        &repo,
+        json!({"name": "print", "app": "bash", "playbook": "print.sh"}),
+        None,
+    )
+    .await;
     let base = format!("/api/project/{project}");
-    let key = api
-        .create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let repository = api
-        .create(
-            &format!("{base}/repositories"),
-            json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let template = api
-        .create(&format!("{base}/templates"), json!({"name": "print", "app": "bash", "playbook": "print.sh", "repository_id": repository}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
     let rss_before = peak_rss_kib(server.pid());
     let t0 = Instant::now();
     let task = api
@@ -418,42 +380,14 @@ async fn ansible(runs: usize) {
     // Through ralf.
     let server = TestServer::start(Backend::Sqlite).await;
     let api = server.admin().await;
-    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"]
-        .as_i64()
-        .unwrap();
+    let (project, template) = bench_project(
+        &api,
+        &repo,
+        json!({"name": "site", "app": "ansible", "playbook": "site.yml"}),
+        Some(inventory),
+    )
+    .await;
     let base = format!("/api/project/{project}");
-    let key = api
-        .create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let repository = api
-        .create(
-            &format!("{base}/repositories"),
-            json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let inventory = api
-        .create(
-            &format!("{base}/inventory"),
-            json!({"name": "local", "type": "static", "inventory": inventory}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let template = api
-        .create(
-            &format!("{base}/templates"),
-            json!({"name": "site", "app": "ansible", "playbook": "site.yml", "repository_id": repository, "inventory_id": inventory}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
     let mut through = Vec::new();
     for _ in 0..runs {
         let t0 = Instant::now();
@@ -489,31 +423,16 @@ async fn live(lines: usize) {
     let script =
         format!("for i in $(seq 1 {lines}); do echo \"stamp $(date +%s%N)\"; sleep 0.01; done\n");
     let repo = GitRepo::new(&[("stamps.sh", &script)]);
-    let setup_repo = repo;
     let server = TestServer::start(Backend::Sqlite).await;
     let api = server.admin().await;
-    let project = api.create("/api/projects", json!({"name": "bench"})).await["id"]
-        .as_i64()
-        .unwrap();
+    let (project, template) = bench_project(
+        &api,
+        &repo,
+        json!({"name": "stamps", "app": "bash", "playbook": "stamps.sh"}),
+        None,
+    )
+    .await;
     let base = format!("/api/project/{project}");
-    let key = api
-        .create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let repository = api
-        .create(&format!("{base}/repositories"), json!({"name": "r", "git_url": setup_repo.url(), "git_branch": "main", "ssh_key_id": key}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let template = api
-        .create(&format!("{base}/templates"), json!({"name": "stamps", "app": "bash", "playbook": "stamps.sh", "repository_id": repository}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
 
     let mut request = format!("{}/api/ws", server.url.replace("http://", "ws://"))
         .into_client_request()
@@ -561,4 +480,43 @@ async fn live(lines: usize) {
         ms(quantile(&mut delays, 1.0))
     );
     server.stop().await;
+}
+
+/// A project with a `none` key, a repository at `repo`, a static inventory when given, and one
+/// template made from `template` (name, app, playbook, ...); returns the project and template ids.
+async fn bench_project(
+    api: &ralf_testkit::Api,
+    repo: &GitRepo,
+    mut template: serde_json::Value,
+    inventory: Option<&str>,
+) -> (i64, i64) {
+    let id = |v: serde_json::Value| v["id"].as_i64().expect("id");
+    let project = id(api.create("/api/projects", json!({"name": "bench"})).await);
+    let base = format!("/api/project/{project}");
+    let key = id(api
+        .create(
+            &format!("{base}/keys"),
+            json!({"name": "none", "type": "none"}),
+        )
+        .await);
+    let repository = id(api
+        .create(
+            &format!("{base}/repositories"),
+            json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
+        )
+        .await);
+    template["repository_id"] = json!(repository);
+    if let Some(text) = inventory {
+        let inventory = id(api
+            .create(
+                &format!("{base}/inventory"),
+                json!({"name": "local", "type": "static", "inventory": text}),
+            )
+            .await);
+        template["inventory_id"] = json!(inventory);
+    }
+    (
+        project,
+        id(api.create(&format!("{base}/templates"), template).await),
+    )
 }
