@@ -722,46 +722,6 @@ async fn ssh_keys_are_private_files_given_to_ssh() {
     }
 }
 
-/// Not a check: prints how long ralf's fetch and checkout take on a small local repository
-/// (`cargo test -p ralf-exec --release --test git -- --ignored --nocapture checkout_timings`).
-#[tokio::test]
-#[ignore]
-async fn checkout_timings() {
-    let repo = Repo::new();
-    for i in 0..30 {
-        for j in 0..20 {
-            repo.write(&format!("d{j}/f{j}.txt"), &format!("{i} {j}\n"));
-        }
-        repo.write("ok.sh", "true\n");
-        repo.commit(&format!("commit {i}"));
-    }
-    let (_work, config) = config();
-    let (mut total, mut fetch) = (Vec::new(), Vec::new());
-    for task_id in 0..21 {
-        let lines = Lines::default();
-        let job = repo.job(task_id, App::Bash, "ok.sh");
-        assert_eq!(
-            run(&job, &config, &lines, &Control::new()).await,
-            Outcome::Success
-        );
-        if task_id == 0 {
-            continue; // the first task clones
-        }
-        let line = lines.wait_for("Checked out", Duration::from_secs(1)).await;
-        let ms = |s: &str| s.parse::<f64>().unwrap();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let n = words.len();
-        total.push(ms(words[n - 5]));
-        fetch.push(ms(words[n - 2]));
-    }
-    total.sort_by(f64::total_cmp);
-    fetch.sort_by(f64::total_cmp);
-    eprintln!(
-        "fetch + checkout: median {:.1} ms (min {:.1}); of which fetch: median {:.1} ms",
-        total[10], total[0], fetch[10]
-    );
-}
-
 #[tokio::test]
 async fn stops_reach_a_hanging_fetch_and_a_task_waiting_for_it() {
     // A server that accepts and never answers: the first task's fetch hangs holding the
