@@ -4,7 +4,7 @@ use ralf_core::api::inventories::Inventory;
 use ralf_core::api::refs::ObjectRefs;
 
 use crate::refs::RefQueries;
-use crate::{Result, Store, StoreError, audited, order_by, with_db};
+use crate::{Result, Store, audited, found, order_by, with_db};
 
 const INVENTORY_COLUMNS: &str =
     "id, name, project_id, inventory, ssh_key_id, become_key_id, repository_id, type";
@@ -113,11 +113,7 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// Deletes an inventory; `InUse` while a template refers to it.
@@ -133,11 +129,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// The templates using an inventory.

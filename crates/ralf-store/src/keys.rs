@@ -7,7 +7,7 @@ use ralf_core::api::keys::AccessKey;
 use ralf_core::api::refs::ObjectRefs;
 
 use crate::refs::RefQueries;
-use crate::{Result, Store, StoreError, audited, order_by, with_db};
+use crate::{Result, Store, audited, found, order_by, with_db};
 
 const KEY_COLUMNS: &str = "id, name, type, project_id";
 
@@ -137,11 +137,7 @@ impl Store {
                     .map(|r| r.rows_affected())
             )?,
         };
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// Deletes a key; `InUse` while a repository, inventory or template vault refers to it.
@@ -159,11 +155,7 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// The templates (through their vaults), repositories and inventories using a key.

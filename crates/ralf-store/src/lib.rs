@@ -189,6 +189,16 @@ pub(crate) fn order_by(
     Ok(format!("ORDER BY {column} {dir}, id {dir}"))
 }
 
+/// `Ok` when a statement aimed at one row changed it, [`StoreError::NotFound`] when it changed
+/// none.
+pub(crate) fn found(rows_affected: u64) -> Result<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 /// Marks SQL that was put together at run time from constants and whitelisted column names
 /// only (never from user input), which sqlx asks callers to vouch for.
 pub(crate) fn audited(sql: &str) -> sqlx::AssertSqlSafe<&str> {

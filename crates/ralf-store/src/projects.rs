@@ -3,7 +3,7 @@
 use ralf_core::api::projects::{Project, ProjectUser};
 use ralf_core::{Role, Timestamp};
 
-use crate::{Result, Store, StoreError, audited, order_by, with_db};
+use crate::{Result, Store, StoreError, audited, found, order_by, with_db};
 
 pub(crate) const PROJECT_COLUMNS: &str =
     "id, name, created, alert, alert_chat, max_parallel_tasks, type";
@@ -122,11 +122,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// Deletes a project with everything in it (keys, templates, tasks and their output).
@@ -141,11 +137,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     // ----- members -----
@@ -255,11 +247,7 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     pub async fn remove_project_user(&self, project_id: i64, user_id: i64) -> Result<()> {
@@ -274,11 +262,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// How many owners the project has (a project must keep at least one).

@@ -4,7 +4,7 @@ use ralf_core::api::refs::ObjectRefs;
 use ralf_core::api::repositories::Repository;
 
 use crate::refs::RefQueries;
-use crate::{Result, Store, StoreError, audited, order_by, with_db};
+use crate::{Result, Store, audited, found, order_by, with_db};
 
 const REPOSITORY_COLUMNS: &str = "id, name, project_id, git_url, git_branch, ssh_key_id";
 
@@ -111,11 +111,7 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// Deletes a repository; `InUse` while a template or an inventory refers to it.
@@ -131,11 +127,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// The templates and inventories using a repository.

@@ -11,7 +11,7 @@ use ralf_core::api::templates::{
 };
 use ralf_core::{TaskStatus, Timestamp};
 
-use crate::{Result, Store, StoreError, audited, order_by, with_db};
+use crate::{Result, Store, StoreError, audited, found, order_by, with_db};
 
 /// Every column of `templates`, as [`TemplateRow`] reads them.
 const TEMPLATE_COLUMNS: &str = "id, project_id, name, app, type, repository_id, inventory_id,
@@ -482,11 +482,7 @@ impl Store {
             ),
             other => other,
         })?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// The templates whose build template is `id` (what `…/templates/{id}/refs` lists).

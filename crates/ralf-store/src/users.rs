@@ -3,7 +3,7 @@
 use ralf_core::Timestamp;
 use ralf_core::api::users::{ApiToken, User};
 
-use crate::{Result, Store, StoreError, audited, order_by, with_db};
+use crate::{Result, Store, StoreError, audited, found, order_by, with_db};
 
 const USER_COLUMNS: &str = "id, username, name, email, created, admin, external, alert";
 
@@ -141,11 +141,7 @@ impl Store {
         .await
         .map(|r| r.rows_affected()))
         .map_err(|e| StoreError::from(e).conflict_as(TAKEN))?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     pub async fn set_password(&self, id: i64, password_hash: &str) -> Result<()> {
@@ -160,11 +156,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     pub async fn delete_user(&self, id: i64) -> Result<()> {
@@ -178,11 +170,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     // ----- sessions -----
@@ -339,10 +327,6 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 }

@@ -2,7 +2,7 @@
 
 use ralf_core::api::views::{View, ViewFields, ViewPosition};
 
-use crate::{Result, Store, StoreError, audited, with_db};
+use crate::{Result, Store, StoreError, audited, found, with_db};
 
 const VIEW_COLUMNS: &str =
     "id, project_id, title, position, hidden, type, sort_column, sort_reverse";
@@ -84,11 +84,7 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// Deletes a view; its templates stay, in no view.
@@ -104,11 +100,7 @@ impl Store {
                     .await
                     .map(|r| r.rows_affected())
         )?;
-        if done == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        found(done)
     }
 
     /// Moves several views at once, all or none: a view id that is not the project's refuses
