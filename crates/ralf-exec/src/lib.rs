@@ -23,6 +23,7 @@ mod git;
 mod job;
 mod output;
 mod process;
+pub mod remote;
 mod workspace;
 
 use std::ffi::OsString;

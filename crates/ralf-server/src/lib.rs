@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod cluster;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
@@ -35,6 +36,11 @@ pub struct RunningServer {
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
     dispatcher: std::sync::Arc<dispatch::Dispatcher>,
     dispatching: tokio::task::JoinHandle<()>,
+    /// The heartbeat and the bus to the other servers.
+    clustering: Vec<tokio::task::JoinHandle<()>>,
+    node_id: Arc<str>,
+    /// Held while the server runs on an SQLite file, so no second server opens it.
+    _sqlite_lock: Option<std::fs::File>,
 }
 
 impl RunningServer {
@@ -44,7 +50,13 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         self.dispatching.abort();
         self.dispatcher.stop_all().await;
+        for task in &self.clustering {
+            task.abort();
+        }
         self.serving.await.context("server task failed")??;
+        if let Err(e) = self.store.remove_node(&self.node_id).await {
+            tracing::warn!(error = %e, "could not take this server out of the nodes table");
+        }
         self.store.close().await;
         Ok(())
     }
@@ -68,17 +80,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
              set RALF_ACCESS_KEY_ENCRYPTION (or SEMAPHORE_ACCESS_KEY_ENCRYPTION) to base64 of 32 random bytes"
         );
     }
+    let sqlite_lock = match &settings.database {
+        DatabaseSettings::Sqlite { path } => Some(lock_sqlite(path)?),
+        DatabaseSettings::Postgres { .. } => None,
+    };
     let store = Store::connect(&settings.database)
         .await
         .with_context(|| format!("opening the database {}", settings.database.redacted()))?;
     if let Some(admin) = &settings.admin {
         bootstrap_admin(&store, admin).await?;
-    }
-    let interrupted = store
-        .fail_interrupted_tasks(dispatch::INTERRUPTED_LINE)
-        .await?;
-    if !interrupted.is_empty() {
-        tracing::warn!(tasks = ?interrupted, "tasks left active by an earlier run were marked as failed");
     }
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -92,7 +102,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         login_throttle: Default::default(),
         task_queue: Default::default(),
         live: Default::default(),
+        node_id: cluster::new_node_id().into(),
+        address: addr.to_string().into(),
     };
+    // What an earlier run left active ends now: on SQLite this server is the only one (the
+    // lock says so), so every other node is dead; on PostgreSQL, those silent past their lease.
+    let leases = match sqlite_lock {
+        Some(_) => ralf_store::cluster::Leases {
+            node: std::time::Duration::ZERO,
+            ..cluster::LEASES
+        },
+        None => cluster::LEASES,
+    };
+    cluster::beat(&state, leases).await?;
+    let clustering = cluster::start(&state).await?;
     // Tasks run in other directories, so the work directory must not be relative.
     let work_dir = std::path::absolute(&state.settings.work_dir)
         .with_context(|| format!("work directory {}", state.settings.work_dir.display()))?;
@@ -101,6 +124,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
     let dispatching = tokio::spawn(dispatcher.clone().run());
     let live = state.live.clone();
+    let node_id = state.node_id.clone();
     let app = tower::Layer::layer(
         &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
         routes::app(state),
@@ -117,7 +141,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             })
             .await
     });
-    tracing::info!(%addr, database = %store.dialect(), "ralf is listening");
+    tracing::info!(%addr, database = %store.dialect(), node = %node_id, "ralf is listening");
     Ok(RunningServer {
         addr,
         store,
@@ -126,7 +150,39 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         serving,
         dispatcher,
         dispatching,
+        clustering,
+        node_id,
+        _sqlite_lock: sqlite_lock,
     })
+}
+
+/// Takes the lock that keeps a second server off an SQLite database: several servers need
+/// PostgreSQL. The lock is a file beside the database, held until the process ends.
+fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another ralf server is already running on the SQLite database {}: an SQLite \
+             database serves one server only; to run several servers, move to PostgreSQL \
+             (ralf admin migrate) and point every server at it",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
+        }
+    }
 }
 
 /// Creates the configured admin unless a user with that login exists; an existing user keeps

@@ -47,6 +47,9 @@ pub struct Settings {
     /// `ansible-playbook`, `terraform`, `tofu`) are found; `None` (the default): the server's
     /// own `PATH`.
     pub exec_path: Option<std::ffi::OsString>,
+    /// Every task goes to a remote runner; this server runs none itself (Semaphore's
+    /// `use_remote_runner`). Tasks whose template requires runner tags go to runners anyway.
+    pub use_remote_runner: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Settings {
             .field("admin", &self.admin)
             .field("work_dir", &self.work_dir)
             .field("exec_path", &self.exec_path)
+            .field("use_remote_runner", &self.use_remote_runner)
             .finish()
     }
 }
@@ -89,6 +93,7 @@ impl Settings {
             non_admin_can_create_project: false,
             admin: None,
             exec_path: None,
+            use_remote_runner: false,
         }
     }
 }

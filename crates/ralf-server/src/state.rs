@@ -1,5 +1,6 @@
 //! What every request handler shares: the store, the secret cipher, the settings, the guard
-//! against password guessing, the task queue and the live news of tasks.
+//! against password guessing, the task queue, the live news of tasks, and who this server is
+//! in a cluster.
 
 use std::sync::Arc;
 
@@ -22,6 +23,10 @@ pub struct AppState {
     pub task_queue: Arc<TaskQueue>,
     /// Live output and status changes of tasks, for WebSocket listeners.
     pub live: Arc<LiveHub>,
+    /// This server's id among the servers sharing the database, new at every start.
+    pub node_id: Arc<str>,
+    /// Where this server listens, as the other servers see it in the `nodes` table.
+    pub address: Arc<str>,
 }
 
 impl AppState {

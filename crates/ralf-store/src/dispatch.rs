@@ -1,10 +1,8 @@
-//! What the task dispatcher asks of the store: the queue in order, what is active (for the
-//! limits), status checks of running tasks, the commit a task runs, and the clean-up after a
-//! crash.
+//! What the task dispatcher asks of the store: claiming waiting tasks in order within the
+//! limits, status checks of running tasks, the commit a task runs.
 
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::TaskStatus;
 
-use crate::output::{Chunk, append_chunk};
 use crate::{Result, Store, audited, with_db};
 
 /// The statuses of a task that holds a slot: it runs, or it waits for a decision on its plan.
@@ -26,6 +24,15 @@ pub struct QueuedTask {
     pub allow_parallel_tasks: bool,
     /// The project's own cap on active tasks; 0 = none.
     pub project_max_parallel_tasks: i64,
+    /// The tags a runner must carry to take the task (a JSON array of strings).
+    pub runner_tags: String,
+}
+
+impl QueuedTask {
+    /// The runner tags the task's template requires; none when the stored list is unreadable.
+    pub fn required_tags(&self) -> Vec<String> {
+        serde_json::from_str(&self.runner_tags).unwrap_or_default()
+    }
 }
 
 /// A task that holds a slot.
@@ -34,9 +41,11 @@ pub struct ActiveTask {
     pub id: i64,
     pub project_id: i64,
     pub template_id: i64,
+    /// The runner that holds it; `None` when a server runs it.
+    pub runner_id: Option<i64>,
 }
 
-fn active_list() -> String {
+pub(crate) fn active_list() -> String {
     ACTIVE
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
@@ -44,38 +53,88 @@ fn active_list() -> String {
         .join(", ")
 }
 
-impl Store {
-    /// Waiting tasks, oldest first (at most `limit`).
-    pub async fn queued_tasks(&self, limit: i64) -> Result<Vec<QueuedTask>> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, QueuedTask>(
-                    "SELECT t.id, t.project_id, t.template_id,
-                            tpl.allow_parallel_tasks, p.max_parallel_tasks AS project_max_parallel_tasks
-                     FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
-                     JOIN projects p ON p.id = t.project_id
-                     WHERE t.status = 'waiting' ORDER BY t.id LIMIT $1",
-                )
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        )?)
-    }
+/// Who takes a task: a server of the cluster (by node id) or a remote runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimant<'a> {
+    Node(&'a str),
+    Runner(i64),
+}
 
-    /// Every task that holds a slot.
-    pub async fn active_tasks(&self) -> Result<Vec<ActiveTask>> {
-        let sql = format!(
-            "SELECT id, project_id, template_id FROM tasks WHERE status IN ({})",
+/// The key of PostgreSQL's advisory lock that makes claims of all servers take turns, so the
+/// limits (which count every active task) hold across the cluster.
+const CLAIM_LOCK: i64 = 0x7261_6c66; // "ralf"
+
+impl Store {
+    /// Claims waiting tasks for `claimant` in one transaction: `pick` is shown the oldest
+    /// `lookahead` waiting tasks and every active one (for the limits) and names those to take;
+    /// they become `starting`, owned by the claimant, and are returned. On PostgreSQL claims of
+    /// every server take turns on an advisory lock and the waiting rows are locked with
+    /// `FOR UPDATE SKIP LOCKED`; on SQLite the single writer serializes them.
+    pub async fn claim_tasks(
+        &self,
+        claimant: Claimant<'_>,
+        lookahead: i64,
+        pick: impl FnOnce(&[QueuedTask], &[ActiveTask]) -> Vec<i64>,
+    ) -> Result<Vec<QueuedTask>> {
+        let postgres = matches!(self.db, crate::Db::Postgres(_));
+        let queued_sql = format!(
+            "SELECT t.id, t.project_id, t.template_id, tpl.allow_parallel_tasks,
+                    p.max_parallel_tasks AS project_max_parallel_tasks, tpl.runner_tags
+             FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
+             JOIN projects p ON p.id = t.project_id
+             WHERE t.status = 'waiting' ORDER BY t.id LIMIT $1{}",
+            if postgres { " FOR UPDATE OF t SKIP LOCKED" } else { "" }
+        );
+        let active_sql = format!(
+            "SELECT id, project_id, template_id, runner_id FROM tasks WHERE status IN ({})",
             active_list()
         );
-        Ok(with_db!(
+        let (node_id, runner_id) = match claimant {
+            Claimant::Node(id) => (Some(id), None),
+            Claimant::Runner(id) => (None, Some(id)),
+        };
+        let claimed = with_db!(
             self,
-            read | pool
-                | sqlx::query_as::<_, ActiveTask>(audited(&sql))
-                    .fetch_all(pool)
-                    .await
-        )?)
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                if postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(CLAIM_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let queued: Vec<QueuedTask> = sqlx::query_as(audited(&queued_sql))
+                    .bind(lookahead)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if queued.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let active: Vec<ActiveTask> = sqlx::query_as(audited(&active_sql))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let picked = pick(&queued, &active);
+                let mut claimed = Vec::with_capacity(picked.len());
+                for task in queued.into_iter().filter(|t| picked.contains(&t.id)) {
+                    let changed = sqlx::query(
+                        "UPDATE tasks SET status = 'starting', node_id = $2, runner_id = $3
+                         WHERE id = $1 AND status = 'waiting'",
+                    )
+                    .bind(task.id)
+                    .bind(node_id)
+                    .bind(runner_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if changed == 1 {
+                        claimed.push(task);
+                    }
+                }
+                tx.commit().await?;
+                claimed
+            }
+        );
+        Ok(claimed)
     }
 
     /// The current status of each of these tasks (missing ones were deleted).
@@ -126,32 +185,5 @@ impl Store {
                 .map(|r| r.rows_affected())
         )?;
         Ok(())
-    }
-
-    /// Ends every task that was active when the server stopped without finishing it: the
-    /// status becomes `error` and `line` is appended to each one's output. Returns their ids.
-    pub async fn fail_interrupted_tasks(&self, line: &str) -> Result<Vec<i64>> {
-        let now = Timestamp::now();
-        let sql = format!(
-            "UPDATE tasks SET status = 'error', \"end\" = $1 WHERE status IN ({}) RETURNING id",
-            active_list()
-        );
-        let ids: Vec<i64> = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let ids: Vec<i64> = sqlx::query_scalar(audited(&sql))
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let chunk = Chunk::new(&[(now, line.to_string())]);
-                for id in &ids {
-                    append_chunk!(tx, *id, chunk);
-                }
-                tx.commit().await?;
-                ids
-            }
-        );
-        Ok(ids)
     }
 }

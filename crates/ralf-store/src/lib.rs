@@ -7,6 +7,7 @@
 //! instead of failing with "database is locked".
 
 pub mod backup;
+pub mod cluster;
 pub mod dispatch;
 pub mod environments;
 mod error;

@@ -45,6 +45,9 @@ pub struct NewTask<'a> {
     pub params: &'a TaskParams,
     pub integration_id: Option<i64>,
     pub schedule_id: Option<i64>,
+    /// The secret survey answers, already encrypted: kept beside the task until whichever
+    /// server or runner takes it reads them once ([`Store::take_task_secret`]).
+    pub secret: Option<&'a str>,
 }
 
 /// Which tasks of a project a list call wants, newest first by default.
@@ -227,6 +230,13 @@ impl Store {
                 .bind(Timestamp::now())
                 .fetch_one(&mut *tx)
                 .await?;
+                    if let Some(secret) = new.secret {
+                        sqlx::query("INSERT INTO task_secrets (task_id, secret) VALUES ($1, $2)")
+                            .bind(id)
+                            .bind(secret)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     let row = sqlx::query_as::<_, TaskRow>(audited(&select))
                         .bind(id)
                         .fetch_one(&mut *tx)

@@ -123,6 +123,7 @@ fn new_task<'a>(f: &Fixture, params: &'a TaskParams) -> NewTask<'a> {
         params,
         integration_id: None,
         schedule_id: None,
+        secret: None,
     }
 }
 

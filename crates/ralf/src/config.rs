@@ -681,6 +681,7 @@ impl Resolver {
             admin: self.admin()?,
             work_dir: data_dir.join("work"),
             exec_path: None,
+            use_remote_runner: false,
         })
     }
 

@@ -90,9 +90,19 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
 
     // The task's own variables and survey answers, then its secret answers.
     let answers = parse_object(&task.environment, "the task's environment")?;
-    let secret_answers = match state.task_queue.take_secret(task.id) {
-        Some(text) if !text.trim().is_empty() => parse_object(&text, "the task's secret answers")?,
-        _ => Map::new(),
+    let secret_answers = match state.store.take_task_secret(task.id).await? {
+        Some(stored) => {
+            let text = state
+                .cipher
+                .decrypt(&stored)
+                .context("cannot decrypt the task's secret answers")?;
+            if text.trim().is_empty() {
+                Map::new()
+            } else {
+                parse_object(&text, "the task's secret answers")?
+            }
+        }
+        None => Map::new(),
     };
     for value in secret_answers.values() {
         secrets.push(scalar_text(value));

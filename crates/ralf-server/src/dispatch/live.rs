@@ -1,11 +1,14 @@
 //! Live news of tasks for whoever listens (WebSocket clients): output lines as they are stored
-//! and status changes. A listener that falls behind is told it lagged and catches up from the
+//! and status changes, this server's and, in a cluster, the other servers' (see
+//! [`crate::cluster`]). A listener that falls behind is told it lagged and catches up from the
 //! store, where every line is before it is announced here.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ralf_core::{TaskStatus, Timestamp};
 use tokio::sync::broadcast;
+
+use crate::cluster::Outbox;
 
 /// How many events a slow listener may be behind before it is told it lagged.
 const CAPACITY: usize = 4096;
@@ -46,12 +49,15 @@ impl LiveEvent {
 
 pub struct LiveHub {
     tx: broadcast::Sender<LiveEvent>,
+    /// Where news for the other servers of a cluster goes.
+    others: OnceLock<Outbox>,
 }
 
 impl Default for LiveHub {
     fn default() -> Self {
         LiveHub {
             tx: broadcast::channel(CAPACITY).0,
+            others: OnceLock::new(),
         }
     }
 }
@@ -65,9 +71,23 @@ impl std::fmt::Debug for LiveHub {
 }
 
 impl LiveHub {
+    /// Tells this server's listeners, and those of the other servers of the cluster.
     pub fn publish(&self, event: LiveEvent) {
+        if let Some(others) = self.others.get() {
+            others.live(&event);
+        }
+        self.deliver(event);
+    }
+
+    /// Tells this server's listeners only (news heard from another server).
+    pub fn deliver(&self, event: LiveEvent) {
         // No listener is not an error: nobody is watching.
         let _ = self.tx.send(event);
+    }
+
+    /// From now on, what is published here also goes to the other servers.
+    pub fn attach(&self, others: Outbox) {
+        let _ = self.others.set(others);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {

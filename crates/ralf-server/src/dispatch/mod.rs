@@ -8,6 +8,7 @@
 //! about tasks: a stop request is a status change there, which the dispatcher sees and acts on.
 
 pub mod job;
+pub mod limits;
 pub mod live;
 pub mod output;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use ralf_core::{TaskStatus, Timestamp};
 use ralf_exec::{Control, ExecConfig, Outcome, PlanHandle};
-use ralf_store::dispatch::ActiveTask;
+use ralf_store::dispatch::Claimant;
 
 use crate::state::AppState;
 use live::LiveEvent;
@@ -25,11 +26,9 @@ use live::LiveEvent;
 /// How often the dispatcher looks at the store without being woken.
 const SWEEP: Duration = Duration::from_secs(2);
 /// How many waiting tasks one look considers.
-const LOOKAHEAD: i64 = 500;
+pub const LOOKAHEAD: i64 = 500;
 
-/// The line a task gets when the server died under it.
-pub const INTERRUPTED_LINE: &str =
-    "ralf restarted while this task was active: the task did not finish and is marked as failed";
+pub use ralf_store::cluster::INTERRUPTED_LINE;
 
 pub struct Dispatcher {
     state: AppState,
@@ -101,45 +100,29 @@ impl Dispatcher {
         self.start_queued().await
     }
 
-    /// Starts as many waiting tasks as the limits allow, oldest first; a task held back by its
-    /// template or project does not hold back the tasks behind it.
+    /// Claims as many waiting tasks as the limits allow (see [`limits::pick`]) and starts
+    /// them.
     async fn start_queued(self: &Arc<Self>) -> anyhow::Result<()> {
-        let store = &self.state.store;
-        let queued = store.queued_tasks(LOOKAHEAD).await?;
-        if queued.is_empty() {
-            return Ok(());
-        }
-        let mut slots = Slots::new(store.active_tasks().await?);
+        let taker = limits::Taker::Server {
+            use_remote_runner: self.state.settings.use_remote_runner,
+        };
         let global = self.state.settings.max_parallel_tasks as usize;
-        for task in queued {
-            if global > 0 && slots.total >= global {
-                break;
-            }
-            let project_full = task.project_max_parallel_tasks > 0
-                && slots.in_project(task.project_id) >= task.project_max_parallel_tasks as usize;
-            let template_busy =
-                !task.allow_parallel_tasks && slots.in_template(task.template_id) > 0;
-            if project_full || template_busy {
-                continue;
-            }
-            if !store
-                .set_task_status(
-                    task.id,
-                    TaskStatus::Waiting,
-                    TaskStatus::Starting,
-                    Timestamp::now(),
-                )
-                .await?
-            {
-                continue; // stopped or taken meanwhile
-            }
+        let claimed = self
+            .state
+            .store
+            .claim_tasks(
+                Claimant::Node(&self.state.node_id),
+                LOOKAHEAD,
+                |queued, active| limits::pick(&taker, global, queued, active),
+            )
+            .await?;
+        for task in claimed {
             self.announce(
                 task.id,
                 task.project_id,
                 task.template_id,
                 TaskStatus::Starting,
             );
-            slots.take(task.project_id, task.template_id);
             let control = Control::new();
             self.running().insert(task.id, control.clone());
             let me = self.clone();
@@ -179,7 +162,9 @@ impl Dispatcher {
         for (id, control) in running {
             match statuses.get(&id) {
                 Some(TaskStatus::Stopping) => control.stop(false),
-                Some(TaskStatus::Stopped) | None => control.stop(true),
+                // Stopped, deleted, or ended by another server that took this one for dead.
+                Some(s) if s.is_finished() => control.stop(true),
+                None => control.stop(true),
                 _ => {}
             }
         }
@@ -362,54 +347,12 @@ impl Dispatcher {
         }
     }
 
-    /// Moves a task to `to` from whatever active status it is in now (a stop may have moved it
-    /// meanwhile); a task already finished stays as it is.
     async fn finish(&self, task_id: i64, project_id: i64, template_id: i64, to: TaskStatus) {
-        let store = &self.state.store;
-        for _ in 0..5 {
-            let current = match store.task_status(task_id).await {
-                Ok(Some(s)) => s,
-                Ok(None) => return, // deleted
-                Err(e) => {
-                    tracing::error!(task.id = task_id, error = %e, "cannot read the task's status");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            // A task that was asked to stop ends stopped, whatever its processes said last.
-            let to = if current == TaskStatus::Stopping && to != TaskStatus::WaitingConfirmation {
-                TaskStatus::Stopped
-            } else {
-                to
-            };
-            if !current.can_become(to) {
-                return;
-            }
-            match store
-                .set_task_status(task_id, current, to, Timestamp::now())
-                .await
-            {
-                Ok(true) => {
-                    tracing::info!(task.id = task_id, status = %to, "task finished");
-                    self.announce(task_id, project_id, template_id, to);
-                    return;
-                }
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::error!(task.id = task_id, error = %e, "cannot set the task's status");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
+        finish(&self.state, task_id, project_id, template_id, to).await;
     }
 
     fn announce(&self, task_id: i64, project_id: i64, template_id: i64, status: TaskStatus) {
-        self.state.live.publish(LiveEvent::Status {
-            task_id,
-            project_id,
-            template_id,
-            status,
-        });
+        announce(&self.state, task_id, project_id, template_id, status);
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Control>> {
@@ -421,37 +364,66 @@ impl Dispatcher {
     }
 }
 
-/// Who holds slots now: counts for the limits.
-struct Slots {
-    total: usize,
-    projects: HashMap<i64, usize>,
-    templates: HashMap<i64, usize>,
+/// Moves a task to `to` from whatever active status it is in now (a stop may have moved it
+/// meanwhile); a task already finished stays as it is. Says whether it moved.
+pub async fn finish(
+    state: &AppState,
+    task_id: i64,
+    project_id: i64,
+    template_id: i64,
+    to: TaskStatus,
+) -> bool {
+    let store = &state.store;
+    for _ in 0..5 {
+        let current = match store.task_status(task_id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return false, // deleted
+            Err(e) => {
+                tracing::error!(task.id = task_id, error = %e, "cannot read the task's status");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        // A task that was asked to stop ends stopped, whatever its processes said last.
+        let to = if current == TaskStatus::Stopping && to != TaskStatus::WaitingConfirmation {
+            TaskStatus::Stopped
+        } else {
+            to
+        };
+        if !current.can_become(to) {
+            return false;
+        }
+        match store
+            .set_task_status(task_id, current, to, Timestamp::now())
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(task.id = task_id, status = %to, "task finished");
+                announce(state, task_id, project_id, template_id, to);
+                return true;
+            }
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(task.id = task_id, error = %e, "cannot set the task's status");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    false
 }
 
-impl Slots {
-    fn new(active: Vec<ActiveTask>) -> Slots {
-        let mut slots = Slots {
-            total: 0,
-            projects: HashMap::new(),
-            templates: HashMap::new(),
-        };
-        for task in active {
-            slots.take(task.project_id, task.template_id);
-        }
-        slots
-    }
-
-    fn take(&mut self, project_id: i64, template_id: i64) {
-        self.total += 1;
-        *self.projects.entry(project_id).or_default() += 1;
-        *self.templates.entry(template_id).or_default() += 1;
-    }
-
-    fn in_project(&self, project_id: i64) -> usize {
-        self.projects.get(&project_id).copied().unwrap_or(0)
-    }
-
-    fn in_template(&self, template_id: i64) -> usize {
-        self.templates.get(&template_id).copied().unwrap_or(0)
-    }
+/// Tells live listeners (of every server) that a task changed status.
+pub fn announce(
+    state: &AppState,
+    task_id: i64,
+    project_id: i64,
+    template_id: i64,
+    status: TaskStatus,
+) {
+    state.live.publish(LiveEvent::Status {
+        task_id,
+        project_id,
+        template_id,
+        status,
+    });
 }

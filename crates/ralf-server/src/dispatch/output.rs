@@ -105,14 +105,19 @@ impl Writer {
         if lines.is_empty() {
             return;
         }
+        let lines = Arc::new(lines);
         let mut delay = Duration::from_millis(50);
-        let mut first_index = 0;
         for attempt in 1.. {
-            match self.store.append_task_output(self.task_id, &lines).await {
-                Ok(first) => {
-                    first_index = first;
-                    break;
-                }
+            match store_and_announce(
+                &self.store,
+                &self.live,
+                self.task_id,
+                self.project_id,
+                &lines,
+            )
+            .await
+            {
+                Ok(_) => return,
                 Err(e) if attempt < 8 => {
                     tracing::warn!(task.id = self.task_id, error = %e, attempt, "storing output failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -124,11 +129,24 @@ impl Writer {
                 }
             }
         }
-        self.live.publish(LiveEvent::Output {
-            task_id: self.task_id,
-            project_id: self.project_id,
-            first_index,
-            lines: Arc::new(lines),
-        });
     }
+}
+
+/// Stores lines after a task's output, then tells live listeners; returns the index of the
+/// first. Used for lines of this server's tasks and for those a runner sends.
+pub async fn store_and_announce(
+    store: &ralf_store::Store,
+    live: &LiveHub,
+    task_id: i64,
+    project_id: i64,
+    lines: &Arc<Vec<(Timestamp, String)>>,
+) -> Result<i64, ralf_store::StoreError> {
+    let first_index = store.append_task_output(task_id, lines).await?;
+    live.publish(LiveEvent::Output {
+        task_id,
+        project_id,
+        first_index,
+        lines: lines.clone(),
+    });
+    Ok(first_index)
 }

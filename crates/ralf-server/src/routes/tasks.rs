@@ -127,6 +127,8 @@ async fn create(
         survey_vars: &survey,
     })?;
 
+    // Secret answers are kept encrypted beside the task until it runs, never in the clear.
+    let secret = fields.secret.as_deref().map(|s| state.cipher.encrypt(s));
     let task = state
         .store
         .create_task(&NewTask {
@@ -145,11 +147,12 @@ async fn create(
             params: &fields.params,
             integration_id: None,
             schedule_id: None,
+            secret: secret.as_deref(),
         })
         .await?;
     line(&state, task.id, format!("Task {} added to queue", task.id)).await?;
     announce(&state, &task, TaskStatus::Waiting);
-    state.task_queue.queued(task.id, fields.secret);
+    state.task_queue.queued();
     state
         .event(NewEvent {
             project_id: Some(access.project_id),
@@ -221,7 +224,6 @@ async fn delete(
         .delete_task(access.project_id, task_id)
         .await
         .or_not_found("task")?;
-    state.task_queue.forget(task_id);
     state
         .event(NewEvent {
             project_id: Some(access.project_id),
@@ -364,7 +366,7 @@ async fn stop(
         }
         let who = &access.user.username;
         let text = if to == TaskStatus::Stopped {
-            state.task_queue.forget(task_id);
+            forget_secret(&state, task_id).await;
             format!("Task stopped by {who}")
         } else {
             format!("Task stop requested by {who}")
@@ -585,7 +587,7 @@ async fn decide(
         return Err(refuse(now.status));
     }
     if to.is_finished() {
-        state.task_queue.forget(task_id);
+        forget_secret(state, task_id).await;
     }
     line(
         state,
@@ -648,5 +650,13 @@ fn survey_kind(kind: SurveyVarType) -> &'static str {
         SurveyVarType::Enum => "enum",
         SurveyVarType::Secret => "secret",
         SurveyVarType::Text => "text",
+    }
+}
+
+/// Drops the secret answers of a task that will not run; a failure leaves them encrypted, to
+/// go with the task when it is deleted.
+async fn forget_secret(state: &AppState, task_id: i64) {
+    if let Err(e) = state.store.take_task_secret(task_id).await {
+        tracing::warn!(task.id = task_id, error = %e, "could not drop the secret answers of a task");
     }
 }

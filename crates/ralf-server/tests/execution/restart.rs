@@ -39,6 +39,7 @@ async fn tasks_left_active_by_a_dead_server_end_in_error(backend: Backend) {
         params: &params,
         integration_id: None,
         schedule_id: None,
+        secret: None,
     };
     use TaskStatus::*;
     let mut left = Vec::new();
