@@ -70,6 +70,8 @@ pub struct ClientConfig {
     pub url: String,
     /// An API token, sent as `Authorization: Bearer`.
     pub token: Option<String>,
+    /// A runner's own token, sent as `X-Runner-Token` (the calls of `ralf runner`).
+    pub runner_token: Option<String>,
     /// The longest one request may take (30 s by default).
     pub request_timeout: Duration,
     pub retry: RetryPolicy,
@@ -82,6 +84,7 @@ impl ClientConfig {
         ClientConfig {
             url: url.into(),
             token: None,
+            runner_token: None,
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             on_retry: None,
@@ -118,6 +121,7 @@ pub struct Client {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     pub(crate) token: Option<String>,
+    runner_token: Option<String>,
     pub(crate) retry: RetryPolicy,
     on_retry: Option<Notify>,
     capabilities: Arc<OnceCell<Capabilities>>,
@@ -125,7 +129,7 @@ pub struct Client {
 
 /// Whether a request may be sent again after it may have reached the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Replay {
+pub(crate) enum Replay {
     /// Reads, and writes that end the same however often they are made: retried on any
     /// failure.
     Safe,
@@ -148,6 +152,7 @@ impl Client {
             http,
             base,
             token: config.token.filter(|t| !t.is_empty()),
+            runner_token: config.runner_token.filter(|t| !t.is_empty()),
             retry: config.retry,
             on_retry: config.on_retry,
             capabilities: Arc::new(OnceCell::new()),
@@ -167,7 +172,7 @@ impl Client {
 
     /// Sends one request, retrying as the policy and `replay` allow, and returns the body of
     /// a 2xx answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -185,6 +190,9 @@ impl Client {
             }
             if authenticated && let Some(token) = &self.token {
                 request = request.bearer_auth(token);
+            }
+            if authenticated && let Some(token) = &self.runner_token {
+                request = request.header("X-Runner-Token", token);
             }
             if let Some(body) = &body {
                 request = request.json(body);
@@ -564,7 +572,7 @@ pub(crate) fn api_error(status: reqwest::StatusCode, body: &[u8]) -> Error {
     }
 }
 
-fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, Error> {
+pub(crate) fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(body).map_err(|e| Error::Decode {
         path: path.to_string(),
         detail: e.to_string(),

@@ -19,6 +19,7 @@
 mod client;
 mod error;
 mod follow;
+mod runner;
 pub mod types;
 
 pub use client::{Capabilities, Client, ClientConfig, RetryNotice, RetryPolicy, TaskFilter};

@@ -26,9 +26,11 @@ pub struct Registered {
 /// `POST /api/internal/runners/poll`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Poll {
-    /// The tasks the runner holds: running, or with a plan waiting for a confirmation.
+    /// The tasks the runner holds (running, or with a plan waiting for a confirmation), each
+    /// with the status the runner last knew of it. The server answers at once when one of
+    /// them has changed.
     #[serde(default)]
-    pub holding: Vec<i64>,
+    pub holding: Vec<HeldTask>,
     /// How many more tasks it can take now.
     pub free: u32,
     /// How long the server may hold the answer back while there is nothing to say, in
@@ -44,12 +46,13 @@ pub struct PollAnswer {
     /// begins.
     #[serde(default)]
     pub jobs: Vec<Job>,
-    /// The status now of each task named in `holding` (`None`: deleted).
+    /// The status now of each task named in `holding`.
     #[serde(default)]
     pub held: Vec<HeldTask>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A task a runner holds and its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldTask {
     pub task_id: i64,
     /// As the API spells it (`running`, `stopping`, `confirmed`, ...); `None`: deleted.

@@ -6,15 +6,27 @@
 
 use std::sync::OnceLock;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::cluster::Outbox;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TaskQueue {
     wakeup: Notify,
+    /// Counts wake-ups, for runners' polls waiting for something to change.
+    changes: watch::Sender<u64>,
     /// Where wake-ups for the other servers of a cluster go.
     others: OnceLock<Outbox>,
+}
+
+impl Default for TaskQueue {
+    fn default() -> Self {
+        TaskQueue {
+            wakeup: Notify::new(),
+            changes: watch::channel(0).0,
+            others: OnceLock::new(),
+        }
+    }
 }
 
 impl TaskQueue {
@@ -35,6 +47,13 @@ impl TaskQueue {
     /// Wakes this server's dispatcher only (a wake-up heard from another server).
     pub fn wake_here(&self) {
         self.wakeup.notify_one();
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Sees every wake-up from now on (the dispatcher's [`TaskQueue::wakeup`] is for one
+    /// waiter; this is for any number).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// From now on, wake-ups also go to the other servers.

@@ -73,7 +73,11 @@ impl Store {
     }
 
     /// The servers that touched their row within `lease` of `now`, as `(id, address)`.
-    pub async fn live_nodes(&self, now: Timestamp, lease: Duration) -> Result<Vec<(String, String)>> {
+    pub async fn live_nodes(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<(String, String)>> {
         let since = before(now, lease);
         Ok(with_db!(
             self,
@@ -176,10 +180,12 @@ impl Store {
             self,
             write
                 | pool
-                | sqlx::query_scalar("DELETE FROM task_secrets WHERE task_id = $1 RETURNING secret")
-                    .bind(task_id)
-                    .fetch_optional(pool)
-                    .await
+                | sqlx::query_scalar(
+                    "DELETE FROM task_secrets WHERE task_id = $1 RETURNING secret"
+                )
+                .bind(task_id)
+                .fetch_optional(pool)
+                .await
         )?)
     }
 

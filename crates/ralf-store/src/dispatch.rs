@@ -83,7 +83,11 @@ impl Store {
              FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
              JOIN projects p ON p.id = t.project_id
              WHERE t.status = 'waiting' ORDER BY t.id LIMIT $1{}",
-            if postgres { " FOR UPDATE OF t SKIP LOCKED" } else { "" }
+            if postgres {
+                " FOR UPDATE OF t SKIP LOCKED"
+            } else {
+                ""
+            }
         );
         let active_sql = format!(
             "SELECT id, project_id, template_id, runner_id FROM tasks WHERE status IN ({})",
@@ -185,5 +189,48 @@ impl Store {
                 .map(|r| r.rows_affected())
         )?;
         Ok(())
+    }
+}
+
+/// An active task held by a runner, as the runner's poll sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeldTask {
+    pub id: i64,
+    pub project_id: i64,
+    pub template_id: i64,
+    pub runner_id: Option<i64>,
+    pub status: String,
+}
+
+impl Store {
+    /// Every active task runner `runner_id` holds.
+    pub async fn runner_tasks(&self, runner_id: i64) -> Result<Vec<HeldTask>> {
+        let sql = format!(
+            "SELECT id, project_id, template_id, runner_id, status FROM tasks
+             WHERE runner_id = $1 AND status IN ({})",
+            active_list()
+        );
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, HeldTask>(audited(&sql))
+                    .bind(runner_id)
+                    .fetch_all(pool)
+                    .await
+        )?)
+    }
+
+    /// Who holds a task and its status, whatever the status; `None`: no such task.
+    pub async fn task_holder(&self, task_id: i64) -> Result<Option<HeldTask>> {
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, HeldTask>(
+                    "SELECT id, project_id, template_id, runner_id, status FROM tasks WHERE id = $1",
+                )
+                .bind(task_id)
+                .fetch_optional(pool)
+                .await
+        )?)
     }
 }

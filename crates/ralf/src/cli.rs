@@ -41,8 +41,14 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the API (and, in later versions, run tasks).
+    /// Serve the API and run tasks.
     Server(ServerArgs),
+    /// A remote executor: register with a server, then take jobs from it.
+    #[command(subcommand_required = true)]
+    Runner {
+        #[command(subcommand)]
+        command: crate::runner::RunnerCommand,
+    },
     /// Administration that works on the database directly.
     Admin {
         #[command(subcommand)]
@@ -188,6 +194,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     use crate::client;
     match cli.command {
         Command::Server(args) => crate::server::run(&args.flags()).await,
+        Command::Runner { command } => {
+            crate::server::init_logging();
+            crate::runner::run(command).await
+        }
         Command::Admin {
             command:
                 AdminCommand::User {

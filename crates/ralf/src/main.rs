@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod client;
 mod config;
+mod runner;
 mod server;
 
 use clap::Parser;
