@@ -89,7 +89,8 @@ pub fn webhook(value: Option<&str>) -> Checked<String> {
             "webhook is longer than {MAX_WEBHOOK_LEN} characters"
         ));
     }
-    if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+    let http = url.starts_with("http://") || url.starts_with("https://");
+    if !url.is_empty() && !http {
         return invalid("webhook must be an http:// or https:// URL");
     }
     Ok(url.to_string())
