@@ -1,11 +1,14 @@
 //! Who is calling: a session cookie (`semaphore`, from `POST /api/auth/login`) or a bearer
 //! token (`POST /api/user/tokens`). Handlers ask for [`CurrentUser`] or [`Admin`] and get one
-//! only when the caller is authenticated (and an admin).
+//! only when the caller is authenticated (and an admin). Remote runners authenticate with their
+//! own token in `X-Runner-Token` instead; handlers of the runner protocol ask for [`RunnerAuth`].
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use ralf_core::Timestamp;
+use ralf_core::api::runners::Runner;
 use ralf_core::api::users::User;
 
 use crate::error::ApiError;
@@ -13,6 +16,9 @@ use crate::state::AppState;
 
 /// The name of the session cookie, as Semaphore calls it.
 pub const SESSION_COOKIE: &str = "semaphore";
+
+/// The header a remote runner sends its token in, as Semaphore's runners do.
+pub const RUNNER_TOKEN_HEADER: &str = "x-runner-token";
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -87,4 +93,40 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.to_string())
         .filter(|v| !v.is_empty())
+}
+
+/// A remote runner that sent the token of an active runner in `X-Runner-Token`. An unknown or
+/// missing token is a 401, the token of an inactive runner a 403. Each accepted request
+/// notes the time in the runner's `touched`, and the runner handed over says so.
+#[derive(Debug, Clone)]
+pub struct RunnerAuth(pub Runner);
+
+impl FromRequestParts<AppState> for RunnerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let mut runner = token_runner(&parts.headers, state).await?;
+        if !runner.active {
+            return Err(ApiError::Forbidden("the runner is not active".into()));
+        }
+        let now = Timestamp::now();
+        state.store.touch_runner(runner.id, now).await?;
+        runner.touched = Some(now);
+        Ok(RunnerAuth(runner))
+    }
+}
+
+/// The runner whose token is in `X-Runner-Token`, active or not; 401 when there is none.
+pub async fn token_runner(headers: &HeaderMap, state: &AppState) -> Result<Runner, ApiError> {
+    let token = headers
+        .get(RUNNER_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized)?;
+    state
+        .store
+        .runner_by_token(token)
+        .await?
+        .ok_or(ApiError::Unauthorized)
 }

@@ -39,6 +39,9 @@ pub struct Settings {
     pub max_parallel_tasks: u32,
     /// Whether users without the admin flag may create projects.
     pub non_admin_can_create_project: bool,
+    /// Whether tasks go to remote runners (Semaphore's `use_remote_runner`), reported by
+    /// `/api/info`; default `false`.
+    pub use_remote_runner: bool,
     pub admin: Option<AdminBootstrap>,
     /// Where tasks run: cached clones of repositories and each task's private checkout
     /// (`<data_dir>/work` by default).
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Settings {
                 "non_admin_can_create_project",
                 &self.non_admin_can_create_project,
             )
+            .field("use_remote_runner", &self.use_remote_runner)
             .field("admin", &self.admin)
             .field("work_dir", &self.work_dir)
             .field("exec_path", &self.exec_path)
@@ -91,6 +95,7 @@ impl Settings {
             web_host: String::new(),
             max_parallel_tasks: 10,
             non_admin_can_create_project: false,
+            use_remote_runner: false,
             admin: None,
             exec_path: None,
             use_remote_runner: false,

@@ -18,6 +18,7 @@ mod output;
 pub mod projects;
 mod refs;
 pub mod repositories;
+pub mod runners;
 pub mod tasks;
 pub mod templates;
 pub mod users;

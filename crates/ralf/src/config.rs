@@ -161,6 +161,7 @@ const FILE_KEYS: &[&str] = &[
     "web_host",
     "max_parallel_tasks",
     "non_admin_can_create_project",
+    "use_remote_runner",
 ];
 
 /// Environment variables that name the config file, in order of precedence.
@@ -209,6 +210,7 @@ const SEMAPHORE_VARS: &[EnvVar] = &[
         "SEMAPHORE_NON_ADMIN_CAN_CREATE_PROJECT",
         "non_admin_can_create_project",
     ),
+    var("SEMAPHORE_USE_REMOTE_RUNNER", "use_remote_runner"),
     var("SEMAPHORE_ADMIN", "admin.login"),
     secret("SEMAPHORE_ADMIN_PASSWORD", "admin.password"),
     var("SEMAPHORE_ADMIN_NAME", "admin.name"),
@@ -227,6 +229,7 @@ const RALF_VARS: &[EnvVar] = &[
         "RALF_NON_ADMIN_CAN_CREATE_PROJECT",
         "non_admin_can_create_project",
     ),
+    var("RALF_USE_REMOTE_RUNNER", "use_remote_runner"),
     var("RALF_ADMIN_LOGIN", "admin.login"),
     secret("RALF_ADMIN_PASSWORD", "admin.password"),
     var("RALF_ADMIN_NAME", "admin.name"),
@@ -322,6 +325,9 @@ fn defaults_layer() -> Layer {
     layer
         .values
         .insert("non_admin_can_create_project".into(), false.into());
+    layer
+        .values
+        .insert("use_remote_runner".into(), false.into());
     layer
 }
 
@@ -675,6 +681,10 @@ impl Resolver {
                 "non_admin_can_create_project",
                 "non_admin_can_create_project",
             ) {
+                Some(found) => found.bool()?,
+                None => false,
+            },
+            use_remote_runner: match self.find("use_remote_runner", "use_remote_runner") {
                 Some(found) => found.bool()?,
                 None => false,
             },
@@ -1065,6 +1075,7 @@ mod tests {
         assert_eq!(settings.web_host, "");
         assert_eq!(settings.max_parallel_tasks, 10);
         assert!(!settings.non_admin_can_create_project);
+        assert!(!settings.use_remote_runner);
         assert!(settings.admin.is_none());
     }
 
@@ -1457,6 +1468,26 @@ mod tests {
             ("RALF_NON_ADMIN_CAN_CREATE_PROJECT", "False"),
         ];
         assert!(!ok(&no_flags(), &vars).non_admin_can_create_project);
+    }
+
+    #[test]
+    fn use_remote_runner_from_each_layer() {
+        let remote = |flags: &ServerFlags, vars: &[(&str, &str)]| ok(flags, vars).use_remote_runner;
+        let file = config_file("use_remote_runner = true\n");
+        let flags = with_config(&file);
+        assert!(!remote(&no_flags(), &[]), "default");
+        assert!(remote(&flags, &[]), "file beats default");
+        let semaphore = ("SEMAPHORE_USE_REMOTE_RUNNER", "false");
+        assert!(!remote(&flags, &[semaphore]), "SEMAPHORE_* beats file");
+        let ralf = ("RALF_USE_REMOTE_RUNNER", "yes");
+        assert!(
+            remote(&flags, &[semaphore, ralf]),
+            "RALF_* beats SEMAPHORE_*"
+        );
+        assert!(
+            err(&no_flags(), &[("RALF_USE_REMOTE_RUNNER", "sometimes")])
+                .starts_with("invalid use_remote_runner \"sometimes\" from environment variable")
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ async fn info(_user: CurrentUser, State(state): State<AppState>) -> Json<Info> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         ansible: String::new(),
         web_host: state.settings.web_host.clone(),
-        use_remote_runner: false,
+        use_remote_runner: state.settings.use_remote_runner,
         git_client: "cmd_git".into(),
         schedule_timezone: "UTC".into(),
         auth_methods: serde_json::json!({ "totp": { "enabled": false } }),

@@ -151,6 +151,15 @@ fn routes() -> Vec<Route> {
         route!(POST "/api/project/{project_id}/tasks/{task_id}/stop", RunTasks, |_f| json!({})),
         route!(POST "/api/project/{project_id}/tasks/{task_id}/confirm", RunTasks, |_f| json!({})),
         route!(POST "/api/project/{project_id}/tasks/{task_id}/reject", RunTasks, |_f| json!({})),
+        route!(GET "/api/project/{project_id}/runners", Read),
+        route!(POST "/api/project/{project_id}/runners", ManageResources, |_f| json!({"name": "r2", "tags": ["t"]})),
+        route!(GET "/api/project/{project_id}/runners/{runner_id}", Read),
+        route!(PUT "/api/project/{project_id}/runners/{runner_id}", ManageResources, |f| json!({"id": f.runner, "name": "r3"})),
+        route!(DELETE "/api/project/{project_id}/runners/{runner_id}", ManageResources),
+        route!(POST "/api/project/{project_id}/runners/{runner_id}/active", ManageResources, |_f| json!({"active": false})),
+        route!(POST "/api/project/{project_id}/runners/{runner_id}/registration-token", ManageResources),
+        route!(DELETE "/api/project/{project_id}/runners/{runner_id}/cache", ManageResources),
+        route!(GET "/api/project/{project_id}/runner_tags", Read),
     ]
 }
 
@@ -190,6 +199,8 @@ struct Fixture {
     task: i64,
     /// A task stopped before it ran: finished, so it can be deleted.
     finished_task: i64,
+    /// A project runner created without credentials (so it may get a registration token).
+    runner: i64,
     /// A member the membership routes act on.
     member: i64,
     /// A user who is not yet a member.
@@ -268,8 +279,15 @@ impl Fixture {
             .post(&format!("{base}/tasks/{finished_task}/stop"), json!({}))
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        let runner = id(api
+            .create(
+                &format!("{base}/runners"),
+                json!({"name": "r", "registered": false, "tags": ["t"]}),
+            )
+            .await);
         Fixture {
             project,
+            runner,
             key,
             spare_key,
             repository,
@@ -304,6 +322,7 @@ impl Fixture {
             .replace("{view_id}", &self.view.to_string())
             .replace("{template_id}", &self.template.to_string())
             .replace("{task_id}", &task.to_string())
+            .replace("{runner_id}", &self.runner.to_string())
             .replace("{user_id}", &self.member.to_string())
     }
 }
