@@ -39,8 +39,9 @@ pub struct Settings {
     pub max_parallel_tasks: u32,
     /// Whether users without the admin flag may create projects.
     pub non_admin_can_create_project: bool,
-    /// Whether tasks go to remote runners (Semaphore's `use_remote_runner`), reported by
-    /// `/api/info`; default `false`.
+    /// Every task goes to a remote runner; this server runs none itself (Semaphore's
+    /// `use_remote_runner`, reported by `/api/info`; default `false`). Tasks whose template
+    /// requires runner tags go to runners anyway.
     pub use_remote_runner: bool,
     pub admin: Option<AdminBootstrap>,
     /// Where tasks run: cached clones of repositories and each task's private checkout
@@ -50,9 +51,6 @@ pub struct Settings {
     /// `ansible-playbook`, `terraform`, `tofu`) are found; `None` (the default): the server's
     /// own `PATH`.
     pub exec_path: Option<std::ffi::OsString>,
-    /// Every task goes to a remote runner; this server runs none itself (Semaphore's
-    /// `use_remote_runner`). Tasks whose template requires runner tags go to runners anyway.
-    pub use_remote_runner: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -74,7 +72,6 @@ impl std::fmt::Debug for Settings {
             .field("admin", &self.admin)
             .field("work_dir", &self.work_dir)
             .field("exec_path", &self.exec_path)
-            .field("use_remote_runner", &self.use_remote_runner)
             .finish()
     }
 }
@@ -98,7 +95,6 @@ impl Settings {
             use_remote_runner: false,
             admin: None,
             exec_path: None,
-            use_remote_runner: false,
         }
     }
 }

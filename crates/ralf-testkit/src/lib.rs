@@ -103,6 +103,26 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// The same database for another server (of a cluster on PostgreSQL): the handle owns
+    /// nothing, so dropping it removes nothing; the original removes the database.
+    pub fn shared(&self) -> TestDatabase {
+        TestDatabase {
+            settings: self.settings.clone(),
+            _dir: None,
+            pg_name: None,
+        }
+    }
+
+    /// The database URL as `ralf server --db` takes it.
+    pub fn url(&self) -> String {
+        match &self.settings {
+            DatabaseSettings::Sqlite { path } => format!("sqlite://{}", path.display()),
+            DatabaseSettings::Postgres { url } => url.clone(),
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some(name) = self.pg_name.take() else {
@@ -449,6 +469,58 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `ralf runner start` child process (the real binary) with its own work directory,
+/// killed when dropped.
+pub struct RunnerProcess {
+    child: std::process::Child,
+    _work: tempfile::TempDir,
+}
+
+impl RunnerProcess {
+    /// Starts `binary runner start` against `url` with the runner token `token`, running up
+    /// to `max_parallel` tasks at once; tasks find their programs on `path`.
+    pub fn start(
+        binary: &str,
+        url: &str,
+        token: &str,
+        max_parallel: u32,
+        path: &std::ffi::OsStr,
+    ) -> RunnerProcess {
+        let work = tempfile::tempdir().expect("temp dir");
+        let child = std::process::Command::new(binary)
+            .args(["runner", "start", "--url", url, "--work-dir"])
+            .arg(work.path())
+            .args(["--max-parallel-tasks", &max_parallel.to_string()])
+            .env_clear()
+            .env("PATH", path)
+            .env("RALF_RUNNER_TOKEN", token)
+            .env("RALF_LOG", "warn")
+            .spawn()
+            .expect("spawn ralf runner");
+        RunnerProcess { child, _work: work }
+    }
+
+    /// Kills the runner at once (SIGKILL), as a crash or a lost host would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl ServerProcess {
+    /// Kills the server at once (SIGKILL): no shutdown, its tasks' processes orphaned.
+    pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

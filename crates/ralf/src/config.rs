@@ -691,7 +691,6 @@ impl Resolver {
             admin: self.admin()?,
             work_dir: data_dir.join("work"),
             exec_path: None,
-            use_remote_runner: false,
         })
     }
 

@@ -10,6 +10,7 @@ mod keys;
 mod members;
 mod projects;
 mod repositories;
+mod runner_jobs;
 mod runners;
 mod system;
 mod tasks;
@@ -79,6 +80,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(templates::router())
         .merge(tasks::router())
         .merge(runners::router())
+        .merge(runner_jobs::router())
         .merge(ws::router())
         .split_for_parts()
 }

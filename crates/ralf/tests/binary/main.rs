@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod cluster;
 mod interop;
 mod startup;
 
