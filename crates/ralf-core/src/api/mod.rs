@@ -11,6 +11,7 @@ pub mod live;
 pub mod projects;
 pub mod refs;
 pub mod repositories;
+pub mod schedules;
 pub mod tasks;
 pub mod templates;
 pub mod users;
