@@ -17,6 +17,7 @@ mod output;
 pub mod projects;
 mod refs;
 pub mod repositories;
+pub mod schedules;
 pub mod tasks;
 pub mod templates;
 pub mod users;
