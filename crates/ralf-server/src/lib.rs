@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod login_throttle;
 pub mod routes;
+pub mod scheduler;
 pub mod settings;
 pub mod state;
 pub mod task_queue;
@@ -35,6 +36,7 @@ pub struct RunningServer {
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
     dispatcher: std::sync::Arc<dispatch::Dispatcher>,
     dispatching: tokio::task::JoinHandle<()>,
+    scheduling: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -43,6 +45,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         self.dispatching.abort();
+        self.scheduling.abort();
         self.dispatcher.stop_all().await;
         self.serving.await.context("server task failed")??;
         self.store.close().await;
@@ -92,6 +95,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         login_throttle: Default::default(),
         task_queue: Default::default(),
         live: Default::default(),
+        schedules: Default::default(),
     };
     // Tasks run in other directories, so the work directory must not be relative.
     let work_dir = std::path::absolute(&state.settings.work_dir)
@@ -100,6 +104,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     exec.path_env = state.settings.exec_path.clone();
     let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
     let dispatching = tokio::spawn(dispatcher.clone().run());
+    let scheduling = tokio::spawn(scheduler::run(state.clone()));
     let live = state.live.clone();
     let app = tower::Layer::layer(
         &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
@@ -126,6 +131,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         serving,
         dispatcher,
         dispatching,
+        scheduling,
     })
 }
 

@@ -22,6 +22,8 @@ pub struct AppState {
     pub task_queue: Arc<TaskQueue>,
     /// Live output and status changes of tasks, for WebSocket listeners.
     pub live: Arc<LiveHub>,
+    /// Wakes the scheduler when a schedule changes.
+    pub schedules: Arc<crate::scheduler::ScheduleWakeup>,
 }
 
 impl AppState {

@@ -10,6 +10,7 @@ mod keys;
 mod members;
 mod projects;
 mod repositories;
+mod schedules;
 mod system;
 mod tasks;
 mod templates;
@@ -77,6 +78,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(views::router())
         .merge(templates::router())
         .merge(tasks::router())
+        .merge(schedules::router())
         .merge(ws::router())
         .split_for_parts()
 }
