@@ -70,7 +70,7 @@ impl ScheduleRow {
 #[derive(Debug)]
 pub enum Firing {
     /// This call claimed the firing and created the task.
-    Fired(Task),
+    Fired(Box<Task>),
     /// This call claimed the firing, but no task could be made (the reason says why); the
     /// schedule moved on all the same.
     Skipped(String),
@@ -83,8 +83,7 @@ fn params_json(fields: &ScheduleFields) -> Result<Option<String>> {
         .task_params
         .as_ref()
         .map(|p| {
-            serde_json::to_string(p)
-                .map_err(|e| StoreError::Invalid(format!("task_params: {e}")))
+            serde_json::to_string(p).map_err(|e| StoreError::Invalid(format!("task_params: {e}")))
         })
         .transpose()
 }
@@ -371,6 +370,6 @@ impl Store {
                 row
             }
         );
-        Ok(Firing::Fired(outcome.into_task()?))
+        Ok(Firing::Fired(Box::new(outcome.into_task()?)))
     }
 }
