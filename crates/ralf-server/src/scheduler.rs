@@ -210,15 +210,15 @@ async fn fire(
                     user_id: None,
                     object_id: Some(schedule.id),
                     object_type: "schedule",
-                    description: format!(
-                        "Schedule {} made no task: {reason}",
-                        label(schedule)
-                    ),
+                    description: format!("Schedule {} made no task: {reason}", label(schedule)),
                 })
                 .await;
         }
         Firing::Lost => {
-            tracing::debug!(schedule_id = schedule.id, "scheduler: another server fired it");
+            tracing::debug!(
+                schedule_id = schedule.id,
+                "scheduler: another server fired it"
+            );
             // Whatever the winner set; the next look reads it.
             return Ok(Some(Timestamp::now()));
         }

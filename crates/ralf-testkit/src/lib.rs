@@ -103,6 +103,19 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Another handle on the same database, which does not remove it when dropped: to start a
+    /// second server on the database of a running one (as servers of a cluster share one).
+    /// The first handle must outlive it.
+    pub fn shared(&self) -> TestDatabase {
+        TestDatabase {
+            settings: self.settings.clone(),
+            _dir: None,
+            pg_name: None,
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some(name) = self.pg_name.take() else {

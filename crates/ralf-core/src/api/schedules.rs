@@ -242,9 +242,8 @@ mod tests {
 
     #[test]
     fn requests_are_checked() {
-        let request = |json: serde_json::Value| -> ScheduleRequest {
-            serde_json::from_value(json).unwrap()
-        };
+        let request =
+            |json: serde_json::Value| -> ScheduleRequest { serde_json::from_value(json).unwrap() };
         let f = request(serde_json::json!({"template_id": 3, "cron_format": " 0 3 * * * "}))
             .check()
             .unwrap();
@@ -271,14 +270,18 @@ mod tests {
                 .check()
                 .is_err()
         );
-        let e = request(serde_json::json!({"template_id": 1, "cron_format": "* * * * *",
-                                           "task_params": {"secret": "{\"a\":1}"}}))
+        let e = request(
+            serde_json::json!({"template_id": 1, "cron_format": "* * * * *",
+                                           "task_params": {"secret": "{\"a\":1}"}}),
+        )
         .check()
         .unwrap_err()
         .0;
         assert!(e.contains("secret"), "{e}");
-        let f = request(serde_json::json!({"template_id": 1, "cron_format": "* * * * *",
-                                           "active": false}))
+        let f = request(
+            serde_json::json!({"template_id": 1, "cron_format": "* * * * *",
+                                           "active": false}),
+        )
         .check()
         .unwrap();
         assert_eq!(f.next_run(Timestamp::now()), None);

@@ -296,4 +296,3 @@ async fn checked(
         .map_err(|e| ApiError::BadRequest(format!("task_params: {}", e.0)))?;
     Ok(fields)
 }
-

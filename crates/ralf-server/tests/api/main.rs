@@ -9,6 +9,7 @@ mod keys;
 mod projects;
 mod repositories;
 mod roles;
+mod schedules;
 mod tasks;
 mod templates;
 mod views;
