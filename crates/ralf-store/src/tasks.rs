@@ -196,7 +196,9 @@ impl TaskRow {
 
 /// The ids a new task names that must be objects of its project: the id, a `COUNT(*)` query
 /// (`$1` the id, `$2` the project) and the message when it is not.
-pub(crate) fn reference_checks(new: &NewTask<'_>) -> [(Option<i64>, &'static str, &'static str); 3] {
+pub(crate) fn reference_checks(
+    new: &NewTask<'_>,
+) -> [(Option<i64>, &'static str, &'static str); 3] {
     [
         (
             Some(new.template_id),
@@ -226,29 +228,27 @@ impl Store {
         let select = format!("SELECT {TASK_COLUMNS} FROM tasks t {TASK_JOINS} WHERE t.id = $1");
         let row = with_db!(
             self,
-            write
-                | pool
-                | {
-                    let mut tx = pool.begin().await?;
-                    for (id, sql, message) in checks {
-                        let Some(id) = id else { continue };
-                        let found: i64 = sqlx::query_scalar(sql)
-                            .bind(id)
-                            .bind(new.project_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        if found == 0 {
-                            return Err(StoreError::Invalid(message.into()));
-                        }
-                    }
-                    let id = insert_task!(&mut *tx, new, params);
-                    let row = sqlx::query_as::<_, TaskRow>(audited(&select))
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                for (id, sql, message) in checks {
+                    let Some(id) = id else { continue };
+                    let found: i64 = sqlx::query_scalar(sql)
                         .bind(id)
+                        .bind(new.project_id)
                         .fetch_one(&mut *tx)
                         .await?;
-                    tx.commit().await?;
-                    row
+                    if found == 0 {
+                        return Err(StoreError::Invalid(message.into()));
+                    }
                 }
+                let id = insert_task!(&mut *tx, new, params);
+                let row = sqlx::query_as::<_, TaskRow>(audited(&select))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                row
+            }
         );
         row.into_task()
     }
