@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 mod login_throttle;
 pub mod routes;
+pub mod scheduler;
 pub mod settings;
 pub mod state;
 pub mod task_queue;
@@ -41,6 +42,7 @@ pub struct RunningServer {
     node_id: Arc<str>,
     /// Held while the server runs on an SQLite file, so no second server opens it.
     _sqlite_lock: Option<std::fs::File>,
+    scheduling: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -49,6 +51,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         self.dispatching.abort();
+        self.scheduling.abort();
         self.dispatcher.stop_all().await;
         for task in &self.clustering {
             task.abort();
@@ -104,6 +107,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         live: Default::default(),
         node_id: cluster::new_node_id().into(),
         address: addr.to_string().into(),
+        schedules: Default::default(),
     };
     // What an earlier run left active ends now: on SQLite this server is the only one (the
     // lock says so), so every other node is dead; on PostgreSQL, those silent past their lease.
@@ -123,6 +127,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     exec.path_env = state.settings.exec_path.clone();
     let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
     let dispatching = tokio::spawn(dispatcher.clone().run());
+    let scheduling = tokio::spawn(scheduler::run(state.clone()));
     let live = state.live.clone();
     let node_id = state.node_id.clone();
     let app = tower::Layer::layer(
@@ -153,6 +158,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         clustering,
         node_id,
         _sqlite_lock: sqlite_lock,
+        scheduling,
     })
 }
 

@@ -27,6 +27,8 @@ pub struct AppState {
     pub node_id: Arc<str>,
     /// Where this server listens, as the other servers see it in the `nodes` table.
     pub address: Arc<str>,
+    /// Wakes the scheduler when a schedule changes.
+    pub schedules: Arc<crate::scheduler::ScheduleWakeup>,
 }
 
 impl AppState {

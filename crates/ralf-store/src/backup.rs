@@ -7,6 +7,7 @@
 use ralf_core::Role;
 use ralf_core::Timestamp;
 use ralf_core::api::projects::Project;
+use ralf_core::api::schedules::ScheduleFields;
 use ralf_core::api::templates::{NewVault, TemplateSettings};
 use ralf_core::api::views::ViewFields;
 
@@ -30,6 +31,7 @@ pub struct ProjectRestore<'a> {
     pub environments: Vec<RestoredEnvironment<'a>>,
     pub views: Vec<ViewFields>,
     pub templates: Vec<RestoredTemplate>,
+    pub schedules: Vec<RestoredSchedule>,
 }
 
 /// An environment with its secrets (only `Create` changes make sense here).
@@ -42,6 +44,13 @@ pub struct RestoredEnvironment<'a> {
 pub struct RestoredTemplate {
     pub settings: TemplateSettings,
     pub vaults: Vec<NewVault>,
+}
+
+/// A schedule; `fields.template_id` is an index, as in all of [`ProjectRestore`].
+pub struct RestoredSchedule {
+    pub fields: ScheduleFields,
+    /// When it fires first.
+    pub next_run: Option<Timestamp>,
 }
 
 /// The new id of the object at `index` of a restore's list of `kind`.
@@ -270,6 +279,33 @@ impl Store {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
+                }
+
+                for schedule in &restore.schedules {
+                    let f = &schedule.fields;
+                    let params = f
+                        .task_params
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| StoreError::Invalid(format!("task_params: {e}")))?;
+                    sqlx::query(
+                        "INSERT INTO schedules (project_id, template_id, name, cron_format, type,
+                            run_at, active, task_params, created, next_run)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(project_id)
+                    .bind(new_id(&templates, "template", f.template_id)?)
+                    .bind(&f.name)
+                    .bind(&f.cron_format)
+                    .bind(&f.kind)
+                    .bind(f.run_at)
+                    .bind(f.active)
+                    .bind(params)
+                    .bind(Timestamp::now())
+                    .bind(schedule.next_run)
+                    .execute(&mut *tx)
+                    .await?;
                 }
 
                 tx.commit().await?;

@@ -19,6 +19,7 @@ pub mod projects;
 mod refs;
 pub mod repositories;
 pub mod runners;
+pub mod schedules;
 pub mod tasks;
 pub mod templates;
 pub mod users;

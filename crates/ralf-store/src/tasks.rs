@@ -12,14 +12,14 @@ use ralf_core::{TaskStatus, Timestamp};
 use crate::{Result, Store, StoreError, audited, order_by, with_db};
 
 /// The columns of a task row with its template and user, over a source aliased `t`.
-const TASK_COLUMNS: &str = r#"t.id, t.template_id, t.project_id, t.status, t.user_id, t.playbook,
+pub(crate) const TASK_COLUMNS: &str = r#"t.id, t.template_id, t.project_id, t.status, t.user_id, t.playbook,
     t.environment, t.arguments, t.git_branch, t.commit_hash, t.commit_message, t.message,
     t.inventory_id, t.build_task_id, t.version, t.params, t.integration_id, t.schedule_id,
     t.created, t.start, t."end" AS finished,
     tpl.playbook AS tpl_playbook, tpl.name AS tpl_alias, tpl.type AS tpl_type, tpl.app AS tpl_app,
     u.name AS user_name"#;
 
-const TASK_JOINS: &str =
+pub(crate) const TASK_JOINS: &str =
     "JOIN templates tpl ON tpl.id = t.template_id LEFT JOIN users u ON u.id = t.user_id";
 
 /// The most tasks one list call returns.
@@ -49,6 +49,48 @@ pub struct NewTask<'a> {
     /// server or runner takes it reads them once ([`Store::take_task_secret`]).
     pub secret: Option<&'a str>,
 }
+
+/// Inserts the `waiting` task `$new` (a [`NewTask`]) with its `params` JSON inside a
+/// transaction; evaluates to the new id.
+macro_rules! insert_task {
+    ($tx:expr, $new:expr, $params:expr) => {{
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO tasks (project_id, template_id, status, user_id, playbook,
+                environment, arguments, git_branch, commit_hash, message, inventory_id,
+                build_task_id, version, params, integration_id, schedule_id, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             RETURNING id",
+        )
+        .bind($new.project_id)
+        .bind($new.template_id)
+        .bind(ralf_core::TaskStatus::Waiting.as_str())
+        .bind($new.user_id)
+        .bind($new.playbook)
+        .bind($new.environment)
+        .bind($new.arguments)
+        .bind($new.git_branch)
+        .bind($new.commit_hash)
+        .bind($new.message)
+        .bind($new.inventory_id)
+        .bind($new.build_task_id)
+        .bind($new.version)
+        .bind(&$params)
+        .bind($new.integration_id)
+        .bind($new.schedule_id)
+        .bind(ralf_core::Timestamp::now())
+        .fetch_one($tx)
+        .await?;
+        if let Some(secret) = $new.secret {
+            sqlx::query("INSERT INTO task_secrets (task_id, secret) VALUES ($1, $2)")
+                .bind(id)
+                .bind(secret)
+                .execute($tx)
+                .await?;
+        }
+        id
+    }};
+}
+pub(crate) use insert_task;
 
 /// Which tasks of a project a list call wants, newest first by default.
 #[derive(Debug, Clone)]
@@ -83,7 +125,7 @@ impl Default for TaskQuery<'_> {
 }
 
 #[derive(sqlx::FromRow)]
-struct TaskRow {
+pub(crate) struct TaskRow {
     id: i64,
     template_id: i64,
     project_id: i64,
@@ -113,7 +155,7 @@ struct TaskRow {
 }
 
 impl TaskRow {
-    fn into_task(self) -> Result<Task> {
+    pub(crate) fn into_task(self) -> Result<Task> {
         let status = TaskStatus::parse(&self.status).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "task {} has the unknown status {:?}",
@@ -163,87 +205,61 @@ impl TaskRow {
     }
 }
 
+/// The ids a new task names that must be objects of its project: the id, a `COUNT(*)` query
+/// (`$1` the id, `$2` the project) and the message when it is not.
+pub(crate) fn reference_checks(
+    new: &NewTask<'_>,
+) -> [(Option<i64>, &'static str, &'static str); 3] {
+    [
+        (
+            Some(new.template_id),
+            "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
+            "template_id: no such template in this project",
+        ),
+        (
+            new.inventory_id,
+            "SELECT COUNT(*) FROM inventories WHERE id = $1 AND project_id = $2",
+            "inventory_id: no such inventory in this project",
+        ),
+        (
+            new.build_task_id,
+            "SELECT COUNT(*) FROM tasks WHERE id = $1 AND project_id = $2",
+            "build_task_id: no such task in this project",
+        ),
+    ]
+}
+
 impl Store {
     /// Queues a task in status `waiting`. `inventory_id` and `build_task_id` must belong to the
     /// project (else [`StoreError::Invalid`] naming the field), as must the template.
     pub async fn create_task(&self, new: &NewTask<'_>) -> Result<Task> {
         let params = serde_json::to_string(new.params)
             .map_err(|e| StoreError::Invalid(format!("params: {e}")))?;
-        let checks = [
-            (
-                Some(new.template_id),
-                "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
-                "template_id: no such template in this project",
-            ),
-            (
-                new.inventory_id,
-                "SELECT COUNT(*) FROM inventories WHERE id = $1 AND project_id = $2",
-                "inventory_id: no such inventory in this project",
-            ),
-            (
-                new.build_task_id,
-                "SELECT COUNT(*) FROM tasks WHERE id = $1 AND project_id = $2",
-                "build_task_id: no such task in this project",
-            ),
-        ];
+        let checks = reference_checks(new);
         let select = format!("SELECT {TASK_COLUMNS} FROM tasks t {TASK_JOINS} WHERE t.id = $1");
         let row = with_db!(
             self,
-            write
-                | pool
-                | {
-                    let mut tx = pool.begin().await?;
-                    for (id, sql, message) in checks {
-                        let Some(id) = id else { continue };
-                        let found: i64 = sqlx::query_scalar(sql)
-                            .bind(id)
-                            .bind(new.project_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        if found == 0 {
-                            return Err(StoreError::Invalid(message.into()));
-                        }
-                    }
-                    let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO tasks (project_id, template_id, status, user_id, playbook,
-                        environment, arguments, git_branch, commit_hash, message, inventory_id,
-                        build_task_id, version, params, integration_id, schedule_id, created)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-                     RETURNING id",
-                )
-                .bind(new.project_id)
-                .bind(new.template_id)
-                .bind(TaskStatus::Waiting.as_str())
-                .bind(new.user_id)
-                .bind(new.playbook)
-                .bind(new.environment)
-                .bind(new.arguments)
-                .bind(new.git_branch)
-                .bind(new.commit_hash)
-                .bind(new.message)
-                .bind(new.inventory_id)
-                .bind(new.build_task_id)
-                .bind(new.version)
-                .bind(&params)
-                .bind(new.integration_id)
-                .bind(new.schedule_id)
-                .bind(Timestamp::now())
-                .fetch_one(&mut *tx)
-                .await?;
-                    if let Some(secret) = new.secret {
-                        sqlx::query("INSERT INTO task_secrets (task_id, secret) VALUES ($1, $2)")
-                            .bind(id)
-                            .bind(secret)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    let row = sqlx::query_as::<_, TaskRow>(audited(&select))
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                for (id, sql, message) in checks {
+                    let Some(id) = id else { continue };
+                    let found: i64 = sqlx::query_scalar(sql)
                         .bind(id)
+                        .bind(new.project_id)
                         .fetch_one(&mut *tx)
                         .await?;
-                    tx.commit().await?;
-                    row
+                    if found == 0 {
+                        return Err(StoreError::Invalid(message.into()));
+                    }
                 }
+                let id = insert_task!(&mut *tx, new, params);
+                let row = sqlx::query_as::<_, TaskRow>(audited(&select))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                row
+            }
         );
         row.into_task()
     }

@@ -12,6 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::Timestamp;
+use crate::api::tasks::TaskRequest;
 use crate::api::templates::{
     SurveyVar, TemplateTaskParams, TemplateType, VaultType, null_default, string_or_array,
 };
@@ -34,14 +36,36 @@ pub struct ProjectBackup {
     pub inventories: Vec<BackupInventory>,
     #[serde(default, deserialize_with = "null_default")]
     pub environments: Vec<BackupEnvironment>,
-    /// Always empty: ralf has no schedules yet. Accepted on restore and ignored.
+    /// The project's schedules; each names its template.
     #[serde(default, deserialize_with = "null_default")]
-    #[schema(value_type = Vec<Object>)]
-    pub schedules: Vec<serde_json::Value>,
+    pub schedules: Vec<BackupSchedule>,
     /// Always empty: ralf has no integrations yet. Accepted on restore and ignored.
     #[serde(default, deserialize_with = "null_default")]
     #[schema(value_type = Vec<Object>)]
     pub integrations: Vec<serde_json::Value>,
+}
+
+/// A schedule; `template` names its template. A backup written by an older Semaphore may
+/// have a template's `cron` instead, which restores as a schedule of that template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupSchedule {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub template: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub cron_format: String,
+    /// Absent: `true`.
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// `""` (cron) or `"run_at"`.
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
+    pub kind: String,
+    #[serde(default)]
+    pub run_at: Option<Timestamp>,
+    /// The task's overrides, without object ids (they do not survive a restore).
+    #[serde(default)]
+    pub task_params: Option<TaskRequest>,
 }
 
 /// The project's own settings.
@@ -243,7 +267,8 @@ pub struct BackupTemplate {
     /// Semaphore's single runner tag; read as one of `runner_tags`, never written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_tag: Option<String>,
-    /// Semaphore's schedule of the template; read and ignored (ralf has no schedules yet).
+    /// Semaphore's older single schedule of the template: restored as a schedule when the
+    /// backup's `schedules` name none for this template; never written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// Older backups' single vault password key; read as a password vault, never written.

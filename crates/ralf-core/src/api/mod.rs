@@ -12,6 +12,7 @@ pub mod projects;
 pub mod refs;
 pub mod repositories;
 pub mod runners;
+pub mod schedules;
 pub mod tasks;
 pub mod templates;
 pub mod users;

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::templates::{SurveyVarType, TemplateSettings};
 use crate::validate::{self, Checked, invalid};
 use crate::{TaskStatus, Timestamp};
 
@@ -77,7 +78,7 @@ pub struct Task {
 
 /// `POST /api/project/{project_id}/tasks`. Either `template_id` or `template_name` names the
 /// template; `template_id` wins when both are given. `null` is accepted for every field.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskRequest {
     pub template_id: Option<i64>,
     pub template_name: Option<String>,
@@ -174,6 +175,31 @@ impl TaskRequest {
         params
     }
 
+    /// Checks the request against the template's settings: its override flags and its survey.
+    pub fn fields_for(&self, template: &TemplateSettings) -> Checked<TaskFields> {
+        let values: Vec<Vec<&str>> = template
+            .survey_vars
+            .iter()
+            .map(|v| v.values.iter().map(|x| x.value.as_str()).collect())
+            .collect();
+        let survey: Vec<SurveyRule<'_>> = template
+            .survey_vars
+            .iter()
+            .zip(&values)
+            .map(|(var, values)| SurveyRule {
+                name: &var.name,
+                kind: survey_kind(var.kind),
+                required: var.required,
+                values,
+            })
+            .collect();
+        self.fields(&TaskRules {
+            allow_override_args_in_task: template.allow_override_args_in_task,
+            allow_override_branch_in_task: template.allow_override_branch_in_task,
+            survey_vars: &survey,
+        })
+    }
+
     /// Checks the request against the template's rules.
     pub fn fields(&self, rules: &TaskRules<'_>) -> Checked<TaskFields> {
         let playbook = self.playbook.clone().unwrap_or_default();
@@ -242,6 +268,17 @@ impl TaskRequest {
             commit_hash,
             params,
         })
+    }
+}
+
+/// The wire name of a survey variable type, as [`SurveyRule::kind`] has it.
+pub fn survey_kind(kind: SurveyVarType) -> &'static str {
+    match kind {
+        SurveyVarType::String => "",
+        SurveyVarType::Int => "int",
+        SurveyVarType::Enum => "enum",
+        SurveyVarType::Secret => "secret",
+        SurveyVarType::Text => "text",
     }
 }
 

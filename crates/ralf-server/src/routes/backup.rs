@@ -10,10 +10,11 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
+use ralf_core::Timestamp;
 use ralf_core::api::backup::{
-    BackupEnvironment, BackupInventory, BackupKey, BackupMeta, BackupRepository, BackupSecret,
-    BackupTemplate, BackupVault, BackupView, NameIndex, ProjectBackup, build_cycle, describe,
-    unique_names,
+    BackupEnvironment, BackupInventory, BackupKey, BackupMeta, BackupRepository, BackupSchedule,
+    BackupSecret, BackupTemplate, BackupVault, BackupView, NameIndex, ProjectBackup, build_cycle,
+    describe, unique_names,
 };
 use ralf_core::api::environments::{
     Environment, EnvironmentSecretRequest, SecretChange, check_env, check_extra_vars,
@@ -24,11 +25,13 @@ use ralf_core::api::inventories::{Inventory, check_inventory};
 use ralf_core::api::keys::{AccessKey, check_key_type};
 use ralf_core::api::projects::{Project, ProjectRequest};
 use ralf_core::api::repositories::{Repository, git_url};
+use ralf_core::api::schedules::{Schedule, ScheduleFields, ScheduleRequest};
+use ralf_core::api::tasks::TaskRequest;
 use ralf_core::api::templates::{Template, TemplateRequest, TemplateVaultRequest, VaultType};
 use ralf_core::api::views::{View, ViewFields, ViewRequest};
 use ralf_core::secret::SecretCipher;
 use ralf_core::validate;
-use ralf_store::backup::{ProjectRestore, RestoredEnvironment, RestoredTemplate};
+use ralf_store::backup::{ProjectRestore, RestoredEnvironment, RestoredSchedule, RestoredTemplate};
 use ralf_store::environments::{EnvironmentFields, PasswordChange};
 use ralf_store::inventories::InventoryFields;
 use ralf_store::keys::NewKey;
@@ -63,27 +66,23 @@ async fn backup(
     let store = &state.store;
     let id = access.project_id;
     let project = store.project(id).await.or_not_found("project")?;
-    let keys = store.keys(id, None, false).await?;
-    let repositories = store.repositories(id, None, false).await?;
-    let inventories = store.inventories(id, None, false).await?;
-    let environments = store.environments(id, None, false).await?;
-    let views = store.views(id).await?;
-    let templates = store.templates(id, None, None, false).await?;
-    Ok(Json(assemble(
-        project,
-        &keys,
-        &repositories,
-        &inventories,
-        &environments,
-        &views,
-        &templates,
-    )?))
+    let contents = Contents {
+        keys: store.keys(id, None, false).await?,
+        repositories: store.repositories(id, None, false).await?,
+        inventories: store.inventories(id, None, false).await?,
+        environments: store.environments(id, None, false).await?,
+        views: store.views(id).await?,
+        templates: store.templates(id, None, None, false).await?,
+        schedules: store.schedules(id, None).await?,
+    };
+    Ok(Json(assemble(project, &contents)?))
 }
 
 /// Creates a new project from a backup, with the caller as its owner, and answers it (200, as
 /// Semaphore's spec says). Admins may restore, and everyone when non-admins may create
 /// projects. Keys come back without their secrets and environment secrets with empty values:
-/// enter them again. Schedules and integrations in the backup are ignored.
+/// enter them again. Schedules come back as they were (a template's older `cron` as a
+/// schedule); integrations in the backup are ignored.
 #[utoipa::path(post, path = "/api/projects/restore", tag = "projects", request_body = ProjectBackup,
     responses((status = 200, body = Project), (status = 400), (status = 403)))]
 async fn restore(
@@ -101,6 +100,7 @@ async fn restore(
         .store
         .restore_project(&checked.restore(&state.cipher)?, user.id)
         .await?;
+    state.schedules.changed();
     state
         .event(NewEvent {
             project_id: Some(project.id),
@@ -149,15 +149,27 @@ impl Names {
     }
 }
 
-fn assemble(
-    project: Project,
-    keys: &[AccessKey],
-    repositories: &[Repository],
-    inventories: &[Inventory],
-    environments: &[Environment],
-    views: &[View],
-    templates: &[Template],
-) -> ApiResult<ProjectBackup> {
+/// Everything in a project, as the resources' lists answer it.
+struct Contents {
+    keys: Vec<AccessKey>,
+    repositories: Vec<Repository>,
+    inventories: Vec<Inventory>,
+    environments: Vec<Environment>,
+    views: Vec<View>,
+    templates: Vec<Template>,
+    schedules: Vec<Schedule>,
+}
+
+fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
+    let Contents {
+        keys,
+        repositories,
+        inventories,
+        environments,
+        views,
+        templates,
+        schedules,
+    } = contents;
     let (key_names, key_list) = Names::new("key", keys.iter().map(|k| (k.id, k.name.as_str())));
     let (repository_names, repository_list) = Names::new(
         "repository",
@@ -313,9 +325,34 @@ fn assemble(
         views,
         inventories,
         environments,
-        schedules: Vec::new(),
+        schedules: schedules
+            .iter()
+            .map(|s| {
+                Ok(BackupSchedule {
+                    name: s.name.clone(),
+                    template: template_names.of(s.template_id)?,
+                    cron_format: s.cron_format.clone(),
+                    active: Some(s.active),
+                    kind: s.kind.clone(),
+                    run_at: s.run_at,
+                    task_params: s.task_params.as_ref().map(without_ids),
+                })
+            })
+            .collect::<ApiResult<_>>()?,
         integrations: Vec::new(),
     })
+}
+
+/// A schedule's task overrides without the ids of objects, which a restore cannot keep.
+fn without_ids(params: &TaskRequest) -> TaskRequest {
+    TaskRequest {
+        template_id: None,
+        template_name: None,
+        inventory_id: None,
+        build_task_id: None,
+        secret: None,
+        ..params.clone()
+    }
 }
 
 // ----- restore -----
@@ -408,6 +445,7 @@ struct Checked {
     environments: Vec<CheckedEnvironment>,
     views: Vec<ViewFields>,
     templates: Vec<RestoredTemplate>,
+    schedules: Vec<ScheduleFields>,
 }
 
 /// An index as a row's id field holds it in a restore.
@@ -554,6 +592,48 @@ impl Checked {
             )));
         }
 
+        // A template's older single `cron` is a schedule, unless the backup lists schedules of
+        // that template (a backup may have both).
+        let mut backup_schedules = b.schedules.clone();
+        for t in &b.templates {
+            let cron = t.cron.as_deref().map(str::trim).unwrap_or_default();
+            if !cron.is_empty() && !b.schedules.iter().any(|s| s.template == t.name) {
+                backup_schedules.push(BackupSchedule {
+                    template: t.name.clone(),
+                    cron_format: cron.to_string(),
+                    ..Default::default()
+                });
+            }
+        }
+        let mut schedules = Vec::new();
+        for (i, sch) in backup_schedules.iter().enumerate() {
+            let place = describe("schedules", i, &sch.name);
+            let check = || -> ApiResult<ScheduleFields> {
+                let index = ix.templates.require("template", &sch.template)?;
+                let request = ScheduleRequest {
+                    id: None,
+                    project_id: None,
+                    template_id: Some(as_id(index) + 1),
+                    cron_format: Some(sch.cron_format.clone()),
+                    name: Some(sch.name.clone()),
+                    active: sch.active,
+                    kind: Some(sch.kind.clone()),
+                    run_at: sch.run_at,
+                    task_params: sch.task_params.as_ref().map(without_ids),
+                };
+                let mut fields = request.check()?;
+                fields
+                    .task_params
+                    .clone()
+                    .unwrap_or_default()
+                    .fields_for(&templates[index].settings)
+                    .map_err(|e| ApiError::BadRequest(format!("task_params: {}", e.0)))?;
+                fields.template_id = as_id(index);
+                Ok(fields)
+            };
+            schedules.push(check().at(&place)?);
+        }
+
         Ok(Checked {
             meta,
             name,
@@ -563,6 +643,7 @@ impl Checked {
             environments,
             views,
             templates,
+            schedules,
         })
     }
 
@@ -624,6 +705,14 @@ impl Checked {
                 .map(|t| RestoredTemplate {
                     settings: t.settings.clone(),
                     vaults: t.vaults.clone(),
+                })
+                .collect(),
+            schedules: self
+                .schedules
+                .iter()
+                .map(|f| RestoredSchedule {
+                    fields: f.clone(),
+                    next_run: f.next_run(Timestamp::now()),
                 })
                 .collect(),
         })

@@ -12,6 +12,7 @@ mod projects;
 mod repositories;
 mod runner_jobs;
 mod runners;
+mod schedules;
 mod system;
 mod tasks;
 mod templates;
@@ -81,6 +82,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tasks::router())
         .merge(runners::router())
         .merge(runner_jobs::router())
+        .merge(schedules::router())
         .merge(ws::router())
         .split_for_parts()
 }

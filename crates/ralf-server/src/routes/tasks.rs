@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use ralf_core::api::events::NewEvent;
-use ralf_core::api::tasks::{StopRequest, SurveyRule, Task, TaskOutput, TaskRequest, TaskRules};
-use ralf_core::api::templates::{SurveyVarType, Template};
+use ralf_core::api::tasks::{StopRequest, Task, TaskOutput, TaskRequest};
+use ralf_core::api::templates::Template;
 use ralf_core::api::{ErrorBody, Order};
 use ralf_core::{TaskStatus, Timestamp};
 use ralf_store::StoreError;
@@ -104,28 +104,7 @@ async fn create(
     JsonBody(body): JsonBody<TaskRequest>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
     let template = requested_template(&state, access.project_id, &body).await?;
-    let settings = &template.settings;
-    let values: Vec<Vec<&str>> = settings
-        .survey_vars
-        .iter()
-        .map(|v| v.values.iter().map(|x| x.value.as_str()).collect())
-        .collect();
-    let survey: Vec<SurveyRule<'_>> = settings
-        .survey_vars
-        .iter()
-        .zip(&values)
-        .map(|(var, values)| SurveyRule {
-            name: &var.name,
-            kind: survey_kind(var.kind),
-            required: var.required,
-            values,
-        })
-        .collect();
-    let fields = body.fields(&TaskRules {
-        allow_override_args_in_task: settings.allow_override_args_in_task,
-        allow_override_branch_in_task: settings.allow_override_branch_in_task,
-        survey_vars: &survey,
-    })?;
+    let fields = body.fields_for(&template.settings)?;
 
     // Secret answers are kept encrypted beside the task until it runs, never in the clear.
     let secret = fields.secret.as_deref().map(|s| state.cipher.encrypt(s));
@@ -640,17 +619,6 @@ fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> ApiRe
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
-}
-
-/// The wire name of a survey variable type.
-fn survey_kind(kind: SurveyVarType) -> &'static str {
-    match kind {
-        SurveyVarType::String => "",
-        SurveyVarType::Int => "int",
-        SurveyVarType::Enum => "enum",
-        SurveyVarType::Secret => "secret",
-        SurveyVarType::Text => "text",
-    }
 }
 
 /// Drops the secret answers of a task that will not run; a failure leaves them encrypted, to

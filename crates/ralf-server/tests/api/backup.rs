@@ -470,6 +470,12 @@ async fn semaphore_backups_restore(backend: Backend) {
         &r,
         "inventories[1] (\"Dev\"): a file inventory needs the path of the file in inventory",
     );
+    // The backup's schedule of Build wins over Build's older `cron`.
+    let schedules = admin.get(&format!("{base}/schedules")).await.body;
+    assert_eq!(schedules.as_array().unwrap().len(), 1, "{schedules}");
+    assert_eq!(schedules[0]["cron_format"], "0 3 * * *");
+    assert_eq!(schedules[0]["template_id"], by_name("Build")["id"]);
+    assert_eq!(schedules[0]["active"], true);
     server.stop().await;
 }
 
@@ -647,6 +653,7 @@ async fn a_failed_restore_rolls_back(backend: Backend) {
                 vaults: Vec::new(),
             },
         ],
+        schedules: Vec::new(),
     };
     let e = server
         .store()

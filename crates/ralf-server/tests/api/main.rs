@@ -10,6 +10,7 @@ mod projects;
 mod repositories;
 mod roles;
 mod runners;
+mod schedules;
 mod tasks;
 mod templates;
 mod views;

@@ -160,6 +160,14 @@ fn routes() -> Vec<Route> {
         route!(POST "/api/project/{project_id}/runners/{runner_id}/registration-token", ManageResources),
         route!(DELETE "/api/project/{project_id}/runners/{runner_id}/cache", ManageResources),
         route!(GET "/api/project/{project_id}/runner_tags", Read),
+        route!(GET "/api/project/{project_id}/schedules", Read),
+        route!(POST "/api/project/{project_id}/schedules", ManageResources, |f| json!({"template_id": f.template, "cron_format": "0 0 1 1 *"})),
+        route!(POST "/api/project/{project_id}/schedules/validate", ManageResources, |_f| json!({"cron_format": "* * * * *"})),
+        route!(GET "/api/project/{project_id}/schedules/{schedule_id}", Read),
+        route!(PUT "/api/project/{project_id}/schedules/{schedule_id}", ManageResources, |f| json!({"id": f.schedule, "template_id": f.template, "cron_format": "0 0 2 1 *"})),
+        route!(DELETE "/api/project/{project_id}/schedules/{schedule_id}", ManageResources),
+        route!(PUT "/api/project/{project_id}/schedules/{schedule_id}/active", ManageResources, |_f| json!({"active": false})),
+        route!(GET "/api/project/{project_id}/templates/{template_id}/schedules", Read),
     ]
 }
 
@@ -195,6 +203,8 @@ struct Fixture {
     spare_environment: i64,
     view: i64,
     template: i64,
+    /// A schedule of the template that fires once a year.
+    schedule: i64,
     /// A task queued behind the busy slot: `waiting`.
     task: i64,
     /// A task stopped before it ran: finished, so it can be deleted.
@@ -269,6 +279,12 @@ impl Fixture {
                        "inventory_id": inventory, "view_id": view}),
             )
             .await);
+        let schedule = id(api
+            .create(
+                &format!("{base}/schedules"),
+                json!({"template_id": template, "cron_format": "0 0 1 1 *"}),
+            )
+            .await);
         let task = id(api
             .create(&format!("{base}/tasks"), json!({"template_id": template}))
             .await);
@@ -297,6 +313,7 @@ impl Fixture {
             spare_environment,
             view,
             template,
+            schedule,
             task,
             finished_task,
             member: people.callers["member"].0,
@@ -323,6 +340,7 @@ impl Fixture {
             .replace("{template_id}", &self.template.to_string())
             .replace("{task_id}", &task.to_string())
             .replace("{runner_id}", &self.runner.to_string())
+            .replace("{schedule_id}", &self.schedule.to_string())
             .replace("{user_id}", &self.member.to_string())
     }
 }

@@ -1,0 +1,375 @@
+//! Schedules, and the claim of a firing that makes it happen once however many servers share
+//! the database.
+//!
+//! A schedule's `next_run` is when it fires next. The store does not compute it (cron patterns
+//! are the caller's business); it keeps it and moves it on. [`Store::fire_schedule`] moves it
+//! from the value the caller read to the next one with a compare-and-set and inserts the task
+//! in the same transaction: of several servers that saw the same firing due, exactly one
+//! changes the row and creates the task, and a crash in between leaves neither.
+
+use ralf_core::Timestamp;
+use ralf_core::api::schedules::{Schedule, ScheduleFields};
+use ralf_core::api::tasks::{Task, TaskRequest};
+
+use crate::tasks::{NewTask, TASK_COLUMNS, TASK_JOINS, TaskRow, insert_task, reference_checks};
+use crate::{Result, Store, StoreError, audited, found, with_db};
+
+/// The columns of a schedule row with its template's name, over `schedules s` joined with
+/// `templates tpl`.
+const SCHEDULE_COLUMNS: &str = "s.id, s.project_id, s.template_id, s.cron_format, s.name, s.active,
+    s.type, s.run_at, s.task_params, s.next_run, s.last_fired, tpl.name AS tpl_name";
+
+const SCHEDULE_FROM: &str = "schedules s JOIN templates tpl ON tpl.id = s.template_id";
+
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    id: i64,
+    project_id: i64,
+    template_id: i64,
+    cron_format: String,
+    name: String,
+    active: bool,
+    #[sqlx(rename = "type")]
+    kind: String,
+    run_at: Option<Timestamp>,
+    task_params: Option<String>,
+    next_run: Option<Timestamp>,
+    last_fired: Option<Timestamp>,
+    tpl_name: String,
+}
+
+impl ScheduleRow {
+    fn into_schedule(self) -> Result<Schedule> {
+        let task_params = match self.task_params.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(serde_json::from_str::<TaskRequest>(text).map_err(|e| {
+                StoreError::Invalid(format!(
+                    "schedule {} has unreadable task_params: {e}",
+                    self.id
+                ))
+            })?),
+        };
+        Ok(Schedule {
+            id: self.id,
+            project_id: self.project_id,
+            template_id: self.template_id,
+            cron_format: self.cron_format,
+            name: self.name,
+            active: self.active,
+            kind: self.kind,
+            run_at: self.run_at,
+            task_params,
+            tpl_name: self.tpl_name,
+            next_run: self.next_run,
+            last_fired: self.last_fired,
+        })
+    }
+}
+
+/// What became of a claimed firing.
+#[derive(Debug)]
+pub enum Firing {
+    /// This call claimed the firing and created the task.
+    Fired(Box<Task>),
+    /// This call claimed the firing, but no task could be made (the reason says why); the
+    /// schedule moved on all the same.
+    Skipped(String),
+    /// Another server claimed it first, or the schedule changed since it was read.
+    Lost,
+}
+
+fn params_json(fields: &ScheduleFields) -> Result<Option<String>> {
+    fields
+        .task_params
+        .as_ref()
+        .map(|p| {
+            serde_json::to_string(p).map_err(|e| StoreError::Invalid(format!("task_params: {e}")))
+        })
+        .transpose()
+}
+
+/// The checks a schedule's references pass: its template, and the inventory its overrides
+/// name, must be the project's.
+fn schedule_checks(fields: &ScheduleFields) -> [(Option<i64>, &'static str, &'static str); 2] {
+    [
+        (
+            Some(fields.template_id),
+            "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
+            "template_id: no such template in this project",
+        ),
+        (
+            fields
+                .task_params
+                .as_ref()
+                .and_then(|p| p.inventory_id)
+                .filter(|&id| id != 0),
+            "SELECT COUNT(*) FROM inventories WHERE id = $1 AND project_id = $2",
+            "task_params.inventory_id: no such inventory in this project",
+        ),
+    ]
+}
+
+impl Store {
+    /// The project's schedules (of one template, if given), oldest first.
+    pub async fn schedules(
+        &self,
+        project_id: i64,
+        template_id: Option<i64>,
+    ) -> Result<Vec<Schedule>> {
+        let sql = format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM {SCHEDULE_FROM}
+             WHERE s.project_id = $1 AND ($2 IS NULL OR s.template_id = $2) ORDER BY s.id"
+        );
+        let rows = with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, ScheduleRow>(audited(&sql))
+                    .bind(project_id)
+                    .bind(template_id)
+                    .fetch_all(pool)
+                    .await
+        )?;
+        rows.into_iter().map(ScheduleRow::into_schedule).collect()
+    }
+
+    pub async fn schedule(&self, project_id: i64, id: i64) -> Result<Schedule> {
+        let sql = format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM {SCHEDULE_FROM} WHERE s.project_id = $1 AND s.id = $2"
+        );
+        let row = with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, ScheduleRow>(audited(&sql))
+                    .bind(project_id)
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+        )?;
+        row.into_schedule()
+    }
+
+    /// Every active schedule that will fire, of every project: what the scheduler looks at.
+    pub async fn pending_schedules(&self) -> Result<Vec<Schedule>> {
+        let sql = format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM {SCHEDULE_FROM}
+             WHERE s.active AND s.next_run IS NOT NULL ORDER BY s.id"
+        );
+        let rows = with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, ScheduleRow>(audited(&sql))
+                    .fetch_all(pool)
+                    .await
+        )?;
+        rows.into_iter().map(ScheduleRow::into_schedule).collect()
+    }
+
+    /// Creates a schedule that fires next at `next_run`. The template (and an inventory the
+    /// overrides name) must be the project's, else [`StoreError::Invalid`].
+    pub async fn create_schedule(
+        &self,
+        project_id: i64,
+        fields: &ScheduleFields,
+        next_run: Option<Timestamp>,
+    ) -> Result<Schedule> {
+        let params = params_json(fields)?;
+        let id = with_db!(
+            self,
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                for (id, sql, message) in schedule_checks(fields) {
+                    let Some(id) = id else { continue };
+                    let n: i64 = sqlx::query_scalar(sql)
+                        .bind(id)
+                        .bind(project_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if n == 0 {
+                        return Err(StoreError::Invalid(message.into()));
+                    }
+                }
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO schedules (project_id, template_id, name, cron_format, type,
+                        run_at, active, task_params, created, next_run)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                )
+                .bind(project_id)
+                .bind(fields.template_id)
+                .bind(&fields.name)
+                .bind(&fields.cron_format)
+                .bind(&fields.kind)
+                .bind(fields.run_at)
+                .bind(fields.active)
+                .bind(params.as_deref())
+                .bind(Timestamp::now())
+                .bind(next_run)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                id
+            }
+        );
+        self.schedule(project_id, id).await
+    }
+
+    /// Replaces a schedule's settings and when it fires next.
+    pub async fn update_schedule(
+        &self,
+        project_id: i64,
+        id: i64,
+        fields: &ScheduleFields,
+        next_run: Option<Timestamp>,
+    ) -> Result<()> {
+        let params = params_json(fields)?;
+        let done = with_db!(
+            self,
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                for (id, sql, message) in schedule_checks(fields) {
+                    let Some(id) = id else { continue };
+                    let n: i64 = sqlx::query_scalar(sql)
+                        .bind(id)
+                        .bind(project_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if n == 0 {
+                        return Err(StoreError::Invalid(message.into()));
+                    }
+                }
+                let done = sqlx::query(
+                    "UPDATE schedules SET template_id = $1, name = $2, cron_format = $3,
+                        type = $4, run_at = $5, active = $6, task_params = $7, next_run = $8
+                     WHERE project_id = $9 AND id = $10",
+                )
+                .bind(fields.template_id)
+                .bind(&fields.name)
+                .bind(&fields.cron_format)
+                .bind(&fields.kind)
+                .bind(fields.run_at)
+                .bind(fields.active)
+                .bind(params.as_deref())
+                .bind(next_run)
+                .bind(project_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                done
+            }
+        );
+        found(done)
+    }
+
+    /// Switches a schedule on (firing next at `next_run`) or off.
+    pub async fn set_schedule_active(
+        &self,
+        project_id: i64,
+        id: i64,
+        active: bool,
+        next_run: Option<Timestamp>,
+    ) -> Result<()> {
+        let done = with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query(
+                    "UPDATE schedules SET active = $1, next_run = $2
+                     WHERE project_id = $3 AND id = $4",
+                )
+                .bind(active)
+                .bind(next_run)
+                .bind(project_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        found(done)
+    }
+
+    pub async fn delete_schedule(&self, project_id: i64, id: i64) -> Result<()> {
+        let done = with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query("DELETE FROM schedules WHERE project_id = $1 AND id = $2")
+                    .bind(project_id)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+        )?;
+        found(done)
+    }
+
+    /// Claims the firing of schedule `id` that was due at `due` (its `next_run` as the caller
+    /// read it) and creates `task` for it, in one transaction. The claim moves `next_run` to
+    /// `next` (`None`: the schedule is done and becomes inactive) only if the schedule is still
+    /// active and still due at `due`; when it is not, nothing changes and the answer is
+    /// [`Firing::Lost`]. Without a `task` (the caller found the overrides no longer fit the
+    /// template), or when the task names an object that is not the project's, the firing is
+    /// claimed without a task ([`Firing::Skipped`]).
+    pub async fn fire_schedule(
+        &self,
+        id: i64,
+        due: Timestamp,
+        next: Option<Timestamp>,
+        task: Option<&NewTask<'_>>,
+    ) -> Result<Firing> {
+        let params = task
+            .map(|t| serde_json::to_string(t.params))
+            .transpose()
+            .map_err(|e| StoreError::Invalid(format!("params: {e}")))?
+            .unwrap_or_default();
+        let select = format!("SELECT {TASK_COLUMNS} FROM tasks t {TASK_JOINS} WHERE t.id = $1");
+        let fired = Timestamp::now();
+        let outcome = with_db!(
+            self,
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                let claimed = sqlx::query(
+                    "UPDATE schedules SET next_run = $1, active = $2, last_fired = $3
+                     WHERE id = $4 AND active AND next_run = $5",
+                )
+                .bind(next)
+                .bind(next.is_some())
+                .bind(fired)
+                .bind(id)
+                .bind(due)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed == 0 {
+                    return Ok(Firing::Lost);
+                }
+                let Some(new) = task else {
+                    tx.commit().await?;
+                    return Ok(Firing::Skipped(
+                        "the task's overrides no longer suit the template".into(),
+                    ));
+                };
+                for (ref_id, sql, message) in reference_checks(new) {
+                    let Some(ref_id) = ref_id else { continue };
+                    let n: i64 = sqlx::query_scalar(sql)
+                        .bind(ref_id)
+                        .bind(new.project_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if n == 0 {
+                        tx.commit().await?;
+                        return Ok(Firing::Skipped(message.into()));
+                    }
+                }
+                let task_id = insert_task!(&mut *tx, new, params);
+                let row = sqlx::query_as::<_, TaskRow>(audited(&select))
+                    .bind(task_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                row
+            }
+        );
+        Ok(Firing::Fired(Box::new(outcome.into_task()?)))
+    }
+}
