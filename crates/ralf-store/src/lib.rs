@@ -13,6 +13,7 @@ mod error;
 mod events;
 pub mod inventories;
 pub mod keys;
+pub mod migrate;
 mod output;
 pub mod projects;
 mod refs;
