@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod interop;
+mod migrate;
 mod startup;
 
 pub const RALF: &str = env!("CARGO_BIN_EXE_ralf");
