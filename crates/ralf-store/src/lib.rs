@@ -14,6 +14,7 @@ mod error;
 mod events;
 pub mod inventories;
 pub mod keys;
+pub mod migrate;
 mod output;
 pub mod projects;
 mod refs;
@@ -122,7 +123,7 @@ impl Store {
                     .connect_with(options.clone())
                     .await
                     .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
-                sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+                migrated(sqlx::migrate!("./migrations/sqlite").run(&write).await)?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(8)
                     .connect_with(options.read_only(true))
@@ -139,7 +140,7 @@ impl Store {
                     .connect_with(options)
                     .await
                     .map_err(|e| StoreError::Open(format!("{}: {e}", redact_url_password(url))))?;
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                migrated(sqlx::migrate!("./migrations/postgres").run(&pool).await)?;
                 Db::Postgres(pool)
             }
         };
@@ -163,6 +164,19 @@ impl Store {
             }
             Db::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// A migration run's result; a database migrated by a newer ralf is named as such.
+fn migrated(result: Result<(), sqlx::migrate::MigrateError>) -> Result<()> {
+    match result {
+        Err(sqlx::migrate::MigrateError::VersionMissing(version)) => {
+            Err(StoreError::Open(format!(
+                "it has migration {version}, which this ralf does not know: a newer ralf wrote it; \
+             use that version or a later one"
+            )))
+        }
+        other => Ok(other?),
     }
 }
 

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use ralf_server::{AdminBootstrap, DatabaseSettings, RunningServer, Settings};
+pub use ralf_server::DatabaseSettings;
+use ralf_server::{AdminBootstrap, RunningServer, Settings};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

@@ -4,9 +4,11 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use ralf_store::DatabaseSettings;
+use ralf_store::migrate::{MigrateError, MigrateOptions, TableReport};
 use ralf_store::users::NewUser;
 
-use crate::cli::UserAddArgs;
+use crate::cli::{MigrateArgs, UserAddArgs};
 use crate::config;
 
 /// `ralf admin user add`: creates a user; the password comes from stdin or a prompt without echo.
@@ -63,4 +65,119 @@ pub async fn add_user(args: &UserAddArgs) -> anyhow::Result<ExitCode> {
         if user.admin { ", admin" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ralf admin migrate`: copies every table of `--from` into `--to` (both brought to the current
+/// schema first), checks the copy table by table and prints the check; a failed check leaves the
+/// target as it was and exits 1.
+pub async fn migrate(args: &MigrateArgs) -> anyhow::Result<ExitCode> {
+    let parse = |side: &str, text: &str| {
+        config::parse_database(text).map_err(|problem| anyhow::anyhow!("--{side}: {problem}"))
+    };
+    let (from, to) = (parse("from", &args.from)?, parse("to", &args.to)?);
+    if let DatabaseSettings::Sqlite { path } = &from
+        && !path.is_file()
+    {
+        bail!(
+            "--from: the SQLite database {} does not exist",
+            path.display()
+        );
+    }
+    if same_database(&from, &to) {
+        bail!(
+            "--from and --to name the same database ({})",
+            from.redacted()
+        );
+    }
+    let source = open("source", &from).await?;
+    let target = match open("target", &to).await {
+        Ok(target) => target,
+        Err(e) => {
+            source.close().await;
+            return Err(e);
+        }
+    };
+    eprintln!("copying {} to {}", from.redacted(), to.redacted());
+    let options = MigrateOptions { force: args.force };
+    let result = source.migrate_into(&target, &options).await;
+    source.close().await;
+    target.close().await;
+    match result {
+        Ok(reports) => {
+            print_reports(&reports);
+            let rows: u64 = reports.iter().map(|r| r.target_rows).sum();
+            println!(
+                "copied {} tables, {rows} rows, into {}; every table matches the source",
+                reports.len(),
+                to.redacted()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(MigrateError::Mismatch(reports)) => {
+            print_reports(&reports);
+            let error = MigrateError::Mismatch(reports);
+            bail!("{error}")
+        }
+        Err(error @ MigrateError::NotEmpty(_)) => {
+            bail!("{error}; it was left as it is (--force empties it first)")
+        }
+        Err(error) => bail!("copying {} to {}: {error}", from.redacted(), to.redacted()),
+    }
+}
+
+async fn open(side: &str, settings: &DatabaseSettings) -> anyhow::Result<ralf_store::Store> {
+    ralf_store::Store::connect(settings)
+        .await
+        .with_context(|| format!("opening the {side} database {}", settings.redacted()))
+}
+
+/// The same SQLite file (by its canonical path; the target may not exist yet) or the same URL.
+fn same_database(a: &DatabaseSettings, b: &DatabaseSettings) -> bool {
+    let canonical = |path: &std::path::Path| {
+        path.canonicalize().unwrap_or_else(|_| {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = dir.unwrap_or(std::path::Path::new("."));
+            let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+            dir.join(path.file_name().unwrap_or_default())
+        })
+    };
+    match (a, b) {
+        (DatabaseSettings::Sqlite { path: a }, DatabaseSettings::Sqlite { path: b }) => {
+            canonical(a) == canonical(b)
+        }
+        (DatabaseSettings::Postgres { url: a }, DatabaseSettings::Postgres { url: b }) => {
+            a.trim() == b.trim()
+        }
+        _ => false,
+    }
+}
+
+/// `table rows checksum ok`, one line per table; a differing side shows `source/target`.
+fn print_reports(reports: &[TableReport]) {
+    let width = reports
+        .iter()
+        .map(|r| r.table.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("{:width$}  {:>9}  {:16}  ok", "table", "rows", "checksum");
+    for r in reports {
+        let short = |sum: &str| sum.chars().take(16).collect::<String>();
+        let rows = if r.source_rows == r.target_rows {
+            r.source_rows.to_string()
+        } else {
+            format!("{}/{}", r.source_rows, r.target_rows)
+        };
+        let checksum = if r.source_checksum == r.target_checksum {
+            short(&r.source_checksum)
+        } else {
+            format!(
+                "{}/{}",
+                short(&r.source_checksum),
+                short(&r.target_checksum)
+            )
+        };
+        let ok = if r.ok() { "ok" } else { "DIFFERS" };
+        println!("{:width$}  {rows:>9}  {checksum:16}  {ok}", r.table);
+    }
 }

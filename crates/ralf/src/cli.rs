@@ -137,6 +137,8 @@ enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Copy every table of one database into another (SQLite <-> PostgreSQL) and verify it.
+    Migrate(MigrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -164,6 +166,19 @@ pub struct UserAddArgs {
     /// Make the user a global administrator.
     #[arg(long)]
     pub admin: bool,
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The database to copy: sqlite:///path/ralf.db, a file path, or postgres://... (must exist).
+    #[arg(long, value_name = "DB")]
+    pub from: String,
+    /// The database to fill: sqlite:///path/ralf.db, a file path, or postgres://... (must be empty).
+    #[arg(long, value_name = "DB")]
+    pub to: String,
+    /// Empty the target first if it holds rows (in the same transaction as the copy).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl DatabaseArgs {
@@ -204,6 +219,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     command: UserCommand::Add(args),
                 },
         } => crate::admin::add_user(&args).await,
+        Command::Admin {
+            command: AdminCommand::Migrate(args),
+        } => crate::admin::migrate(&args).await,
         Command::Login(args) => Ok(client::login(args).await),
         Command::Logout(args) => Ok(client::logout(args).await),
         Command::Ping(args) => Ok(client::ping(args).await),

@@ -935,6 +935,28 @@ fn parse_db_url(url: &str) -> Result<DatabaseSettings, &'static str> {
     }
 }
 
+/// A database named on the command line: a URL as [`parse_db_url`] takes it, or a plain path of
+/// an SQLite file.
+pub fn parse_database(text: &str) -> Result<DatabaseSettings, String> {
+    let scheme = text
+        .trim()
+        .split_once(':')
+        .map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("sqlite" | "postgres" | "postgresql") => {
+            parse_db_url(text).map_err(|problem| format!("{:?}: {problem}", redact_url(text)))
+        }
+        _ if text.trim().is_empty() => Err("the database is empty; name a file or a URL".into()),
+        Some(_) if text.contains("://") => Err(format!(
+            "{:?}: expected sqlite:///ABSOLUTE/PATH, a file path or postgres://...",
+            redact_url(text)
+        )),
+        _ => Ok(DatabaseSettings::Sqlite {
+            path: PathBuf::from(text),
+        }),
+    }
+}
+
 /// `host`, `host:5432`, `[::1]:5432`, `::1` → (host for the URL, port if given).
 fn split_db_host(host: &str) -> Option<(String, Option<String>)> {
     if host.contains(['/', '@', '?', '#']) || host.chars().any(char::is_whitespace) {

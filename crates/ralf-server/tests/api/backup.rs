@@ -717,3 +717,71 @@ on_both_backends!(
     a_failed_restore_rolls_back,
     who_may_back_up_and_restore,
 );
+
+/// The lists of a project's objects, with the ids that differ between instances left out.
+/// Names are compared without a " (2)" suffix: a backup tells same-named objects apart that
+/// way, and the restored objects keep the names the backup gave them.
+async fn project_objects(admin: &Api, project: i64) -> Vec<Value> {
+    let mut lists = Vec::new();
+    for kind in [
+        "templates",
+        "inventory",
+        "repositories",
+        "keys",
+        "environment",
+        "views",
+    ] {
+        let r = admin.get(&format!("/api/project/{project}/{kind}")).await;
+        assert_status(&r, StatusCode::OK);
+        let mut names: Vec<Value> = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let name = o.get("name").or(o.get("title")).and_then(Value::as_str);
+                let name = name.unwrap_or_default();
+                json!([
+                    name.strip_suffix(" (2)").unwrap_or(name),
+                    o.get("type").cloned(),
+                    o.get("playbook").cloned(),
+                    o.get("inventory").cloned(),
+                    o.get("git_url").cloned()
+                ])
+            })
+            .collect();
+        names.sort_by_key(|v| v.to_string());
+        lists.push(json!({kind: names}));
+    }
+    lists
+}
+
+/// A backup taken from a ralf on SQLite restores into a ralf on PostgreSQL as the same project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_backup_restores_on_postgres() {
+    let sqlite = TestServer::start(Backend::Sqlite).await;
+    let from = sqlite.admin().await;
+    let project = full_project(&from).await;
+    let r = from.get(&format!("/api/project/{project}/backup")).await;
+    assert_status(&r, StatusCode::OK);
+    let backup = r.body;
+
+    let postgres = TestServer::start(Backend::Postgres).await;
+    let to = postgres.admin().await;
+    // An object first, so the restored ids are not the source's by chance.
+    to.create("/api/projects", json!({"name": "already here"}))
+        .await;
+    let r = to.post("/api/projects/restore", backup.clone()).await;
+    assert_status(&r, StatusCode::OK);
+    let restored = id(&r.body);
+    assert_ne!(restored, project);
+    let r = to.get(&format!("/api/project/{restored}/backup")).await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(r.body, backup, "the restored project backs up the same");
+    assert_eq!(
+        project_objects(&to, restored).await,
+        project_objects(&from, project).await
+    );
+    sqlite.stop().await;
+    postgres.stop().await;
+}

@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod cluster;
 mod interop;
+mod migrate;
 mod startup;
 
 pub const RALF: &str = env!("CARGO_BIN_EXE_ralf");
