@@ -509,3 +509,34 @@ on_both_backends!(
     a_task_stopped_mid_run_is_streamed_to_its_end,
     a_slow_reader_gets_all_of_a_long_fast_output,
 );
+
+/// Two servers on one PostgreSQL database: a client of one hears, line by line and once each,
+/// a task that the other runs (the news travels by LISTEN/NOTIFY, gaps filled from the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_of_one_server_carries_a_task_another_server_runs() {
+    let runs = TestServer::start(Backend::Postgres).await;
+    // This one runs nothing itself: the task must be the other's.
+    let listens = TestServer::start_on(runs.db.shared(), |s| s.use_remote_runner = true).await;
+    let (_repo, project, template) = counting_project(&runs).await;
+    let listener = Api::new(&listens.url, project.api.token.clone());
+    let mut socket = connect(&listener, "/api/ws", false).await;
+    let task = project.start(json!({"template_id": template})).await;
+    let feed = read_feed(&mut socket, project.id, task, false).await;
+    let (done, output) = project.finish(task).await;
+    assert_eq!(done["status"], "success", "{output:#?}");
+    assert_eq!(feed.lines, output[1..], "{feed:#?}");
+    assert_eq!(numbered(&feed.lines), one_to(50));
+    assert_eq!(feed.statuses, ["waiting", "starting", "running", "success"]);
+
+    // And a stream of that task, opened on the listening server mid-run, ends with it.
+    let again = project.start(json!({"template_id": template})).await;
+    project.wait_for_line(again, "line-5").await;
+    let path = format!("/api/project/{}/tasks/{again}/stream?from=0", project.id);
+    let mut stream = connect(&listener, &path, false).await;
+    let got = read_stream(&mut stream, None, false).await;
+    let (_, output) = project.finish(again).await;
+    assert_lines(&got.lines, &output, 0);
+    assert_eq!(got.end.as_deref(), Some("success"));
+    listens.stop().await;
+    runs.stop().await;
+}

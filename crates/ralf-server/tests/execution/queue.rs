@@ -222,3 +222,48 @@ on_both_backends!(
     one_task_per_template_unless_it_allows_parallel_runs,
     a_new_task_is_picked_up_at_once,
 );
+
+/// Two servers on one PostgreSQL database keep a project's limit together: tasks submitted
+/// through both, taken by either, run one at a time, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limits_hold_across_two_servers() {
+    let a = TestServer::start(Backend::Postgres).await;
+    let b = TestServer::start_on(a.db.shared(), |_| {}).await;
+    let queue = Queue::new();
+    let project = Project::with(&a, &queue.repo.url(), json!({"max_parallel_tasks": 1})).await;
+    let template = queue.template(&project, "shared", true).await;
+    let via_b = ralf_testkit::Api::new(&b.url, project.api.token.clone());
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let mut tasks = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let body = json!({"template_id": template, "arguments": json!([name]).to_string()});
+        let task = if i % 2 == 0 {
+            project.start(body).await
+        } else {
+            via_b
+                .create(&format!("/api/project/{}/tasks", project.id), body)
+                .await["id"]
+                .as_i64()
+                .unwrap()
+        };
+        tasks.push(task);
+    }
+    for &task in &tasks {
+        assert_success(&project, task).await;
+    }
+    // One at a time: every start is followed by its own end before the next start.
+    let log = queue.log();
+    assert_eq!(log.len(), 2 * names.len(), "{log:#?}");
+    for pair in log.chunks(2) {
+        let name = pair[0].strip_prefix("start ").expect("a start");
+        assert_eq!(pair[1], format!("end {name}"), "{log:#?}");
+    }
+    let mut ran: Vec<&str> = log
+        .iter()
+        .filter_map(|l| l.strip_prefix("start "))
+        .collect();
+    ran.sort();
+    assert_eq!(ran, names, "each task once");
+    b.stop().await;
+    a.stop().await;
+}
