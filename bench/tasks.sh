@@ -3,7 +3,7 @@
 # dispatch latency, throughput, log ingest (with peak memory), live latency, ansible.
 #
 #   bench/tasks.sh              # everything, default sizes
-#   bench/tasks.sh dispatch     # one of: dispatch throughput ingest live ansible
+#   bench/tasks.sh dispatch     # one of: dispatch throughput ingest live ansible runners
 #
 # Needs the Python environment of scripts/python-env.sh (ansible-playbook) for `ansible`.
 set -euo pipefail
@@ -19,3 +19,4 @@ run throughput && $BENCH throughput 1000 8
 run ingest && $BENCH ingest target/release/ralf 1000000
 run live && $BENCH live 500
 run ansible && PATH="$PWD/.venv/bin:$PATH" ANSIBLE_PYTHON_INTERPRETER="$PWD/.venv/bin/python" $BENCH ansible 5
+run runners && $BENCH runners target/release/ralf 500 8

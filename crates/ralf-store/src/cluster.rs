@@ -235,8 +235,8 @@ fn orphan_line(
         (None, Some(node)) => {
             let at = address.map(|a| format!(" at {a}")).unwrap_or_default();
             format!(
-                "The ralf server that ran this task (node {node}{at}) stopped while the task \
-                 was active: the task did not finish and is marked as failed"
+                "The ralf server that ran this task (node {node}{at}) stopped or restarted while \
+                 the task was active: the task did not finish and is marked as failed"
             )
         }
         (None, None) => INTERRUPTED_LINE.to_string(),

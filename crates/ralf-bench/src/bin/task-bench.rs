@@ -9,6 +9,9 @@
 //!   run directly (both need `ansible-playbook` on PATH and ANSIBLE_PYTHON_INTERPRETER set).
 //! - `task-bench live [LINES]`: a task prints LINES lines, each stamped with the time it was
 //!   printed; a WebSocket client on `/api/ws` measures how long each took to arrive.
+//! - `task-bench runners RALF_BINARY [N] [PARALLEL]`: N trivial tasks on a server on PostgreSQL
+//!   that runs them itself (the baseline), then on one that hands every task to 1, 2 and 4
+//!   `ralf runner` processes, each PARALLEL at a time; tasks/second of each.
 //! - `task-bench ingest RALF_BINARY [LINES]`: one task printing LINES lines of 100 bytes through
 //!   a `ralf server` process; time next to the same script writing to a file, every line read
 //!   back through the API, and the server's peak memory.
@@ -30,10 +33,18 @@ async fn main() {
         Some("throughput") => throughput(number(1, 1000), number(2, 8)).await,
         Some("ansible") => ansible(number(1, 5)).await,
         Some("live") => live(number(1, 500)).await,
+        Some("runners") => {
+            runners(
+                args.get(1).expect("RALF_BINARY"),
+                number(2, 500),
+                number(3, 8),
+            )
+            .await
+        }
         Some("ingest") => ingest(args.get(1).expect("RALF_BINARY"), number(2, 1_000_000)).await,
         _ => {
             eprintln!(
-                "usage: task-bench dispatch [N] | throughput [N] [PARALLEL] | ingest RALF_BINARY [LINES]"
+                "usage: task-bench dispatch [N] | throughput [N] [PARALLEL] | ingest RALF_BINARY [LINES] | runners RALF_BINARY [N] [PARALLEL]"
             );
             std::process::exit(2);
         }
@@ -519,4 +530,104 @@ async fn bench_project(
         project,
         id(api.create(&format!("{base}/templates"), template).await),
     )
+}
+
+async fn runners(ralf: &str, n: usize, parallel: usize) {
+    println!(
+        "runners: {n} bash tasks (echo ok) on PostgreSQL, each executor {parallel} at a time, \
+         {} cores",
+        std::thread::available_parallelism().map_or(0, |c| c.get())
+    );
+    for count in [0, 1, 2, 4] {
+        let rate = runners_round(ralf, n, parallel, count).await;
+        let who = match count {
+            0 => "the server itself (baseline)".to_string(),
+            1 => "1 runner process".to_string(),
+            c => format!("{c} runner processes"),
+        };
+        println!("  {who:<30} {rate:>7.1} tasks/s");
+    }
+}
+
+/// One round: a fresh database, `count` runners (0: the server runs the tasks); tasks/s.
+async fn runners_round(ralf: &str, n: usize, parallel: usize, count: usize) -> f64 {
+    let repo = GitRepo::new(&[("echo.sh", "echo ok\n")]);
+    let server = TestServer::start_with(Backend::Postgres, |s| {
+        s.use_remote_runner = count > 0;
+        s.max_parallel_tasks = if count == 0 { parallel as u32 } else { 0 };
+    })
+    .await;
+    let api = server.admin().await;
+    let (project, template) = bench_project(
+        &api,
+        &repo,
+        json!({"name": "echo", "app": "bash", "playbook": "echo.sh", "allow_parallel_tasks": true}),
+        None,
+    )
+    .await;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut processes = Vec::new();
+    for i in 0..count {
+        let token = api
+            .create("/api/runners", json!({"name": format!("bench-{i}")}))
+            .await["token"]
+            .as_str()
+            .expect("runner token")
+            .to_string();
+        processes.push(ralf_testkit::RunnerProcess::start(
+            ralf,
+            &server.url,
+            &token,
+            parallel as u32,
+            &path,
+        ));
+    }
+    let setup = Setup {
+        server,
+        api,
+        project,
+        template,
+        _repo: repo,
+    };
+    let tasks = format!("/api/project/{project}/tasks");
+    // Warm up: every executor has fetched the repository once.
+    let mut warm = Vec::new();
+    for _ in 0..(count.max(1) * parallel) {
+        warm.push(
+            setup
+                .api
+                .create(&tasks, json!({"template_id": template}))
+                .await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    for id in warm {
+        wait_finished(&setup, id).await;
+    }
+    let t0 = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(
+            setup
+                .api
+                .create(&tasks, json!({"template_id": template}))
+                .await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let mut failed = 0;
+    for id in &ids {
+        if wait_finished(&setup, *id).await != "success" {
+            failed += 1;
+        }
+    }
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
+    if failed > 0 {
+        println!("  ({failed} of {n} tasks not successful)");
+    }
+    drop(processes);
+    setup.server.stop().await;
+    rate
 }

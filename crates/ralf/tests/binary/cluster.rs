@@ -242,7 +242,7 @@ async fn a_killed_server_s_tasks_end_in_error_and_the_other_server_goes_on() {
     let last = lines.last().cloned().unwrap_or_default();
     assert!(
         last.contains("server that ran this task")
-            && last.contains("stopped while the task was active"),
+            && last.contains("stopped or restarted while the task was active"),
         "{lines:#?}"
     );
     assert!(task["end"].is_string(), "{task}");
