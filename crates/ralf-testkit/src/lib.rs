@@ -506,6 +506,11 @@ impl RunnerProcess {
         RunnerProcess { child, _work: work }
     }
 
+    /// Where the runner keeps its checkouts and its tasks' files.
+    pub fn work_dir(&self) -> &std::path::Path {
+        self._work.path()
+    }
+
     /// Kills the runner at once (SIGKILL), as a crash or a lost host would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -347,22 +347,44 @@ async fn a_killed_runner_s_task_ends_in_error_within_a_minute() {
 async fn a_runner_runs_tagged_tasks_and_streams_their_output() {
     let db = TestDatabase::new(Backend::Postgres).await;
     let dirs = tempfile::tempdir().unwrap();
-    let repo = GitRepo::new(&[("hello.sh", "for i in 1 2 3; do echo line $i; done\n")]);
+    // The script shows its secrets (masked in the output) and leaves them in a file of its
+    // checkout, which must be gone with the task.
+    let script = "for i in 1 2 3; do echo line $i; done\necho \"token=$API_TOKEN pass=$DEPLOY_PASS\"\necho \"$API_TOKEN $DEPLOY_PASS\" > left-behind.txt\n";
+    let repo = GitRepo::new(&[("hello.sh", script)]);
     let server = server(&db, &dirs.path().join("s"), false).await;
     let api = admin(&server).await;
-    let (project, template) = project(&api, &repo, "hello.sh", true).await;
+    let (project, plain) = project(&api, &repo, "hello.sh", true).await;
+    let base = format!("/api/project/{project}");
+    let env = api
+        .create(
+            &format!("{base}/environment"),
+            json!({"name": "vars", "json": "{}", "env": "{}",
+                   "secrets": [{"name": "API_TOKEN", "secret": "tok-3141592653", "type": "env"}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let template = api
+        .create(
+            &format!("{base}/templates"),
+            json!({"name": "hello", "app": "bash", "playbook": "hello.sh",
+                   "repository_id": task_field(&api, project, plain, "repository_id").await,
+                   "inventory_id": task_field(&api, project, plain, "inventory_id").await,
+                   "environment_id": env, "runner_tags": ["edge"],
+                   "survey_vars": [{"name": "DEPLOY_PASS", "title": "Password", "type": "secret", "target": "env"}]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    // Nobody carries the tag yet: the server itself does not take the task.
     let r = api
-        .put(
-            &format!("/api/project/{project}/templates/{template}"),
-            json!({"id": template, "name": "hello", "app": "bash", "playbook": "hello.sh",
-                   "repository_id": task_field(&api, project, template, "repository_id").await,
-                   "inventory_id": task_field(&api, project, template, "inventory_id").await,
-                   "runner_tags": ["edge"]}),
+        .post(
+            &format!("{base}/tasks"),
+            json!({"template_id": template, "secret": json!({"DEPLOY_PASS": "pw-2718281828"}).to_string()}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    // Nobody carries the tag yet: the server itself does not take the task.
-    let task = start_task(&api, project, template).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let task = r.body["id"].as_i64().unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let waiting = api
         .get(&format!("/api/project/{project}/tasks/{task}"))
@@ -435,6 +457,24 @@ async fn a_runner_runs_tagged_tasks_and_streams_their_output() {
         assert_eq!(lines.iter().filter(|l| *l == want).count(), 1, "{lines:#?}");
     }
     assert!(done["commit_hash"].is_string(), "{done}");
+    assert!(
+        lines.contains(&"token=********** pass=**********".to_string()),
+        "{lines:#?}"
+    );
+    // Nothing of the task's secrets is left on the runner's disk.
+    let mut files = vec![runner.work_dir().to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("tok-3141592653") && !text.contains("pw-2718281828"),
+                "a secret is left in {}",
+                path.display()
+            );
+        }
+    }
     let me = api.get(&format!("/api/runners/{runner_id}")).await.body;
     assert!(me["touched"].is_string(), "{me}");
 }
