@@ -435,7 +435,7 @@ async fn a_runner_runs_tagged_tasks_and_streams_their_output() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let stored: Value = serde_json::from_slice(&std::fs::read(&credentials).unwrap()).unwrap();
-    let _runner = RunnerProcess::start(
+    let runner = RunnerProcess::start(
         RALF,
         &server.url,
         stored["token"].as_str().unwrap(),
