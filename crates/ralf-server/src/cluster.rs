@@ -145,8 +145,8 @@ async fn heartbeat(state: AppState) {
     }
 }
 
-/// One heartbeat: touches this server's row, then ends the tasks of servers and runners silent
-/// past `leases`, telling live listeners.
+/// One heartbeat: touches this server's row, then settles the tasks of servers and runners
+/// silent past `leases` (ended, or back in the queue), telling live listeners.
 pub async fn beat(state: &AppState, leases: Leases) -> anyhow::Result<()> {
     let now = Timestamp::now();
     state
@@ -155,25 +155,35 @@ pub async fn beat(state: &AppState, leases: Leases) -> anyhow::Result<()> {
         .await?;
     let orphans = state
         .store
-        .fail_orphaned_tasks(&state.node_id, now, leases)
+        .settle_orphaned_tasks(&state.node_id, now, leases)
         .await?;
     for orphan in orphans {
-        tracing::warn!(task.id = orphan.id, reason = %orphan.line, "task ended: whoever ran it went away");
-        state.live.publish(LiveEvent::Output {
-            task_id: orphan.id,
-            project_id: orphan.project_id,
-            first_index: orphan.line_index,
-            lines: Arc::new(vec![(now, orphan.line)]),
-        });
-        state.live.publish(LiveEvent::Status {
-            task_id: orphan.id,
-            project_id: orphan.project_id,
-            template_id: orphan.template_id,
-            status: TaskStatus::Error,
-        });
-        state.task_queue.changed();
+        announce_settled(state, orphan, now);
     }
     Ok(())
+}
+
+/// Tells live listeners that a task whose server or runner went away ended or went back to
+/// the queue, and wakes the dispatchers.
+pub fn announce_settled(
+    state: &AppState,
+    orphan: ralf_store::cluster::OrphanedTask,
+    now: Timestamp,
+) {
+    tracing::warn!(task.id = orphan.id, status = %orphan.status, reason = %orphan.line, "whoever ran the task went away");
+    state.live.publish(LiveEvent::Output {
+        task_id: orphan.id,
+        project_id: orphan.project_id,
+        first_index: orphan.line_index,
+        lines: Arc::new(vec![(now, orphan.line)]),
+    });
+    state.live.publish(LiveEvent::Status {
+        task_id: orphan.id,
+        project_id: orphan.project_id,
+        template_id: orphan.template_id,
+        status: orphan.status,
+    });
+    state.task_queue.changed();
 }
 
 /// Sends this server's notices; wake-ups waiting together go out as one.

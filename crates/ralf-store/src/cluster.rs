@@ -1,6 +1,6 @@
 //! What servers sharing one database ask of it about each other: their heartbeats (`nodes`),
-//! ending the tasks of a server or runner that stopped sending them, handing out the secret
-//! answers a task waits with to whichever server takes it, and PostgreSQL's LISTEN/NOTIFY.
+//! ending the tasks of a server or runner that stopped sending them, the secret answers a
+//! task keeps until it finishes, whichever server or runner takes it, and PostgreSQL's LISTEN/NOTIFY.
 
 use std::time::Duration;
 
@@ -13,12 +13,14 @@ use crate::{Db, Result, Store, audited, with_db};
 /// A connection that hears PostgreSQL notifications.
 pub type Listener = sqlx::postgres::PgListener;
 
-/// A task whose server or runner went away, as [`Store::fail_orphaned_tasks`] ended it.
+/// A task whose server or runner went away, as [`Store::settle_orphaned_tasks`] settled it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrphanedTask {
     pub id: i64,
     pub project_id: i64,
     pub template_id: i64,
+    /// `error`, or `waiting` when it went back to the queue.
+    pub status: TaskStatus,
     /// What was written as the task's last line, and its index.
     pub line: String,
     pub line_index: i64,
@@ -34,6 +36,59 @@ pub const INTERRUPTED_LINE: &str =
 pub struct Leases {
     pub node: Duration,
     pub runner: Duration,
+}
+
+/// Inside the open transaction `$tx`: moves active task `$id` back to `waiting` (when
+/// `$requeue`) or to `error`, appending the line that says why; evaluates to the
+/// [`OrphanedTask`], or `None` when the task was no longer active (a compare-and-set, so a task
+/// settled meanwhile, by its server after all or by another sweep, is left alone).
+macro_rules! settle_lost {
+    ($tx:ident, $id:expr, $project_id:expr, $template_id:expr, $requeue:expr, $lost:expr, $now:expr) => {{
+        let id: i64 = $id;
+        let requeue: bool = $requeue;
+        let changed = if requeue {
+            let update = format!(
+                "UPDATE tasks SET status = 'waiting', node_id = NULL, runner_id = NULL,
+                        start = NULL WHERE id = $1 AND status IN ({})",
+                active_list()
+            );
+            sqlx::query(audited(&update)).bind(id)
+        } else {
+            let update = format!(
+                "UPDATE tasks SET status = 'error', \"end\" = $2 WHERE id = $1 AND status IN ({})",
+                active_list()
+            );
+            sqlx::query(audited(&update)).bind(id).bind($now)
+        }
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            if !requeue {
+                sqlx::query("DELETE FROM task_secrets WHERE task_id = $1")
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            let line = $lost.line(requeue);
+            let chunk = Chunk::new(&[($now, line.clone())]);
+            let line_index = append_chunk!($tx, id, chunk);
+            Some(OrphanedTask {
+                id,
+                project_id: $project_id,
+                template_id: $template_id,
+                status: if requeue {
+                    TaskStatus::Waiting
+                } else {
+                    TaskStatus::Error
+                },
+                line,
+                line_index,
+            })
+        } else {
+            None
+        }
+    }};
 }
 
 impl Store {
@@ -72,29 +127,13 @@ impl Store {
         Ok(())
     }
 
-    /// The servers that touched their row within `lease` of `now`, as `(id, address)`.
-    pub async fn live_nodes(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-    ) -> Result<Vec<(String, String)>> {
-        let since = before(now, lease);
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as("SELECT id, address FROM nodes WHERE touched >= $1 ORDER BY id")
-                    .bind(since)
-                    .fetch_all(pool)
-                    .await
-        )?)
-    }
-
-    /// Ends in `error` every active task whose server or runner has been silent for longer
-    /// than its lease (or that names neither, as tasks claimed before this schema did), with a
-    /// last line saying which went away; forgets servers silent past their lease. `me` is the
-    /// calling server, alive by definition. Every server may call this at any time: each task
-    /// is ended once, by whichever call gets to it first.
-    pub async fn fail_orphaned_tasks(
+    /// Settles every active task whose server or runner has been silent for longer than its
+    /// lease (or that names neither, as tasks claimed before this schema did): it ends in
+    /// `error`, or goes back to the queue when its template says that is safe
+    /// (`requeue_when_lost`), with a last line saying which went away. Forgets servers silent
+    /// past their lease. `me` is the calling server, alive by definition. Every server may
+    /// call this at any time: each task is settled once, by whichever call gets to it first.
+    pub async fn settle_orphaned_tasks(
         &self,
         me: &str,
         now: Timestamp,
@@ -103,9 +142,10 @@ impl Store {
         let node_since = before(now, leases.node);
         let runner_since = before(now, leases.runner);
         let sql = format!(
-            "SELECT t.id, t.project_id, t.template_id, t.node_id, t.runner_id,
-                    r.name, n.address
+            "SELECT t.id, t.project_id, t.template_id, tpl.requeue_when_lost, t.node_id,
+                    t.runner_id, r.name, n.address
              FROM tasks t
+             JOIN templates tpl ON tpl.id = t.template_id
              LEFT JOIN nodes n ON n.id = t.node_id
              LEFT JOIN runners r ON r.id = t.runner_id
              WHERE t.status IN ({active})
@@ -117,6 +157,7 @@ impl Store {
             i64,
             i64,
             i64,
+            bool,
             Option<String>,
             Option<i64>,
             Option<String>,
@@ -133,33 +174,14 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                 let mut orphans = Vec::new();
-                for (id, project_id, template_id, node_id, runner_id, runner_name, address) in rows
+                for (id, project_id, template_id, requeue, node_id, runner_id, runner, address) in
+                    rows
                 {
-                    let line = orphan_line(node_id, address, runner_id, runner_name, leases);
-                    // Compare-and-set on "still active", so a task ended meanwhile (by its
-                    // server after all, or by another server's sweep) is left alone.
-                    let update = format!(
-                        "UPDATE tasks SET status = '{}', \"end\" = $1
-                         WHERE id = $2 AND status IN ({})",
-                        TaskStatus::Error.as_str(),
-                        active_list()
-                    );
-                    let changed = sqlx::query(audited(&update))
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if changed == 1 {
-                        let chunk = Chunk::new(&[(now, line.clone())]);
-                        let line_index = append_chunk!(tx, id, chunk);
-                        orphans.push(OrphanedTask {
-                            id,
-                            project_id,
-                            template_id,
-                            line,
-                            line_index,
-                        });
+                    let lost = Lost::of(node_id, address, runner_id, runner, leases);
+                    if let Some(settled) =
+                        settle_lost!(tx, id, project_id, template_id, requeue, lost, now)
+                    {
+                        orphans.push(settled);
                     }
                 }
                 sqlx::query("DELETE FROM nodes WHERE touched < $1 AND id <> $2")
@@ -174,18 +196,53 @@ impl Store {
         Ok(orphans)
     }
 
-    /// Hands out a task's secret answers once, removing them.
-    pub async fn take_task_secret(&self, task_id: i64) -> Result<Option<String>> {
+    /// Settles one active task of runner `runner_id` that the runner says it no longer holds
+    /// (it restarted): as [`Store::settle_orphaned_tasks`] does; `None` when the task is no
+    /// longer active.
+    pub async fn settle_task_lost_by_runner(
+        &self,
+        task_id: i64,
+        runner_id: i64,
+        runner_name: &str,
+        now: Timestamp,
+    ) -> Result<Option<OrphanedTask>> {
+        let lost = Lost::Dropped {
+            runner: runner_name.to_string(),
+            id: runner_id,
+        };
         Ok(with_db!(
             self,
-            write
-                | pool
-                | sqlx::query_scalar(
-                    "DELETE FROM task_secrets WHERE task_id = $1 RETURNING secret"
+            write | pool | {
+                let mut tx = pool.begin().await?;
+                let row: Option<(i64, i64, bool)> = sqlx::query_as(
+                    "SELECT t.project_id, t.template_id, tpl.requeue_when_lost
+                     FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
+                     WHERE t.id = $1 AND t.runner_id = $2",
                 )
                 .bind(task_id)
-                .fetch_optional(pool)
-                .await
+                .bind(runner_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((project_id, template_id, requeue)) = row else {
+                    return Ok(None);
+                };
+                let settled =
+                    settle_lost!(tx, task_id, project_id, template_id, requeue, lost, now);
+                tx.commit().await?;
+                settled
+            }
+        ))
+    }
+
+    /// A task's secret answers (encrypted); removed when the task finishes.
+    pub async fn task_secret(&self, task_id: i64) -> Result<Option<String>> {
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_scalar("SELECT secret FROM task_secrets WHERE task_id = $1")
+                    .bind(task_id)
+                    .fetch_optional(pool)
+                    .await
         )?)
     }
 
@@ -218,27 +275,77 @@ fn before(now: Timestamp, lease: Duration) -> Timestamp {
     Timestamp(now.0 - lease)
 }
 
-fn orphan_line(
-    node_id: Option<String>,
-    address: Option<String>,
-    runner_id: Option<i64>,
-    runner_name: Option<String>,
-    leases: Leases,
-) -> String {
-    match (runner_id, node_id) {
-        (Some(id), _) => format!(
-            "The runner {:?} (id {id}) was lost: it sent no heartbeat for {} s while running \
-             this task; the task did not finish and is marked as failed",
-            runner_name.unwrap_or_default(),
-            leases.runner.as_secs()
-        ),
-        (None, Some(node)) => {
-            let at = address.map(|a| format!(" at {a}")).unwrap_or_default();
-            format!(
-                "The ralf server that ran this task (node {node}{at}) stopped or restarted while \
-                 the task was active: the task did not finish and is marked as failed"
-            )
+/// Who went away from a task, and how.
+enum Lost {
+    Runner {
+        name: String,
+        id: i64,
+        lease: Duration,
+    },
+    /// The runner polled again without the task.
+    Dropped {
+        runner: String,
+        id: i64,
+    },
+    Node {
+        id: String,
+        address: Option<String>,
+    },
+    /// Claimed before servers had names.
+    Unknown,
+}
+
+impl Lost {
+    fn of(
+        node_id: Option<String>,
+        address: Option<String>,
+        runner_id: Option<i64>,
+        runner_name: Option<String>,
+        leases: Leases,
+    ) -> Lost {
+        match (runner_id, node_id) {
+            (Some(id), _) => Lost::Runner {
+                name: runner_name.unwrap_or_default(),
+                id,
+                lease: leases.runner,
+            },
+            (None, Some(id)) => Lost::Node { id, address },
+            (None, None) => Lost::Unknown,
         }
-        (None, None) => INTERRUPTED_LINE.to_string(),
+    }
+
+    /// The task's last line: what happened, and what becomes of the task.
+    fn line(&self, requeued: bool) -> String {
+        let cause = match self {
+            Lost::Runner { name, id, lease } => format!(
+                "The runner {name:?} (id {id}) was lost: it sent no heartbeat for {} s while \
+                 running this task",
+                lease.as_secs()
+            ),
+            Lost::Dropped { runner, id } => format!(
+                "The runner {runner:?} (id {id}) no longer holds this task (it restarted or \
+                 lost it)"
+            ),
+            Lost::Node { id, address } => {
+                let at = address
+                    .as_ref()
+                    .map(|a| format!(" at {a}"))
+                    .unwrap_or_default();
+                format!(
+                    "The ralf server that ran this task (node {id}{at}) stopped or restarted \
+                     while the task was active"
+                )
+            }
+            Lost::Unknown if !requeued => return INTERRUPTED_LINE.to_string(),
+            Lost::Unknown => "ralf restarted while this task was active".to_string(),
+        };
+        if requeued {
+            format!(
+                "{cause}; its template allows running its tasks again, so the task is back in \
+                 the queue and starts again from the beginning"
+            )
+        } else {
+            format!("{cause}: the task did not finish and is marked as failed")
+        }
     }
 }

@@ -68,7 +68,7 @@ impl Store {
     /// Claims waiting tasks for `claimant` in one transaction: `pick` is shown the oldest
     /// `lookahead` waiting tasks and every active one (for the limits) and names those to take;
     /// they become `starting`, owned by the claimant, and are returned. On PostgreSQL claims of
-    /// every server take turns on an advisory lock and the waiting rows are locked with
+    /// every server take turns on an advisory lock and each chosen row is locked with
     /// `FOR UPDATE SKIP LOCKED`; on SQLite the single writer serializes them.
     pub async fn claim_tasks(
         &self,
@@ -77,18 +77,6 @@ impl Store {
         pick: impl FnOnce(&[QueuedTask], &[ActiveTask]) -> Vec<i64>,
     ) -> Result<Vec<QueuedTask>> {
         let postgres = matches!(self.db, crate::Db::Postgres(_));
-        let queued_sql = format!(
-            "SELECT t.id, t.project_id, t.template_id, tpl.allow_parallel_tasks,
-                    p.max_parallel_tasks AS project_max_parallel_tasks, tpl.runner_tags
-             FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
-             JOIN projects p ON p.id = t.project_id
-             WHERE t.status = 'waiting' ORDER BY t.id LIMIT $1{}",
-            if postgres {
-                " FOR UPDATE OF t SKIP LOCKED"
-            } else {
-                ""
-            }
-        );
         let active_sql = format!(
             "SELECT id, project_id, template_id, runner_id FROM tasks WHERE status IN ({})",
             active_list()
@@ -107,10 +95,16 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let queued: Vec<QueuedTask> = sqlx::query_as(audited(&queued_sql))
-                    .bind(lookahead)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let queued: Vec<QueuedTask> = sqlx::query_as(
+                    "SELECT t.id, t.project_id, t.template_id, tpl.allow_parallel_tasks,
+                            p.max_parallel_tasks AS project_max_parallel_tasks, tpl.runner_tags
+                     FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
+                     JOIN projects p ON p.id = t.project_id
+                     WHERE t.status = 'waiting' ORDER BY t.id LIMIT $1",
+                )
+                .bind(lookahead)
+                .fetch_all(&mut *tx)
+                .await?;
                 if queued.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -120,6 +114,20 @@ impl Store {
                 let picked = pick(&queued, &active);
                 let mut claimed = Vec::with_capacity(picked.len());
                 for task in queued.into_iter().filter(|t| picked.contains(&t.id)) {
+                    // Only the chosen rows are locked (locking every candidate costs a write
+                    // each); one being changed meanwhile (a stop) is skipped, not waited for.
+                    if postgres {
+                        let free: Option<i64> = sqlx::query_scalar(
+                            "SELECT id FROM tasks WHERE id = $1 AND status = 'waiting'
+                             FOR UPDATE SKIP LOCKED",
+                        )
+                        .bind(task.id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if free.is_none() {
+                            continue;
+                        }
+                    }
                     let changed = sqlx::query(
                         "UPDATE tasks SET status = 'starting', node_id = $2, runner_id = $3
                          WHERE id = $1 AND status = 'waiting'",

@@ -46,7 +46,7 @@ pub struct NewTask<'a> {
     pub integration_id: Option<i64>,
     pub schedule_id: Option<i64>,
     /// The secret survey answers, already encrypted: kept beside the task until whichever
-    /// server or runner takes it reads them once ([`Store::take_task_secret`]).
+    /// server or runner takes it reads them ([`Store::task_secret`]); removed when it finishes.
     pub secret: Option<&'a str>,
 }
 
@@ -385,7 +385,15 @@ impl Store {
                 if stamps {
                     q = q.bind(now);
                 }
-                q.execute(pool).await?.rows_affected()
+                let done = q.execute(pool).await?.rows_affected();
+                if done == 1 && to.is_finished() {
+                    // A finished task needs its secret answers no more.
+                    sqlx::query("DELETE FROM task_secrets WHERE task_id = $1")
+                        .bind(id)
+                        .execute(pool)
+                        .await?;
+                }
+                done
             }
         );
         Ok(done == 1)

@@ -19,11 +19,11 @@ const TEMPLATE_COLUMNS: &str = "id, project_id, name, app, type, repository_id, 
     arguments, description, allow_override_args_in_task, allow_override_branch_in_task,
     limit_hosts, suppress_success_alerts, suppress_error_alerts, git_branch, survey_vars,
     start_version, autorun, task_params, executor_image, allow_parallel_tasks, timeout_secs,
-    runner_tags";
+    requeue_when_lost, runner_tags";
 
-/// The settable columns but `runner_tags`, in [`bind_settings!`] order: `$2` to `$27` in
-/// inserts and updates (`$1` is the project, `$28` the runner tags).
-const SETTINGS_COLUMNS: [&str; 26] = [
+/// The settable columns but `runner_tags`, in [`bind_settings!`] order: `$2` to `$28` in
+/// inserts and updates (`$1` is the project, `$29` the runner tags).
+const SETTINGS_COLUMNS: [&str; 27] = [
     "name",
     "app",
     "type",
@@ -50,6 +50,7 @@ const SETTINGS_COLUMNS: [&str; 26] = [
     "executor_image",
     "allow_parallel_tasks",
     "timeout_secs",
+    "requeue_when_lost",
 ];
 
 /// Binds a template's settings in [`SETTINGS_COLUMNS`] order, then `runner_tags`.
@@ -82,6 +83,7 @@ macro_rules! bind_settings {
             .bind(&$s.executor_image)
             .bind($s.allow_parallel_tasks)
             .bind($s.timeout_secs)
+            .bind($s.requeue_when_lost)
             .bind(&$json.runner_tags)
     };
 }
@@ -171,6 +173,7 @@ struct TemplateRow {
     executor_image: String,
     allow_parallel_tasks: bool,
     timeout_secs: i64,
+    requeue_when_lost: bool,
     runner_tags: String,
 }
 
@@ -225,6 +228,7 @@ impl TemplateRow {
                 executor_image: self.executor_image,
                 allow_parallel_tasks: self.allow_parallel_tasks,
                 timeout_secs: self.timeout_secs,
+                requeue_when_lost: self.requeue_when_lost,
                 runner_tags: stored_json(id, "runner_tags", &self.runner_tags)?,
             },
             vaults,

@@ -264,6 +264,9 @@ pub struct BackupTemplate {
     /// ralf: only runners with all these tags take the template's tasks.
     #[serde(default, deserialize_with = "null_default")]
     pub runner_tags: Vec<String>,
+    /// ralf: a task whose runner or server is lost goes back to the queue.
+    #[serde(default, deserialize_with = "null_default")]
+    pub requeue_when_lost: bool,
     /// Semaphore's single runner tag; read as one of `runner_tags`, never written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_tag: Option<String>,

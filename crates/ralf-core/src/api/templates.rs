@@ -291,6 +291,10 @@ pub struct TemplateSettings {
     pub timeout_secs: i64,
     /// ralf: only runners carrying all these tags take the template's tasks.
     pub runner_tags: Vec<String>,
+    /// ralf: a task whose runner (or server) is lost mid-run goes back to the queue, to start
+    /// again from the beginning elsewhere, instead of ending in error. For templates that are
+    /// safe to run again (default: no).
+    pub requeue_when_lost: bool,
 }
 
 /// A template as the API answers it.
@@ -405,6 +409,7 @@ pub struct TemplateRequest {
     pub allow_parallel_tasks: Option<bool>,
     pub timeout_secs: Option<i64>,
     pub runner_tags: Option<Vec<String>>,
+    pub requeue_when_lost: Option<bool>,
 }
 
 impl TemplateRequest {
@@ -522,6 +527,7 @@ impl TemplateRequest {
             allow_parallel_tasks: self.allow_parallel_tasks.unwrap_or(false),
             timeout_secs,
             runner_tags,
+            requeue_when_lost: self.requeue_when_lost.unwrap_or(false),
         };
         Ok((settings, vaults))
     }

@@ -90,7 +90,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
 
     // The task's own variables and survey answers, then its secret answers.
     let answers = parse_object(&task.environment, "the task's environment")?;
-    let secret_answers = match state.store.take_task_secret(task.id).await? {
+    let secret_answers = match state.store.task_secret(task.id).await? {
         Some(stored) => {
             let text = state
                 .cipher

@@ -304,6 +304,7 @@ fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
                 allow_parallel_tasks: s.allow_parallel_tasks,
                 timeout_secs: s.timeout_secs,
                 runner_tags: s.runner_tags.clone(),
+                requeue_when_lost: s.requeue_when_lost,
                 runner_tag: None,
                 cron: None,
                 vault_key: None,
@@ -811,6 +812,7 @@ fn check_template(ix: &Indices<'_>, me: usize, t: &BackupTemplate) -> ApiResult<
         allow_parallel_tasks: Some(t.allow_parallel_tasks),
         timeout_secs: Some(t.timeout_secs),
         runner_tags: Some(runner_tags),
+        requeue_when_lost: Some(t.requeue_when_lost),
     };
     let (mut settings, mut vaults) = request.check().map_err(|e| {
         // The create endpoint's messages name id fields; a backup names objects.

@@ -146,8 +146,9 @@ async fn claim(state: &AppState, runner: &Runner, free: u32) -> ApiResult<Vec<ra
     Ok(jobs)
 }
 
-/// Ends the tasks the store says this runner holds but the runner does not (it restarted, or
-/// never received the job): nobody runs them any more.
+/// Settles the tasks the store says this runner holds but the runner does not (it restarted,
+/// or never received the job): nobody runs them any more, so they end in error, or go back to
+/// the queue where their template allows it.
 async fn forget_lost_tasks(
     state: &AppState,
     runner: &Runner,
@@ -157,20 +158,14 @@ async fn forget_lost_tasks(
         if holding.iter().any(|h| h.task_id == task.id) {
             continue;
         }
-        let line = format!(
-            "The runner {:?} (id {}) no longer holds this task (it restarted or lost it): the \
-             task did not finish and is marked as failed",
-            runner.name, runner.id
-        );
-        say(state, task.id, task.project_id, line).await;
-        dispatch::finish(
-            state,
-            task.id,
-            task.project_id,
-            task.template_id,
-            TaskStatus::Error,
-        )
-        .await;
+        let now = Timestamp::now();
+        if let Some(settled) = state
+            .store
+            .settle_task_lost_by_runner(task.id, runner.id, &runner.name, now)
+            .await?
+        {
+            crate::cluster::announce_settled(state, settled, now);
+        }
     }
     Ok(())
 }

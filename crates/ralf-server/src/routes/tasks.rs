@@ -345,7 +345,6 @@ async fn stop(
         }
         let who = &access.user.username;
         let text = if to == TaskStatus::Stopped {
-            forget_secret(&state, task_id).await;
             format!("Task stopped by {who}")
         } else {
             format!("Task stop requested by {who}")
@@ -565,9 +564,6 @@ async fn decide(
             .or_not_found("task")?;
         return Err(refuse(now.status));
     }
-    if to.is_finished() {
-        forget_secret(state, task_id).await;
-    }
     line(
         state,
         task_id,
@@ -619,12 +615,4 @@ fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> ApiRe
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
-}
-
-/// Drops the secret answers of a task that will not run; a failure leaves them encrypted, to
-/// go with the task when it is deleted.
-async fn forget_secret(state: &AppState, task_id: i64) {
-    if let Err(e) = state.store.take_task_secret(task_id).await {
-        tracing::warn!(task.id = task_id, error = %e, "could not drop the secret answers of a task");
-    }
 }

@@ -502,3 +502,81 @@ async fn a_second_server_on_one_sqlite_file_is_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_runner_s_task_goes_back_to_the_queue_where_the_template_allows() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let dirs = tempfile::tempdir().unwrap();
+    // The first run hangs (its runner is killed under it); the run after that finishes.
+    let marker = dirs.path().join("first-run");
+    let script = format!(
+        "echo begun\nif [ ! -e \"{m}\" ]; then touch \"{m}\"; sleep 120; fi\necho finished\n",
+        m = marker.display()
+    );
+    let repo = GitRepo::new(&[("again.sh", &script)]);
+    let server = server(&db, &dirs.path().join("s"), true).await;
+    let api = admin(&server).await;
+    let (project, plain) = project(&api, &repo, "again.sh", false).await;
+    let template = api
+        .create(
+            &format!("/api/project/{project}/templates"),
+            json!({"name": "again", "app": "bash", "playbook": "again.sh",
+                   "repository_id": task_field(&api, project, plain, "repository_id").await,
+                   "inventory_id": task_field(&api, project, plain, "inventory_id").await,
+                   "requeue_when_lost": true}),
+        )
+        .await;
+    assert_eq!(template["requeue_when_lost"], true, "{template}");
+    let template = template["id"].as_i64().unwrap();
+    let mut first = RunnerProcess::start(
+        RALF,
+        &server.url,
+        &runner_token(&api, "first").await,
+        2,
+        &path(),
+    );
+    let task = start_task(&api, project, template).await;
+    wait_status(&api, project, task, &["running"], Duration::from_secs(30)).await;
+    let started = Instant::now();
+    while !marker.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the first run never began"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.kill();
+    let _second = RunnerProcess::start(
+        RALF,
+        &server.url,
+        &runner_token(&api, "second").await,
+        2,
+        &path(),
+    );
+    let done = wait_status(
+        &api,
+        project,
+        task,
+        &["success", "error"],
+        Duration::from_secs(90),
+    )
+    .await;
+    let lines = api.output_lines(project, task).await;
+    assert_eq!(done["status"], "success", "{lines:#?}");
+    let requeued: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("back in the queue"))
+        .collect();
+    assert_eq!(requeued.len(), 1, "{lines:#?}");
+    assert!(requeued[0].contains("runner \"first\""), "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| *l == "begun").count(),
+        2,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| *l == "finished").count(),
+        1,
+        "{lines:#?}"
+    );
+}
