@@ -294,6 +294,7 @@ pub struct TemplateSettings {
     /// ralf: a task whose runner (or server) is lost mid-run goes back to the queue, to start
     /// again from the beginning elsewhere, instead of ending in error. For templates that are
     /// safe to run again (default: no).
+    #[serde(default)]
     pub requeue_when_lost: bool,
 }
 
