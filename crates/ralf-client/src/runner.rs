@@ -2,9 +2,8 @@
 //! output and status. Authenticated by the runner's own token (`X-Runner-Token`, set with
 //! [`crate::ClientConfig::runner_token`]), never by a user's.
 
-use ralf_exec::remote::{
-    OutputBatch, Poll, PollAnswer, Registered, Registration, StatusAnswer, StatusReport,
-};
+use ralf_core::api::runners::{RegisteredRunner, RunnerRegistration};
+use ralf_exec::remote::{OutputBatch, Poll, PollAnswer, StatusAnswer, StatusReport};
 use reqwest::Method;
 
 use crate::client::{Replay, decode};
@@ -12,10 +11,16 @@ use crate::{Client, Error};
 
 impl Client {
     /// Exchanges a one-time registration token for the runner's id and own token.
-    pub async fn register_runner(&self, registration_token: &str) -> Result<Registered, Error> {
+    pub async fn register_runner(
+        &self,
+        registration_token: &str,
+    ) -> Result<RegisteredRunner, Error> {
         let path = "/api/internal/runners";
-        let body = serde_json::to_value(Registration {
+        let body = serde_json::to_value(RunnerRegistration {
             registration_token: registration_token.to_string(),
+            webhook: None,
+            max_parallel_tasks: None,
+            public_key: None,
         })
         .map_err(|e| Error::Invalid(e.to_string()))?;
         let answer = self

@@ -60,6 +60,24 @@ pub enum Outcome {
     WaitingConfirmation(PlanHandle),
 }
 
+impl Outcome {
+    /// The line of ralf's own that follows the task's output for this outcome, where one does:
+    /// why a timed-out task was stopped, that a plan waits. (A failure's reason is already the
+    /// last line.) The server and `ralf runner` both write it.
+    pub fn closing_line(&self, job: &Job) -> Option<String> {
+        match self {
+            Outcome::TimedOut => Some(format!(
+                "The task ran longer than its template allows ({} s) and was stopped",
+                job.timeout.map_or(0, |t| t.as_secs())
+            )),
+            Outcome::WaitingConfirmation(_) => {
+                Some("The plan waits for a confirmation (confirm or reject the task)".into())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Runs a task to its end: checkout, the app, cleanup. Never panics on a task's failure and
 /// never leaves a process of the task running; the task's directory is removed unless a plan
 /// waits for its confirmation (its secret files are removed in any case).

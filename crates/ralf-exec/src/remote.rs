@@ -1,5 +1,6 @@
 //! The wire between a server and a remote `ralf runner` (under `/api/internal/runners`, each
-//! request authenticated by the runner's own token in `X-Runner-Token`): the runner asks for
+//! request authenticated by the runner's own token in `X-Runner-Token`; registration is
+//! `ralf_core::api::runners`' `RunnerRegistration` and `RegisteredRunner`): the runner asks for
 //! work and reports what it holds (`poll`, which is also its heartbeat), streams each task's
 //! output in batches, and reports each task's status changes. The server answers a poll with
 //! new jobs (a [`Job`], secrets decrypted, sent only on this channel) and with the current
@@ -9,19 +10,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{CheckoutInfo, Job};
-
-/// `POST /api/internal/runners`: exchanges a one-time registration token for the runner's own.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Registration {
-    pub registration_token: String,
-}
-
-/// The answer to a [`Registration`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Registered {
-    pub id: i64,
-    pub token: String,
-}
 
 /// `POST /api/internal/runners/poll`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

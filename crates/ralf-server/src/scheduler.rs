@@ -187,7 +187,7 @@ async fn fire(
                 template_id: task.template_id,
                 status: TaskStatus::Waiting,
             });
-            state.task_queue.queued();
+            state.task_queue.changed();
             state
                 .event(NewEvent {
                     project_id: Some(task.project_id),

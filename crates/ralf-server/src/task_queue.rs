@@ -1,5 +1,5 @@
-//! The seam between the API and the task dispatcher. The API stores a task (status `waiting`)
-//! and calls [`TaskQueue::queued`]; a stop request calls [`TaskQueue::changed`]. The
+//! The seam between the API and the task dispatcher. The API stores a task (status `waiting`),
+//! or changes one (a stop), and calls [`TaskQueue::changed`]. The
 //! dispatcher waits on [`TaskQueue::wakeup`], then reads what to do from the store — the
 //! database stays the one truth about tasks, this only says "look now". In a cluster the
 //! other servers are told too, since any of them may take the task.
@@ -30,13 +30,8 @@ impl Default for TaskQueue {
 }
 
 impl TaskQueue {
-    /// A task was queued.
-    pub fn queued(&self) {
-        self.changed();
-    }
-
-    /// A task's status changed from outside the dispatcher (a stop, a confirmation), or a slot
-    /// came free.
+    /// A task was queued, or its status changed from outside the dispatcher (a stop, a
+    /// confirmation), or a slot came free.
     pub fn changed(&self) {
         if let Some(others) = self.others.get() {
             others.wake();
@@ -75,7 +70,7 @@ mod tests {
     #[tokio::test]
     async fn a_signal_before_the_wait_is_not_lost() {
         let queue = TaskQueue::default();
-        queue.queued();
+        queue.changed();
         tokio::time::timeout(std::time::Duration::from_secs(1), queue.wakeup())
             .await
             .expect("woken");

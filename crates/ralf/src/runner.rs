@@ -336,19 +336,14 @@ impl Runner {
         sending: tokio::task::JoinHandle<()>,
     ) {
         let task_id = job.task_id;
+        if let Some(line) = outcome.closing_line(&job) {
+            sink.say(line);
+        }
         let status = match outcome {
             Outcome::Success => "success",
-            Outcome::Failed(_) => "error",
+            Outcome::Failed(_) | Outcome::TimedOut => "error",
             Outcome::Stopped => "stopped",
-            Outcome::TimedOut => {
-                sink.say(format!(
-                    "The task ran longer than its template allows ({} s) and was stopped",
-                    job.timeout.map(|t| t.as_secs()).unwrap_or(0)
-                ));
-                "error"
-            }
             Outcome::WaitingConfirmation(plan) => {
-                sink.say("The plan waits for a confirmation (confirm or reject the task)");
                 self.tasks().insert(
                     task_id,
                     Held {

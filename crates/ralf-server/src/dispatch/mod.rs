@@ -224,9 +224,9 @@ impl Dispatcher {
                 pipe.say(message);
                 TaskStatus::Error
             }
-            Ok((prepared, outcome)) => match outcome {
-                Outcome::WaitingConfirmation(plan) => {
-                    pipe.say("The plan waits for a confirmation (confirm or reject the task)");
+            Ok((prepared, outcome)) => {
+                let status = self.status_of(&pipe, &outcome, &prepared);
+                if let Outcome::WaitingConfirmation(plan) = outcome {
                     self.plans().insert(
                         task_id,
                         WaitingPlan {
@@ -235,10 +235,9 @@ impl Dispatcher {
                             project_id,
                         },
                     );
-                    TaskStatus::WaitingConfirmation
                 }
-                other => self.status_of(&pipe, other, &prepared),
-            },
+                status
+            }
         };
         drop(pipe);
         let _ = writer.await;
@@ -319,31 +318,28 @@ impl Dispatcher {
         self.announce(task_id, project_id, template_id, TaskStatus::Running);
         let (pipe, writer) = output::start(&self.state, task_id, project_id);
         let outcome = ralf_exec::apply_plan(&prepared.job, &self.exec, &pipe, &control, plan).await;
-        let status = self.status_of(&pipe, outcome, &prepared);
+        let status = self.status_of(&pipe, &outcome, &prepared);
         drop(pipe);
         let _ = writer.await;
         self.finish(task_id, project_id, template_id, status).await;
     }
 
+    /// The status an outcome moves the task to, after writing its closing line.
     fn status_of(
         &self,
         pipe: &output::OutputPipe,
-        outcome: Outcome,
+        outcome: &Outcome,
         prepared: &job::PreparedJob,
     ) -> TaskStatus {
+        if let Some(line) = outcome.closing_line(&prepared.job) {
+            pipe.say(line);
+        }
         match outcome {
             Outcome::Success => TaskStatus::Success,
             // The executor already wrote the reason as the last line.
-            Outcome::Failed(_) => TaskStatus::Error,
+            Outcome::Failed(_) | Outcome::TimedOut => TaskStatus::Error,
             Outcome::Stopped => TaskStatus::Stopped,
-            Outcome::TimedOut => {
-                pipe.say(format!(
-                    "The task ran longer than its template allows ({} s) and was stopped",
-                    prepared.template.settings.timeout_secs
-                ));
-                TaskStatus::Error
-            }
-            Outcome::WaitingConfirmation(_) => TaskStatus::Error,
+            Outcome::WaitingConfirmation(_) => TaskStatus::WaitingConfirmation,
         }
     }
 

@@ -226,9 +226,9 @@ async fn task_status(
     Ids(TaskPath { task_id }): Ids<TaskPath>,
     JsonBody(report): JsonBody<StatusReport>,
 ) -> ApiResult<Json<StatusAnswer>> {
-    let task = held_by(&state, &runner, task_id).await?;
     let reported = TaskStatus::parse(&report.status)
         .ok_or_else(|| ApiError::bad_request(format!("unknown status {:?}", report.status)))?;
+    let task = held_by(&state, &runner, task_id).await?;
     let accepted = match reported {
         TaskStatus::Running => {
             // It began: from `starting`, or from `confirmed` to apply a plan.

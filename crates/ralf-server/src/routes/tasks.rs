@@ -131,7 +131,7 @@ async fn create(
         .await?;
     line(&state, task.id, format!("Task {} added to queue", task.id)).await?;
     announce(&state, &task, TaskStatus::Waiting);
-    state.task_queue.queued();
+    state.task_queue.changed();
     state
         .event(NewEvent {
             project_id: Some(access.project_id),

@@ -647,7 +647,166 @@ async fn info_says_whether_remote_runners_are_used(backend: Backend) {
     server.stop().await;
 }
 
+/// The job protocol as a runner speaks it, without a runner process: a poll hands out the job,
+/// output and statuses come back; bad input gets a 4xx with a message and changes nothing.
+async fn the_job_protocol_hands_out_jobs_and_refuses_bad_input(backend: Backend) {
+    let server = TestServer::start_with(backend, |s| s.use_remote_runner = true).await;
+    let admin = server.admin().await;
+    let token = |v: Value| v["token"].as_str().expect("token").to_string();
+    let mine = token(admin.create("/api/runners", json!({"name": "mine"})).await);
+    let other = token(admin.create("/api/runners", json!({"name": "other"})).await);
+    let id = |v: Value| v["id"].as_i64().expect("id");
+    let project = id(admin.create("/api/projects", json!({"name": "p"})).await);
+    let base = format!("/api/project/{project}");
+    let key = id(admin
+        .create(
+            &format!("{base}/keys"),
+            json!({"name": "none", "type": "none"}),
+        )
+        .await);
+    let repository = id(admin
+        .create(
+            &format!("{base}/repositories"),
+            json!({"name": "r", "git_url": "https://git.example.test/r.git", "git_branch": "main", "ssh_key_id": key}),
+        )
+        .await);
+    let template = id(admin
+        .create(
+            &format!("{base}/templates"),
+            json!({"name": "t", "app": "bash", "playbook": "run.sh", "repository_id": repository}),
+        )
+        .await);
+    let task = id(admin
+        .create(&format!("{base}/tasks"), json!({"template_id": template}))
+        .await);
+    let poll = "/api/internal/runners/poll";
+
+    let (status, body) =
+        as_runner(&admin, Method::POST, poll, None, Some(json!({"free": 1}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = as_runner(
+        &admin,
+        Method::POST,
+        poll,
+        Some(&mine),
+        Some(json!({"free": "many"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+
+    let (status, answer) = as_runner(
+        &admin,
+        Method::POST,
+        poll,
+        Some(&mine),
+        Some(json!({"free": 1, "wait_secs": 0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["jobs"][0]["task_id"], task, "{answer}");
+    assert_eq!(answer["jobs"][0]["playbook"], "run.sh", "{answer}");
+    let stored = admin.get(&format!("{base}/tasks/{task}")).await.body;
+    assert_eq!(stored["status"], "starting", "{stored}");
+
+    let output = format!("/api/internal/runners/tasks/{task}/output");
+    let report = format!("/api/internal/runners/tasks/{task}/status");
+    let lines = json!({"lines": [["2026-12-02T10:00:00Z", "hello from the runner"]]});
+    let (status, body) = as_runner(
+        &admin,
+        Method::POST,
+        &output,
+        Some(&other),
+        Some(lines.clone()),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "another runner's task: {body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not held by this runner"),
+        "{body}"
+    );
+    for bad in ["bogus", "stopping"] {
+        let (status, body) = as_runner(
+            &admin,
+            Method::POST,
+            &report,
+            Some(&mine),
+            Some(json!({"status": bad})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+    assert_eq!(
+        admin.get(&format!("{base}/tasks/{task}")).await.body["status"],
+        "starting"
+    );
+
+    let (status, body) = as_runner(
+        &admin,
+        Method::POST,
+        &report,
+        Some(&mine),
+        Some(json!({"status": "running"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    let (status, body) = as_runner(&admin, Method::POST, &output, Some(&mine), Some(lines)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, body) = as_runner(
+        &admin,
+        Method::POST,
+        &report,
+        Some(&mine),
+        Some(json!({"status": "success"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    let done = admin.get(&format!("{base}/tasks/{task}")).await.body;
+    assert_eq!(done["status"], "success", "{done}");
+    let lines = admin.get(&format!("{base}/tasks/{task}/output")).await.body;
+    assert!(
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["output"] == "hello from the runner"),
+        "{lines}"
+    );
+    // A finished task is no longer the runner's to change.
+    let (status, body) = as_runner(
+        &admin,
+        Method::POST,
+        &report,
+        Some(&mine),
+        Some(json!({"status": "error"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{body}"
+    );
+    server.stop().await;
+}
+
 on_both_backends!(
+    the_job_protocol_hands_out_jobs_and_refuses_bad_input,
     global_runners_are_for_administrators,
     project_runners_follow_project_permissions,
     runners_register_with_a_one_time_token,
