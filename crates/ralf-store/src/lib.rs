@@ -101,6 +101,27 @@ macro_rules! with_db {
 }
 pub(crate) use with_db;
 
+/// Inside the open transaction `$tx`: checks that each `(id, query, message)` of `$checks`
+/// whose id is given names an object of project `$project_id` (`query` counts it, `$1` the id,
+/// `$2` the project), else returns [`StoreError::Invalid`] with `message` from the enclosing
+/// function.
+macro_rules! check_in_project {
+    ($tx:ident, $project_id:expr, $checks:expr) => {
+        for (id, sql, message) in $checks {
+            let Some(id) = id else { continue };
+            let found: i64 = sqlx::query_scalar(sql)
+                .bind(id)
+                .bind($project_id)
+                .fetch_one(&mut *$tx)
+                .await?;
+            if found == 0 {
+                return Err($crate::StoreError::Invalid(message.into()));
+            }
+        }
+    };
+}
+pub(crate) use check_in_project;
+
 impl Store {
     /// Opens the database and brings its schema up to date.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Store> {

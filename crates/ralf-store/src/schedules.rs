@@ -12,7 +12,7 @@ use ralf_core::api::schedules::{Schedule, ScheduleFields};
 use ralf_core::api::tasks::{Task, TaskRequest};
 
 use crate::tasks::{NewTask, TASK_COLUMNS, TASK_JOINS, TaskRow, insert_task, reference_checks};
-use crate::{Result, Store, StoreError, audited, found, with_db};
+use crate::{Result, Store, StoreError, audited, check_in_project, found, with_db};
 
 /// The columns of a schedule row with its template's name, over `schedules s` joined with
 /// `templates tpl`.
@@ -177,17 +177,7 @@ impl Store {
             self,
             write | pool | {
                 let mut tx = pool.begin().await?;
-                for (id, sql, message) in schedule_checks(fields) {
-                    let Some(id) = id else { continue };
-                    let n: i64 = sqlx::query_scalar(sql)
-                        .bind(id)
-                        .bind(project_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if n == 0 {
-                        return Err(StoreError::Invalid(message.into()));
-                    }
-                }
+                check_in_project!(tx, project_id, schedule_checks(fields));
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO schedules (project_id, template_id, name, cron_format, type,
                         run_at, active, task_params, created, next_run)
@@ -225,17 +215,7 @@ impl Store {
             self,
             write | pool | {
                 let mut tx = pool.begin().await?;
-                for (id, sql, message) in schedule_checks(fields) {
-                    let Some(id) = id else { continue };
-                    let n: i64 = sqlx::query_scalar(sql)
-                        .bind(id)
-                        .bind(project_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if n == 0 {
-                        return Err(StoreError::Invalid(message.into()));
-                    }
-                }
+                check_in_project!(tx, project_id, schedule_checks(fields));
                 let done = sqlx::query(
                     "UPDATE schedules SET template_id = $1, name = $2, cron_format = $3,
                         type = $4, run_at = $5, active = $6, task_params = $7, next_run = $8

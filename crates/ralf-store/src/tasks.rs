@@ -9,7 +9,7 @@
 use ralf_core::api::tasks::{Task, TaskParams};
 use ralf_core::{TaskStatus, Timestamp};
 
-use crate::{Result, Store, StoreError, audited, order_by, with_db};
+use crate::{Result, Store, StoreError, audited, check_in_project, order_by, with_db};
 
 /// The columns of a task row with its template and user, over a source aliased `t`.
 pub(crate) const TASK_COLUMNS: &str = r#"t.id, t.template_id, t.project_id, t.status, t.user_id, t.playbook,
@@ -241,17 +241,7 @@ impl Store {
             self,
             write | pool | {
                 let mut tx = pool.begin().await?;
-                for (id, sql, message) in checks {
-                    let Some(id) = id else { continue };
-                    let found: i64 = sqlx::query_scalar(sql)
-                        .bind(id)
-                        .bind(new.project_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if found == 0 {
-                        return Err(StoreError::Invalid(message.into()));
-                    }
-                }
+                check_in_project!(tx, new.project_id, checks);
                 let id = insert_task!(&mut *tx, new, params);
                 let row = sqlx::query_as::<_, TaskRow>(audited(&select))
                     .bind(id)
