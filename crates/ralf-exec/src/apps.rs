@@ -110,6 +110,7 @@ pub(crate) async fn script(ctx: &Ctx<'_>, job: &Job, cwd: &Path) -> Result<(), A
         .arg(&job.playbook)
         .args(&job.arguments)
         .env(app_env(ctx, job, &own))
+        .sandboxed()
         .echo();
     process::run(ctx, &spec, None).await?.check(name)
 }
@@ -299,6 +300,7 @@ pub(crate) async fn ansible(
     let spec = Spec::new("ansible-playbook", program, cwd)
         .args(ansible_args(job, &files))
         .env(app_env(ctx, job, &own))
+        .sandboxed()
         .echo();
     process::run(ctx, &spec, None)
         .await?
@@ -399,6 +401,7 @@ pub(crate) async fn terraform(
         Spec::new(&name, program.clone(), &dir)
             .args(args)
             .env(env.clone())
+            .sandboxed()
             .echo()
     };
     let os = |args: &[&str]| args.iter().map(OsString::from).collect::<Vec<_>>();
@@ -415,7 +418,8 @@ pub(crate) async fn terraform(
     {
         let select = Spec::new(&name, program.clone(), &dir)
             .args(["workspace", "select", ws])
-            .env(env.clone());
+            .env(env.clone())
+            .sandboxed();
         let mut ignored = Vec::new();
         let exit = process::run(ctx, &select, Some(&mut ignored)).await?;
         if exit.check(&name).is_ok() {
@@ -482,6 +486,7 @@ pub(crate) async fn apply(
         .args(["apply", "-input=false"])
         .arg(plan_file)
         .env(tf_env(ctx, job))
+        .sandboxed()
         .echo();
     let result = process::run(ctx, &spec, None).await;
     if let Some(state) = state_dir(ctx, job) {

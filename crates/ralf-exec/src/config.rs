@@ -1,4 +1,5 @@
-//! How this machine runs tasks: where their files go, how long a stop may take, which `PATH`.
+//! How this machine runs tasks: where their files go, how long a stop may take, which `PATH`,
+//! and how the sandbox is set up.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -42,16 +43,56 @@ pub struct ExecConfig {
     pub path_env: Option<OsString>,
     /// Names of the server's environment variables passed to the task's processes.
     pub pass_env: Vec<String>,
+    /// The sandbox of the task's own programs (see `sandbox`).
+    pub sandbox: SandboxSettings,
+}
+
+/// The uid and gid a task runs as when ralf runs as root: `nobody` and `nogroup` on Debian.
+pub const DEFAULT_TASK_UID: u32 = 65534;
+/// See [`DEFAULT_TASK_UID`].
+pub const DEFAULT_TASK_GID: u32 = 65534;
+
+/// How tasks are sandboxed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxSettings {
+    /// Run tasks without a sandbox when bubblewrap is missing or cannot create namespaces
+    /// (off by default: such a machine refuses to run tasks).
+    pub allow_unsandboxed: bool,
+    /// The uid a task runs as: a real, unprivileged uid when ralf runs as root; the uid it
+    /// appears as inside its user namespace otherwise.
+    pub uid: u32,
+    /// The gid a task runs as (like `uid`).
+    pub gid: u32,
+    /// Paths of the server that tasks must not see, besides the work directory, `/tmp` and
+    /// the server user's home, which are always hidden: its data directory, its config file.
+    pub hide: Vec<PathBuf>,
+    /// bubblewrap: a name looked up in the system's directories (`/usr/bin`, ...; never the
+    /// task's `PATH`) or an absolute path.
+    pub bwrap: PathBuf,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> SandboxSettings {
+        SandboxSettings {
+            allow_unsandboxed: false,
+            uid: DEFAULT_TASK_UID,
+            gid: DEFAULT_TASK_GID,
+            hide: Vec::new(),
+            bwrap: "bwrap".into(),
+        }
+    }
 }
 
 impl ExecConfig {
-    /// Settings with a 5-second stop grace, the server's `PATH` and [`DEFAULT_PASS_ENV`].
+    /// Settings with a 5-second stop grace, the server's `PATH`, [`DEFAULT_PASS_ENV`] and the
+    /// default sandbox (required; tasks run as uid and gid 65534).
     pub fn new(work_dir: impl Into<PathBuf>) -> ExecConfig {
         ExecConfig {
             work_dir: work_dir.into(),
             stop_grace: Duration::from_secs(5),
             path_env: None,
             pass_env: DEFAULT_PASS_ENV.iter().map(|s| s.to_string()).collect(),
+            sandbox: SandboxSettings::default(),
         }
     }
 }

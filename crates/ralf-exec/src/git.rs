@@ -846,6 +846,8 @@ pub(crate) async fn checkout(
     let dir = task.checkout();
     // Set when the task stops (or is dropped) during the copy: the copy gives up at once.
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    // When ralf runs as root, the checkout is the task's user's.
+    let owner = ctx.sandbox.as_ref().and_then(|s| s.owner(ctx.config));
     let copy = {
         let (state, dir, sha, cache) = (state.clone(), dir.clone(), sha.clone(), cache.clone());
         let (url, branch, stop) = (repo.url.clone(), checkout_branch.clone(), stop.0.clone());
@@ -865,6 +867,11 @@ pub(crate) async fn checkout(
                         refs: &cache_refs,
                     };
                     tree::write_git_dir(&dir.join(".git"), &git_dir)
+                })
+                // Before the index records the files' status: a change of owner changes it.
+                .and_then(|()| match owner {
+                    Some((uid, gid)) => crate::sandbox::give_to(&dir, uid, gid),
+                    None => Ok(()),
                 })
                 .and_then(|()| {
                     tree::restamp_index(

@@ -14,7 +14,10 @@
 //!
 //! A task's processes get an environment built from nothing: `PATH`, a few variables of the
 //! server ([`ExecConfig::pass_env`]), the app's own and the job's `env` — never the server's
-//! configuration or secrets.
+//! configuration or secrets. The app runs in a sandbox (see `sandbox`) as an unprivileged
+//! user that sees nothing of the server but its own task; where the sandbox cannot run, tasks
+//! fail saying why, unless [`SandboxSettings::allow_unsandboxed`] is set ([`Isolation`]).
+//! [`remove_leftovers`] ends what a crashed server or runner left behind.
 
 mod apps;
 mod config;
@@ -24,6 +27,7 @@ mod job;
 mod output;
 mod process;
 pub mod remote;
+mod sandbox;
 mod workspace;
 
 use std::ffi::OsString;
@@ -31,13 +35,17 @@ use std::ffi::OsString;
 use tokio::time::Instant;
 
 pub use apps::PlanHandle;
-pub use config::{DEFAULT_PASS_ENV, ExecConfig};
+pub use config::{
+    DEFAULT_PASS_ENV, DEFAULT_TASK_GID, DEFAULT_TASK_UID, ExecConfig, SandboxSettings,
+};
 pub use control::{Control, StopRequest};
 pub use job::{
     AnsibleOptions, App, Credential, Inventory, Job, LoginPassword, RepositorySource, SshKey,
     TerraformOptions, VaultPassword,
 };
 pub use output::{CheckoutInfo, MASK, MAX_LINE, MIN_SECRET_LEN, OutputLine, OutputSink};
+pub use sandbox::Isolation;
+pub use workspace::{Leftovers, remove_leftovers};
 
 use apps::Planned;
 use output::{Masker, Out};
@@ -88,7 +96,23 @@ pub async fn run(
     control: &Control,
 ) -> Outcome {
     let out = Out::new(sink, masker(job));
-    let ctx = context(job, config, &out, control);
+    let mut ctx = context(job, config, &out, control);
+    let isolation = Isolation::of(config);
+    match &isolation {
+        Isolation::Refused { why } => {
+            return finish(
+                &out,
+                Err(Abort::Failed(format!(
+                    "The task was not run: this machine cannot sandbox tasks: {why} (the \
+                     setting allow_unsandboxed_tasks allows running them without a sandbox)"
+                ))),
+            );
+        }
+        Isolation::Unsandboxed { why } => out.say(format!(
+            "Running without a sandbox, as the server's user (allow_unsandboxed_tasks): {why}"
+        )),
+        Isolation::Sandboxed(_) => {}
+    }
     let task = match TaskDir::create(config, job.task_id).await {
         Ok(task) => task,
         Err(e) => {
@@ -100,6 +124,7 @@ pub async fn run(
             );
         }
     };
+    enter(&mut ctx, &isolation, config, job, &task);
     let mut pin = None;
     let result = run_task(&ctx, job, &task, &mut pin).await;
     task.remove_secrets().await;
@@ -156,7 +181,16 @@ pub async fn apply_plan(
     plan: PlanHandle,
 ) -> Outcome {
     let out = Out::new(sink, masker(job));
-    let ctx = context(job, config, &out, control);
+    let mut ctx = context(job, config, &out, control);
+    let isolation = Isolation::of(config);
+    if let Isolation::Refused { why } = &isolation {
+        return finish(
+            &out,
+            Err(Abort::Failed(format!(
+                "The plan was not applied: this machine cannot sandbox tasks: {why}"
+            ))),
+        );
+    }
     if plan.task_id != job.task_id {
         return finish(
             &out,
@@ -167,6 +201,8 @@ pub async fn apply_plan(
         );
     }
     let task = TaskDir::existing(config, job.task_id);
+    enter(&mut ctx, &isolation, config, job, &task);
+    let ctx = ctx;
     let result = async {
         let plan_file = task.plan_dir().join("tfplan");
         if !plan_file.is_file() {
@@ -210,6 +246,26 @@ fn path_of(config: &ExecConfig) -> OsString {
         .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())
 }
 
+/// Gives the task's context its directory: where its process groups are recorded and, when
+/// tasks are sandboxed, what its sandbox shows.
+fn enter(ctx: &mut Ctx<'_>, isolation: &Isolation, config: &ExecConfig, job: &Job, task: &TaskDir) {
+    ctx.group_file = Some(task.group_file());
+    if let Isolation::Sandboxed(tools) = isolation {
+        ctx.sandbox = Some(sandbox::Sandbox {
+            tools: tools.clone(),
+            view: sandbox::View {
+                task_root: task.root.clone(),
+                cache_objects: std::path::absolute(git::cache_dir(
+                    config,
+                    &job.repository.cache_key,
+                ))
+                .unwrap_or_default()
+                .join("objects"),
+            },
+        });
+    }
+}
+
 fn context<'a>(
     job: &Job,
     config: &'a ExecConfig,
@@ -223,6 +279,8 @@ fn context<'a>(
         deadline: job.timeout.map(|t| Instant::now() + t),
         timeout: job.timeout,
         path: path_of(config),
+        sandbox: None,
+        group_file: None,
     }
 }
 

@@ -1,13 +1,21 @@
 //! Supervised child processes: each command in its own process group, stdin closed (or read
 //! from a file), both output streams pumped line by line, stop and timeout as SIGTERM then
 //! SIGKILL to the whole group, and the group killed when its leader exits, so no process of a
-//! task outlives it.
+//! task outlives it. The task's own programs run in its sandbox (see `sandbox`): there the
+//! group that gets SIGTERM is the one of the programs inside, and SIGKILL to bubblewrap ends
+//! the sandbox's whole PID namespace.
+//!
+//! Every child is started by one thread that lives as long as the process: bubblewrap's
+//! `--die-with-parent` is tied to the thread that started it, and a runtime's threads may end.
+//! Each group's id (with its start time) is written to the task's `pgid` file, so a server
+//! started after a crash can end what the crash left running.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -18,6 +26,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use crate::config::ExecConfig;
 use crate::control::{Control, StopRequest};
 use crate::output::{Out, pump};
+use crate::sandbox::{self, Sandbox};
 
 /// How long the output pipes may stay open after the group was killed: only a process that left
 /// the group (`setsid`) can hold them that long.
@@ -42,6 +51,11 @@ pub(crate) struct Ctx<'a> {
     pub timeout: Option<Duration>,
     /// The `PATH` programs are looked up in and children get.
     pub path: OsString,
+    /// The task's sandbox, for the commands that run the task's own code; `None` when tasks run
+    /// unsandboxed (or before the task's directory exists).
+    pub sandbox: Option<Sandbox>,
+    /// Where the running command's process group is recorded (`tasks/<id>/pgid`).
+    pub group_file: Option<PathBuf>,
 }
 
 impl Ctx<'_> {
@@ -123,6 +137,8 @@ pub(crate) struct Spec {
     pub echo: bool,
     /// A file to read as standard input (otherwise stdin is closed).
     pub stdin: Option<PathBuf>,
+    /// Runs the task's own code: in the task's sandbox, when there is one.
+    pub sandboxed: bool,
 }
 
 impl Spec {
@@ -135,7 +151,14 @@ impl Spec {
             env: Vec::new(),
             echo: false,
             stdin: None,
+            sandboxed: false,
         }
+    }
+
+    /// Runs in the task's sandbox (when there is one).
+    pub(crate) fn sandboxed(mut self) -> Spec {
+        self.sandboxed = true;
+        self
     }
 
     pub(crate) fn arg(mut self, arg: impl Into<OsString>) -> Spec {
@@ -194,7 +217,7 @@ pub(crate) enum Status {
 }
 
 impl Status {
-    fn from_exit(st: ExitStatus) -> Status {
+    pub(crate) fn from_exit(st: ExitStatus) -> Status {
         match (st.code(), st.signal()) {
             (Some(code), _) => Status::Code(code),
             (None, Some(sig)) => Status::Signal(sig),
@@ -286,21 +309,38 @@ pub(crate) async fn run(
         ),
         None => Stdio::null(),
     };
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
+    let sandbox = ctx.sandbox.as_ref().filter(|_| spec.sandboxed);
+    let mut env = spec.env.clone();
+    let (program, args) = match sandbox {
+        Some(sandbox) => {
+            sandbox.hand_over(ctx.config).map_err(|e| {
+                Abort::Failed(format!("cannot give the task's files to its user: {e}"))
+            })?;
+            env.retain(|(name, _)| name != "HOME" && name != "TMPDIR");
+            env.push(("HOME".into(), sandbox.view.home().into()));
+            env.push(("TMPDIR".into(), "/tmp".into()));
+            sandbox.wrap(ctx.config, &ctx.path, &spec.cwd, &spec.program, &spec.args)
+        }
+        None => (spec.program.clone(), spec.args.clone()),
+    };
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&args)
         .current_dir(&spec.cwd)
         .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
+    let mut child = spawn(cmd)
+        .await
         .map_err(|e| Abort::Failed(format!("could not start {}: {e}", spec.name)))?;
     let pid = child.id().expect("a child that was just spawned has a pid");
     let pgid = Pid::from_raw(pid as i32);
+    if let Some(file) = &ctx.group_file {
+        record_group(file, pid);
+    }
     // Dropped before `child` (declared after it): kills the group while the leader is not yet
     // reaped, so the group id cannot have been reused.
     let mut guard = GroupGuard { pgid, armed: true };
@@ -310,6 +350,15 @@ pub(crate) async fn run(
 
     let name = spec.name.as_str();
     let signal = |sig: Signal| {
+        // In a sandbox, SIGTERM goes to the programs inside (bubblewrap would die of it and
+        // take them along at once); SIGKILL to bubblewrap ends them all.
+        if sandbox.is_some()
+            && sig != Signal::SIGKILL
+            && let Some(inner) = sandbox::inner_group(pid)
+        {
+            let _ = killpg(Pid::from_raw(inner), sig);
+            return;
+        }
         let _ = killpg(pgid, sig);
     };
     let grace = ctx.config.stop_grace;
@@ -394,7 +443,10 @@ pub(crate) async fn run(
 
     let ((result, interrupted), ()) = tokio::join!(waiter, readers);
     let status = match result {
-        Ok(st) => Status::from_exit(st),
+        Ok(st) => match (Status::from_exit(st), sandbox) {
+            (Status::Code(code), Some(_)) => sandbox::signal_of(code).map_or(Status::Code(code), Status::Signal),
+            (status, _) => status,
+        },
         Err(e) => return Err(Abort::Failed(format!("waiting for {name} failed: {e}"))),
     };
     if interrupted.is_some() {
@@ -404,6 +456,69 @@ pub(crate) async fn run(
         status,
         interrupted,
     })
+}
+
+/// A command to start, handed to the spawner thread.
+struct SpawnRequest {
+    cmd: tokio::process::Command,
+    runtime: tokio::runtime::Handle,
+    reply: oneshot::Sender<std::io::Result<tokio::process::Child>>,
+}
+
+/// Starts `cmd` from the spawner thread, which never ends: a child's parent-death signal
+/// (bubblewrap's `--die-with-parent`) fires when the *thread* that started it ends, and the
+/// runtime's threads come and go.
+async fn spawn(cmd: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    static SPAWNER: LazyLock<std::sync::mpsc::Sender<SpawnRequest>> = LazyLock::new(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("ralf-spawner".into())
+            .spawn(move || {
+                for mut request in rx {
+                    let _runtime = request.runtime.enter();
+                    // A requester that is gone drops the child, which kills it.
+                    let _ = request.reply.send(request.cmd.spawn());
+                }
+            })
+            .expect("the spawner thread starts");
+        tx
+    });
+    let (reply, answer) = oneshot::channel();
+    let request = SpawnRequest {
+        cmd,
+        runtime: tokio::runtime::Handle::current(),
+        reply,
+    };
+    SPAWNER
+        .send(request)
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the spawner thread is gone")))
+}
+
+/// Writes `<pgid> <start time>` to the task's group file (0600), so a server started after a
+/// crash finds the group and knows it is still the same process.
+fn record_group(file: &Path, pid: u32) {
+    let Some(start) = start_time(pid) else {
+        return;
+    };
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{pid} {start}\n").as_bytes()));
+}
+
+/// A process's start time (clock ticks after boot, field 22 of `/proc/<pid>/stat`): with the
+/// pid, it names one process for as long as the machine runs.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) may hold spaces and parentheses: fields after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn limit_text(timeout: Option<Duration>) -> String {

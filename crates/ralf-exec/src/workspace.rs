@@ -4,9 +4,15 @@
 //! - `.ralf/`: secret files (keys, passwords, inventory, extra vars), each mode 0600, and the
 //!   small helper scripts (0700) that hand them to git and ssh; removed when the task's run
 //!   ends, whatever the outcome;
-//! - `plan/`: a saved Terraform plan waiting for its confirmation.
+//! - `plan/`: a saved Terraform plan waiting for its confirmation;
+//! - `home/`: the task's `HOME` in its sandbox;
+//! - `pgid`: the process group of the command running now and its start time (outside the
+//!   sandbox's view, so the task cannot change it).
 //!
-//! The whole directory is removed when the task ends, except while a plan waits.
+//! The whole directory is removed when the task ends, except while a plan waits. A server or
+//! runner that starts removes every task directory an earlier run left (a waiting plan does not
+//! outlive its process), after killing the process group each one names
+//! ([`remove_leftovers`]).
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Write};
@@ -38,6 +44,7 @@ impl TaskDir {
         make_private_dir(&root)?;
         let secrets = root.join(".ralf");
         make_private_dir(&secrets)?;
+        make_private_dir(&root.join("home"))?;
         Ok(TaskDir {
             root,
             secrets,
@@ -61,6 +68,10 @@ impl TaskDir {
 
     pub(crate) fn plan_dir(&self) -> PathBuf {
         self.root.join("plan")
+    }
+
+    pub(crate) fn group_file(&self) -> PathBuf {
+        self.root.join("pgid")
     }
 
     /// Writes a secret file, mode 0600, in `.ralf/`.
@@ -112,6 +123,54 @@ impl Drop for TaskDir {
     }
 }
 
+/// What [`remove_leftovers`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Process groups still running, now killed.
+    pub killed: usize,
+    /// Task directories removed (with their secret files).
+    pub removed: usize,
+}
+
+/// Ends what an earlier server or runner on this work directory left behind when it died: kills
+/// the process group each task directory names (only if that process is still the one that was
+/// recorded: same pid, same start time) and removes every task directory. Call it at start,
+/// before any task runs; one work directory serves one server or runner.
+pub fn remove_leftovers(config: &ExecConfig) -> io::Result<Leftovers> {
+    let mut found = Leftovers::default();
+    let tasks = config.work_dir.join("tasks");
+    let entries = match std::fs::read_dir(&tasks) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let dir = entry?.path();
+        if let Ok(text) = std::fs::read_to_string(dir.join("pgid"))
+            && let Some((pid, start)) = text.trim().split_once(' ')
+            && let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>())
+            && pid > 1
+            && crate::process::start_time(pid) == Some(start)
+        {
+            let group = nix::unistd::Pid::from_raw(pid as i32);
+            if nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).is_ok() {
+                found.killed += 1;
+            }
+        }
+        let removed = if dir.is_dir() {
+            std::fs::remove_dir_all(&dir)
+        } else {
+            std::fs::remove_file(&dir)
+        };
+        match removed {
+            Ok(()) => found.removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
 pub(crate) fn make_private_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().mode(0o700).create(path)
 }
@@ -142,7 +201,16 @@ pub(crate) fn safe_name(key: &str) -> String {
 /// Copies Terraform's local state files (`terraform.tfstate`, its backup and the workspaces'
 /// `terraform.tfstate.d/`) from one directory to another, replacing what is there.
 pub(crate) fn copy_tf_state(from: &Path, to: &Path) -> io::Result<()> {
+    // A symbolic link where a file or directory is written goes first: the checkout is the
+    // repository's (and the state the task's), and ralf may run as root.
+    fn unlink_symlink(path: &Path) -> io::Result<()> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(path),
+            _ => Ok(()),
+        }
+    }
     fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+        unlink_symlink(to)?;
         make_private_dir_all(to)?;
         for entry in std::fs::read_dir(from)? {
             let entry = entry?;
@@ -159,18 +227,23 @@ pub(crate) fn copy_tf_state(from: &Path, to: &Path) -> io::Result<()> {
     fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
         // Through a temporary name, so a reader never sees half a state file.
         let tmp = to.with_extension("ralf-tmp");
+        unlink_symlink(&tmp)?;
         std::fs::copy(from, &tmp)?;
         std::fs::rename(&tmp, to)
     }
+    // Never through a symbolic link: the task made these files and could point one anywhere.
+    let is = |p: &Path, dir: bool| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| if dir { m.is_dir() } else { m.is_file() })
+    };
     make_private_dir_all(to)?;
     for name in ["terraform.tfstate", "terraform.tfstate.backup"] {
         let src = from.join(name);
-        if src.is_file() {
+        if is(&src, false) {
             copy_file(&src, &to.join(name))?;
         }
     }
     let workspaces = from.join("terraform.tfstate.d");
-    if workspaces.is_dir() {
+    if is(&workspaces, true) {
         copy_dir(&workspaces, &to.join("terraform.tfstate.d"))?;
     }
     Ok(())

@@ -228,26 +228,22 @@ async fn the_checkout_is_a_private_clean_clone_of_the_commit() {
 
 #[tokio::test]
 async fn a_compaction_keeps_the_commits_of_running_tasks() {
-    let marks = tempfile::tempdir().unwrap();
+    // The task sees nothing outside its own directory: it waits for a file in its checkout.
     let repo = repo_with(
         "p.sh",
         concat!(
-            "touch \"$MARKS/started\"\n",
-            "while [ ! -e \"$MARKS/go\" ]; do sleep 0.05; done\n",
+            "echo started\n",
+            "while [ ! -e go ]; do sleep 0.05; done\n",
             "git cat-file -e HEAD && echo objects-ok\n",
         ),
     );
     let first = repo.git(&["rev-parse", "HEAD"]);
     let (work, config) = config();
     let cache = work.path().join("repos/repo-1.git");
-    let mut job1 = repo.job(1, App::Bash, "p.sh");
-    job1.env = vec![("MARKS".into(), marks.path().display().to_string())];
+    let job1 = repo.job(1, App::Bash, "p.sh");
     let (l1, c1) = (Lines::default(), Control::new());
     let (r1, ()) = tokio::join!(run(&job1, &config, &l1, &c1), async {
-        let started = marks.path().join("started");
-        while !started.exists() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        l1.wait_for("started", Duration::from_secs(30)).await;
         // The remote's history is replaced: the first commit is unreachable after a fetch.
         repo.git(&["checkout", "--quiet", "--orphan", "other"]);
         repo.write("p.sh", "echo replaced\n");
@@ -274,7 +270,7 @@ async fn a_compaction_keeps_the_commits_of_running_tasks() {
         assert_eq!(count_in(&cache.join("objects/17")), 0);
         git(&cache, &["cat-file", "-e", &first]);
         assert_eq!(git(&cache, &["rev-parse", "refs/ralf/tasks/1"]), first);
-        std::fs::write(marks.path().join("go"), "").unwrap();
+        std::fs::write(work.path().join("tasks/1/repo/go"), "").unwrap();
     });
     assert_eq!(r1, Outcome::Success, "{}", l1.all());
     assert!(l1.has("objects-ok"), "{}", l1.all());

@@ -7,41 +7,48 @@ use std::time::{Duration, Instant};
 use common::*;
 use ralf_exec::{App, Control, Outcome, run};
 
-/// The script prints its pid (= its process group) and the pids of its background children.
-const SLEEPERS: &str = "sleep 300 &\necho \"child $!\"\nsleep 300 &\necho \"child $!\"\n\
-                        echo \"group $$\"\nwait\n";
+/// Two background sleeps of `secs` seconds (each test its own number, to find them from
+/// outside the sandbox, where the pids the script could print mean nothing), then it waits.
+fn sleepers(secs: u32) -> String {
+    format!("sleep {secs} &\nsleep {secs} &\necho started\nwait\n")
+}
 
-fn pids(lines: &Lines, prefix: &str) -> Vec<i32> {
-    lines
-        .texts()
-        .iter()
-        .filter_map(|l| l.strip_prefix(prefix))
-        .map(|p| p.trim().parse().unwrap())
-        .collect()
+/// The task's script (as this machine sees it: outside the sandbox) and its process group.
+fn script_group(script: &str) -> (i32, i32) {
+    // The first: a bash that forks for its next command shows up twice for a moment.
+    let bash = *host_pids("bash", script).iter().min().expect("bash runs");
+    (bash, group_of(bash).expect("bash runs"))
 }
 
 #[tokio::test]
 async fn stop_terminates_the_whole_process_group() {
-    let repo = repo_with("sleepers.sh", SLEEPERS);
+    let repo = repo_with("sleepers.sh", &sleepers(301));
     let (work, config) = config();
     let job = repo.job(1, App::Bash, "sleepers.sh");
     let lines = Lines::default();
     let control = Control::new();
     let started = Instant::now();
+    let mut seen = (0, Vec::new());
     let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
-        lines.wait_for("group ", Duration::from_secs(20)).await;
-        let group = pids(&lines, "group ")[0];
-        assert_eq!(group_members(group).len(), 3, "bash and two sleeps run");
+        lines.wait_for("started", Duration::from_secs(20)).await;
+        let (bash, group) = script_group("sleepers.sh");
+        let sleeps = host_pids("sleep", "301");
+        assert_eq!(sleeps.len(), 2, "two sleeps run");
+        let members = group_members(group);
+        assert!(
+            sleeps.iter().chain([&bash]).all(|p| members.contains(p)),
+            "bash and its sleeps share a group"
+        );
+        seen = (group, sleeps);
         control.stop(false);
     });
     assert_eq!(outcome, Outcome::Stopped, "{}", lines.all());
     assert!(started.elapsed() < Duration::from_secs(10));
-    let group = pids(&lines, "group ")[0];
     assert!(
-        group_members(group).is_empty(),
+        group_members(seen.0).is_empty(),
         "a process of the group survived"
     );
-    for child in pids(&lines, "child ") {
+    for child in seen.1 {
         assert!(!alive(child), "sleep {child} survived the stop");
     }
     assert!(lines.has("Stop requested: sending SIGTERM to the process group of bash"));
@@ -57,15 +64,17 @@ async fn stop_terminates_the_whole_process_group() {
 async fn sigterm_ignored_means_sigkill_after_the_grace_period() {
     let repo = repo_with(
         "stubborn.sh",
-        "trap 'echo got TERM' TERM\necho \"group $$\"\nwhile true; do sleep 0.1; done\n",
+        "trap 'echo got TERM' TERM\necho started\nwhile true; do sleep 0.1; done\n",
     );
     let (_work, config) = config(); // grace 1 s
     let lines = Lines::default();
     let control = Control::new();
     let job = repo.job(1, App::Bash, "stubborn.sh");
     let mut stop_at = None;
+    let mut group = 0;
     let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
-        lines.wait_for("group ", Duration::from_secs(20)).await;
+        lines.wait_for("started", Duration::from_secs(20)).await;
+        group = script_group("stubborn.sh").1;
         stop_at = Some(Instant::now());
         control.stop(false);
     });
@@ -86,23 +95,25 @@ async fn sigterm_ignored_means_sigkill_after_the_grace_period() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    assert!(group_members(pids(&lines, "group ")[0]).is_empty());
+    assert!(group_members(group).is_empty());
 }
 
 #[tokio::test]
 async fn forced_stop_kills_at_once() {
     let repo = repo_with(
-        "stubborn.sh",
-        "trap '' TERM\necho \"group $$\"\nwhile true; do sleep 0.1; done\n",
+        "deaf.sh",
+        "trap '' TERM\necho started\nwhile true; do sleep 0.1; done\n",
     );
     let (_work, mut config) = config();
     config.stop_grace = Duration::from_secs(60);
     let lines = Lines::default();
     let control = Control::new();
-    let job = repo.job(1, App::Bash, "stubborn.sh");
+    let job = repo.job(1, App::Bash, "deaf.sh");
     let started = Instant::now();
+    let mut group = 0;
     let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
-        lines.wait_for("group ", Duration::from_secs(20)).await;
+        lines.wait_for("started", Duration::from_secs(20)).await;
+        group = script_group("deaf.sh").1;
         control.stop(false);
         tokio::time::sleep(Duration::from_millis(200)).await;
         control.stop(true);
@@ -118,18 +129,23 @@ async fn forced_stop_kills_at_once() {
         "{}",
         lines.all()
     );
-    assert!(group_members(pids(&lines, "group ")[0]).is_empty());
+    assert!(group_members(group).is_empty());
 }
 
 #[tokio::test]
 async fn timeout_ends_the_task() {
-    let repo = repo_with("slow.sh", SLEEPERS);
+    let repo = repo_with("slow.sh", &sleepers(302));
     let (_work, config) = config();
     let mut job = repo.job(1, App::Bash, "slow.sh");
     job.timeout = Some(Duration::from_secs(2));
     let lines = Lines::default();
     let started = Instant::now();
-    let outcome = run(&job, &config, &lines, &Control::new()).await;
+    let mut seen = (0, Vec::new());
+    let control = Control::new();
+    let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
+        lines.wait_for("started", Duration::from_secs(20)).await;
+        seen = (script_group("slow.sh").1, host_pids("sleep", "302"));
+    });
     assert_eq!(outcome, Outcome::TimedOut, "{}", lines.all());
     let took = started.elapsed();
     assert!(
@@ -137,8 +153,9 @@ async fn timeout_ends_the_task() {
         "{took:?}"
     );
     assert!(lines.has("Time limit of 2s reached: sending SIGTERM to the process group of bash"));
-    assert!(group_members(pids(&lines, "group ")[0]).is_empty());
-    for child in pids(&lines, "child ") {
+    assert_eq!(seen.1.len(), 2, "two sleeps ran");
+    assert!(group_members(seen.0).is_empty());
+    for child in seen.1 {
         assert!(!alive(child));
     }
 }
@@ -149,7 +166,7 @@ async fn background_processes_die_with_the_script() {
     // ends promptly, and the sleep is gone.
     let repo = repo_with(
         "leave.sh",
-        "sleep 300 &\necho \"child $!\"\n(sleep 300; echo never) &\necho \"child $!\"\nexit 0\n",
+        "sleep 303 &\n(sleep 303; echo never) &\nsleep 0.5\nexit 0\n",
     );
     let (_work, config) = config();
     let lines = Lines::default();
@@ -163,14 +180,10 @@ async fn background_processes_die_with_the_script() {
     .await;
     assert_eq!(outcome, Outcome::Success, "{}", lines.all());
     assert!(started.elapsed() < Duration::from_secs(10));
-    let children = pids(&lines, "child ");
-    assert_eq!(children.len(), 2);
-    for child in children {
-        assert!(
-            !alive(child),
-            "background process {child} outlived its task"
-        );
-    }
+    assert!(
+        host_pids("sleep", "303").is_empty(),
+        "a background process outlived its task"
+    );
 }
 
 #[tokio::test]

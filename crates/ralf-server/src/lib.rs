@@ -125,6 +125,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("work directory {}", state.settings.work_dir.display()))?;
     let mut exec = ralf_exec::ExecConfig::new(work_dir);
     exec.path_env = state.settings.exec_path.clone();
+    exec.sandbox = state.settings.sandbox.clone();
+    prepare_executor(&exec);
     let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
     let dispatching = tokio::spawn(dispatcher.clone().run());
     let scheduling = tokio::spawn(scheduler::run(state.clone()));
@@ -160,6 +162,33 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         _sqlite_lock: sqlite_lock,
         scheduling,
     })
+}
+
+/// Says at start how tasks run (sandboxed, unsandboxed because allowed, or not at all), and
+/// ends what an earlier run of this server left in its work directory: task process groups
+/// still running and task directories with their secret files.
+pub fn prepare_executor(exec: &ralf_exec::ExecConfig) {
+    let isolation = ralf_exec::Isolation::of(exec);
+    let mode = isolation.describe(exec);
+    match isolation {
+        ralf_exec::Isolation::Sandboxed(_) => tracing::info!("{mode}"),
+        ralf_exec::Isolation::Unsandboxed { .. } => tracing::warn!("{mode}"),
+        ralf_exec::Isolation::Refused { .. } => tracing::error!("{mode}"),
+    }
+    match ralf_exec::remove_leftovers(exec) {
+        Ok(found) if found.killed > 0 || found.removed > 0 => tracing::warn!(
+            killed = found.killed,
+            removed = found.removed,
+            work_dir = %exec.work_dir.display(),
+            "ended what an earlier run left: task process groups killed, task directories removed"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(
+            error = %e,
+            work_dir = %exec.work_dir.display(),
+            "cannot remove the task directories an earlier run left"
+        ),
+    }
 }
 
 /// Takes the lock that keeps a second server off an SQLite database: several servers need

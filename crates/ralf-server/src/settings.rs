@@ -51,6 +51,9 @@ pub struct Settings {
     /// `ansible-playbook`, `terraform`, `tofu`) are found; `None` (the default): the server's
     /// own `PATH`.
     pub exec_path: Option<std::ffi::OsString>,
+    /// The tasks' sandbox: required unless `allow_unsandboxed`; the uid/gid tasks run as; what
+    /// of the server they must not see.
+    pub sandbox: ralf_exec::SandboxSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -72,6 +75,7 @@ impl std::fmt::Debug for Settings {
             .field("admin", &self.admin)
             .field("work_dir", &self.work_dir)
             .field("exec_path", &self.exec_path)
+            .field("sandbox", &self.sandbox)
             .finish()
     }
 }
@@ -95,6 +99,10 @@ impl Settings {
             use_remote_runner: false,
             admin: None,
             exec_path: None,
+            sandbox: ralf_exec::SandboxSettings {
+                hide: path.parent().map(|p| p.to_path_buf()).into_iter().collect(),
+                ..Default::default()
+            },
         }
     }
 }

@@ -128,6 +128,10 @@ pub struct ServerArgs {
     /// E-mail of the first admin (also SEMAPHORE_ADMIN_EMAIL).
     #[arg(long)]
     pub admin_email: Option<String>,
+    /// Run tasks without a sandbox where bubblewrap is missing or cannot create namespaces
+    /// (also RALF_ALLOW_UNSANDBOXED_TASKS; off by default: such a server refuses to run tasks).
+    #[arg(long)]
+    pub allow_unsandboxed_tasks: bool,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +204,7 @@ impl ServerArgs {
             admin_password: self.admin_password.clone(),
             admin_name: self.admin_name.clone(),
             admin_email: self.admin_email.clone(),
+            allow_unsandboxed_tasks: self.allow_unsandboxed_tasks,
             ..self.database.flags()
         }
     }

@@ -43,6 +43,8 @@ pub struct ServerFlags {
     pub admin_password: Option<String>,
     pub admin_name: Option<String>,
     pub admin_email: Option<String>,
+    /// `--allow-unsandboxed-tasks`: run tasks without a sandbox where bubblewrap cannot run.
+    pub allow_unsandboxed_tasks: bool,
 }
 
 impl fmt::Debug for ServerFlags {
@@ -59,6 +61,7 @@ impl fmt::Debug for ServerFlags {
             )
             .field("admin_name", &self.admin_name)
             .field("admin_email", &self.admin_email)
+            .field("allow_unsandboxed_tasks", &self.allow_unsandboxed_tasks)
             .finish()
     }
 }
@@ -124,6 +127,7 @@ pub fn load(
     if let Some(file) = config_file_layer(flags, &env)? {
         figment = figment.merge(file);
     }
+    let config_file = config_file_path(flags, &env).map(|(path, _)| path);
     let figment = figment
         .merge(env_layer(
             "Semaphore environment variables",
@@ -132,7 +136,11 @@ pub fn load(
         )?)
         .merge(env_layer("RALF environment variables", RALF_VARS, &env)?)
         .merge(flags_layer(flags)?);
-    Resolver { figment }.settings()
+    Resolver {
+        figment,
+        config_file,
+    }
+    .settings()
 }
 
 /// Loads the settings from the process environment.
@@ -162,6 +170,9 @@ const FILE_KEYS: &[&str] = &[
     "max_parallel_tasks",
     "non_admin_can_create_project",
     "use_remote_runner",
+    "allow_unsandboxed_tasks",
+    "task_uid",
+    "task_gid",
 ];
 
 /// Environment variables that name the config file, in order of precedence.
@@ -230,6 +241,9 @@ const RALF_VARS: &[EnvVar] = &[
         "non_admin_can_create_project",
     ),
     var("RALF_USE_REMOTE_RUNNER", "use_remote_runner"),
+    var("RALF_ALLOW_UNSANDBOXED_TASKS", "allow_unsandboxed_tasks"),
+    var("RALF_TASK_UID", "task_uid"),
+    var("RALF_TASK_GID", "task_gid"),
     var("RALF_ADMIN_LOGIN", "admin.login"),
     secret("RALF_ADMIN_PASSWORD", "admin.password"),
     var("RALF_ADMIN_NAME", "admin.name"),
@@ -521,6 +535,13 @@ fn flags_layer(flags: &ServerFlags) -> Result<Layer, ConfigError> {
             layer.set(key, value.as_str(), origin);
         }
     }
+    if flags.allow_unsandboxed_tasks {
+        layer.set(
+            "allow_unsandboxed_tasks",
+            true,
+            "flag --allow-unsandboxed-tasks",
+        );
+    }
     Ok(layer)
 }
 
@@ -644,6 +665,8 @@ fn render(value: &Value) -> String {
 
 struct Resolver {
     figment: Figment,
+    /// The config file, which tasks must not see.
+    config_file: Option<PathBuf>,
 }
 
 impl Resolver {
@@ -691,7 +714,28 @@ impl Resolver {
             admin: self.admin()?,
             work_dir: data_dir.join("work"),
             exec_path: None,
+            sandbox: self.sandbox(&data_dir)?,
         })
+    }
+
+    /// The tasks' sandbox: whether it may be missing, the uid and gid tasks run as, and what
+    /// of the server they must not see (the data directory, the config file).
+    fn sandbox(&self, data_dir: &Path) -> Result<ralf_exec::SandboxSettings, ConfigError> {
+        let mut sandbox = ralf_exec::SandboxSettings::default();
+        if let Some(found) = self.find("allow_unsandboxed_tasks", "allow_unsandboxed_tasks") {
+            sandbox.allow_unsandboxed = found.bool()?;
+        }
+        if let Some(found) = self.find("task_uid", "task_uid") {
+            sandbox.uid = found.u32()?;
+        }
+        if let Some(found) = self.find("task_gid", "task_gid") {
+            sandbox.gid = found.u32()?;
+        }
+        sandbox.hide.push(std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.into()));
+        if let Some(file) = &self.config_file {
+            sandbox.hide.push(std::path::absolute(file).unwrap_or_else(|_| file.clone()));
+        }
+        Ok(sandbox)
     }
 
     fn data_dir(&self) -> Result<PathBuf, ConfigError> {

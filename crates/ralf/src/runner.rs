@@ -60,6 +60,17 @@ pub struct StartArgs {
     /// How many tasks this runner runs at once.
     #[arg(long, default_value_t = 4)]
     pub max_parallel_tasks: u32,
+    /// Run tasks without a sandbox where bubblewrap is missing or cannot create namespaces
+    /// (off by default: such a runner refuses to run tasks).
+    #[arg(long, env = "RALF_ALLOW_UNSANDBOXED_TASKS")]
+    pub allow_unsandboxed_tasks: bool,
+    /// The uid tasks run as when the runner runs as root (inside their user namespace
+    /// otherwise).
+    #[arg(long, env = "RALF_TASK_UID", default_value_t = ralf_exec::DEFAULT_TASK_UID)]
+    pub task_uid: u32,
+    /// The gid tasks run as (like --task-uid).
+    #[arg(long, env = "RALF_TASK_GID", default_value_t = ralf_exec::DEFAULT_TASK_GID)]
+    pub task_gid: u32,
 }
 
 /// What `register` stores.
@@ -151,9 +162,19 @@ async fn start(args: StartArgs) -> anyhow::Result<std::process::ExitCode> {
     let client = Client::new(config)?;
     let work_dir = std::path::absolute(&args.work_dir)
         .with_context(|| format!("work directory {}", args.work_dir.display()))?;
+    let mut exec = ExecConfig::new(work_dir);
+    exec.sandbox.allow_unsandboxed = args.allow_unsandboxed_tasks;
+    exec.sandbox.uid = args.task_uid;
+    exec.sandbox.gid = args.task_gid;
+    if let Some(credentials) = &args.credentials {
+        exec.sandbox.hide.push(std::path::absolute(credentials)?);
+    } else if let Ok(default) = default_credentials() {
+        exec.sandbox.hide.push(default);
+    }
+    ralf_server::prepare_executor(&exec);
     let runner = Arc::new(Runner {
         client,
-        exec: ExecConfig::new(work_dir),
+        exec,
         max_parallel: args.max_parallel_tasks.max(1),
         tasks: Mutex::new(HashMap::new()),
     });

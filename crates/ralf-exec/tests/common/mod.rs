@@ -170,6 +170,30 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// The pids of live processes of this machine named `name` whose command line contains
+/// `needle` (a task's processes cannot tell their pids outside their sandbox).
+pub fn host_pids(name: &str, needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if comm.trim() == name && cmdline.contains(needle) && alive(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The process group of a live process.
+pub fn group_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().nth(2)?.parse().ok()
+}
+
 /// The pids of live processes whose process group is `pgid`.
 pub fn group_members(pgid: i32) -> Vec<i32> {
     let mut pids = Vec::new();
