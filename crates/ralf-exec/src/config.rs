@@ -42,16 +42,21 @@ pub struct ExecConfig {
     pub path_env: Option<OsString>,
     /// Names of the server's environment variables passed to the task's processes.
     pub pass_env: Vec<String>,
+    /// Directories of ralf's own besides `work_dir` (the server's data directory) that no
+    /// repository URL may point into; `work_dir` is always refused.
+    pub private_dirs: Vec<PathBuf>,
 }
 
 impl ExecConfig {
-    /// Settings with a 5-second stop grace, the server's `PATH` and [`DEFAULT_PASS_ENV`].
+    /// Settings with a 5-second stop grace, the server's `PATH`, [`DEFAULT_PASS_ENV`] and no
+    /// private directory but `work_dir`.
     pub fn new(work_dir: impl Into<PathBuf>) -> ExecConfig {
         ExecConfig {
             work_dir: work_dir.into(),
             stop_grace: Duration::from_secs(5),
             path_env: None,
             pass_env: DEFAULT_PASS_ENV.iter().map(|s| s.to_string()).collect(),
+            private_dirs: Vec::new(),
         }
     }
 }

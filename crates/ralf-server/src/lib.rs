@@ -125,6 +125,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("work directory {}", state.settings.work_dir.display()))?;
     let mut exec = ralf_exec::ExecConfig::new(work_dir);
     exec.path_env = state.settings.exec_path.clone();
+    exec.private_dirs = state.settings.private_dirs();
     let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
     let dispatching = tokio::spawn(dispatcher.clone().run());
     let scheduling = tokio::spawn(scheduler::run(state.clone()));

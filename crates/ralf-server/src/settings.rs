@@ -47,6 +47,9 @@ pub struct Settings {
     /// Where tasks run: cached clones of repositories and each task's private checkout
     /// (`<data_dir>/work` by default).
     pub work_dir: PathBuf,
+    /// ralf's data directory (database, initial admin password, `work_dir`), when it has one:
+    /// no repository's `git_url` may point into it, nor into `work_dir`.
+    pub data_dir: Option<PathBuf>,
     /// The `PATH` tasks run with, on which their programs (`git`, `bash`, `python3`,
     /// `ansible-playbook`, `terraform`, `tofu`) are found; `None` (the default): the server's
     /// own `PATH`.
@@ -71,12 +74,24 @@ impl std::fmt::Debug for Settings {
             .field("use_remote_runner", &self.use_remote_runner)
             .field("admin", &self.admin)
             .field("work_dir", &self.work_dir)
+            .field("data_dir", &self.data_dir)
             .field("exec_path", &self.exec_path)
             .finish()
     }
 }
 
 impl Settings {
+    /// The directories besides `work_dir` that no repository may point into (see
+    /// `ralf_exec::check_repository_url`).
+    pub fn private_dirs(&self) -> Vec<PathBuf> {
+        self.data_dir.iter().cloned().collect()
+    }
+
+    /// Refuses a `git_url` that points into ralf's work or data directory.
+    pub fn check_repository_url(&self, url: &str) -> Result<(), String> {
+        ralf_exec::check_repository_url(url, &self.work_dir, &self.private_dirs())
+    }
+
     /// Settings for tests and embedding: SQLite in `path`, tasks in `work` beside it, port 0 on
     /// loopback, no admin.
     pub fn for_sqlite(path: PathBuf) -> Self {
@@ -86,6 +101,7 @@ impl Settings {
             .unwrap_or_else(|| "work".into());
         Settings {
             work_dir,
+            data_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseSettings::Sqlite { path },
             access_key_encryption: None,
