@@ -73,6 +73,42 @@ pub fn json_string_array(field: &str, value: &str) -> Checked<Vec<String>> {
     })
 }
 
+/// A path relative to the repository that does not leave it: not absolute, and no `..` that
+/// climbs above the repository's root. (Lexical only: the executor also resolves the path in
+/// the task's checkout, where a symbolic link may still lead out.)
+pub fn inside_repository(field: &str, path: &str) -> Checked<()> {
+    inside_repository_from(field, "", path)
+}
+
+/// `path`, taken relative to `base` (a directory relative to the repository's root, such as a
+/// template's `working_directory`; empty: the root), does not leave the repository.
+pub fn inside_repository_from(field: &str, base: &str, path: &str) -> Checked<()> {
+    short_text(field, path)?;
+    if path.contains('\0') {
+        return invalid(format!("{field} must not contain NUL characters"));
+    }
+    let bytes = path.as_bytes();
+    let windows_drive = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
+    if path.starts_with('/') || path.starts_with('\\') || windows_drive {
+        return invalid(format!(
+            "{field} must be relative to the repository, not an absolute path"
+        ));
+    }
+    let mut depth = 0usize;
+    for part in base.split(['/', '\\']).chain(path.split(['/', '\\'])) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| Invalid(format!("{field} must stay inside the repository")))?;
+            }
+            _ => depth += 1,
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +145,27 @@ mod tests {
             vec!["-v"]
         );
         assert!(json_string_array("arguments", "[1]").is_err());
+    }
+
+    #[test]
+    fn repository_paths_stay_inside() {
+        assert!(inside_repository("wd", "roles/../site").is_ok());
+        assert!(inside_repository("wd", ".").is_ok());
+        assert!(inside_repository("wd", "").is_ok());
+        assert_eq!(
+            inside_repository("playbook", "a/../../etc").unwrap_err().0,
+            "playbook must stay inside the repository"
+        );
+        assert_eq!(
+            inside_repository("playbook", "/etc/passwd").unwrap_err().0,
+            "playbook must be relative to the repository, not an absolute path"
+        );
+        assert!(inside_repository("wd", "C:\\x").is_err());
+        assert!(inside_repository("wd", "..\\x").is_err());
+        assert!(inside_repository("wd", "a\0b").is_err());
+        // Relative to a working directory: `..` may climb back to the root, not above it.
+        assert!(inside_repository_from("playbook", "ansible/web", "../site.yml").is_ok());
+        assert!(inside_repository_from("playbook", "ansible", "../../x").is_err());
+        assert!(inside_repository_from("playbook", "ansible", "/etc/passwd").is_err());
     }
 }

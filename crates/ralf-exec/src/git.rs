@@ -14,7 +14,12 @@
 //!
 //! **Resolving and pinning.** Still under the lock, a branch (or the remote's default branch)
 //! is read from the cache's ref files (`refs`; the cache is kept in git's `files` ref format),
-//! tags and commits given by hash with `git rev-parse`. The commit is then pinned:
+//! tags and commits given by hash with `git rev-parse`. Only the refs the remote advertises as
+//! branches and tags (and its `HEAD`) are fetched, never an object by its id, and a commit given
+//! by hash must be reachable from the branch the task runs (`git merge-base --is-ancestor`):
+//! a task cannot run another branch's commit, nor an unmerged pull request's, while its log
+//! names the branch. The log line names the branch and the exact commit checked out. The
+//! commit is then pinned:
 //! `ralf/pins/<task id>` in the cache holds its hash until the task ends (for a plan waiting
 //! for its confirmation: until it is applied or discarded).
 //!
@@ -406,6 +411,21 @@ impl Git<'_> {
         }
     }
 
+    /// Whether `ancestor` is reachable from `descendant` (`git merge-base --is-ancestor`).
+    async fn is_ancestor(&self, cwd: &Path, ancestor: &str, descendant: &str) -> Result<bool, Abort> {
+        let spec = self.spec(
+            cwd,
+            &["merge-base", "--is-ancestor", ancestor, descendant],
+        );
+        let mut ignored = Vec::new();
+        let exit = process::run(self.ctx, &spec, Some(&mut ignored)).await?;
+        match exit.check("git") {
+            Ok(()) => Ok(true),
+            Err(Abort::Failed(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// The commit `rev` names in the repository at `cwd`, if any.
     async fn resolve(&self, cwd: &Path, rev: &str) -> Result<Option<String>, Abort> {
         let rev = format!("{rev}^{{commit}}");
@@ -582,34 +602,36 @@ async fn prepare(
     Ok(created)
 }
 
-/// The commit to check out and the branch to check it out on (`None`: a detached `HEAD`). Under
-/// the cache's lock, after the fetch.
+/// What [`resolve`] found: the commit to check out, the branch to check it out on (`None`: a
+/// detached `HEAD`), and what the commit was taken from, for the log.
+struct Resolved {
+    sha: String,
+    checkout_branch: Option<String>,
+    /// `branch main`, `tag v1`, `the remote's default branch`.
+    source: String,
+    /// The commit the task asked for was not the tip of `source`, whose tip is this.
+    behind_tip: Option<String>,
+}
+
+/// The commit to check out: the tip of the branch (a tag's commit, the remote's default
+/// branch's tip when `branch` is empty), or the commit the task asked for, which must be
+/// reachable from that tip. Only refs the remote advertises were fetched, so a commit that is
+/// on no branch or tag (a pull request's `refs/pull/1/head`) is not found, and one on another
+/// branch is refused. Under the cache's lock, after the fetch.
 async fn resolve(
     git: &Git<'_>,
     cache: &Path,
     commit: Option<&str>,
     branch: &str,
-) -> Result<(String, Option<String>), Abort> {
-    let (sha, checkout_branch) = if let Some(commit) = commit {
-        let mut sha = git.resolve(cache, commit).await?;
-        if sha.is_none() {
-            // Not on any branch or tag: some servers hand out a commit by its hash.
-            let _ = git
-                .read(cache, &["fetch", "--quiet", "origin", commit])
-                .await?;
-            sha = git.resolve(cache, commit).await?;
-        }
-        let sha = sha
-            .ok_or_else(|| Abort::Failed(format!("commit {commit} not found in the repository")))?;
-        (sha, (!branch.is_empty()).then(|| branch.to_string()))
-    } else if branch.is_empty() {
+) -> Result<Resolved, Abort> {
+    let (tip, checkout_branch, source) = if branch.is_empty() {
         let sha = match refs::read(cache, REMOTE_HEAD) {
             Some(sha) => Some(sha),
             None => git.resolve(cache, REMOTE_HEAD).await?,
         };
         let sha =
             sha.ok_or_else(|| Abort::Failed("the repository has no default branch".into()))?;
-        (sha, None)
+        (sha, None, "the remote's default branch".to_string())
     } else {
         let head = format!("refs/heads/{branch}");
         // Only the fetch writes the cache's branches: a valid name that is not among them is
@@ -620,9 +642,9 @@ async fn resolve(
             git.resolve(cache, &head).await?
         };
         if let Some(sha) = sha {
-            (sha, Some(branch.to_string()))
+            (sha, Some(branch.to_string()), format!("branch {branch}"))
         } else if let Some(sha) = git.resolve(cache, &format!("refs/tags/{branch}")).await? {
-            (sha, None)
+            (sha, None, format!("tag {branch}"))
         } else {
             return Err(Abort::Failed(format!(
                 "branch '{branch}' not found in the repository"
@@ -634,7 +656,30 @@ async fn resolve(
     {
         return Err(Abort::Failed(format!("'{b}' is not a valid branch name")));
     }
-    Ok((sha, checkout_branch))
+    let Some(commit) = commit else {
+        return Ok(Resolved {
+            sha: tip,
+            checkout_branch,
+            source,
+            behind_tip: None,
+        });
+    };
+    let not_on = || {
+        Abort::Failed(format!(
+            "commit {commit} is not on {source} (a task runs only commits of the branch it \
+             runs): nothing was run"
+        ))
+    };
+    let sha = git.resolve(cache, commit).await?.ok_or_else(not_on)?;
+    if sha != tip && !git.is_ancestor(cache, &sha, &tip).await? {
+        return Err(not_on());
+    }
+    Ok(Resolved {
+        behind_tip: (sha != tip).then_some(tip),
+        sha,
+        checkout_branch,
+        source,
+    })
 }
 
 /// Takes the snapshot of `commit` for the task, writing it first if there is none: its
@@ -748,10 +793,11 @@ pub(crate) async fn checkout(
 
     let started = tokio::time::Instant::now();
     let state = CacheState::of(&cache);
-    let default_branch = commit.is_none() && branch.is_empty();
+    // A task on the default branch needs the remote's `HEAD`, also to check its commit.
+    let default_branch = branch.is_empty();
     // Any fetch numbered above this one started after this task asked.
     let asked = state.shared().started;
-    let (pin, sha, checkout_branch, snapshot_dir, subject, cache_refs) = {
+    let (pin, resolved, sha, checkout_branch, snapshot_dir, subject, cache_refs) = {
         let mut locked = ctx
             .interruptible(
                 "waiting for another task's fetch of this repository",
@@ -814,7 +860,8 @@ pub(crate) async fn checkout(
                 }
             }
         }
-        let (sha, checkout_branch) = resolve(&git, &cache, commit.as_deref(), branch).await?;
+        let resolved = resolve(&git, &cache, commit.as_deref(), branch).await?;
+        let (sha, checkout_branch) = (resolved.sha.clone(), resolved.checkout_branch.clone());
         let pin = Pin::create(&cache, task_id, &sha)?;
         let taken = async {
             let (tree, subject) = snapshot(&git, &cache, &state, &sha).await?;
@@ -832,9 +879,15 @@ pub(crate) async fn checkout(
         }
         .await;
         match taken {
-            Ok((snapshot_dir, subject, cache_refs)) => {
-                (pin, sha, checkout_branch, snapshot_dir, subject, cache_refs)
-            }
+            Ok((snapshot_dir, subject, cache_refs)) => (
+                pin,
+                resolved,
+                sha,
+                checkout_branch,
+                snapshot_dir,
+                subject,
+                cache_refs,
+            ),
             Err(e) => {
                 pin.release().await;
                 return Err(e);
@@ -921,13 +974,19 @@ pub(crate) async fn checkout(
         commit_hash: sha,
         commit_message: subject,
     };
+    // Names the branch (or tag) and the exact commit; a commit the task asked for says so.
+    let what = match (&resolved.behind_tip, checkout_branch.as_deref()) {
+        (Some(tip), _) => format!(
+            "commit {} of {} (the task's commit_hash; the tip is {})",
+            info.commit_hash,
+            resolved.source,
+            &tip[..tip.len().min(12)]
+        ),
+        (None, Some(b)) => format!("{b} at {}", info.commit_hash),
+        (None, None) => format!("{} at {}", resolved.source, info.commit_hash),
+    };
     out.say(format!(
-        "Checked out {}{} ({}) in {} ms (fetch {} ms)",
-        checkout_branch
-            .as_deref()
-            .map(|b| format!("{b} at "))
-            .unwrap_or_default(),
-        info.commit_hash,
+        "Checked out {what} ({}) in {} ms (fetch {} ms)",
         info.commit_message,
         started.elapsed().as_millis(),
         fetched.as_millis(),

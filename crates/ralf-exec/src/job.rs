@@ -99,7 +99,10 @@ pub struct RepositorySource {
     /// remote's default branch.
     #[serde(default)]
     pub branch: String,
-    /// Check out exactly this commit (hex, at least 4 digits) instead of the branch's tip.
+    /// Check out exactly this commit (hex, at least 4 digits) instead of the branch's tip. It
+    /// must be reachable from the branch (or tag; the remote's default branch when `branch` is
+    /// empty): a commit only on another branch, or only behind a ref that is no branch or tag
+    /// (`refs/pull/1/head`), fails the task.
     #[serde(default)]
     pub commit: Option<String>,
     /// How to authenticate to the remote; `None` uses no credential of ralf's.
@@ -130,8 +133,8 @@ pub enum Inventory {
     Static(String),
     /// YAML text, written to a 0600 `.yml` file.
     StaticYaml(String),
-    /// A path in the repository (relative to the working directory) or an absolute path on the
-    /// machine that runs the task.
+    /// A path in the repository, relative to the working directory (it may not leave the
+    /// checkout).
     File(String),
 }
 

@@ -21,6 +21,7 @@
 
 mod apps;
 mod config;
+mod confine;
 mod control;
 mod git;
 mod job;
@@ -38,6 +39,7 @@ pub use apps::PlanHandle;
 pub use config::{
     DEFAULT_PASS_ENV, DEFAULT_TASK_GID, DEFAULT_TASK_UID, ExecConfig, SandboxSettings,
 };
+pub use confine::check_repository_url;
 pub use control::{Control, StopRequest};
 pub use job::{
     AnsibleOptions, App, Credential, Inventory, Job, LoginPassword, RepositorySource, SshKey,
@@ -147,18 +149,12 @@ async fn run_task(
     pin: &mut Option<git::Pin>,
 ) -> Result<Outcome, Abort> {
     apps::validate(job)?;
+    ctx.config
+        .check_repository_url(&job.repository.url)
+        .map_err(Abort::Failed)?;
     let checkout = git::checkout(ctx, task, job.task_id, &job.repository).await?;
     *pin = Some(checkout.pin);
-    let cwd = match job.working_directory.as_deref().map(str::trim) {
-        Some(wd) if !wd.is_empty() => checkout.dir.join(wd),
-        _ => checkout.dir.clone(),
-    };
-    if !cwd.is_dir() {
-        return Err(Abort::Failed(format!(
-            "working directory '{}' not found in the repository",
-            job.working_directory.as_deref().unwrap_or_default()
-        )));
-    }
+    let cwd = confine_paths(job, &checkout.dir)?;
     match job.app {
         App::Bash | App::Python => apps::script(ctx, job, &cwd).await?,
         App::Ansible => apps::ansible(ctx, job, task, &cwd).await?,
@@ -168,6 +164,25 @@ async fn run_task(
         },
     }
     Ok(Outcome::Success)
+}
+
+/// The working directory, after checking that it and the paths the job names in it (playbook,
+/// script or Terraform directory; inventory file) stay inside the checkout (see `confine`).
+fn confine_paths(job: &Job, checkout: &std::path::Path) -> Result<std::path::PathBuf, Abort> {
+    let wd = job.working_directory.as_deref().map(str::trim).unwrap_or_default();
+    let cwd = confine::directory(checkout, Some(wd), "working directory")?;
+    let playbook = match job.app {
+        App::Ansible => "playbook",
+        App::Bash | App::Python => "script",
+        App::Terraform | App::Tofu => "directory",
+    };
+    if !job.playbook.trim().is_empty() {
+        confine::path(checkout, &cwd, wd, &job.playbook, playbook)?;
+    }
+    if let Some(Inventory::File(file)) = &job.inventory {
+        confine::path(checkout, &cwd, wd, file, "inventory file")?;
+    }
+    Ok(cwd)
 }
 
 /// Applies exactly the plan that [`run`] saved (after the task's confirmation), then removes the

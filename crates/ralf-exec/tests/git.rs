@@ -404,7 +404,11 @@ async fn each_task_fetches_the_latest_commit_and_commits_can_be_pinned() {
     let outcome = run(&job, &config, &Lines::default(), &Control::new()).await;
     assert_eq!(
         outcome,
-        Outcome::Failed("commit deadbeef not found in the repository".into())
+        Outcome::Failed(
+            "commit deadbeef is not on branch main (a task runs only commits of the branch it \
+             runs): nothing was run"
+                .into()
+        )
     );
     job.repository.commit = Some("--upload-pack=evil".into());
     let outcome = run(&job, &config, &Lines::default(), &Control::new()).await;
@@ -469,6 +473,35 @@ async fn a_failing_clone_shows_gits_messages_masked() {
         "git's own error is in the output: {all}"
     );
     assert!(task_dirs(work.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_repository_inside_the_work_or_data_directory_is_not_fetched() {
+    let repo = repo_with("x.sh", "echo hi\n");
+    let (work, mut config) = config();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("initial-admin-password"), "pw").unwrap();
+    config.sandbox.hide = vec![data.path().to_path_buf()];
+    // Task 1 fills the cache of `repo-1`; task 2's repository is that cache.
+    assert_eq!(
+        run(&repo.job(1, App::Bash, "x.sh"), &config, &Lines::default(), &Control::new()).await,
+        Outcome::Success
+    );
+    let refused = "git_url points into ralf's own data or work directory (cached clones, other \
+                   tasks' checkouts, the database): refused";
+    for url in [
+        format!("file://{}/repos/repo-1.git", work.path().display()),
+        format!("{}/repos/../repos/repo-1.git", work.path().display()),
+        data.path().display().to_string(),
+    ] {
+        let mut job = repo.job(2, App::Bash, "x.sh");
+        job.repository.url = url.clone();
+        job.repository.cache_key = "other".into();
+        let lines = Lines::default();
+        let outcome = run(&job, &config, &lines, &Control::new()).await;
+        assert_eq!(outcome, Outcome::Failed(refused.into()), "{url}");
+        assert!(!lines.has("Cloning"), "{}", lines.all());
+    }
 }
 
 /// A tiny base64 encoder, for the expected `Authorization` header.

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ralf_exec::{App, Control, MAX_LINE, Outcome, run};
+use ralf_exec::{App, Control, Inventory, Job, MAX_LINE, Outcome, run};
 
 #[tokio::test]
 async fn bash_prints_lines_with_env_arguments_and_checkout_info() {
@@ -239,4 +239,53 @@ async fn missing_programs_are_named() {
         assert_eq!(outcome, Outcome::Failed(why.clone()));
         assert!(lines.has(&why), "{}", lines.all());
     }
+}
+
+#[tokio::test]
+async fn paths_that_lead_out_of_the_checkout_fail_the_task() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("hosts"), "secret-host\n").unwrap();
+    let repo = repo_with("run.sh", "echo ran\n");
+    std::os::unix::fs::symlink(outside.path().join("hosts"), repo.path().join("hosts")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), repo.path().join("out")).unwrap();
+    repo.commit("links");
+    let (_work, config) = config();
+    let failure = |job: Job| {
+        let config = config.clone();
+        async move {
+            let lines = Lines::default();
+            let outcome = run(&job, &config, &lines, &Control::new()).await;
+            assert!(!lines.has("ran"), "{}", lines.all());
+            match outcome {
+                Outcome::Failed(why) => why,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let mut job = repo.job(1, App::Bash, "run.sh");
+    job.inventory = Some(Inventory::File("hosts".into()));
+    assert_eq!(
+        failure(job).await,
+        "inventory file 'hosts' leads outside the repository (through a symbolic link): refused"
+    );
+    let mut job = repo.job(2, App::Bash, "run.sh");
+    job.inventory = Some(Inventory::File("/etc/hosts".into()));
+    assert_eq!(
+        failure(job).await,
+        "inventory file must be relative to the repository, not an absolute path"
+    );
+    assert_eq!(
+        failure(repo.job(3, App::Bash, "../../etc/passwd")).await,
+        "script must stay inside the repository"
+    );
+    assert_eq!(
+        failure(repo.job(4, App::Bash, "out/hosts")).await,
+        "script 'out/hosts' leads outside the repository (through a symbolic link): refused"
+    );
+    let mut job = repo.job(5, App::Bash, "hosts");
+    job.working_directory = Some("out".into());
+    assert_eq!(
+        failure(job).await,
+        "working directory 'out' leads outside the repository (through a symbolic link): refused"
+    );
 }

@@ -81,6 +81,11 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
+    /// Refuses a `git_url` that points into ralf's work or data directory.
+    pub fn check_repository_url(&self, url: &str) -> Result<(), String> {
+        ralf_exec::check_repository_url(url, &self.work_dir, &self.sandbox.hide)
+    }
+
     /// Settings for tests and embedding: SQLite in `path`, tasks in `work` beside it, port 0 on
     /// loopback, no admin.
     pub fn for_sqlite(path: PathBuf) -> Self {

@@ -62,7 +62,7 @@ impl InventoryRequest {
 }
 
 /// Checks the `inventory` text against the type: `static-yaml` must parse as YAML (a mapping of
-/// groups), `file` needs a path, a workspace needs a name.
+/// groups), `file` needs a path inside the repository, a workspace needs a name.
 pub fn check_inventory(kind: &str, inventory: &str) -> Checked<()> {
     validate::long_text("inventory", inventory)?;
     match kind {
@@ -72,7 +72,8 @@ pub fn check_inventory(kind: &str, inventory: &str) -> Checked<()> {
             if inventory.trim().is_empty() {
                 return invalid("a file inventory needs the path of the file in inventory");
             }
-            validate::short_text("inventory", inventory)
+            // A path in the task's checkout, never a file of the server.
+            validate::inside_repository("inventory", inventory)
         }
         "terraform-workspace" | "tofu-workspace" => {
             if inventory.trim().is_empty() {
@@ -138,6 +139,13 @@ mod tests {
                 .contains("needs the path")
         );
         assert!(check_inventory("file", "inventories/prod.ini").is_ok());
+        assert!(
+            check_inventory("file", "/etc/ansible/hosts")
+                .unwrap_err()
+                .0
+                .contains("not an absolute path")
+        );
+        assert!(check_inventory("file", "../../hosts").is_err());
         assert!(check_inventory("terraform-workspace", "").is_err());
         assert!(check_inventory("tofu-workspace", "default").is_ok());
         assert!(

@@ -127,6 +127,9 @@ pub struct StopRequest {
 pub struct TaskRules<'a> {
     pub allow_override_args_in_task: bool,
     pub allow_override_branch_in_task: bool,
+    /// The template's working directory, which a task's `playbook` is relative to (empty: the
+    /// repository's root).
+    pub working_directory: &'a str,
     pub survey_vars: &'a [SurveyRule<'a>],
 }
 
@@ -196,6 +199,7 @@ impl TaskRequest {
         self.fields(&TaskRules {
             allow_override_args_in_task: template.allow_override_args_in_task,
             allow_override_branch_in_task: template.allow_override_branch_in_task,
+            working_directory: template.working_directory.as_deref().unwrap_or_default(),
             survey_vars: &survey,
         })
     }
@@ -203,7 +207,7 @@ impl TaskRequest {
     /// Checks the request against the template's rules.
     pub fn fields(&self, rules: &TaskRules<'_>) -> Checked<TaskFields> {
         let playbook = self.playbook.clone().unwrap_or_default();
-        validate::short_text("playbook", &playbook)?;
+        validate::inside_repository_from("playbook", rules.working_directory, &playbook)?;
         let environment =
             validate::json_object("environment", self.environment.as_deref().unwrap_or(""))?;
         let secret = match self.secret.as_deref().map(str::trim) {
@@ -349,6 +353,7 @@ mod tests {
     const NO_RULES: TaskRules<'static> = TaskRules {
         allow_override_args_in_task: false,
         allow_override_branch_in_task: false,
+        working_directory: "",
         survey_vars: &[],
     };
 
@@ -396,6 +401,30 @@ mod tests {
         );
         let r = request(serde_json::json!({"arguments": "-v"}));
         assert!(r.fields(&allowed).unwrap_err().0.contains("JSON array"));
+    }
+
+    #[test]
+    fn a_tasks_playbook_stays_inside_the_repository() {
+        let playbook = |p: &str, wd: &'static str| {
+            let rules = TaskRules {
+                working_directory: wd,
+                ..NO_RULES
+            };
+            request(serde_json::json!({"playbook": p}))
+                .fields(&rules)
+                .map(|f| f.playbook)
+                .map_err(|e| e.0)
+        };
+        assert_eq!(playbook("other.yml", "").unwrap(), "other.yml");
+        assert_eq!(playbook("../site.yml", "ansible").unwrap(), "../site.yml");
+        assert_eq!(
+            playbook("/etc/passwd", "").unwrap_err(),
+            "playbook must be relative to the repository, not an absolute path"
+        );
+        assert_eq!(
+            playbook("../../../../initial-admin-password", "ansible").unwrap_err(),
+            "playbook must stay inside the repository"
+        );
     }
 
     #[test]

@@ -458,9 +458,9 @@ impl TemplateRequest {
             }
         }
 
-        if let Some(dir) = &self.working_directory {
-            inside_repository("working_directory", dir)?;
-        }
+        let working_directory = self.working_directory.as_deref().unwrap_or_default();
+        validate::inside_repository("working_directory", working_directory)?;
+        validate::inside_repository_from("playbook", working_directory, &playbook)?;
         if let Some(args) = &self.arguments {
             validate::json_string_array("arguments", args)?;
         }
@@ -583,7 +583,7 @@ fn check_vault(i: usize, vault: &TemplateVaultRequest) -> Checked<NewVault> {
         VaultType::Script if script.trim().is_empty() => {
             return invalid(format!("vaults[{i}].script is required for a script vault"));
         }
-        VaultType::Script => inside_repository(&format!("vaults[{i}].script"), &script)?,
+        VaultType::Script => validate::inside_repository(&format!("vaults[{i}].script"), &script)?,
         VaultType::Password => {}
     }
     Ok(NewVault {
@@ -592,35 +592,6 @@ fn check_vault(i: usize, vault: &TemplateVaultRequest) -> Checked<NewVault> {
         vault_key_id,
         script,
     })
-}
-
-/// A path relative to the repository that does not leave it: not absolute, and no `..` that
-/// climbs above the repository's root.
-pub fn inside_repository(field: &str, path: &str) -> Checked<()> {
-    validate::short_text(field, path)?;
-    if path.contains('\0') {
-        return invalid(format!("{field} must not contain NUL characters"));
-    }
-    let bytes = path.as_bytes();
-    let windows_drive = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
-    if path.starts_with('/') || path.starts_with('\\') || windows_drive {
-        return invalid(format!(
-            "{field} must be relative to the repository, not an absolute path"
-        ));
-    }
-    let mut depth = 0usize;
-    for part in path.split(['/', '\\']) {
-        match part {
-            "" | "." => {}
-            ".." => {
-                depth = depth.checked_sub(1).ok_or_else(|| {
-                    validate::Invalid(format!("{field} must stay inside the repository"))
-                })?;
-            }
-            _ => depth += 1,
-        }
-    }
-    Ok(())
 }
 
 /// `null` as the type's default, for fields Semaphore's clients send as `null`.
@@ -706,21 +677,28 @@ mod tests {
     }
 
     #[test]
-    fn working_directories_stay_inside_the_repository() {
-        assert!(inside_repository("wd", "roles/../site").is_ok());
-        assert!(inside_repository("wd", ".").is_ok());
-        assert!(inside_repository("wd", "").is_ok());
+    fn paths_stay_inside_the_repository() {
+        let base = json!({"name": "x", "repository_id": 1, "app": "bash", "playbook": "a.sh"});
+        let with = |fields: serde_json::Value| {
+            let mut body = base.clone();
+            for (k, v) in fields.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            request(body).check().map(|_| ()).map_err(|e| e.0)
+        };
+        assert!(with(json!({"working_directory": "deploy", "playbook": "../a.sh"})).is_ok());
         assert_eq!(
-            inside_repository("wd", "a/../../etc").unwrap_err().0,
-            "wd must stay inside the repository"
+            with(json!({"playbook": "/etc/passwd"})).unwrap_err(),
+            "playbook must be relative to the repository, not an absolute path"
         );
-        assert!(
-            inside_repository("wd", "/etc")
-                .unwrap_err()
-                .0
-                .contains("not an absolute path")
+        assert_eq!(
+            with(json!({"working_directory": "deploy", "playbook": "../../x"})).unwrap_err(),
+            "playbook must stay inside the repository"
         );
-        assert!(inside_repository("wd", "C:\\x").is_err());
+        assert_eq!(
+            with(json!({"working_directory": "a/../../etc"})).unwrap_err(),
+            "working_directory must stay inside the repository"
+        );
     }
 
     #[test]

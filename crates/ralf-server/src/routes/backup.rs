@@ -486,6 +486,10 @@ impl Checked {
             let check = || -> ApiResult<CheckedRepository> {
                 let name = validate::name("name", &r.name)?;
                 let git_url = git_url(&r.git_url)?;
+                state
+                    .settings
+                    .check_repository_url(&git_url)
+                    .map_err(ApiError::bad_request)?;
                 validate::short_text("git_branch", &r.git_branch)?;
                 let ssh_key = ix.keys.resolve("ssh_key", r.ssh_key.as_deref())?;
                 Ok(CheckedRepository {

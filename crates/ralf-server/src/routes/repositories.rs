@@ -221,6 +221,10 @@ impl Checked {
     async fn new(state: &AppState, project_id: i64, body: &RepositoryRequest) -> ApiResult<Self> {
         let name = validate::name("name", &body.name)?;
         let git_url = repositories::git_url(&body.git_url)?;
+        state
+            .settings
+            .check_repository_url(&git_url)
+            .map_err(ApiError::bad_request)?;
         validate::short_text("git_branch", &body.git_branch)?;
         require_key(state, project_id, "ssh_key_id", body.ssh_key()).await?;
         Ok(Checked { name, git_url })

@@ -4,6 +4,7 @@ mod auth;
 mod backup;
 mod conventions;
 mod environments;
+mod inputs;
 mod inventories;
 mod keys;
 mod projects;

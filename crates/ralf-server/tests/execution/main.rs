@@ -4,6 +4,7 @@
 mod ansible;
 mod common;
 mod git;
+mod inputs;
 mod live;
 mod queue;
 mod restart;
