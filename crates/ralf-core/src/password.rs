@@ -28,6 +28,22 @@ pub fn verify(password: &str, stored: &str) -> bool {
     }
 }
 
+/// Checks a login's password: against `stored` when the login names an account with a
+/// password, else against a fixed hash of the same algorithm and cost, so that unknown logins
+/// take as long to refuse as wrong passwords (the answer's timing does not tell which accounts
+/// exist).
+pub fn verify_login(password: &str, stored: Option<&str>) -> bool {
+    static DUMMY: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| hash("no account has this password"));
+    match stored.filter(|s| !s.is_empty()) {
+        Some(stored) => verify(password, stored),
+        None => {
+            let _ = verify(password, &DUMMY);
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,21 +60,24 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
-    if let Some(token) = bearer_token(parts) {
+    if let Some(token) = bearer_token(&parts.headers) {
         let digest = ralf_core::token::digest(&token);
         return Ok(state.store.api_token_user(&digest).await?);
     }
     if let Some(secret) = session_cookie(&parts.headers) {
         let digest = ralf_core::token::digest(&secret);
-        return Ok(state.store.session_user(&digest).await?);
+        return Ok(state
+            .store
+            .session_user(&digest, state.settings.session_lifetime)
+            .await?);
     }
     Ok(None)
 }
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive and
 /// the token is compared lower-cased, as Semaphore does.
-fn bearer_token(parts: &Parts) -> Option<String> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -4,10 +4,13 @@
 
 pub mod access;
 pub mod auth;
+pub mod client;
 pub mod cluster;
+mod csrf;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
+mod http;
 mod login_throttle;
 pub mod routes;
 pub mod scheduler;
@@ -132,22 +135,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let scheduling = tokio::spawn(scheduler::run(state.clone()));
     let live = state.live.clone();
     let node_id = state.node_id.clone();
+    let idle_timeout = state.settings.http_idle_timeout;
     let app = tower::Layer::layer(
         &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
         routes::app(state),
     );
-    let (shutdown, mut shutdown_rx) = watch::channel(false);
-    let serving = tokio::spawn(async move {
-        let service =
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                SocketAddr,
-            >(app);
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let serving = tokio::spawn(http::serve(listener, app, idle_timeout, shutdown_rx));
     tracing::info!(%addr, database = %store.dialect(), node = %node_id, "ralf is listening");
     Ok(RunningServer {
         addr,

@@ -1,21 +1,45 @@
 //! Slows down password guessing: after a few failed logins for the same account from the same
-//! address, further attempts are refused for a while that doubles with every failure.
+//! client address, further attempts are refused for a while that doubles with every failure.
+//!
+//! An account is counted once whatever name it was given by (username or e-mail, any case):
+//! the key is the user's id when the login names a user. The memory is bounded: login names
+//! are capped before they get here ([`MAX_LOGIN_BYTES`]), and at most [`MAX_ENTRIES`] are kept,
+//! the least recently failed forgotten first.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The longest login name looked at; longer ones are refused before the throttle and the log.
+pub const MAX_LOGIN_BYTES: usize = 256;
 /// Failures allowed before attempts are refused.
 const FREE_FAILURES: u32 = 5;
 const FIRST_LOCKOUT: Duration = Duration::from_secs(2);
 const LONGEST_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Entries not touched for this long are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
+/// The most (account, address) pairs remembered: a few MB at most.
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// Whom failed logins are counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// A user, however the login named them.
+    User(i64),
+    /// A login that names nobody, lower-cased (at most [`MAX_LOGIN_BYTES`]).
+    Unknown(String),
+}
+
+impl Account {
+    pub fn unknown(login: &str) -> Account {
+        Account::Unknown(login.to_lowercase())
+    }
+}
 
 #[derive(Default)]
 pub struct LoginThrottle {
-    attempts: Mutex<HashMap<(String, Option<IpAddr>), Failures>>,
+    attempts: Mutex<HashMap<(Account, IpAddr), Failures>>,
 }
 
 struct Failures {
@@ -34,10 +58,10 @@ impl Failures {
 }
 
 impl LoginThrottle {
-    /// `Err(wait)` when this login from this address must wait before trying again.
-    pub fn check(&self, login: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+    /// `Err(wait)` when this account must wait before trying again from this address.
+    pub fn check(&self, account: &Account, client: IpAddr) -> Result<(), Duration> {
         let attempts = self.attempts.lock().expect("login throttle lock");
-        let Some(failures) = attempts.get(&(login.to_lowercase(), ip)) else {
+        let Some(failures) = attempts.get(&(account.clone(), client)) else {
             return Ok(());
         };
         match failures.locked_until() {
@@ -46,25 +70,40 @@ impl LoginThrottle {
         }
     }
 
-    pub fn failed(&self, login: &str, ip: Option<IpAddr>) {
+    pub fn failed(&self, account: Account, client: IpAddr) {
         let mut attempts = self.attempts.lock().expect("login throttle lock");
         let now = Instant::now();
-        attempts.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
-        let entry = attempts
-            .entry((login.to_lowercase(), ip))
-            .or_insert(Failures {
-                count: 0,
-                last: now,
-            });
+        let key = (account, client);
+        if !attempts.contains_key(&key) && attempts.len() >= MAX_ENTRIES {
+            attempts.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
+            if attempts.len() >= MAX_ENTRIES {
+                let oldest = attempts
+                    .iter()
+                    .min_by_key(|(_, f)| f.last)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    attempts.remove(&oldest);
+                }
+            }
+        }
+        let entry = attempts.entry(key).or_insert(Failures {
+            count: 0,
+            last: now,
+        });
         entry.count += 1;
         entry.last = now;
     }
 
-    pub fn succeeded(&self, login: &str, ip: Option<IpAddr>) {
+    pub fn succeeded(&self, account: Account, client: IpAddr) {
         self.attempts
             .lock()
             .expect("login throttle lock")
-            .remove(&(login.to_lowercase(), ip));
+            .remove(&(account, client));
+    }
+
+    /// How many (account, address) pairs are remembered.
+    pub fn len(&self) -> usize {
+        self.attempts.lock().expect("login throttle lock").len()
     }
 }
 
@@ -72,20 +111,54 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const THERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+
     #[test]
     fn locks_after_five_failures_and_forgets_on_success() {
         let t = LoginThrottle::default();
         for _ in 0..FREE_FAILURES {
-            assert!(t.check("Admin", None).is_ok());
-            t.failed("admin", None);
+            assert!(t.check(&Account::User(1), HERE).is_ok());
+            t.failed(Account::User(1), HERE);
         }
-        let wait = t.check("ADMIN", None).unwrap_err();
+        let wait = t.check(&Account::User(1), HERE).unwrap_err();
         assert!(wait <= FIRST_LOCKOUT && wait > Duration::ZERO);
         assert!(
-            t.check("other", None).is_ok(),
+            t.check(&Account::User(2), HERE).is_ok(),
             "other accounts are not affected"
         );
-        t.succeeded("admin", None);
-        assert!(t.check("admin", None).is_ok());
+        assert!(
+            t.check(&Account::User(1), THERE).is_ok(),
+            "nor the same account from another client"
+        );
+        t.succeeded(Account::User(1), HERE);
+        assert!(t.check(&Account::User(1), HERE).is_ok());
+    }
+
+    #[test]
+    fn unknown_logins_count_once_whatever_their_case() {
+        let t = LoginThrottle::default();
+        for login in ["Ghost", "GHOST", "ghost", "gHoSt", "ghosT"] {
+            t.failed(Account::unknown(login), HERE);
+        }
+        assert!(t.check(&Account::unknown("ghost"), HERE).is_err());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn remembers_at_most_max_entries_forgetting_the_oldest() {
+        let t = LoginThrottle::default();
+        for n in 0..MAX_ENTRIES + 500 {
+            t.failed(Account::unknown(&format!("user{n}")), HERE);
+        }
+        assert_eq!(t.len(), MAX_ENTRIES);
+        for _ in 0..FREE_FAILURES {
+            t.failed(Account::User(7), HERE);
+        }
+        assert!(
+            t.check(&Account::User(7), HERE).is_err(),
+            "the newest entry is kept"
+        );
+        assert_eq!(t.len(), MAX_ENTRIES);
     }
 }

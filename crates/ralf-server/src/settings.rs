@@ -3,6 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub use ipnet::IpNet;
 
 pub use ralf_store::DatabaseSettings;
 
@@ -54,7 +57,24 @@ pub struct Settings {
     /// The tasks' sandbox: required unless `allow_unsandboxed`; the uid/gid tasks run as; what
     /// of the server they must not see.
     pub sandbox: ralf_exec::SandboxSettings,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long a login session lasts at most, however often it is used (default 7 days).
+    pub session_lifetime: Duration,
+    /// How long a connection may take to send a request's headers, and may stay idle between
+    /// requests, before it is closed (default 30 s). WebSockets and responses being sent are
+    /// not affected.
+    pub http_idle_timeout: Duration,
+    /// The file holding the generated password of the first admin, if ralf generated one;
+    /// it is removed once that admin has changed the password.
+    pub initial_admin_password_file: Option<PathBuf>,
 }
+
+/// The default of [`Settings::session_lifetime`].
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The default of [`Settings::http_idle_timeout`].
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,6 +96,13 @@ impl std::fmt::Debug for Settings {
             .field("work_dir", &self.work_dir)
             .field("exec_path", &self.exec_path)
             .field("sandbox", &self.sandbox)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("session_lifetime", &self.session_lifetime)
+            .field("http_idle_timeout", &self.http_idle_timeout)
+            .field(
+                "initial_admin_password_file",
+                &self.initial_admin_password_file,
+            )
             .finish()
     }
 }
@@ -108,6 +135,10 @@ impl Settings {
                 hide: path.parent().map(|p| p.to_path_buf()).into_iter().collect(),
                 ..Default::default()
             },
+            trusted_proxies: Vec::new(),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            http_idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
+            initial_admin_password_file: None,
         }
     }
 }

@@ -33,6 +33,18 @@ pub struct UserUpdate<'a> {
 
 const TAKEN: &str = "a user with that username or e-mail exists already";
 
+/// A failed insert or update of a user: a login that is taken (a unique index, or the trigger
+/// that keeps usernames and e-mails apart, see migration 0005) is a conflict that says so.
+fn user_write_error(e: sqlx::Error) -> StoreError {
+    // SQLite reports the trigger's refusal as a plain constraint error, with its message.
+    let by_trigger = matches!(&e, sqlx::Error::Database(db)
+        if db.message().contains("UNIQUE constraint failed: users login"));
+    if by_trigger {
+        return StoreError::Conflict(TAKEN.into());
+    }
+    StoreError::from(e).conflict_as(TAKEN)
+}
+
 impl Store {
     pub async fn create_user(&self, new: &NewUser<'_>) -> Result<User> {
         let sql = format!(
@@ -55,7 +67,7 @@ impl Store {
                     .fetch_one(pool)
                     .await
         )
-        .map_err(|e| StoreError::from(e).conflict_as(TAKEN))
+        .map_err(user_write_error)
     }
 
     pub async fn user(&self, id: i64) -> Result<User> {
@@ -140,7 +152,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))
-        .map_err(|e| StoreError::from(e).conflict_as(TAKEN))?;
+        .map_err(user_write_error)?;
         found(done)
     }
 
@@ -205,13 +217,22 @@ impl Store {
     }
 
     /// The user of a live session, marking the session as used now. Sessions idle for more
-    /// than seven days, or logged out, find nobody.
-    pub async fn session_user(&self, secret_digest: &str) -> Result<Option<User>> {
+    /// than seven days, older than `lifetime`, or logged out, find nobody.
+    pub async fn session_user(
+        &self,
+        secret_digest: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<Option<User>> {
         let now = Timestamp::now();
         let oldest = Timestamp(now.0 - chrono::Duration::days(SESSION_IDLE_DAYS));
+        // A century is forever here, and keeps the bound a time both databases can store.
+        let lifetime = chrono::Duration::from_std(lifetime)
+            .unwrap_or(chrono::Duration::MAX)
+            .min(chrono::Duration::days(36_500));
+        let born_after = Timestamp(now.0 - lifetime);
         let sql = format!(
             "SELECT {} FROM users u JOIN sessions s ON s.user_id = u.id
-             WHERE s.secret = $1 AND NOT s.expired AND s.last_active > $2",
+             WHERE s.secret = $1 AND NOT s.expired AND s.last_active > $2 AND s.created > $3",
             USER_COLUMNS
                 .split(", ")
                 .map(|c| format!("u.{c}"))
@@ -224,6 +245,7 @@ impl Store {
                 | sqlx::query_as::<_, User>(audited(&sql))
                     .bind(secret_digest)
                     .bind(oldest)
+                    .bind(born_after)
                     .fetch_optional(pool)
                     .await
         )?;
@@ -255,6 +277,25 @@ impl Store {
                     .map(|r| r.rows_affected())
         )?;
         Ok(())
+    }
+
+    /// Ends every session of the user except the one whose secret has the digest `keep`
+    /// (after a password change: whoever knew the old password is logged out).
+    pub async fn expire_sessions_of(&self, user_id: i64, keep: Option<&str>) -> Result<u64> {
+        Ok(with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query(
+                    "UPDATE sessions SET expired = TRUE
+                     WHERE user_id = $1 AND NOT expired AND secret <> $2",
+                )
+                .bind(user_id)
+                .bind(keep.unwrap_or(""))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        )?)
     }
 
     // ----- API tokens -----

@@ -10,6 +10,8 @@ use ralf_store::users::{NewUser, UserUpdate};
 use ralf_store::{Store, StoreError};
 use ralf_testkit::{Backend, TestDatabase, on_both_backends};
 
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 fn new_user<'a>(username: &'a str, email: &'a str) -> NewUser<'a> {
     NewUser {
         username,
@@ -43,6 +45,45 @@ async fn a_team_works_in_a_project(backend: Backend) {
             .await,
         Err(StoreError::Conflict(_))
     ));
+    // Usernames and e-mails are one namespace of logins, compared ignoring case.
+    for (username, email) in [
+        ("ADA", "ada-two@example.test"),
+        ("BOB@example.test", "carl@example.test"),
+        ("carl", "Bob"),
+        ("carl", "ADA@example.test"),
+    ] {
+        assert!(
+            matches!(
+                store.create_user(&new_user(username, email)).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{username} / {email} clashes with an existing login"
+        );
+    }
+    let rename = |username, email| UserUpdate {
+        username,
+        name: "Bob",
+        email,
+        admin: false,
+        alert: false,
+    };
+    for (username, email) in [("ADA", "bob@example.test"), ("bob", "Ada")] {
+        assert!(
+            matches!(
+                store.update_user(bob.id, &rename(username, email)).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "bob may not take ada's login as {username} / {email}"
+        );
+    }
+    store
+        .update_user(bob.id, &rename("BOB", "Bob@Example.Test"))
+        .await
+        .expect("changing the case of one's own login is fine");
+    store
+        .update_user(bob.id, &rename("bob", "bob@example.test"))
+        .await
+        .unwrap();
     let (found, hash) = store
         .user_for_login("ADA@EXAMPLE.TEST")
         .await
@@ -66,11 +107,34 @@ async fn a_team_works_in_a_project(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        store.session_user("digest-1").await.unwrap().map(|u| u.id),
+        store.session_user("digest-1", DAY).await.unwrap().map(|u| u.id),
         Some(ada.id)
     );
     store.expire_session("digest-1").await.unwrap();
-    assert!(store.session_user("digest-1").await.unwrap().is_none());
+    assert!(store.session_user("digest-1", DAY).await.unwrap().is_none());
+    // A session older than its lifetime is over, however recently it was used.
+    store
+        .create_session(ada.id, "digest-2", "127.0.0.1", "test")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .session_user("digest-2", std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A password change ends the user's other sessions.
+    store
+        .create_session(ada.id, "digest-3", "127.0.0.1", "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expire_sessions_of(ada.id, Some("digest-3")).await.unwrap(),
+        1
+    );
+    assert!(store.session_user("digest-2", DAY).await.unwrap().is_none());
+    assert!(store.session_user("digest-3", DAY).await.unwrap().is_some());
 
     // Tokens: work until expired, listed with their state.
     store

@@ -408,6 +408,17 @@ impl ServerProcess {
     /// `RALF_PORT` itself;
     /// waits until `/api/ping` answers.
     pub async fn start(binary: &str, env: &[(&str, String)], args: &[&str]) -> ServerProcess {
+        Self::start_logging(binary, env, args, None).await
+    }
+
+    /// Starts like [`ServerProcess::start`], writing the server's log (its stderr) to `log`
+    /// when given.
+    pub async fn start_logging(
+        binary: &str,
+        env: &[(&str, String)],
+        args: &[&str],
+        log: Option<&std::path::Path>,
+    ) -> ServerProcess {
         // A port given in `env` is kept (to restart a server where clients expect it).
         let port = env
             .iter()
@@ -426,6 +437,9 @@ impl ServerProcess {
             .env("RALF_LOG", "warn");
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(log) = log {
+            cmd.stderr(std::fs::File::create(log).expect("log file"));
         }
         let child = cmd.spawn().expect("spawn ralf server");
         let url = format!("http://127.0.0.1:{port}");

@@ -173,7 +173,13 @@ const FILE_KEYS: &[&str] = &[
     "allow_unsandboxed_tasks",
     "task_uid",
     "task_gid",
+    "trusted_proxies",
+    "session_lifetime",
+    "http_idle_timeout",
 ];
+
+/// File keys whose value is a list.
+const LIST_KEYS: &[&str] = &["trusted_proxies"];
 
 /// Environment variables that name the config file, in order of precedence.
 const CONFIG_FILE_VARS: &[&str] = &["RALF_CONFIG", "SEMAPHORE_CONFIG_PATH"];
@@ -244,6 +250,9 @@ const RALF_VARS: &[EnvVar] = &[
     var("RALF_ALLOW_UNSANDBOXED_TASKS", "allow_unsandboxed_tasks"),
     var("RALF_TASK_UID", "task_uid"),
     var("RALF_TASK_GID", "task_gid"),
+    var("RALF_TRUSTED_PROXIES", "trusted_proxies"),
+    var("RALF_SESSION_LIFETIME", "session_lifetime"),
+    var("RALF_HTTP_IDLE_TIMEOUT", "http_idle_timeout"),
     var("RALF_ADMIN_LOGIN", "admin.login"),
     secret("RALF_ADMIN_PASSWORD", "admin.password"),
     var("RALF_ADMIN_NAME", "admin.name"),
@@ -460,7 +469,8 @@ fn config_file_layer(flags: &ServerFlags, env: &Env) -> Result<Option<Layer>, Co
                 path,
             });
         }
-        if matches!(value, Value::Dict(..) | Value::Array(..)) {
+        let list = LIST_KEYS.contains(&key.as_str()) && matches!(value, Value::Array(..));
+        if !list && matches!(value, Value::Dict(..) | Value::Array(..)) {
             return Err(ConfigError::Invalid {
                 setting: key.clone(),
                 value: None,
@@ -626,6 +636,36 @@ impl Found {
         number.ok_or_else(|| self.invalid(format!("expected an integer from 0 to {}", u32::MAX)))
     }
 
+    /// Seconds, or a number with a unit: `45s`, `30m`, `12h`, `7d`.
+    fn duration(&self) -> Result<std::time::Duration, ConfigError> {
+        const EXPECTED: &str = "expected a positive duration in seconds, or with a unit: 45s, 30m, 12h, 7d";
+        let seconds = match &self.value {
+            Value::String(_, text) => {
+                let text = text.trim();
+                let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+                    Some(at) => text.split_at(at),
+                    None => (text, "s"),
+                };
+                let factor = match unit.trim() {
+                    "s" => 1,
+                    "m" => 60,
+                    "h" => 3600,
+                    "d" => 24 * 3600,
+                    _ => return Err(self.invalid(EXPECTED)),
+                };
+                number
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(factor))
+            }
+            value => non_negative_integer(value).and_then(|n| u64::try_from(n).ok()),
+        };
+        seconds
+            .filter(|&n| n > 0)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| self.invalid(EXPECTED))
+    }
+
     fn bool(&self) -> Result<bool, ConfigError> {
         const EXPECTED: &str = "expected one of 1, true, yes, 0, false, no";
         match &self.value {
@@ -715,6 +755,16 @@ impl Resolver {
             work_dir: data_dir.join("work"),
             exec_path: None,
             sandbox: self.sandbox(&data_dir)?,
+            trusted_proxies: self.trusted_proxies()?,
+            session_lifetime: match self.find("session_lifetime", "session_lifetime") {
+                Some(found) => found.duration()?,
+                None => ralf_server::settings::DEFAULT_SESSION_LIFETIME,
+            },
+            http_idle_timeout: match self.find("http_idle_timeout", "http_idle_timeout") {
+                Some(found) => found.duration()?,
+                None => ralf_server::settings::DEFAULT_HTTP_IDLE_TIMEOUT,
+            },
+            initial_admin_password_file: None,
         })
     }
 
@@ -736,6 +786,37 @@ impl Resolver {
             sandbox.hide.push(std::path::absolute(file).unwrap_or_else(|_| file.clone()));
         }
         Ok(sandbox)
+    }
+
+    /// A list of addresses and networks: a TOML array of strings, or one string with the
+    /// entries separated by commas or spaces (as an environment variable gives it).
+    fn trusted_proxies(&self) -> Result<Vec<ralf_server::settings::IpNet>, ConfigError> {
+        let Some(found) = self.find("trusted_proxies", "trusted_proxies") else {
+            return Ok(Vec::new());
+        };
+        let expected = "expected IP addresses or networks such as 10.0.0.1 or 10.0.0.0/8";
+        let entries: Vec<String> = match &found.value {
+            Value::String(_, text) => text
+                .split([',', ' '])
+                .filter(|entry| !entry.trim().is_empty())
+                .map(|entry| entry.trim().to_string())
+                .collect(),
+            Value::Array(_, items) => items
+                .iter()
+                .map(|item| item.as_str().map(|t| t.trim().to_string()))
+                .collect::<Option<_>>()
+                .ok_or_else(|| found.invalid(expected))?,
+            _ => return Err(found.invalid(expected)),
+        };
+        entries
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ralf_server::settings::IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(Into::into))
+                    .map_err(|_| found.invalid(format!("{entry:?} is not an address or network; {expected}")))
+            })
+            .collect()
     }
 
     fn data_dir(&self) -> Result<PathBuf, ConfigError> {
@@ -1553,6 +1634,46 @@ mod tests {
             err(&no_flags(), &[("RALF_USE_REMOTE_RUNNER", "sometimes")])
                 .starts_with("invalid use_remote_runner \"sometimes\" from environment variable")
         );
+    }
+
+    #[test]
+    fn trusted_proxies_from_the_file_or_the_environment() {
+        let proxies = |flags: &ServerFlags, vars: &[(&str, &str)]| {
+            ok(flags, vars)
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert!(proxies(&no_flags(), &[]).is_empty(), "none by default");
+        let file = config_file("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n");
+        let flags = with_config(&file);
+        assert_eq!(proxies(&flags, &[]), ["10.0.0.0/8", "192.0.2.1/32"]);
+        let env = ("RALF_TRUSTED_PROXIES", "::1, 172.16.0.0/12");
+        assert_eq!(proxies(&flags, &[env]), ["::1/128", "172.16.0.0/12"]);
+        assert!(
+            err(&no_flags(), &[("RALF_TRUSTED_PROXIES", "10.0.0.0/8, proxy")])
+                .contains("\"proxy\" is not an address or network")
+        );
+    }
+
+    #[test]
+    fn durations_take_units() {
+        let lifetime = |value: &str| ok(&no_flags(), &[("RALF_SESSION_LIFETIME", value)]).session_lifetime;
+        assert_eq!(
+            ok(&no_flags(), &[]).session_lifetime,
+            std::time::Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(lifetime("90").as_secs(), 90);
+        assert_eq!(lifetime("12h").as_secs(), 12 * 3600);
+        assert_eq!(lifetime("2d").as_secs(), 2 * 24 * 3600);
+        let file = config_file("http_idle_timeout = 5\n");
+        assert_eq!(ok(&with_config(&file), &[]).http_idle_timeout.as_secs(), 5);
+        assert!(
+            err(&no_flags(), &[("RALF_HTTP_IDLE_TIMEOUT", "soon")])
+                .starts_with("invalid http_idle_timeout \"soon\"")
+        );
+        assert!(err(&no_flags(), &[("RALF_SESSION_LIFETIME", "0")]).contains("positive"));
     }
 
     #[test]

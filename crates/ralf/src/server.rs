@@ -10,7 +10,9 @@ use crate::config::{self, ServerFlags};
 
 pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
     init_logging();
+    raise_open_files_limit();
     let mut settings = config::load_from_process_env(flags)?;
+    settings.initial_admin_password_file = Some(initial_admin_password_file(&settings)?);
     if settings.admin.is_none() {
         settings.admin = first_admin_if_none(&settings).await?;
     }
@@ -22,8 +24,10 @@ pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
 pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RALF_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    // Colours only on a terminal: a log file gets no escape codes.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }
@@ -40,13 +44,7 @@ async fn first_admin_if_none(settings: &Settings) -> anyhow::Result<Option<Admin
     if users > 0 {
         return Ok(None);
     }
-    let dir = match &settings.database {
-        DatabaseSettings::Sqlite { path } => {
-            path.parent().map(|p| p.to_path_buf()).unwrap_or_default()
-        }
-        DatabaseSettings::Postgres { .. } => std::env::current_dir()?,
-    };
-    let file = dir.join("initial-admin-password");
+    let file = initial_admin_password_file(settings)?;
     let password = ralf_core::token::generate()[..24].to_string();
     write_private(&file, &password).with_context(|| format!("writing {}", file.display()))?;
     tracing::warn!(
@@ -59,6 +57,33 @@ async fn first_admin_if_none(settings: &Settings) -> anyhow::Result<Option<Admin
         name: "Admin".into(),
         email: "admin@localhost".into(),
     }))
+}
+
+/// Where the generated password of the first admin is written: beside an SQLite database, in
+/// the working directory with PostgreSQL. The server removes the file once that admin has
+/// changed the password.
+fn initial_admin_password_file(settings: &Settings) -> anyhow::Result<std::path::PathBuf> {
+    let dir = match &settings.database {
+        DatabaseSettings::Sqlite { path } => {
+            path.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+        }
+        DatabaseSettings::Postgres { .. } => std::env::current_dir()?,
+    };
+    Ok(dir.join("initial-admin-password"))
+}
+
+/// Raises the soft limit of open files to the hard limit: every client connection is a file,
+/// and the usual soft limit (1024) is small for a server. A failure is logged, not fatal.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
+    }
 }
 
 fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {

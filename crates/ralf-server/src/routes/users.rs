@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use ralf_core::api::ListQuery;
 use ralf_core::api::Order;
 use ralf_core::api::events::NewEvent;
@@ -154,13 +154,15 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Sets a user's password: admins for anyone, others for themselves.
+/// Sets a user's password: admins for anyone, others for themselves. The user's other login
+/// sessions end (the caller's own stays); API tokens stay.
 #[utoipa::path(post, path = "/api/users/{user_id}/password", tag = "user", params(("user_id" = i64, Path)),
     request_body = PasswordRequest, responses((status = 204), (status = 400), (status = 403), (status = 404)))]
 async fn set_password(
     CurrentUser(me): CurrentUser,
     State(state): State<AppState>,
     Ids(id): Ids<i64>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<PasswordRequest>,
 ) -> ApiResult<StatusCode> {
     allowed_for(&me, id)?;
@@ -173,13 +175,62 @@ async fn set_password(
     if body.password.is_empty() {
         return Err(ApiError::bad_request("password must not be empty"));
     }
+    let generated = generated_password_of(&state, &me, &user).await;
     let hash = hash_password(&body.password).await?;
     state
         .store
         .set_password(id, &hash)
         .await
         .or_not_found("user")?;
+    let own_session = (me.id == id)
+        .then(|| crate::auth::session_cookie(&headers))
+        .flatten()
+        .map(|secret| ralf_core::token::digest(&secret));
+    let ended = state
+        .store
+        .expire_sessions_of(id, own_session.as_deref())
+        .await?;
+    tracing::info!(user.id = id, sessions = ended, "password changed; other sessions ended");
+    if let Some(file) = generated {
+        match std::fs::remove_file(&file) {
+            Ok(()) => tracing::info!(
+                file = %file.display(),
+                "the first admin changed the generated password: removed the file that held it"
+            ),
+            Err(e) => tracing::warn!(
+                file = %file.display(), error = %e,
+                "the first admin changed the generated password, but its file could not be removed"
+            ),
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The file with the password ralf generated for the first admin, when `user` is that admin
+/// changing their own password (their current password is the one in the file).
+async fn generated_password_of(
+    state: &AppState,
+    me: &User,
+    user: &User,
+) -> Option<std::path::PathBuf> {
+    let file = state.settings.initial_admin_password_file.clone()?;
+    if me.id != user.id {
+        return None;
+    }
+    let generated = std::fs::read_to_string(&file).ok()?;
+    let (_, stored) = state
+        .store
+        .user_for_login(&user.username)
+        .await
+        .ok()
+        .flatten()?;
+    let generated = generated.trim().to_string();
+    let is_theirs = tokio::task::spawn_blocking(move || {
+        ralf_core::password::verify(&generated, &stored)
+    })
+    .await
+    .unwrap_or(false);
+    is_theirs.then_some(file)
 }
 
 fn allowed_for(me: &User, id: i64) -> ApiResult<()> {

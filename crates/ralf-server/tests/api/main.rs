@@ -1,9 +1,11 @@
 //! The API driven over HTTP against the real server, on SQLite and on PostgreSQL.
 
+mod accounts;
 mod auth;
 mod backup;
 mod conventions;
 mod environments;
+mod front_door;
 mod inputs;
 mod inventories;
 mod keys;

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod cluster;
+mod front_door;
 mod interop;
 mod migrate;
 mod startup;

@@ -110,8 +110,12 @@ fn a_configuration_error_names_the_setting_and_its_source() {
 async fn without_any_admin_configured_a_password_file_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server =
-        ServerProcess::start(RALF, &[("RALF_DATA_DIR", data.display().to_string())], &[]).await;
+    let log = dir.path().join("server.log");
+    let env = [
+        ("RALF_DATA_DIR", data.display().to_string()),
+        ("RALF_LOG", "info".to_string()),
+    ];
+    let server = ServerProcess::start_logging(RALF, &env, &[], Some(&log)).await;
     let file = data.join("initial-admin-password");
     let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
     #[cfg(unix)]
@@ -130,5 +134,23 @@ async fn without_any_admin_configured_a_password_file_is_written() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    server.terminate();
+    assert!(file.exists(), "logging in alone keeps the file");
+
+    // Once the admin has chosen a password, the generated one is gone from the disk.
+    let id = client.get("/api/user").await.body["id"].as_i64().unwrap();
+    let r = client
+        .post(
+            &format!("/api/users/{id}/password"),
+            json!({"password": "chosen-by-the-admin"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert!(!file.exists(), "the generated password's file is removed");
+    assert_eq!(client.get("/api/user").await.status, StatusCode::OK);
+    assert!(server.terminate());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("changed the generated password: removed the file"),
+        "{text}"
+    );
 }
