@@ -68,12 +68,9 @@ pub fn check_inventory(kind: &str, inventory: &str) -> Checked<()> {
     match kind {
         "static" => Ok(()),
         "static-yaml" => check_yaml(inventory),
-        "file" => {
-            if inventory.trim().is_empty() {
-                return invalid("a file inventory needs the path of the file in inventory");
-            }
-            validate::short_text("inventory", inventory)
-        }
+        // Semaphore stores a file inventory without a path (its own backups have them); a
+        // task using it says it needs one.
+        "file" => validate::short_text("inventory", inventory),
         "terraform-workspace" | "tofu-workspace" => {
             if inventory.trim().is_empty() {
                 return invalid(format!(
@@ -130,13 +127,9 @@ mod tests {
     }
 
     #[test]
-    fn other_types_need_their_field() {
-        assert!(
-            check_inventory("file", " ")
-                .unwrap_err()
-                .0
-                .contains("needs the path")
-        );
+    fn workspaces_need_their_name() {
+        // A file inventory without a path is stored (as Semaphore does); its tasks fail.
+        assert!(check_inventory("file", " ").is_ok());
         assert!(check_inventory("file", "inventories/prod.ini").is_ok());
         assert!(check_inventory("terraform-workspace", "").is_err());
         assert!(check_inventory("tofu-workspace", "default").is_ok());

@@ -6,6 +6,7 @@ mod conventions;
 mod environments;
 mod inventories;
 mod keys;
+mod parity;
 mod projects;
 mod repositories;
 mod roles;
