@@ -6,6 +6,7 @@
 
 use ralf_core::Role;
 use ralf_core::Timestamp;
+use ralf_core::api::host_configs::HostConfigFields;
 use ralf_core::api::projects::Project;
 use ralf_core::api::schedules::ScheduleFields;
 use ralf_core::api::templates::{NewVault, TemplateSettings};
@@ -32,6 +33,8 @@ pub struct ProjectRestore<'a> {
     pub views: Vec<ViewFields>,
     pub templates: Vec<RestoredTemplate>,
     pub schedules: Vec<RestoredSchedule>,
+    /// `ssh_key_id` is an index, as in all of [`ProjectRestore`].
+    pub host_configs: Vec<HostConfigFields>,
 }
 
 /// An environment with its secrets (only `Create` changes make sense here).
@@ -156,6 +159,19 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
                     repositories.push(id);
+                }
+
+                for host_config in &restore.host_configs {
+                    sqlx::query(
+                        "INSERT INTO host_configs (project_id, type, host, ssh_key_id)
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(project_id)
+                    .bind(&host_config.kind)
+                    .bind(&host_config.host)
+                    .bind(new_ids(&keys, "key", host_config.ssh_key_id)?)
+                    .execute(&mut *tx)
+                    .await?;
                 }
 
                 let mut inventories = Vec::with_capacity(restore.inventories.len());

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod environments;
 mod error;
 mod events;
+pub mod host_configs;
 pub mod inventories;
 pub mod keys;
 pub mod migrate;

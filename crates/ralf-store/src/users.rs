@@ -31,6 +31,15 @@ pub struct UserUpdate<'a> {
     pub alert: bool,
 }
 
+/// An API token as stored: its id is the token's digest until the route puts the token in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredApiToken {
+    #[sqlx(flatten)]
+    pub token: ApiToken,
+    /// The token encrypted with the access key; `None` for tokens stored without one.
+    pub sealed_id: Option<String>,
+}
+
 const TAKEN: &str = "a user with that username or e-mail exists already";
 
 /// A failed insert or update of a user: a login that is taken (a unique index, or the trigger
@@ -300,37 +309,46 @@ impl Store {
 
     // ----- API tokens -----
 
-    /// Stores a token under its digest; the digest is the token's id from then on.
+    /// Stores a token under its digest; `sealed_id` is the token encrypted with the access key
+    /// (what lists show as its id), if there is a key.
     pub async fn create_api_token(
         &self,
         user_id: i64,
         token_digest: &str,
+        sealed_id: Option<&str>,
         name: &str,
-    ) -> Result<ApiToken> {
+    ) -> Result<StoredApiToken> {
         Ok(with_db!(
             self,
             write
                 | pool
-                | sqlx::query_as::<_, ApiToken>(
-                    "INSERT INTO api_tokens (id, user_id, name, created) VALUES ($1, $2, $3, $4)
-             RETURNING id, created, expired, user_id, name",
+                | sqlx::query_as::<_, StoredApiToken>(
+                    "INSERT INTO api_tokens (id, user_id, name, created, sealed_id)
+             VALUES ($1, $2, $3, $4, $5)
+             RETURNING id, created, expired, user_id, name, sealed_id",
                 )
                 .bind(token_digest)
                 .bind(user_id)
                 .bind(name)
                 .bind(Timestamp::now())
+                .bind(sealed_id)
                 .fetch_one(pool)
                 .await
         )?)
     }
 
-    pub async fn api_tokens(&self, user_id: i64) -> Result<Vec<ApiToken>> {
-        Ok(with_db!(self, read |pool| sqlx::query_as::<_, ApiToken>(
-            "SELECT id, created, expired, user_id, name FROM api_tokens WHERE user_id = $1 ORDER BY created, id",
-        )
-        .bind(user_id)
-        .fetch_all(pool)
-        .await)?)
+    pub async fn api_tokens(&self, user_id: i64) -> Result<Vec<StoredApiToken>> {
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, StoredApiToken>(
+                    "SELECT id, created, expired, user_id, name, sealed_id FROM api_tokens
+             WHERE user_id = $1 ORDER BY created, id",
+                )
+                .bind(user_id)
+                .fetch_all(pool)
+                .await
+        )?)
     }
 
     /// The owner of an unexpired token with this digest.
@@ -353,7 +371,7 @@ impl Store {
         )?)
     }
 
-    /// Expires one of the user's tokens, named by its id (digest).
+    /// Expires one of the user's tokens, named by its digest.
     pub async fn expire_api_token(&self, user_id: i64, token_id: &str) -> Result<()> {
         let done = with_db!(
             self,
@@ -369,5 +387,41 @@ impl Store {
                 .map(|r| r.rows_affected())
         )?;
         found(done)
+    }
+}
+
+/// A user's own options (`/api/user/options`), each a key and a text value.
+impl Store {
+    pub async fn user_options(&self, user_id: i64) -> Result<Vec<(String, String)>> {
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, (String, String)>(
+                    "SELECT key, value FROM user_options WHERE user_id = $1 ORDER BY key",
+                )
+                .bind(user_id)
+                .fetch_all(pool)
+                .await
+        )?)
+    }
+
+    /// Stores one option of the user, replacing its value if it has one.
+    pub async fn set_user_option(&self, user_id: i64, key: &str, value: &str) -> Result<()> {
+        with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query(
+                    "INSERT INTO user_options (user_id, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(user_id)
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        Ok(())
     }
 }

@@ -138,7 +138,7 @@ async fn a_team_works_in_a_project(backend: Backend) {
 
     // Tokens: work until expired, listed with their state.
     store
-        .create_api_token(bob.id, "token-digest", "ci")
+        .create_api_token(bob.id, "token-digest", Some("sealed-token"), "ci")
         .await
         .unwrap();
     assert_eq!(
@@ -164,7 +164,9 @@ async fn a_team_works_in_a_project(backend: Backend) {
             .unwrap()
             .is_none()
     );
-    assert!(store.api_tokens(bob.id).await.unwrap()[0].expired);
+    let listed = store.api_tokens(bob.id).await.unwrap();
+    assert!(listed[0].token.expired);
+    assert_eq!(listed[0].sealed_id.as_deref(), Some("sealed-token"));
 
     // Projects and members.
     let fields = ProjectFields {

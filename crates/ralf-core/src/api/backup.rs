@@ -39,10 +39,25 @@ pub struct ProjectBackup {
     /// The project's schedules; each names its template.
     #[serde(default, deserialize_with = "null_default")]
     pub schedules: Vec<BackupSchedule>,
+    /// The project's host configs; each names its key.
+    #[serde(default, deserialize_with = "null_default")]
+    pub host_configs: Vec<BackupHostConfig>,
     /// Always empty: ralf has no integrations yet. Accepted on restore and ignored.
     #[serde(default, deserialize_with = "null_default")]
     #[schema(value_type = Vec<Object>)]
     pub integrations: Vec<serde_json::Value>,
+}
+
+/// A host config; `ssh_key` names its key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupHostConfig {
+    /// `host` or `url`.
+    #[serde(default, rename = "type", deserialize_with = "null_default")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub host: String,
+    #[serde(default)]
+    pub ssh_key: Option<String>,
 }
 
 /// A schedule; `template` names its template. A backup written by an older Semaphore may

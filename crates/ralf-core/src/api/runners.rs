@@ -64,7 +64,7 @@ pub struct RunnerFields {
 
 impl RunnerRequest {
     /// Checks the request: the name and webhook are bounded, the webhook is an http(s) URL,
-    /// `max_parallel_tasks` is not negative, tags are non-empty words (no whitespace), kept
+    /// tags are non-empty words (no whitespace), kept
     /// once each in the order given.
     pub fn fields(&self) -> Checked<RunnerFields> {
         let name = self.name.as_deref().unwrap_or_default().trim().to_string();
@@ -96,11 +96,18 @@ pub fn webhook(value: Option<&str>) -> Checked<String> {
     Ok(url.to_string())
 }
 
-/// A runner's `max_parallel_tasks`: 0 or more.
+/// A runner's `max_parallel_tasks` as sent: Semaphore stores a negative one too, and like 0
+/// it means no limit (see [`Runner::task_cap`]).
 pub fn max_parallel_tasks(value: Option<i64>) -> Checked<Option<i64>> {
-    match value {
-        Some(n) if n < 0 => invalid("max_parallel_tasks must be 0 (no limit) or more"),
-        other => Ok(other),
+    Ok(value)
+}
+
+impl Runner {
+    /// How many tasks the runner may run at once; `None` for no limit (0 or negative).
+    pub fn task_cap(&self) -> Option<usize> {
+        usize::try_from(self.max_parallel_tasks)
+            .ok()
+            .filter(|&n| n > 0)
     }
 }
 
@@ -274,7 +281,7 @@ mod tests {
             max_parallel_tasks: Some(-1),
             ..Default::default()
         };
-        assert!(negative.fields().is_err());
+        assert_eq!(negative.fields().unwrap().max_parallel_tasks, -1);
         let long = RunnerRequest {
             name: Some("x".repeat(256)),
             ..Default::default()

@@ -6,9 +6,42 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::templates::{SurveyVarType, TemplateSettings};
+use crate::api::templates::{
+    SurveyVarType, TemplateSettings, TemplateTaskParams, string_or_object,
+};
 use crate::validate::{self, Checked, invalid};
 use crate::{TaskStatus, Timestamp};
+
+impl TaskParams {
+    /// These switches, with the template's defaults where a switch is unset here (off, or an
+    /// empty list).
+    pub fn with_defaults(mut self, template: &TemplateTaskParams) -> TaskParams {
+        let flag = |own: &mut bool, default: Option<bool>| *own |= default.unwrap_or(false);
+        flag(&mut self.debug, template.debug);
+        flag(&mut self.dry_run, template.dry_run);
+        flag(&mut self.diff, template.diff);
+        flag(&mut self.skip_galaxy_install, template.skip_galaxy_install);
+        flag(&mut self.plan, template.plan);
+        flag(&mut self.destroy, template.destroy);
+        flag(&mut self.auto_approve, template.auto_approve);
+        flag(&mut self.upgrade, template.upgrade);
+        let list = |own: &mut Vec<String>, default: &Option<Vec<String>>| {
+            if own.is_empty() {
+                own.extend(
+                    default
+                        .iter()
+                        .flatten()
+                        .filter(|s| !s.trim().is_empty())
+                        .cloned(),
+                );
+            }
+        };
+        list(&mut self.limit, &template.limit);
+        list(&mut self.tags, &template.tags);
+        list(&mut self.skip_tags, &template.skip_tags);
+        self
+    }
+}
 
 /// The switches of one run. Ansible reads `debug` … `skip_galaxy_install`; Terraform and
 /// OpenTofu read `plan` … `upgrade`. Stored as JSON in `tasks.params`.
@@ -89,9 +122,15 @@ pub struct TaskRequest {
     /// Deprecated; the same as `params.diff`.
     pub diff: Option<bool>,
     pub playbook: Option<String>,
-    /// A JSON object (extra variables and survey answers) in a string.
+    /// A JSON object (extra variables and survey answers) in a string; the object itself is
+    /// accepted too.
+    #[serde(default, deserialize_with = "string_or_object")]
+    #[schema(value_type = Option<String>)]
     pub environment: Option<String>,
-    /// A JSON object of secret survey answers in a string; used for the run, never stored.
+    /// A JSON object of secret survey answers in a string (or the object); used for the run,
+    /// never stored.
+    #[serde(default, deserialize_with = "string_or_object")]
+    #[schema(value_type = Option<String>)]
     pub secret: Option<String>,
     /// Deprecated comma list, folded into `params.limit`.
     pub limit: Option<String>,
@@ -179,7 +218,51 @@ impl TaskRequest {
     }
 
     /// Checks the request against the template's settings: its override flags and its survey.
+    /// Survey variables not answered get their `default_value`, and the template's
+    /// `task_params` fill the switches the task leaves unset.
     pub fn fields_for(&self, template: &TemplateSettings) -> Checked<TaskFields> {
+        let with_defaults = self.with_survey_defaults(template)?;
+        let mut fields = with_defaults.checked_against(template)?;
+        fields.params = fields.params.with_defaults(&template.task_params);
+        Ok(fields)
+    }
+
+    /// The request with the survey's default answers added to `environment` where it has none.
+    fn with_survey_defaults(&self, template: &TemplateSettings) -> Checked<TaskRequest> {
+        let mut request = self.clone();
+        let defaults: Vec<_> = template
+            .survey_vars
+            .iter()
+            .filter(|v| !v.name.trim().is_empty() && !v.default_value.is_empty())
+            .collect();
+        if defaults.is_empty() {
+            return Ok(request);
+        }
+        let text = validate::json_object("environment", self.environment.as_deref().unwrap_or(""))?;
+        let mut environment: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).unwrap_or_default();
+        let secret: serde_json::Map<String, serde_json::Value> = self
+            .secret
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        for var in defaults {
+            let answered = |map: &serde_json::Map<String, serde_json::Value>| {
+                map.get(&var.name)
+                    .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+            };
+            if !answered(&environment) && !answered(&secret) {
+                environment.insert(
+                    var.name.clone(),
+                    serde_json::Value::String(var.default_value.clone()),
+                );
+            }
+        }
+        request.environment = Some(serde_json::Value::Object(environment).to_string());
+        Ok(request)
+    }
+
+    fn checked_against(&self, template: &TemplateSettings) -> Checked<TaskFields> {
         let values: Vec<Vec<&str>> = template
             .survey_vars
             .iter()

@@ -147,6 +147,13 @@ pub struct SurveyVar {
     /// The choices of an `enum` variable.
     #[serde(default, deserialize_with = "null_default")]
     pub values: Vec<SurveyVarValue>,
+    /// The answer a task gets when it is started without one (also over the API).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub default_value: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -542,12 +549,11 @@ fn present(id: Option<i64>) -> Option<i64> {
 fn check_survey_vars(vars: &[SurveyVar]) -> Checked<()> {
     let mut seen: Vec<&str> = Vec::new();
     for (i, var) in vars.iter().enumerate() {
+        // Semaphore stores variables without a name (a form saved half-filled); they are
+        // never asked for and never passed to a task.
         let name = var.name.trim();
-        if name.is_empty() {
-            return invalid(format!("survey_vars[{i}].name must not be empty"));
-        }
         validate::short_text(&format!("survey_vars[{i}].name"), name)?;
-        if seen.contains(&name) {
+        if !name.is_empty() && seen.contains(&name) {
             return invalid(format!(
                 "survey_vars[{i}].name: the variable {name:?} is defined twice"
             ));
@@ -601,6 +607,21 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A JSON object given in a string, as Semaphore sends `environment`, or as the object itself
+/// (which is read as its serialization).
+pub(crate) fn string_or_object<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(object @ serde_json::Value::Object(_)) => Ok(Some(object.to_string())),
+        Some(_) => Err(serde::de::Error::custom(
+            "must be a JSON object, or a string holding one",
+        )),
+    }
 }
 
 /// `arguments` as Semaphore sends it (a string holding JSON), or as a JSON array.
@@ -712,10 +733,6 @@ mod tests {
         assert_eq!(
             with("survey_vars", json!([{"name": "a"}, {"name": "a"}])),
             "survey_vars[1].name: the variable \"a\" is defined twice"
-        );
-        assert_eq!(
-            with("survey_vars", json!([{"name": " "}])),
-            "survey_vars[0].name must not be empty"
         );
         assert!(
             with("survey_vars", json!([{"name": "a", "type": "enum"}]))

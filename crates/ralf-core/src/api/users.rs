@@ -17,6 +17,24 @@ pub struct User {
     pub alert: bool,
 }
 
+/// `GET /api/user`: the caller, and what Semaphore's web frontend needs to know about them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CurrentUserInfo {
+    #[serde(flatten)]
+    pub user: User,
+    /// Admins may create projects; everyone may when the server allows it.
+    pub can_create_project: bool,
+}
+
+/// One option of the caller (`/api/user/options`): a key and a text value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserOption {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
 /// `POST /api/users`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRequest {

@@ -4,7 +4,8 @@
 //! Precedence of variables, lowest first: the variable groups in order (`environment_id`, then
 //! `environment_ids`), their secrets, the task's `environment` (extra vars and survey answers),
 //! the task's secret survey answers. Survey variables whose target is `env` become environment
-//! variables instead of extra vars.
+//! variables instead of extra vars. Bash and Python scripts get the extra vars as `name=value`
+//! arguments, as Semaphore passes them.
 
 use anyhow::{Context, bail};
 use ralf_core::api::keys::KeyMaterial;
@@ -120,6 +121,15 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
     }
 
     let mut arguments = template.argument_list().map_err(|e| anyhow::anyhow!(e.0))?;
+    if matches!(settings.app, TemplateApp::Bash | TemplateApp::Python) {
+        // As Semaphore passes them to scripts: `name=value` after the template's arguments,
+        // before the task's.
+        arguments.extend(
+            extra_vars
+                .iter()
+                .map(|(name, value)| format!("{name}={}", scalar_text(value))),
+        );
+    }
     if let Some(task_args) = task.arguments.as_deref().filter(|a| !a.trim().is_empty()) {
         arguments.extend(
             ralf_core::validate::json_string_array("arguments", task_args)
@@ -187,6 +197,11 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
         inventory = match inv.kind.as_str() {
             "static" => Some(Inventory::Static(inv.inventory.clone())),
             "static-yaml" => Some(Inventory::StaticYaml(inv.inventory.clone())),
+            "file" if inv.inventory.trim().is_empty() => bail!(
+                "inventory {:?} is a file inventory without a path: give it the path of the \
+                 inventory file in the repository",
+                inv.name
+            ),
             "file" => Some(Inventory::File(inv.inventory.clone())),
             "terraform-workspace" | "tofu-workspace" => {
                 terraform.workspace = Some(inv.inventory.clone()).filter(|w| !w.trim().is_empty());
@@ -284,6 +299,10 @@ async fn credential(
                 password: lp.password,
             }))
         }
+        KeyMaterial::Ssh(key) if key.private_key.trim().is_empty() => bail!(
+            "key {key_id} is an ssh key without a private key (was its type changed without \
+             override_secret and a new secret?)"
+        ),
         KeyMaterial::Ssh(key) => {
             secrets.push(key.private_key.clone());
             secrets.push(key.passphrase.clone());

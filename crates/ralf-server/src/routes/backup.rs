@@ -12,15 +12,16 @@ use axum::Json;
 use axum::extract::State;
 use ralf_core::Timestamp;
 use ralf_core::api::backup::{
-    BackupEnvironment, BackupInventory, BackupKey, BackupMeta, BackupRepository, BackupSchedule,
-    BackupSecret, BackupTemplate, BackupVault, BackupView, NameIndex, ProjectBackup, build_cycle,
-    describe, unique_names,
+    BackupEnvironment, BackupHostConfig, BackupInventory, BackupKey, BackupMeta, BackupRepository,
+    BackupSchedule, BackupSecret, BackupTemplate, BackupVault, BackupView, NameIndex,
+    ProjectBackup, build_cycle, describe, unique_names,
 };
 use ralf_core::api::environments::{
     Environment, EnvironmentSecretRequest, SecretChange, check_env, check_extra_vars,
     secret_changes,
 };
 use ralf_core::api::events::NewEvent;
+use ralf_core::api::host_configs::{HostConfig, HostConfigFields, HostConfigRequest};
 use ralf_core::api::inventories::{Inventory, check_inventory};
 use ralf_core::api::keys::{AccessKey, check_key_type};
 use ralf_core::api::projects::{Project, ProjectRequest};
@@ -74,6 +75,7 @@ async fn backup(
         views: store.views(id).await?,
         templates: store.templates(id, None, None, false).await?,
         schedules: store.schedules(id, None).await?,
+        host_configs: store.host_configs(id).await?,
     };
     Ok(Json(assemble(project, &contents)?))
 }
@@ -158,6 +160,7 @@ struct Contents {
     views: Vec<View>,
     templates: Vec<Template>,
     schedules: Vec<Schedule>,
+    host_configs: Vec<HostConfig>,
 }
 
 fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
@@ -169,6 +172,7 @@ fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
         views,
         templates,
         schedules,
+        host_configs,
     } = contents;
     let (key_names, key_list) = Names::new("key", keys.iter().map(|k| (k.id, k.name.as_str())));
     let (repository_names, repository_list) = Names::new(
@@ -340,6 +344,16 @@ fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
                 })
             })
             .collect::<ApiResult<_>>()?,
+        host_configs: host_configs
+            .iter()
+            .map(|h| {
+                Ok(BackupHostConfig {
+                    kind: h.kind.clone(),
+                    host: h.host.clone(),
+                    ssh_key: key_names.of_opt(h.ssh_key_id)?,
+                })
+            })
+            .collect::<ApiResult<_>>()?,
         integrations: Vec::new(),
     })
 }
@@ -447,6 +461,7 @@ struct Checked {
     views: Vec<ViewFields>,
     templates: Vec<RestoredTemplate>,
     schedules: Vec<ScheduleFields>,
+    host_configs: Vec<HostConfigFields>,
 }
 
 /// An index as a row's id field holds it in a restore.
@@ -639,6 +654,23 @@ impl Checked {
             schedules.push(check().at(&place)?);
         }
 
+        let mut host_configs = Vec::new();
+        for (i, h) in b.host_configs.iter().enumerate() {
+            let place = describe("host_configs", i, &h.host);
+            let check = || -> ApiResult<HostConfigFields> {
+                let key = ix.keys.resolve("ssh_key", h.ssh_key.as_deref())?;
+                let mut fields = HostConfigRequest {
+                    kind: h.kind.clone(),
+                    host: h.host.clone(),
+                    ..Default::default()
+                }
+                .fields()?;
+                fields.ssh_key_id = key.map(as_id);
+                Ok(fields)
+            };
+            host_configs.push(check().at(&place)?);
+        }
+
         Ok(Checked {
             meta,
             name,
@@ -649,6 +681,7 @@ impl Checked {
             views,
             templates,
             schedules,
+            host_configs,
         })
     }
 
@@ -720,6 +753,7 @@ impl Checked {
                     next_run: f.next_run(Timestamp::now()),
                 })
                 .collect(),
+            host_configs: self.host_configs.clone(),
         })
     }
 }

@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ralf_core::api::events::NewEvent;
-use ralf_core::api::keys::{AccessKey, AccessKeyRequest, KeyMaterial, KeyMaterialError};
+use ralf_core::api::keys::{
+    AccessKey, AccessKeyRequest, KeyMaterial, KeyMaterialError, check_key_type,
+};
 use ralf_core::api::refs::ObjectRefs;
 use ralf_core::api::{ListQuery, Order};
 use ralf_core::validate;
@@ -125,6 +127,7 @@ async fn update(
         .or_not_found("key")?;
     let name = validate::name("name", &body.name)?;
     let sealed;
+    let kept;
     let replace_secret = if body.override_secret {
         let mut request = body.clone();
         if request.kind.is_empty() {
@@ -133,13 +136,13 @@ async fn update(
         let material = request.material()?;
         sealed = material.seal(&state.cipher);
         Some((material.kind(), sealed.as_deref()))
+    } else if !body.kind.is_empty() && body.kind != stored.kind {
+        // Semaphore stores the new type over the old secret; a task using the key then says
+        // the secret does not fit.
+        check_key_type(&body.kind)?;
+        kept = state.store.key_secret(access.project_id, key_id).await?;
+        Some((body.kind.as_str(), kept.secret.as_deref()))
     } else {
-        if !body.kind.is_empty() && body.kind != stored.kind {
-            return Err(ApiError::bad_request(format!(
-                "changing the type of a key (from {} to {}) needs override_secret: true and the new secret",
-                stored.kind, body.kind
-            )));
-        }
         None
     };
     state

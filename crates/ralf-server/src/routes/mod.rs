@@ -5,6 +5,7 @@ mod auth;
 mod backup;
 mod environments;
 mod events;
+mod host_configs;
 mod inventories;
 mod keys;
 mod members;
@@ -73,6 +74,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(backup::router())
         .merge(members::router())
         .merge(keys::router())
+        .merge(host_configs::router())
         .merge(repositories::router())
         .merge(inventories::router())
         .merge(environments::router())

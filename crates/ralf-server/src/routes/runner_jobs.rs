@@ -89,7 +89,7 @@ async fn poll(
 /// Claims up to `free` tasks for the runner and builds their jobs; a task whose job cannot be
 /// built ends in error here, saying why.
 async fn claim(state: &AppState, runner: &Runner, free: u32) -> ApiResult<Vec<ralf_exec::Job>> {
-    let own_cap = usize::try_from(runner.max_parallel_tasks).unwrap_or(0);
+    let own_cap = runner.task_cap().unwrap_or(0);
     let taker = limits::Taker::Runner {
         id: runner.id,
         project_id: runner.project_id,

@@ -23,9 +23,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{ManageResources, ProjectAccess, Read, RunTasks};
+use crate::auth::Admin;
 use crate::dispatch::live::LiveEvent;
 use crate::error::{ApiError, ApiResult, OrNotFound};
-use crate::extract::{Ids, JsonBody, Params};
+use crate::extract::{Ids, JsonBody, OptionalJsonBody, Params};
 use crate::state::AppState;
 
 /// The most tasks `…/tasks/last` returns.
@@ -91,6 +92,67 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reject))
         .routes(routes!(template_tasks, template_tasks_post))
         .routes(routes!(template_tasks_last))
+        .routes(routes!(stop_all_tasks))
+        .routes(routes!(active_tasks))
+}
+
+/// The statuses of a task that has not finished.
+fn active_statuses() -> Vec<TaskStatus> {
+    TaskStatus::ALL
+        .into_iter()
+        .filter(|s| !s.is_finished())
+        .collect()
+}
+
+/// The queued and running tasks of every project (administrators only), newest first.
+#[utoipa::path(get, path = "/api/tasks", tag = "task",
+    responses((status = 200, body = [Task]), (status = 403, body = ErrorBody)))]
+async fn active_tasks(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Task>>> {
+    let statuses = active_statuses();
+    let query = TaskQuery {
+        statuses: &statuses,
+        ..Default::default()
+    };
+    Ok(Json(state.store.tasks_of_every_project(&query).await?))
+}
+
+/// Stops every task of the template that has not finished (`force` kills running ones at once).
+#[utoipa::path(post, path = "/api/project/{project_id}/templates/{template_id}/stop_all_tasks", tag = "template",
+    params(("project_id" = i64, Path), ("template_id" = i64, Path)), request_body = StopRequest,
+    responses((status = 204), (status = 403), (status = 404, body = ErrorBody)))]
+async fn stop_all_tasks(
+    access: ProjectAccess<RunTasks>,
+    State(state): State<AppState>,
+    Ids(TemplatePath { template_id }): Ids<TemplatePath>,
+    OptionalJsonBody(StopRequest { force }): OptionalJsonBody<StopRequest>,
+) -> ApiResult<StatusCode> {
+    template_of(&state, access.project_id, template_id).await?;
+    let statuses = active_statuses();
+    loop {
+        let query = TaskQuery {
+            template_id: Some(template_id),
+            statuses: &statuses,
+            ..Default::default()
+        };
+        let tasks = state.store.tasks(access.project_id, &query).await?;
+        let mut stopped_any = false;
+        for task in &tasks {
+            // Asking a stopping task to stop again changes nothing, so a page of tasks that
+            // are all stopping already ends the loop.
+            if task.status == TaskStatus::Stopping && !force {
+                continue;
+            }
+            match stop_task(&state, &access, task.id, force).await {
+                Ok(_) => stopped_any = true,
+                // Finished (or deleted) meanwhile.
+                Err(ApiError::Conflict(_) | ApiError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !stopped_any || (tasks.len() as i64) < MAX_TASK_PAGE {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+    }
 }
 
 /// Starts a task of a template: stored as `waiting`, with a first output line, and handed to
@@ -189,7 +251,8 @@ async fn get(
     ))
 }
 
-/// Deletes a finished task with its output; a task that is not finished is a 409.
+/// Deletes a task with its output. A task that has not finished is stopped at once first (its
+/// process killed), as Semaphore does.
 #[utoipa::path(delete, path = "/api/project/{project_id}/tasks/{task_id}", tag = "task",
     params(("project_id" = i64, Path), ("task_id" = i64, Path)),
     responses((status = 204), (status = 403), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -198,6 +261,18 @@ async fn delete(
     State(state): State<AppState>,
     Ids(TaskPath { task_id }): Ids<TaskPath>,
 ) -> ApiResult<StatusCode> {
+    let task = state
+        .store
+        .task(access.project_id, task_id)
+        .await
+        .or_not_found("task")?;
+    if !task.status.is_finished() {
+        match stop_task(&state, &access, task_id, true).await {
+            // Finished meanwhile: nothing to stop.
+            Ok(_) | Err(ApiError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     state
         .store
         .delete_task(access.project_id, task_id)
@@ -307,9 +382,18 @@ async fn stop(
     access: ProjectAccess<RunTasks>,
     State(state): State<AppState>,
     Ids(TaskPath { task_id }): Ids<TaskPath>,
-    body: Bytes,
+    OptionalJsonBody(StopRequest { force }): OptionalJsonBody<StopRequest>,
 ) -> ApiResult<StatusCode> {
-    let StopRequest { force } = optional_json(&body)?;
+    stop_task(&state, &access, task_id, force).await
+}
+
+/// Stops a task (see [`stop`]); a finished one is a 409.
+async fn stop_task<N>(
+    state: &AppState,
+    access: &ProjectAccess<N>,
+    task_id: i64,
+    force: bool,
+) -> ApiResult<StatusCode> {
     for _ in 0..STOP_ATTEMPTS {
         let task = state
             .store
@@ -349,10 +433,10 @@ async fn stop(
         } else {
             format!("Task stop requested by {who}")
         };
-        line(&state, task_id, text).await?;
-        announce(&state, &task, to);
+        line(state, task_id, text).await?;
+        announce(state, &task, to);
         state.task_queue.changed();
-        task_event(&state, &access, task_id, to).await;
+        task_event(state, access, task_id, to).await;
         return Ok(StatusCode::NO_CONTENT);
     }
     Err(ApiError::Conflict(format!(
@@ -606,13 +690,4 @@ async fn task_event<N>(state: &AppState, access: &ProjectAccess<N>, task_id: i64
             description: format!("Task ID {task_id} {to}"),
         })
         .await;
-}
-
-/// A JSON body that may be empty (then the type's default).
-fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }

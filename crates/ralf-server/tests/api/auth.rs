@@ -97,12 +97,35 @@ async fn tokens_work_as_bearer_until_expired(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
+    // Clients find their token by the id they were given, as in Semaphore ...
     let listed = admin.get("/api/user/tokens").await.body;
     let listed = listed.as_array().unwrap();
-    assert!(listed.iter().any(|t| t["name"] == "ci"));
     assert!(
-        !listed.iter().any(|t| t["id"] == secret.as_str()),
-        "the token itself is shown only once"
+        listed
+            .iter()
+            .any(|t| t["name"] == "ci" && t["id"] == secret.as_str()),
+        "{listed:?}"
+    );
+    // ... while the database holds no usable token: a digest and an encrypted copy.
+    let admin_id = admin.get("/api/user").await.body["id"].as_i64().unwrap();
+    let stored = server.store().api_tokens(admin_id).await.unwrap();
+    let stored = stored.iter().find(|t| t.token.name == "ci").unwrap();
+    assert_ne!(stored.token.id, secret);
+    let sealed = stored.sealed_id.as_deref().unwrap();
+    assert!(!sealed.contains(&secret));
+    assert_eq!(
+        Api::new(&server.url, Some(stored.token.id.clone()))
+            .get("/api/user")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Api::new(&server.url, Some(sealed.to_string()))
+            .get("/api/user")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
     );
 
     assert_eq!(
@@ -123,6 +146,43 @@ async fn tokens_work_as_bearer_until_expired(backend: Backend) {
             .unwrap()
             .iter()
             .any(|t| t["name"] == "ci" && t["expired"] == true)
+    );
+    server.stop().await;
+}
+
+/// Without an access key the token could not be kept secret at rest: it is listed by digest.
+async fn without_an_access_key_tokens_are_listed_by_digest(backend: Backend) {
+    let server = TestServer::start_with(backend, |s| s.access_key_encryption = None).await;
+    let admin = server.admin().await;
+    let token = admin
+        .create("/api/user/tokens", json!({"name": "plain"}))
+        .await;
+    let secret = token["id"].as_str().unwrap().to_string();
+    let listed = admin.get("/api/user/tokens").await.body;
+    let listed = listed.as_array().unwrap();
+    let id = listed.iter().find(|t| t["name"] == "plain").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(id, secret);
+    assert_eq!(
+        Api::new(&server.url, Some(id.clone()))
+            .get("/api/user")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Either name expires it.
+    assert_eq!(
+        admin.delete(&format!("/api/user/tokens/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        Api::new(&server.url, Some(secret))
+            .get("/api/user")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
     );
     server.stop().await;
 }
@@ -193,5 +253,6 @@ on_both_backends!(
     login_sets_a_cookie_that_logout_ends,
     wrong_passwords_are_refused_then_slowed_down,
     tokens_work_as_bearer_until_expired,
+    without_an_access_key_tokens_are_listed_by_digest,
     admins_manage_users,
 );

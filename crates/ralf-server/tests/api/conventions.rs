@@ -1,7 +1,7 @@
 //! Semaphore's wire conventions that clients rely on.
 
 use ralf_testkit::reqwest::{Method, StatusCode};
-use ralf_testkit::{Backend, TestServer, on_both_backends};
+use ralf_testkit::{Backend, TestServer, json, on_both_backends};
 
 async fn ping_is_text_and_needs_no_login(backend: Backend) {
     let server = TestServer::start(backend).await;
@@ -117,7 +117,100 @@ async fn openapi_document_lists_the_routes(backend: Backend) {
     server.stop().await;
 }
 
+/// Go reads `null` as "not given": every route takes `null` members as absent, at any depth.
+async fn null_members_are_absent_members(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let project = admin
+        .create(
+            "/api/projects",
+            json!({"name": "p", "type": null, "alert": null, "alert_chat": null,
+                   "max_parallel_tasks": null, "demo": null, "id": null}),
+        )
+        .await;
+    assert_eq!(project["type"], "");
+    assert_eq!(project["max_parallel_tasks"], 0);
+    let id = project["id"].as_i64().unwrap();
+    let base = format!("/api/project/{id}");
+    let r = admin
+        .put(
+            &base,
+            json!({"id": id, "name": "q", "type": null, "alert": null, "max_parallel_tasks": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
+    let key = admin
+        .create(
+            &format!("{base}/keys"),
+            json!({"name": "k", "type": "login_password", "project_id": null, "id": null,
+                   "override_secret": null, "ssh": null,
+                   "login_password": {"login": null, "password": "pw"}}),
+        )
+        .await;
+    let repository = admin
+        .create(
+            &format!("{base}/repositories"),
+            json!({"name": "r", "git_url": "https://example.test/r.git", "git_branch": "main",
+                   "ssh_key_id": null, "project_id": null}),
+        )
+        .await;
+    let inventory = admin
+        .create(
+            &format!("{base}/inventory"),
+            json!({"name": "i", "type": "static", "inventory": null, "ssh_key_id": null,
+                   "become_key_id": null, "repository_id": null}),
+        )
+        .await;
+    assert_eq!(inventory["inventory"], "");
+    let environment = admin
+        .create(
+            &format!("{base}/environment"),
+            json!({"name": "e", "json": null, "env": null, "password": null, "secrets": null}),
+        )
+        .await;
+    let template = admin
+        .create(
+            &format!("{base}/templates"),
+            json!({"name": "t", "app": "bash", "playbook": "run.sh", "type": null,
+                   "repository_id": repository["id"], "inventory_id": inventory["id"],
+                   "environment_id": environment["id"], "view_id": null, "vaults": null,
+                   "survey_vars": [{"name": "who", "title": null, "type": null,
+                                    "required": null, "values": null}],
+                   "task_params": {"limit": null, "debug": null}, "arguments": null,
+                   "description": null, "git_branch": null, "build_template_id": null}),
+        )
+        .await;
+    assert_eq!(template["survey_vars"][0]["type"], "");
+    let view = admin
+        .create(
+            &format!("{base}/views"),
+            json!({"title": "v", "position": null, "project_id": null}),
+        )
+        .await;
+    assert_eq!(view["title"], "v");
+    let r = admin
+        .post(
+            "/api/users",
+            json!({"username": "nora", "name": "Nora", "email": "nora@example.test",
+                   "password": "long enough", "admin": null, "alert": null, "external": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = admin
+        .post(
+            &format!("{base}/tasks"),
+            json!({"template_id": template["id"], "environment": null, "params": null,
+                   "debug": null, "git_branch": null, "message": null, "inventory_id": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(key["id"].is_i64());
+    server.stop().await;
+}
+
 on_both_backends!(
+    null_members_are_absent_members,
     ping_is_text_and_needs_no_login,
     trailing_slash_and_json_everywhere,
     errors_are_json_with_a_message,

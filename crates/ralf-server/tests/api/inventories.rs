@@ -215,15 +215,6 @@ async fn bad_inventories_are_refused(backend: Backend) {
     );
     assert_bad(
         &admin
-            .post(
-                &inv,
-                json!({"name": "i", "type": "file", "inventory": "  "}),
-            )
-            .await,
-        "needs the path",
-    );
-    assert_bad(
-        &admin
             .post(&inv, json!({"name": "i", "type": "terraform-workspace"}))
             .await,
         "workspace name",

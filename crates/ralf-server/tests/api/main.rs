@@ -9,6 +9,7 @@ mod front_door;
 mod inputs;
 mod inventories;
 mod keys;
+mod parity;
 mod projects;
 mod repositories;
 mod roles;

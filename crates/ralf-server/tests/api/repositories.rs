@@ -161,24 +161,28 @@ async fn bad_repositories_are_refused(backend: Backend) {
         &admin.post(&repos, json!({"name": "r"})).await,
         "git_url must not be empty",
     );
-    for bad in [
+    // Semaphore stores any URL; one git cannot clone fails when a task clones it.
+    for lenient in [
         "github.com/acme/site",
-        "ftp://host/repo",
+        "git@host",
+        "git@host:x",
         "relative/path",
-        "git@host:",
+        "https://host/a b",
     ] {
-        assert_bad(
-            &admin
-                .post(&repos, json!({"name": "r", "git_url": bad}))
-                .await,
-            "is not a git URL",
-        );
+        let created = admin
+            .create(&repos, json!({"name": "r", "git_url": lenient}))
+            .await;
+        assert_eq!(created["git_url"], lenient);
+        admin.delete(&format!("{repos}/{}", id(&created))).await;
     }
     assert_bad(
         &admin
-            .post(&repos, json!({"name": "r", "git_url": "https://host/a b"}))
+            .post(
+                &repos,
+                json!({"name": "r", "git_url": "--upload-pack=touch x"}),
+            )
             .await,
-        "git_url must not contain spaces",
+        "must not start with '-'",
     );
     assert_bad(
         &admin
@@ -261,10 +265,10 @@ async fn bad_repositories_are_refused(backend: Backend) {
         &admin
             .put(
                 &format!("{repos}/{r}"),
-                json!({"id": r, "name": "r", "git_url": "nope"}),
+                json!({"id": r, "name": "r", "git_url": "-nope"}),
             )
             .await,
-        "is not a git URL",
+        "must not start with '-'",
     );
     assert_eq!(
         admin.get(&format!("{repos}/{r}")).await.body["git_url"],

@@ -460,10 +460,6 @@ async fn invalid_templates_are_refused_with_the_field(backend: Backend) {
             "survey_vars[1].name: the variable \"a\" is defined twice",
         ),
         (
-            json!({"survey_vars": [{"name": "", "title": "No name"}]}),
-            "survey_vars[0].name must not be empty",
-        ),
-        (
             json!({"survey_vars": [{"name": "size", "type": "enum", "values": []}]}),
             "survey_vars[0].values: the enum variable \"size\" needs at least one value",
         ),

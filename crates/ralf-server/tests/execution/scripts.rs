@@ -126,6 +126,51 @@ async fn template_and_task_arguments_reach_bash_and_python(backend: Backend) {
     server.stop().await;
 }
 
+/// Extra variables (variable groups, the task's `environment`, survey answers) reach scripts as
+/// Semaphore passes them: `name=value` arguments between the template's and the task's.
+async fn extra_vars_reach_bash_and_python_as_name_value_arguments(backend: Backend) {
+    let repo = GitRepo::new(&[("args.sh", BASH_ARGS), ("args.py", PYTHON_ARGS)]);
+    let server = TestServer::start(backend).await;
+    let project = Project::new(&server, &repo).await;
+    let env = project
+        .environment(json!({"group_var": "from group"}), json!({}), json!([]))
+        .await;
+    let mut tasks = Vec::new();
+    for (app, script) in [("bash", "args.sh"), ("python", "args.py")] {
+        let template = project
+            .template(
+                &format!("{app} vars"),
+                app,
+                script,
+                json!({"arguments": json!(["--first"]).to_string(),
+                       "allow_override_args_in_task": true, "environment_id": env,
+                       "survey_vars": [{"name": "who", "title": "Who"}]}),
+            )
+            .await;
+        let task = project
+            .start(json!({"template_id": template,
+                          "environment": json!({"who": "world", "count": 3}).to_string(),
+                          "arguments": json!(["--last"]).to_string()}))
+            .await;
+        tasks.push((app, task));
+    }
+    for (app, task) in tasks {
+        let (done, lines) = project.finish(task).await;
+        assert_eq!(done["status"], "success", "{lines:#?}");
+        let args: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("{app} arg=")))
+            .collect();
+        assert_eq!(args.len(), 5, "{lines:#?}");
+        assert_eq!(args[0], "[--first]");
+        assert_eq!(args[4], "[--last]");
+        let mut vars = args[1..4].to_vec();
+        vars.sort();
+        assert_eq!(vars, ["[count=3]", "[group_var=from group]", "[who=world]"]);
+    }
+    server.stop().await;
+}
+
 const API_TOKEN: &str = "tok-3f9a1c7e5b2d";
 const DEPLOY_PASS: &str = "pass-91d0c4e7aa";
 
@@ -225,5 +270,6 @@ on_both_backends!(
     a_bash_task_runs_from_git_and_succeeds,
     a_failing_script_ends_in_error,
     template_and_task_arguments_reach_bash_and_python,
+    extra_vars_reach_bash_and_python_as_name_value_arguments,
     variables_secrets_and_survey_answers_reach_scripts_and_secrets_are_masked,
 );

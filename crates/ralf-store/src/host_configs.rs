@@ -1,0 +1,98 @@
+//! Host configs: a project's mapping of hosts and git URL prefixes to ssh keys.
+
+use ralf_core::api::host_configs::{HostConfig, HostConfigFields};
+
+use crate::{Result, Store, found, with_db};
+
+const COLUMNS: &str = "id, project_id, type, host, ssh_key_id";
+
+impl Store {
+    pub async fn host_configs(&self, project_id: i64) -> Result<Vec<HostConfig>> {
+        let sql = format!("SELECT {COLUMNS} FROM host_configs WHERE project_id = $1 ORDER BY id");
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, HostConfig>(crate::audited(&sql))
+                    .bind(project_id)
+                    .fetch_all(pool)
+                    .await
+        )?)
+    }
+
+    pub async fn host_config(&self, project_id: i64, id: i64) -> Result<HostConfig> {
+        let sql = format!("SELECT {COLUMNS} FROM host_configs WHERE project_id = $1 AND id = $2");
+        Ok(with_db!(
+            self,
+            read | pool
+                | sqlx::query_as::<_, HostConfig>(crate::audited(&sql))
+                    .bind(project_id)
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+        )?)
+    }
+
+    pub async fn create_host_config(
+        &self,
+        project_id: i64,
+        fields: &HostConfigFields,
+    ) -> Result<HostConfig> {
+        let sql = format!(
+            "INSERT INTO host_configs (project_id, type, host, ssh_key_id) VALUES ($1, $2, $3, $4)
+             RETURNING {COLUMNS}"
+        );
+        Ok(with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query_as::<_, HostConfig>(crate::audited(&sql))
+                    .bind(project_id)
+                    .bind(&fields.kind)
+                    .bind(&fields.host)
+                    .bind(fields.ssh_key_id)
+                    .fetch_one(pool)
+                    .await
+        )?)
+    }
+
+    pub async fn update_host_config(
+        &self,
+        project_id: i64,
+        id: i64,
+        fields: &HostConfigFields,
+    ) -> Result<()> {
+        let done = with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query(
+                    "UPDATE host_configs SET type = $1, host = $2, ssh_key_id = $3
+                     WHERE project_id = $4 AND id = $5",
+                )
+                .bind(&fields.kind)
+                .bind(&fields.host)
+                .bind(fields.ssh_key_id)
+                .bind(project_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        )?;
+        found(done)
+    }
+
+    pub async fn delete_host_config(&self, project_id: i64, id: i64) -> Result<()> {
+        let done = with_db!(
+            self,
+            write
+                | pool
+                | sqlx::query("DELETE FROM host_configs WHERE project_id = $1 AND id = $2")
+                    .bind(project_id)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+        )?;
+        found(done)
+    }
+}
