@@ -120,6 +120,7 @@ impl Settings {
             .parent()
             .map(|p| p.join("work"))
             .unwrap_or_else(|| "work".into());
+        let hide = path.parent().map(|p| p.to_path_buf()).into_iter().collect();
         Settings {
             work_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -132,7 +133,7 @@ impl Settings {
             admin: None,
             exec_path: None,
             sandbox: ralf_exec::SandboxSettings {
-                hide: path.parent().map(|p| p.to_path_buf()).into_iter().collect(),
+                hide,
                 ..Default::default()
             },
             trusted_proxies: Vec::new(),
