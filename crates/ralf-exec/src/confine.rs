@@ -93,6 +93,8 @@ pub fn check_repository_url(
         .collect();
     let private: Vec<PathBuf> = std::iter::once(work_dir)
         .chain(private_dirs.iter().map(PathBuf::as_path))
+        // An empty path would contain every path.
+        .filter(|dir| !dir.as_os_str().is_empty())
         .map(real_path)
         .collect();
     if candidates

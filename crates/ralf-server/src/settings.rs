@@ -120,7 +120,13 @@ impl Settings {
             .parent()
             .map(|p| p.join("work"))
             .unwrap_or_else(|| "work".into());
-        let hide = path.parent().map(|p| p.to_path_buf()).into_iter().collect();
+        // The database's directory, when the path has one ("ralf.db" alone has none).
+        let hide = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(|dir| dir.to_path_buf())
+            .into_iter()
+            .collect();
         Settings {
             work_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -1,4 +1,4 @@
--- Semaphore 2.16 parity. Kept column-for-column in step with ../sqlite/0005_parity.sql.
+-- Semaphore 2.16 parity. Kept column-for-column in step with ../sqlite/0006_parity.sql.
 --
 -- Clients know an API token by its id, which in Semaphore is the token itself. Tokens are
 -- still looked up by digest (`id`); the listable id is kept in `sealed_id`, encrypted with the
