@@ -88,6 +88,7 @@ impl Settings {
             .parent()
             .map(|p| p.join("work"))
             .unwrap_or_else(|| "work".into());
+        let data_dir = path.parent().map(|p| p.to_path_buf());
         Settings {
             work_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -100,7 +101,7 @@ impl Settings {
             admin: None,
             exec_path: None,
             sandbox: ralf_exec::SandboxSettings {
-                hide: path.parent().map(|p| p.to_path_buf()).into_iter().collect(),
+                hide: data_dir.into_iter().collect(),
                 ..Default::default()
             },
         }
