@@ -3,7 +3,8 @@
 # dispatch latency, throughput, log ingest (with peak memory), live latency, ansible.
 #
 #   bench/tasks.sh              # everything, default sizes
-#   bench/tasks.sh dispatch     # one of: dispatch throughput ingest live ansible runners
+#   bench/tasks.sh dispatch     # one of: dispatch throughput ingest live ansible runners sandbox
+#   bench/tasks.sh sandbox      # dispatch and ansible with the tasks' sandbox off, then on
 #
 # Needs the Python environment of scripts/python-env.sh (ansible-playbook) for `ansible`.
 set -euo pipefail
@@ -20,3 +21,10 @@ run ingest && $BENCH ingest target/release/ralf 1000000
 run live && $BENCH live 500
 run ansible && PATH="$PWD/.venv/bin:$PATH" ANSIBLE_PYTHON_INTERPRETER="$PWD/.venv/bin/python" $BENCH ansible 5
 run runners && $BENCH runners target/release/ralf 500 8
+if [[ $which == sandbox ]]; then
+    for mode in off on; do
+        RALF_BENCH_SANDBOX=$mode $BENCH dispatch 100
+        RALF_BENCH_SANDBOX=$mode PATH="$PWD/.venv/bin:$PATH" \
+            ANSIBLE_PYTHON_INTERPRETER="$PWD/.venv/bin/python" $BENCH ansible 5
+    done
+fi

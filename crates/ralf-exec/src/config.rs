@@ -66,6 +66,9 @@ pub struct SandboxSettings {
     /// Paths of the server that tasks must not see, besides the work directory, `/tmp` and
     /// the server user's home, which are always hidden: its data directory, its config file.
     pub hide: Vec<PathBuf>,
+    /// Directories every task may read and write, bound at their own paths (none by default;
+    /// not a server setting: for embedding, and for tests that watch tasks run side by side).
+    pub shared: Vec<PathBuf>,
     /// bubblewrap: a name looked up in the system's directories (`/usr/bin`, ...; never the
     /// task's `PATH`) or an absolute path.
     pub bwrap: PathBuf,
@@ -78,6 +81,7 @@ impl Default for SandboxSettings {
             uid: DEFAULT_TASK_UID,
             gid: DEFAULT_TASK_GID,
             hide: Vec::new(),
+            shared: Vec::new(),
             bwrap: "bwrap".into(),
         }
     }

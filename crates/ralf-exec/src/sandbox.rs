@@ -320,6 +320,9 @@ impl Sandbox {
         for dir in self.view.writable() {
             mount(&mut out, &["--bind"], Some(&dir), &dir);
         }
+        for dir in settings.shared.iter().filter(|d| d.is_dir()) {
+            mount(&mut out, &["--bind"], Some(dir), dir);
+        }
         if let Some(passwd) = self.view.passwd(settings) {
             out.extend(["--ro-bind".into(), passwd.into(), "/etc/passwd".into()]);
         }

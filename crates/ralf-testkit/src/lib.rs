@@ -202,6 +202,11 @@ impl TestServer {
         &self.server.as_ref().expect("server running").store
     }
 
+    /// Where the server's tasks run (`<work_dir>/tasks/<id>/`).
+    pub fn work_dir(&self) -> std::path::PathBuf {
+        self._work.path().join("work")
+    }
+
     /// The server's live news of tasks (what WebSocket clients hear), for tests that crowd it.
     pub fn live(&self) -> &ralf_server::dispatch::live::LiveHub {
         &self.server.as_ref().expect("server running").live

@@ -728,9 +728,16 @@ impl Resolver {
 
     fn settings(&self) -> Result<Settings, ConfigError> {
         let data_dir = self.data_dir()?;
+        let database = self.database(&data_dir)?;
+        let mut sandbox = self.sandbox(&data_dir)?;
+        if let DatabaseSettings::Sqlite { path } = &database
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            sandbox.hide.push(std::path::absolute(dir).unwrap_or_else(|_| dir.into()));
+        }
         Ok(Settings {
             listen: self.listen()?,
-            database: self.database(&data_dir)?,
+            database,
             access_key_encryption: self.access_key_encryption()?,
             web_host: match self.find("web_host", "web_host") {
                 Some(found) => found.text()?.trim().to_string(),
@@ -754,7 +761,7 @@ impl Resolver {
             admin: self.admin()?,
             work_dir: data_dir.join("work"),
             exec_path: None,
-            sandbox: self.sandbox(&data_dir)?,
+            sandbox,
             trusted_proxies: self.trusted_proxies()?,
             session_lifetime: match self.find("session_lifetime", "session_lifetime") {
                 Some(found) => found.duration()?,
@@ -769,7 +776,8 @@ impl Resolver {
     }
 
     /// The tasks' sandbox: whether it may be missing, the uid and gid tasks run as, and what
-    /// of the server they must not see (the data directory, the config file).
+    /// of the server they must not see (the data directory, the config file; the SQLite
+    /// database's directory is added by the caller).
     fn sandbox(&self, data_dir: &Path) -> Result<ralf_exec::SandboxSettings, ConfigError> {
         let mut sandbox = ralf_exec::SandboxSettings::default();
         if let Some(found) = self.find("allow_unsandboxed_tasks", "allow_unsandboxed_tasks") {

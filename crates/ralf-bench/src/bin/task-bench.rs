@@ -51,6 +51,23 @@ async fn main() {
     }
 }
 
+/// `RALF_BENCH_SANDBOX=off` runs the tasks without their sandbox (as a machine without
+/// bubblewrap that allows it would), to measure what the sandbox costs; anything else: with it.
+fn sandbox_mode(settings: &mut ralf_server::Settings) {
+    if sandbox_off() {
+        settings.sandbox.bwrap = "/nonexistent/bwrap".into();
+        settings.sandbox.allow_unsandboxed = true;
+    }
+}
+
+fn sandbox_off() -> bool {
+    std::env::var("RALF_BENCH_SANDBOX").is_ok_and(|v| v == "off")
+}
+
+fn sandbox_label() -> &'static str {
+    if sandbox_off() { "sandbox off" } else { "sandbox on" }
+}
+
 struct Setup {
     server: TestServer,
     api: ralf_testkit::Api,
@@ -61,7 +78,11 @@ struct Setup {
 
 async fn setup(parallel: u32) -> Setup {
     let repo = GitRepo::new(&[("echo.sh", "echo ok\n")]);
-    let server = TestServer::start_with(Backend::Sqlite, |s| s.max_parallel_tasks = parallel).await;
+    let server = TestServer::start_with(Backend::Sqlite, |s| {
+        s.max_parallel_tasks = parallel;
+        sandbox_mode(s);
+    })
+    .await;
     let api = server.admin().await;
     let (project, template) = bench_project(
         &api,
@@ -168,7 +189,10 @@ async fn dispatch(n: usize) {
         direct.push(t0.elapsed());
     }
 
-    println!("dispatch: {n} sequential bash tasks (echo ok) from a local git repository, SQLite");
+    println!(
+        "dispatch: {n} sequential bash tasks (echo ok) from a local git repository, SQLite, {}",
+        sandbox_label()
+    );
     println!(
         "  POST to success, median     {}   (p90 {})",
         ms(median(&mut total)),
@@ -389,7 +413,7 @@ async fn ansible(runs: usize) {
     }
 
     // Through ralf.
-    let server = TestServer::start(Backend::Sqlite).await;
+    let server = TestServer::start_with(Backend::Sqlite, sandbox_mode).await;
     let api = server.admin().await;
     let (project, template) = bench_project(
         &api,
@@ -417,7 +441,10 @@ async fn ansible(runs: usize) {
         );
     }
     let (d, t) = (median(&mut direct), median(&mut through));
-    println!("ansible: a 20-task playbook on localhost, median of {runs} runs");
+    println!(
+        "ansible: a 20-task playbook on localhost, median of {runs} runs, {}",
+        sandbox_label()
+    );
     println!("  ansible-playbook directly          {}", ms(d));
     println!(
         "  through ralf (POST to success)     {}   ({:.3}x)",

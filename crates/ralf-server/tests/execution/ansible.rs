@@ -24,13 +24,20 @@ const SITE: &str = r#"- hosts: all
       tags: [other]
 "#;
 
+/// Writes `target` in the task's checkout (a task can write nowhere else) and says whether it
+/// is there.
 const WRITE: &str = r#"- hosts: all
   gather_facts: false
   tasks:
     - name: write the target
       copy:
-        dest: "{{ target }}"
+        dest: "{{ playbook_dir }}/{{ target }}"
         content: "written by ansible\n"
+    - stat:
+        path: "{{ playbook_dir }}/{{ target }}"
+      register: written
+    - debug:
+        msg: "target exists={{ written.stat.exists }}"
 "#;
 
 const STATIC_INVENTORY: &str = "[web]\nweb1 ansible_connection=local\nweb2 ansible_connection=local\n\
@@ -163,11 +170,9 @@ async fn extra_vars_survey_answers_arguments_limit_and_tags_reach_ansible(backen
 
 async fn dry_run_diff_and_debug_change_how_ansible_runs(backend: Backend) {
     let repo = repo();
-    let target_dir = tempfile::tempdir().unwrap();
-    let target = target_dir.path().join("target.txt");
     let server = venv_server(backend, |_| {}).await;
     let project = Project::new(&server, &repo).await;
-    let env = ansible_environment(&project, json!({"target": target})).await;
+    let env = ansible_environment(&project, json!({"target": "target.txt"})).await;
     let template = project
         .template(
             "write",
@@ -182,7 +187,10 @@ async fn dry_run_diff_and_debug_change_how_ansible_runs(backend: Backend) {
         .await;
     assert_eq!(done["status"], "success", "{lines:#?}");
     assert!(has(&lines, " --check --diff -vvvv "), "{lines:#?}");
-    assert!(!target.exists(), "--check writes nothing");
+    assert!(
+        lines.iter().any(|l| l.contains("target exists=False")),
+        "--check writes nothing: {lines:#?}"
+    );
     assert!(has(&lines, "+written by ansible"), "--diff: {lines:#?}");
     assert!(
         has(&lines, "ESTABLISH LOCAL CONNECTION"),
@@ -193,9 +201,9 @@ async fn dry_run_diff_and_debug_change_how_ansible_runs(backend: Backend) {
         .run(json!({"template_id": template, "params": {"diff": true}}))
         .await;
     assert_eq!(done["status"], "success", "{lines:#?}");
-    assert_eq!(
-        std::fs::read_to_string(&target).unwrap(),
-        "written by ansible\n"
+    assert!(
+        lines.iter().any(|l| l.contains("target exists=True")),
+        "{lines:#?}"
     );
     assert!(has(&lines, "+written by ansible"), "--diff: {lines:#?}");
     assert!(!has(&lines, "--check"), "{lines:#?}");

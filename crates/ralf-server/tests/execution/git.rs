@@ -97,17 +97,15 @@ async fn tasks_check_out_the_templates_branch_the_tasks_branch_or_a_commit(backe
 
 /// Each task waits until the other one runs too, so they overlap for sure; each writes a file
 /// into its checkout and lists what it sees.
-const SIDE_BY_SIDE: &str = r#"sync="$1"
-branch=$(git rev-parse --abbrev-ref HEAD)
-other=main; [ "$branch" = main ] && other=feature
+/// Says it is ready, then lists its files once the test says both tasks run (a task sees
+/// nothing outside its own directory: the test writes `go` in the task's `HOME`).
+const SIDE_BY_SIDE: &str = r#"branch=$(git rev-parse --abbrev-ref HEAD)
 echo "written by $branch" > "written-by-$branch.txt"
-touch "$sync/$branch-running"
-for _ in $(seq 1 1500); do [ -e "$sync/$other-running" ] && break; sleep 0.02; done
-[ -e "$sync/$other-running" ] || { echo "the other task never ran alongside"; exit 1; }
+echo "ready $branch"
+for _ in $(seq 1 1500); do [ -e "$HOME/go" ] && break; sleep 0.02; done
+[ -e "$HOME/go" ] || { echo "the other task never ran alongside"; exit 1; }
 echo "dir of $branch: $PWD"
 echo "files of $branch: $(ls | sort | tr '\n' ' ')"
-touch "$sync/$branch-listed"
-for _ in $(seq 1 1500); do [ -e "$sync/$other-listed" ] && break; sleep 0.02; done
 "#;
 
 async fn parallel_tasks_on_two_branches_never_see_each_others_files(backend: Backend) {
@@ -116,7 +114,6 @@ async fn parallel_tasks_on_two_branches_never_see_each_others_files(backend: Bac
     repo.git(&["rm", "-q", "only-main.txt"]);
     repo.commit(&[("only-feature.txt", "f")], "feature files");
     repo.git(&["checkout", "-q", "main"]);
-    let sync = tempfile::tempdir().unwrap();
     let server = TestServer::start(backend).await;
     let project = Project::new(&server, &repo).await;
     let template = project
@@ -124,8 +121,7 @@ async fn parallel_tasks_on_two_branches_never_see_each_others_files(backend: Bac
             "side",
             "bash",
             "side.sh",
-            json!({"allow_parallel_tasks": true, "allow_override_branch_in_task": true,
-                   "arguments": json!([sync.path()]).to_string()}),
+            json!({"allow_parallel_tasks": true, "allow_override_branch_in_task": true}),
         )
         .await;
     let on_main = project
@@ -134,6 +130,12 @@ async fn parallel_tasks_on_two_branches_never_see_each_others_files(backend: Bac
     let on_feature = project
         .start(json!({"template_id": template, "git_branch": "feature"}))
         .await;
+    project.wait_for_line(on_main, "ready main").await;
+    project.wait_for_line(on_feature, "ready feature").await;
+    for task in [on_main, on_feature] {
+        let home = server.work_dir().join(format!("tasks/{task}/home"));
+        std::fs::write(home.join("go"), "").unwrap();
+    }
     let (main_done, main_lines) = project.finish(on_main).await;
     let (feature_done, feature_lines) = project.finish(on_feature).await;
     assert_eq!(main_done["status"], "success", "{main_lines:#?}");

@@ -30,10 +30,23 @@ struct Queue {
 
 impl Queue {
     fn new() -> Queue {
+        let dir = tempfile::tempdir().unwrap();
+        // Tasks see nothing of the machine but this directory, shared with every task (and
+        // writable by the unprivileged user they run as).
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
         Queue {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             repo: GitRepo::new(&[("queued.sh", QUEUED)]),
         }
+    }
+
+    /// Shares the queue's directory with the server's tasks.
+    fn share(&self, settings: &mut ralf_server::Settings) {
+        settings.sandbox.shared.push(self.dir.path().to_path_buf());
     }
 
     /// A template running `queued.sh <dir> <task arguments...>`.
@@ -85,8 +98,12 @@ async fn assert_success(project: &Project, task: i64) {
 }
 
 async fn the_servers_limit_runs_tasks_one_at_a_time_in_order(backend: Backend) {
-    let server = TestServer::start_with(backend, |s| s.max_parallel_tasks = 1).await;
     let queue = Queue::new();
+    let server = TestServer::start_with(backend, |s| {
+        s.max_parallel_tasks = 1;
+        queue.share(s);
+    })
+    .await;
     let project = Project::new(&server, &queue.repo).await;
     // Parallel runs allowed and different templates: only the server's limit holds them back.
     let first_template = queue.template(&project, "one", true).await;
@@ -129,8 +146,8 @@ async fn the_servers_limit_runs_tasks_one_at_a_time_in_order(backend: Backend) {
 }
 
 async fn a_projects_limit_holds_back_only_its_own_tasks(backend: Backend) {
-    let server = TestServer::start(backend).await;
     let queue = Queue::new();
+    let server = TestServer::start_with(backend, |s| queue.share(s)).await;
     let limited = Project::with(&server, &queue.repo.url(), json!({"max_parallel_tasks": 1})).await;
     let free = Project::with(&server, &queue.repo.url(), json!({"name": "free"})).await;
     let limited_template = queue.template(&limited, "limited", true).await;
@@ -163,8 +180,8 @@ async fn a_projects_limit_holds_back_only_its_own_tasks(backend: Backend) {
 }
 
 async fn one_task_per_template_unless_it_allows_parallel_runs(backend: Backend) {
-    let server = TestServer::start(backend).await;
     let queue = Queue::new();
+    let server = TestServer::start_with(backend, |s| queue.share(s)).await;
     let project = Project::new(&server, &queue.repo).await;
     let single = queue.template(&project, "single", false).await;
     let parallel = queue.template(&project, "parallel", true).await;
@@ -196,8 +213,8 @@ fn time(task: &serde_json::Value, field: &str) -> chrono::DateTime<chrono::Fixed
 }
 
 async fn a_new_task_is_picked_up_at_once(backend: Backend) {
-    let server = TestServer::start(backend).await;
     let queue = Queue::new();
+    let server = TestServer::start_with(backend, |s| queue.share(s)).await;
     let project = Project::new(&server, &queue.repo).await;
     let template = queue.template(&project, "quick", false).await;
     // The dispatcher looks every 2 s anyway; twice in a row, each task must start well before
@@ -227,9 +244,9 @@ on_both_backends!(
 /// through both, taken by either, run one at a time, each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limits_hold_across_two_servers() {
-    let a = TestServer::start(Backend::Postgres).await;
-    let b = TestServer::start_on(a.db.shared(), |_| {}).await;
     let queue = Queue::new();
+    let a = TestServer::start_with(Backend::Postgres, |s| queue.share(s)).await;
+    let b = TestServer::start_on(a.db.shared(), |s| queue.share(s)).await;
     let project = Project::with(&a, &queue.repo.url(), json!({"max_parallel_tasks": 1})).await;
     let template = queue.template(&project, "shared", true).await;
     let via_b = ralf_testkit::Api::new(&b.url, project.api.token.clone());

@@ -6,24 +6,51 @@ use std::time::Duration;
 
 use ralf_testkit::{Backend, GitRepo, TestServer, json, on_both_backends};
 
-use crate::common::{Project, has, wait_for_file};
+use crate::common::{Project, has};
 
-/// Starts a background child and waits in the foreground; writes both pids for the test.
-const SLEEPER: &str = r#"sleep 300 &
-echo $! > "$1/child.pid"
-echo $$ > "$1/main.pid"
+/// Starts a background child and waits in the foreground. A task's pids mean nothing outside
+/// its sandbox, so the test finds its processes by their command lines: the script's argument
+/// (unique per test) is in both.
+const SLEEPER: &str = r#"(exec -a "sleeper-child $1" sleep 300) &
 echo "started"
 sleep 300
 "#;
 
 /// Like `SLEEPER`, but deaf to SIGTERM (and so are its children, which inherit that).
 const DEAF: &str = r#"trap '' TERM
-sleep 300 &
-echo $! > "$1/child.pid"
-echo $$ > "$1/main.pid"
+(exec -a "sleeper-child $1" sleep 300) &
 echo "started"
 while true; do sleep 1; done
 "#;
+
+/// Live processes of this machine named `name` whose command line contains `needle`.
+fn processes(name: &str, needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            comm.trim() == name
+                && String::from_utf8_lossy(&cmdline)
+                    .replace('\0', " ")
+                    .contains(needle)
+                && alive(pid)
+        })
+        .collect()
+}
+
+/// The task's script (the first bash running `run.sh` with `marker`) and its background child.
+fn main_and_child(marker: &Path) -> (i32, i32) {
+    let marker = marker.display().to_string();
+    let main = *processes("bash", &format!("run.sh {marker}"))
+        .iter()
+        .min()
+        .expect("the script runs");
+    let child = processes("sleep", &format!("sleeper-child {marker}"));
+    assert_eq!(child.len(), 1, "one background child");
+    (main, child[0])
+}
 
 /// The state letter and process group of a process, from `/proc/<pid>/stat`.
 fn stat(pid: i32) -> Option<(char, i32)> {
@@ -49,12 +76,9 @@ fn alive(pid: i32) -> bool {
     matches!(stat(pid), Some((state, _)) if state != 'Z')
 }
 
-fn pid_in(dir: &Path, name: &str) -> i32 {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+/// The process group of a live process.
+fn group_of(pid: i32) -> i32 {
+    stat(pid).expect("the process runs").1
 }
 
 /// Waits (up to `limit`) until no process of the group is left.
@@ -95,14 +119,11 @@ async fn a_stopped_task_leaves_no_process_behind(backend: Backend) {
     let (project, template, _repo, dir) = sleeper_project(&server, SLEEPER).await;
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let (main, child) = (
-        pid_in(dir.path(), "main.pid"),
-        pid_in(dir.path(), "child.pid"),
-    );
-    assert!(alive(main) && alive(child));
+    let (main, child) = main_and_child(dir.path());
+    let task_group = group_of(main);
     assert_eq!(
-        stat(child).unwrap().1,
-        main,
+        group_of(child),
+        task_group,
         "the child is in the task's group"
     );
     assert_eq!(
@@ -125,9 +146,9 @@ async fn a_stopped_task_leaves_no_process_behind(backend: Backend) {
         "{lines:#?}"
     );
     assert!(
-        wait_group_gone(main, Duration::from_secs(5)).await,
+        wait_group_gone(task_group, Duration::from_secs(5)).await,
         "processes of the task survived: {:?}",
-        group(main)
+        group(task_group)
     );
     assert!(!alive(main) && !alive(child));
     let r = project.post(&format!("tasks/{task}/stop"), json!({})).await;
@@ -144,7 +165,8 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     let (project, template, _repo, dir) = sleeper_project(&server, DEAF).await;
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let main = pid_in(dir.path(), "main.pid");
+    let (main, _) = main_and_child(dir.path());
+    let task_group = group_of(main);
 
     // A polite stop is ignored (SIGTERM is), so the task stays stopping during the grace period.
     let asked = tokio::time::Instant::now();
@@ -162,9 +184,9 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     assert_eq!(project.task(task).await["status"], "stopped", "at once");
     // SIGKILL comes at once, not when the 5 s grace period after SIGTERM is over.
     assert!(
-        wait_group_gone(main, Duration::from_secs(3)).await,
+        wait_group_gone(task_group, Duration::from_secs(3)).await,
         "still running: {:?}",
-        group(main)
+        group(task_group)
     );
     assert!(asked.elapsed() < Duration::from_secs(5));
     let (done, lines) = project.finish(task).await;
@@ -184,18 +206,17 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     );
 
     // Forced from the start: no SIGTERM and no grace period at all.
-    std::fs::remove_file(dir.path().join("main.pid")).unwrap();
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let main = pid_in(dir.path(), "main.pid");
+    let task_group = group_of(main_and_child(dir.path()).0);
     let r = project
         .post(&format!("tasks/{task}/stop"), json!({"force": true}))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(
-        wait_group_gone(main, Duration::from_secs(3)).await,
+        wait_group_gone(task_group, Duration::from_secs(3)).await,
         "still running: {:?}",
-        group(main)
+        group(task_group)
     );
     let lines = project.wait_for_line(task, "killed by signal 9").await;
     assert_eq!(project.task(task).await["status"], "stopped");
@@ -204,29 +225,24 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     server.stop().await;
 }
 
-const BLOCKER: &str = r#"touch "$1/blocker-running"
-while [ ! -e "$1/release" ]; do sleep 0.02; done
+/// Runs until the test writes `release` in the task's `HOME` (all it sees of the machine).
+const BLOCKER: &str = r#"echo "blocker running"
+while [ ! -e "$HOME/release" ]; do sleep 0.02; done
 echo released
 "#;
 
 async fn a_stopped_waiting_task_never_starts(backend: Backend) {
     let server = TestServer::start_with(backend, |s| s.max_parallel_tasks = 1).await;
     let repo = GitRepo::new(&[("block.sh", BLOCKER), ("quick.sh", "echo quick ran\n")]);
-    let dir = tempfile::tempdir().unwrap();
     let project = Project::new(&server, &repo).await;
     let blocker = project
-        .template(
-            "blocker",
-            "bash",
-            "block.sh",
-            json!({"arguments": json!([dir.path()]).to_string()}),
-        )
+        .template("blocker", "bash", "block.sh", json!({}))
         .await;
     let quick = project
         .template("quick", "bash", "quick.sh", json!({}))
         .await;
     let blocking = project.start(json!({"template_id": blocker})).await;
-    wait_for_file(&dir.path().join("blocker-running")).await;
+    project.wait_for_line(blocking, "blocker running").await;
     let held = project.start(json!({"template_id": quick})).await;
     assert_eq!(project.task(held).await["status"], "waiting");
 
@@ -234,7 +250,8 @@ async fn a_stopped_waiting_task_never_starts(backend: Backend) {
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(project.task(held).await["status"], "stopped");
 
-    std::fs::write(dir.path().join("release"), "").unwrap();
+    let home = server.work_dir().join(format!("tasks/{blocking}/home"));
+    std::fs::write(home.join("release"), "").unwrap();
     let (done, lines) = project.finish(blocking).await;
     assert_eq!(done["status"], "success", "{lines:#?}");
     // The queue goes on without it: a later task of the same template runs.
@@ -276,12 +293,12 @@ async fn the_templates_time_limit_ends_the_task_in_error(backend: Backend) {
         lines.last().unwrap(),
         "The task ran longer than its template allows (1 s) and was stopped"
     );
-    let main = pid_in(dir.path(), "main.pid");
-    assert!(
-        wait_group_gone(main, Duration::from_secs(5)).await,
-        "{:?}",
-        group(main)
-    );
+    let marker = dir.path().display().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(processes("bash", &marker).is_empty() && processes("sleep", &marker).is_empty()) {
+        assert!(tokio::time::Instant::now() < deadline, "the task's processes survived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     server.stop().await;
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::RALF;
 
 /// A `ralf server` on `db` with the test admin; `remote` sends every task to runners.
-async fn server(db: &TestDatabase, data: &Path, remote: bool) -> ServerProcess {
+pub(crate) async fn server(db: &TestDatabase, data: &Path, remote: bool) -> ServerProcess {
     let env = [
         ("RALF_DB", db.url()),
         ("RALF_DATA_DIR", data.display().to_string()),
@@ -36,7 +36,7 @@ async fn server(db: &TestDatabase, data: &Path, remote: bool) -> ServerProcess {
 }
 
 /// An API client of `server` logged in as the admin (bearer token).
-async fn admin(server: &ServerProcess) -> Api {
+pub(crate) async fn admin(server: &ServerProcess) -> Api {
     let cookie = server.api(None);
     let r = cookie
         .post(
@@ -54,7 +54,7 @@ async fn admin(server: &ServerProcess) -> Api {
 
 /// A project with a repository at `repo` and a bash template running `script`; returns
 /// `(project_id, template_id)`.
-async fn project(api: &Api, repo: &GitRepo, script: &str, parallel: bool) -> (i64, i64) {
+pub(crate) async fn project(api: &Api, repo: &GitRepo, script: &str, parallel: bool) -> (i64, i64) {
     let id = api
         .create("/api/projects", json!({"name": "cluster"}))
         .await["id"]
@@ -109,7 +109,7 @@ async fn runner_token(api: &Api, name: &str) -> String {
     r.body["token"].as_str().expect("token").to_string()
 }
 
-async fn start_task(api: &Api, project: i64, template: i64) -> i64 {
+pub(crate) async fn start_task(api: &Api, project: i64, template: i64) -> i64 {
     let r = api
         .post(
             &format!("/api/project/{project}/tasks"),
@@ -120,7 +120,7 @@ async fn start_task(api: &Api, project: i64, template: i64) -> i64 {
     r.body["id"].as_i64().unwrap()
 }
 
-async fn wait_status(api: &Api, project: i64, task: i64, want: &[&str], limit: Duration) -> Value {
+pub(crate) async fn wait_status(api: &Api, project: i64, task: i64, want: &[&str], limit: Duration) -> Value {
     let started = Instant::now();
     loop {
         let body = api
@@ -146,16 +146,10 @@ fn path() -> std::ffi::OsString {
 async fn two_servers_and_two_runners_run_200_tasks_exactly_once() {
     let db = TestDatabase::new(Backend::Postgres).await;
     let dirs = tempfile::tempdir().unwrap();
-    let markers = dirs.path().join("markers");
-    std::fs::create_dir(&markers).unwrap();
-    // Each run makes a directory named after its task (the task's own directory is
-    // <work>/tasks/<id>/repo): a second run of the same task would fail to make it.
-    let script = format!(
-        "id=$(basename \"$(dirname \"$PWD\")\")\nmkdir \"{}/$id\" && echo \"$PWD\" > \"{}/$id/where\" && echo ran\n",
-        markers.display(),
-        markers.display()
-    );
-    let repo = GitRepo::new(&[("once.sh", &script)]);
+    // Each run says where it runs (its own directory is <work>/tasks/<id>/repo); a task sees
+    // nothing outside it, so a second run of the same task shows in the task's output only.
+    let script = "echo \"where $PWD\"\necho ran\n";
+    let repo = GitRepo::new(&[("once.sh", script)]);
     let a = server(&db, &dirs.path().join("a"), false).await;
     let b = server(&db, &dirs.path().join("b"), false).await;
     let (api_a, api_b) = (admin(&a).await, admin(&b).await);
@@ -185,7 +179,11 @@ async fn two_servers_and_two_runners_run_200_tasks_exactly_once() {
             1,
             "task {id}: {lines:#?}"
         );
-        let place = std::fs::read_to_string(markers.join(id.to_string()).join("where")).unwrap();
+        let place = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("where "))
+            .expect("the task said where it ran");
+        assert!(place.ends_with(&format!("/tasks/{id}/repo")), "{place}");
         // <some work dir>/tasks/<id>/repo: the work dir says which executor ran it.
         let work = Path::new(place.trim())
             .ancestors()
@@ -194,11 +192,6 @@ async fn two_servers_and_two_runners_run_200_tasks_exactly_once() {
             .to_path_buf();
         *places.entry(work).or_insert(0) += 1;
     }
-    assert_eq!(
-        std::fs::read_dir(&markers).unwrap().count(),
-        200,
-        "each task ran once"
-    );
     // Two servers' own executors and two runners: the work was shared out.
     assert!(places.len() >= 2, "tasks ran in {places:?}");
 }
@@ -507,13 +500,10 @@ async fn a_second_server_on_one_sqlite_file_is_refused() {
 async fn a_lost_runner_s_task_goes_back_to_the_queue_where_the_template_allows() {
     let db = TestDatabase::new(Backend::Postgres).await;
     let dirs = tempfile::tempdir().unwrap();
-    // The first run hangs (its runner is killed under it); the run after that finishes.
-    let marker = dirs.path().join("first-run");
-    let script = format!(
-        "echo begun\nif [ ! -e \"{m}\" ]; then touch \"{m}\"; sleep 120; fi\necho finished\n",
-        m = marker.display()
-    );
-    let repo = GitRepo::new(&[("again.sh", &script)]);
+    // The first run hangs (its runner is killed under it); the run after that finishes. A task
+    // sees nothing outside its own directory, so the script tells the runs apart by where they
+    // run: the first runner's work directory (committed once that runner exists).
+    let repo = GitRepo::new(&[("again.sh", "echo begun\necho finished\n")]);
     let server = server(&db, &dirs.path().join("s"), true).await;
     let api = admin(&server).await;
     let (project, plain) = project(&api, &repo, "again.sh", false).await;
@@ -535,10 +525,20 @@ async fn a_lost_runner_s_task_goes_back_to_the_queue_where_the_template_allows()
         2,
         &path(),
     );
+    let script = format!(
+        "echo begun\ncase \"$PWD\" in {}/*) sleep 120;; esac\necho finished\n",
+        first.work_dir().display()
+    );
+    repo.commit(&[("again.sh", &script)], "the first run hangs");
     let task = start_task(&api, project, template).await;
     wait_status(&api, project, task, &["running"], Duration::from_secs(30)).await;
     let started = Instant::now();
-    while !marker.exists() {
+    while !api
+        .output_lines(project, task)
+        .await
+        .iter()
+        .any(|l| l == "begun")
+    {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the first run never began"

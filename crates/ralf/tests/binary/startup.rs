@@ -154,3 +154,76 @@ async fn without_any_admin_configured_a_password_file_is_written() {
         "{text}"
     );
 }
+
+/// The live processes of this machine named `name` whose command line contains `needle`.
+fn processes(name: &str, needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z');
+            comm.trim() == name
+                && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle)
+                && !zombie
+        })
+        .collect()
+}
+
+/// A task outlives the server's idle threads (its sandbox dies with the thread that started
+/// it, so that thread must be one that lives as long as the server), dies with the server when
+/// it is killed with SIGKILL, and the restarted server removes its directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_leaves_no_task_process_and_no_task_directory() {
+    use crate::cluster::{admin, project, server, start_task, wait_status};
+    use std::time::{Duration, Instant};
+
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let data = dirs.path().join("data");
+    let repo = ralf_testkit::GitRepo::new(&[(
+        "long.sh",
+        "echo started\nsleep 12\necho survived\nsleep 306\necho never\n",
+    )]);
+    let first = server(&db, &data, false).await;
+    let api = admin(&first).await;
+    let (project, template) = project(&api, &repo, "long.sh", false).await;
+    let task = start_task(&api, project, template).await;
+    wait_status(&api, project, task, &["running"], Duration::from_secs(30)).await;
+    // Past the 10 s after which an idle runtime thread ends.
+    let started = Instant::now();
+    loop {
+        let lines = api.output_lines(project, task).await;
+        if lines.iter().any(|l| l == "survived") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the task did not get past 12 s: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sleeping = processes("sleep", "306");
+    assert_eq!(sleeping.len(), 1, "the task's sleep runs");
+    let task_dir = data.join("work/tasks").join(task.to_string());
+    assert!(task_dir.join("repo/long.sh").is_file());
+
+    first.kill();
+    let killed = Instant::now();
+    while !processes("sleep", "306").is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "the task's process outlived the server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let second = server(&db, &data, false).await;
+    assert!(!task_dir.exists(), "the restarted server removed the task's directory");
+    let api = admin(&second).await;
+    let ended = wait_status(&api, project, task, &["error"], Duration::from_secs(30)).await;
+    assert_eq!(ended["status"], "error");
+}
