@@ -488,7 +488,13 @@ async fn a_repository_inside_the_work_or_data_directory_is_not_fetched() {
     config.private_dirs = vec![data.path().to_path_buf()];
     // Task 1 fills the cache of `repo-1`; task 2's repository is that cache.
     assert_eq!(
-        run(&repo.job(1, App::Bash, "x.sh"), &config, &Lines::default(), &Control::new()).await,
+        run(
+            &repo.job(1, App::Bash, "x.sh"),
+            &config,
+            &Lines::default(),
+            &Control::new()
+        )
+        .await,
         Outcome::Success
     );
     let refused = "git_url points into ralf's own data or work directory (cached clones, other \
