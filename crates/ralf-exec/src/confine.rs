@@ -22,7 +22,11 @@ use crate::process::Abort;
 
 /// The checkout's directory `path` (relative to the checkout's root; empty: the root itself),
 /// which must exist inside the checkout. `field` names it in messages.
-pub(crate) fn directory(checkout: &Path, path: Option<&str>, field: &str) -> Result<PathBuf, Abort> {
+pub(crate) fn directory(
+    checkout: &Path,
+    path: Option<&str>,
+    field: &str,
+) -> Result<PathBuf, Abort> {
     let path = path.map(str::trim).unwrap_or_default();
     if path.is_empty() {
         return Ok(checkout.to_path_buf());

@@ -412,11 +412,13 @@ impl Git<'_> {
     }
 
     /// Whether `ancestor` is reachable from `descendant` (`git merge-base --is-ancestor`).
-    async fn is_ancestor(&self, cwd: &Path, ancestor: &str, descendant: &str) -> Result<bool, Abort> {
-        let spec = self.spec(
-            cwd,
-            &["merge-base", "--is-ancestor", ancestor, descendant],
-        );
+    async fn is_ancestor(
+        &self,
+        cwd: &Path,
+        ancestor: &str,
+        descendant: &str,
+    ) -> Result<bool, Abort> {
+        let spec = self.spec(cwd, &["merge-base", "--is-ancestor", ancestor, descendant]);
         let mut ignored = Vec::new();
         let exit = process::run(self.ctx, &spec, Some(&mut ignored)).await?;
         match exit.check("git") {

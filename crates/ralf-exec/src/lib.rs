@@ -169,7 +169,11 @@ async fn run_task(
 /// The working directory, after checking that it and the paths the job names in it (playbook,
 /// script or Terraform directory; inventory file) stay inside the checkout (see `confine`).
 fn confine_paths(job: &Job, checkout: &std::path::Path) -> Result<std::path::PathBuf, Abort> {
-    let wd = job.working_directory.as_deref().map(str::trim).unwrap_or_default();
+    let wd = job
+        .working_directory
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default();
     let cwd = confine::directory(checkout, Some(wd), "working directory")?;
     let playbook = match job.app {
         App::Ansible => "playbook",

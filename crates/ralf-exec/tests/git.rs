@@ -440,6 +440,34 @@ async fn tags_missing_branches_and_the_default_branch() {
     );
     assert!(lines.has("later"), "{}", lines.all());
 
+    // A commit on the default branch, and one on a branch that is not the default.
+    let tagged = repo.git(&["rev-parse", "v1.0"]).trim().to_string();
+    job.repository.commit = Some(tagged.clone());
+    let lines = Lines::default();
+    assert_eq!(
+        run(&job, &config, &lines, &Control::new()).await,
+        Outcome::Success
+    );
+    assert!(lines.has("tagged"), "{}", lines.all());
+    assert!(
+        lines.texts().iter().any(|l| l.starts_with(&format!(
+            "Checked out commit {tagged} of the remote's default branch"
+        ))),
+        "{}",
+        lines.all()
+    );
+    repo.git(&["checkout", "-q", "-b", "side"]);
+    repo.write("t.sh", "echo side\n");
+    let side = repo.commit("side").trim().to_string();
+    repo.git(&["checkout", "-q", "main"]);
+    job.repository.commit = Some(side.clone());
+    let outcome = run(&job, &config, &Lines::default(), &Control::new()).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed(m) if m.starts_with(&format!("commit {side} is not on the remote's default branch"))),
+        "{outcome:?}"
+    );
+    job.repository.commit = None;
+
     job.repository.branch = "nope".into();
     let lines = Lines::default();
     let outcome = run(&job, &config, &lines, &Control::new()).await;
@@ -484,7 +512,13 @@ async fn a_repository_inside_the_work_or_data_directory_is_not_fetched() {
     config.sandbox.hide = vec![data.path().to_path_buf()];
     // Task 1 fills the cache of `repo-1`; task 2's repository is that cache.
     assert_eq!(
-        run(&repo.job(1, App::Bash, "x.sh"), &config, &Lines::default(), &Control::new()).await,
+        run(
+            &repo.job(1, App::Bash, "x.sh"),
+            &config,
+            &Lines::default(),
+            &Control::new()
+        )
+        .await,
         Outcome::Success
     );
     let refused = "git_url points into ralf's own data or work directory (cached clones, other \
