@@ -306,7 +306,7 @@ def test_story_login_token_project_resources_and_a_waiting_task(settings, transc
     assert token.id, "the token's id is the bearer secret and must come back"
     assert token.expired is False
     tokens = UserApi(cookie_client).user_tokens_get()
-    assert any(t.id == token.id or t.name == token_name for t in tokens), "new token is not in the token list"
+    assert any(t.id == token.id for t in tokens), "the new token is not listed by its id"
 
     # client behaviour: every configured credential is sent on every call, so a
     # fresh client holding only the token is how we "switch" to bearer.
@@ -416,7 +416,16 @@ def test_story_login_token_project_resources_and_a_waiting_task(settings, transc
     assert any("example.invalid" in line for line in output[1:]), (
         f"the output does not say which repository failed: {output}")
 
-    # -- 10. no secret ever came back --------------------------------------------
+    # -- 10. the task is deleted, the token expired, the project deleted ---------
+    tasks.project_project_id_tasks_task_id_delete(pid, task.id)
+    assert task.id not in [t.id for t in tasks.project_project_id_tasks_get(pid)]
+    project_api.project_project_id_delete(pid)
+    assert pid not in [p.id for p in project_api.projects_get()]
+    UserApi(cookie_client).user_tokens_api_token_id_delete(token.id)
+    expired = [t for t in UserApi(cookie_client).user_tokens_get() if t.id == token.id]
+    assert expired and expired[0].expired, "the deleted token is not listed as expired"
+
+    # -- 11. no secret ever came back --------------------------------------------
     assert transcript, "nothing was recorded"
     for secret, what in ((key_password, "the login_password key's password"),
                          (env_secret, "the environment secret's value")):

@@ -1,7 +1,9 @@
-//! Semaphore's own Python client (`python-semaphore-client` from PyPI, generated from
-//! Semaphore's 2.16.14 spec) drives a real `ralf server`: the story in
-//! `tests/interop/test_semaphore_client.py`. What the client gets wrong by itself, and the one
-//! workaround for it, are described at the top of that file.
+//! Two Semaphore clients from PyPI, as shipped, drive a real `ralf server`: Semaphore's own
+//! generated Python client (`python-semaphore-client`, from Semaphore's 2.16.14 spec), the story
+//! in `tests/interop/test_semaphore_client.py` (what the client gets wrong by itself, and the one
+//! workaround for it, are described at the top of that file), and the hand-written command-line
+//! client `semacli`, the whole workflow in `tests/interop/test_semacli.py`. The server finds
+//! ansible-playbook in the same environment.
 //!
 //! Needs the Python environment of `scripts/python-env.sh` (`scripts/test` prepares it).
 
@@ -20,7 +22,7 @@ fn repo_root() -> PathBuf {
 }
 
 #[tokio::test]
-async fn semaphore_python_client_runs_its_story_against_ralf() {
+async fn semaphore_clients_from_pypi_run_their_stories_against_ralf() {
     let root = repo_root();
     let venv = std::env::var("RALF_VENV")
         .map(PathBuf::from)
@@ -42,6 +44,12 @@ async fn semaphore_python_client_runs_its_story_against_ralf() {
             ralf_testkit::TEST_ENCRYPTION_KEY.to_string(),
         ),
     ];
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [env.as_slice(), &[("PATH", path)]].concat();
     let server = ServerProcess::start(RALF, &env, &[]).await;
     let out = Command::new(&pytest)
         .args(["-q", "-p", "no:cacheprovider", "tests/interop"])
@@ -58,7 +66,7 @@ async fn semaphore_python_client_runs_its_story_against_ralf() {
     );
     assert!(out.status.success(), "pytest failed:\n{report}");
     assert!(
-        report.contains("passed") && !report.contains("skipped"),
+        report.contains(" passed") && !report.contains("skipped") && !report.contains("failed"),
         "{report}"
     );
     server.terminate();
