@@ -1,5 +1,6 @@
 //! Request extractors whose failures speak the API's error shape: JSON bodies and path ids.
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
@@ -7,15 +8,24 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body; malformed JSON, wrong types and missing fields are 400s that say which.
+/// A JSON body; malformed JSON, wrong types, missing fields and NUL characters in strings are
+/// 400s that say which.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let req = Request::from_parts(parts, Body::from(bytes.clone()));
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Ok(axum::Json(value)) => {
+                ralf_core::validate::no_nul_in_json(&bytes)?;
+                Ok(JsonBody(value))
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
                 "the body must be JSON (Content-Type: application/json)",
             )),
@@ -46,13 +56,14 @@ impl<E: std::error::Error> InnerText for E {
     }
 }
 
-/// Path parameters (ids); a non-numeric id is a 400 that names the parameter.
+/// Path parameters (ids); a non-numeric id or a NUL character is a 400 that names the parameter.
 pub struct Ids<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        ralf_core::validate::no_nul_in_url(parts.uri.path(), None)?;
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(Ids(value)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::bad_request(
@@ -63,13 +74,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> 
     }
 }
 
-/// Query parameters; a wrong type is a 400 that names the parameter.
+/// Query parameters; a wrong type or a NUL character is a 400 that names the parameter.
 pub struct Params<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        ralf_core::validate::no_nul_in_url("", parts.uri.query())?;
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Params(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(

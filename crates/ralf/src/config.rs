@@ -690,6 +690,7 @@ impl Resolver {
             },
             admin: self.admin()?,
             work_dir: data_dir.join("work"),
+            data_dir,
             exec_path: None,
         })
     }

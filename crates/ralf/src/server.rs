@@ -7,10 +7,13 @@ use anyhow::Context;
 use ralf_server::{AdminBootstrap, DatabaseSettings, Settings};
 
 use crate::config::{self, ServerFlags};
+use crate::data_dir;
 
 pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
     init_logging();
     let mut settings = config::load_from_process_env(flags)?;
+    data_dir::prepare(&settings.data_dir)?;
+    data_dir::use_access_key(&mut settings.access_key_encryption, &settings.data_dir)?;
     if settings.admin.is_none() {
         settings.admin = first_admin_if_none(&settings).await?;
     }

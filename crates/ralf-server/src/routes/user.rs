@@ -47,9 +47,11 @@ async fn create_token(
     let request: ApiTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ApiTokenRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        let request = serde_json::from_slice(&body).map_err(|e| {
             crate::error::ApiError::bad_request(format!("invalid request body: {e}"))
-        })?
+        })?;
+        ralf_core::validate::no_nul_in_json(&body)?;
+        request
     };
     ralf_core::validate::short_text("name", &request.name)?;
     let token = ralf_core::token::generate();

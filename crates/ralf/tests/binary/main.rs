@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod interop;
 mod migrate;
+mod secrets;
 mod startup;
 
 pub const RALF: &str = env!("CARGO_BIN_EXE_ralf");
