@@ -81,7 +81,8 @@ fuzz() {
     local status=0
     # Expiring the token, deleting the admin or changing its password would only log the
     # fuzzer out for the rest of the run (401s), not find anything.
-    "$venv/bin/schemathesis" --config-file "$root/tests/fuzz/schemathesis.toml" \
+    # Run from the throwaway directory: the tool keeps a cache where it runs.
+    (cd "$work" && "$venv/bin/schemathesis" --config-file "$root/tests/fuzz/schemathesis.toml" \
         run "$url/api/openapi.json" \
         --checks not_a_server_error \
         --header "Authorization: Bearer $token" \
@@ -94,7 +95,7 @@ fuzz() {
         --exclude-name 'POST /api/users/{user_id}/password' \
         --exclude-name 'PUT /api/users/{user_id}' \
         --suppress-health-check all --no-color \
-        --report junit --report-dir "$work/report" || status=$?
+        --report junit --report-dir "$work/report") || status=$?
     if grep -q "request failed" "$work/$backend-server.log"; then
         echo "fuzz-api: the server logged internal errors:" >&2
         grep "request failed" "$work/$backend-server.log" | sort | uniq -c | sort -rn | head -20 >&2
