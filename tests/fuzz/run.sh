@@ -15,7 +15,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
-examples="${FUZZ_EXAMPLES:-15}"
+examples="${FUZZ_EXAMPLES:-10}"
 backends=("$@")
 [[ ${#backends[@]} -gt 0 ]] || backends=(sqlite postgres)
 pg_url="${RALF_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -73,9 +73,23 @@ fuzz() {
     local token
     token="$(curl -fs -b "$work/cookies" -X POST "$url/api/user/tokens" |
         "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-    # Something for the project routes to find.
-    curl -fs -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -d '{"name": "fuzz"}' "$url/api/projects" >/dev/null
+    # One of each object, with id 1, for the routes of project 1 to find (see schemathesis.toml).
+    seed() {
+        curl -fsS -o /dev/null -H "Authorization: Bearer $token" \
+            -H 'Content-Type: application/json' -d "$2" "$url/api$1"
+    }
+    local p=/project/1
+    seed /projects '{"name": "fuzz"}'
+    seed $p/keys '{"name": "none", "type": "none", "project_id": 1}'
+    seed $p/repositories '{"name": "repo", "project_id": 1, "git_url": "https://example.invalid/r.git", "git_branch": "main", "ssh_key_id": 1}'
+    seed $p/inventory '{"name": "inv", "project_id": 1, "type": "static", "inventory": "localhost"}'
+    seed $p/environment '{"name": "env", "project_id": 1, "json": "{}", "env": "{}"}'
+    seed $p/views '{"title": "view", "project_id": 1, "position": 0}'
+    seed $p/templates '{"name": "tpl", "project_id": 1, "app": "bash", "playbook": "run.sh", "repository_id": 1, "inventory_id": 1, "environment_id": 1}'
+    seed $p/schedules '{"name": "sch", "project_id": 1, "template_id": 1, "cron_format": "0 0 1 1 *", "active": false}'
+    seed $p/tasks '{"template_id": 1}'
+    seed /runners '{"name": "runner"}'
+    seed $p/runners '{"name": "project runner"}'
 
     echo "fuzz-api: $backend, $examples examples per operation"
     local status=0

@@ -86,7 +86,8 @@ impl SecretCipher {
 
     /// Whether `check` was made by [`SecretCipher::key_check`] under this key.
     pub fn opens_key_check(&self, check: &str) -> bool {
-        self.decrypt(check).is_ok_and(|text| text == KEY_CHECK_PLAINTEXT)
+        self.decrypt(check)
+            .is_ok_and(|text| text == KEY_CHECK_PLAINTEXT)
     }
 
     /// A stored secret in this key's form or, failing that, in the keyless form (plain

@@ -86,7 +86,9 @@ pub fn no_nul_in_json(body: &[u8]) -> Checked<()> {
         .and_then(|value| nul_path(&value, String::new()))
         .unwrap_or_default();
     let field = if field.is_empty() { "the body" } else { &field };
-    invalid(format!("{field} must not contain a NUL character (\\u0000)"))
+    invalid(format!(
+        "{field} must not contain a NUL character (\\u0000)"
+    ))
 }
 
 /// Whether a JSON text holds the escape `\u0000` (not a `\\` followed by `u0000`).
@@ -137,7 +139,11 @@ pub fn no_nul_in_url(path: &str, query: Option<&str>) -> Checked<()> {
     }
     for pair in query.unwrap_or_default().split('&') {
         if pair.contains("%00") {
-            let name = pair.split('=').next().unwrap_or_default().replace("%00", "");
+            let name = pair
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .replace("%00", "");
             return invalid(format!(
                 "query parameter {name:?} must not contain a NUL character (%00)"
             ));

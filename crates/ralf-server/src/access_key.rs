@@ -19,9 +19,7 @@ pub async fn adopt(store: &Store, cipher: &SecretCipher) -> anyhow::Result<()> {
     let check = store.key_check().await?;
     if !cipher.is_encrypting() {
         if check.is_some() {
-            bail!(
-                "this database's secrets are sealed under an access key, but none is configured"
-            );
+            bail!("this database's secrets are sealed under an access key, but none is configured");
         }
         tracing::warn!(
             "no access_key_encryption is set: secrets are stored base64-encoded only; \

@@ -64,8 +64,9 @@ pub fn use_access_key(access_key: &mut Option<String>, data_dir: &Path) -> anyho
                     key
                 }
                 // Another process generated it meanwhile.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(&file)?
-                    .with_context(|| format!("{} vanished", file.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read_key(&file)?.with_context(|| format!("{} vanished", file.display()))?
+                }
                 Err(e) => return Err(e).with_context(|| format!("writing {}", file.display())),
             }
         }

@@ -486,7 +486,11 @@ mod tests {
         };
         let r = request(serde_json::json!({"environment": r#"{"token": "s3cret", "x": 1}"#}));
         let fields = r.fields(&rules).unwrap();
-        assert!(!fields.environment.contains("s3cret"), "{}", fields.environment);
+        assert!(
+            !fields.environment.contains("s3cret"),
+            "{}",
+            fields.environment
+        );
         assert!(fields.environment.contains("\"x\""));
         assert_eq!(fields.secret.as_deref(), Some(r#"{"token":"s3cret"}"#));
 
@@ -497,7 +501,10 @@ mod tests {
         assert_eq!(secret, r#"{"token":"new","y":"z"}"#);
 
         let r = request(serde_json::json!({"environment": r#"{ "x": 1 }"#}));
-        assert_eq!(r.fields(&rules).unwrap_err().0, "survey variable token is required");
+        assert_eq!(
+            r.fields(&rules).unwrap_err().0,
+            "survey variable token is required"
+        );
         let fields = request(serde_json::json!({"environment": r#"{ "x": 1 }"#}))
             .fields(&NO_RULES)
             .unwrap();

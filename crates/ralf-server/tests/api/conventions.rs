@@ -126,7 +126,10 @@ async fn nul_characters_are_refused_with_the_field_named(backend: Backend) {
         .send_raw(Method::POST, "/api/projects", r#"{"name": "a\u0000b"}"#)
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    assert_eq!(r.body["error"], "name must not contain a NUL character (\\u0000)");
+    assert_eq!(
+        r.body["error"],
+        "name must not contain a NUL character (\\u0000)"
+    );
     let project = admin
         .create("/api/projects", serde_json::json!({"name": "p"}))
         .await["id"]
@@ -163,7 +166,11 @@ async fn nul_characters_are_refused_with_the_field_named(backend: Backend) {
         .get(&format!("/api/project/{project}/tasks?sort=id%00"))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    assert!(r.text.contains("query parameter \\\"sort\\\""), "{}", r.text);
+    assert!(
+        r.text.contains("query parameter \\\"sort\\\""),
+        "{}",
+        r.text
+    );
     let r = admin.delete("/api/user/tokens/abc%00def").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     server.stop().await;

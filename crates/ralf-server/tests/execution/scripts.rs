@@ -229,7 +229,10 @@ async fn variables_secrets_and_survey_answers_reach_scripts_and_secrets_are_mask
         .get(&format!("/api/project/{}/tasks", project.id))
         .await
         .text;
-    assert!(!listed.contains(DEPLOY_PASS), "the task list shows a secret");
+    assert!(
+        !listed.contains(DEPLOY_PASS),
+        "the task list shows a secret"
+    );
     server.stop().await;
 }
 

@@ -94,7 +94,9 @@ struct Project {
 /// A project whose `check` template prints `env-ok` when it gets the environment secret and
 /// `answer-ok` when it gets the secret survey answer; `hold` sleeps.
 async fn project(api: &Api, repo: &GitRepo) -> Project {
-    let id = api.create("/api/projects", json!({"name": "secrets"})).await["id"]
+    let id = api
+        .create("/api/projects", json!({"name": "secrets"}))
+        .await["id"]
         .as_i64()
         .unwrap();
     let base = format!("/api/project/{id}");
@@ -106,11 +108,13 @@ async fn project(api: &Api, repo: &GitRepo) -> Project {
         )
         .await,
     );
-    let repository = id_of(api.create(
-        &format!("{base}/repositories"),
-        json!({"name": "repo", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
-    )
-    .await);
+    let repository = id_of(
+        api.create(
+            &format!("{base}/repositories"),
+            json!({"name": "repo", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
+        )
+        .await,
+    );
     let inventory = id_of(
         api.create(
             &format!("{base}/inventory"),
@@ -254,7 +258,12 @@ async fn secrets_at_rest_and_key_rotation(backend: Backend) {
     let sealed = sealed_secret(&settings, &p).await;
     let b64 = base64::engine::general_purpose::STANDARD;
     assert_ne!(sealed, b64.encode(ENV_SECRET));
-    assert!(!b64.decode(&sealed).unwrap().windows(6).any(|w| w == b"secret"));
+    assert!(
+        !b64.decode(&sealed)
+            .unwrap()
+            .windows(6)
+            .any(|w| w == b"secret")
+    );
     let first = SecretCipher::new(Some(&first_key)).unwrap();
     assert_eq!(first.decrypt(&sealed).unwrap(), ENV_SECRET);
 
