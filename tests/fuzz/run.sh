@@ -8,7 +8,8 @@
 #
 # The server runs with use_remote_runner, and no runner is registered: tasks the fuzzer creates
 # are stored and queued but never run, so no generated repository, playbook or script ever
-# reaches git or a shell on this machine. Nothing else is left out.
+# reaches git or a shell on this machine. Left out: only the five operations that would log the
+# fuzzer out or take its admin rights (see below).
 # Needs: python3 (venv), curl; PostgreSQL at RALF_TEST_PG_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres) for the PostgreSQL run.
 set -euo pipefail
