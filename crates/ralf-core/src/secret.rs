@@ -1,7 +1,8 @@
 //! Secrets at rest in Semaphore's `access_key_encryption` format: AES-256-GCM under a 32-byte
 //! key, a random 12-byte nonce prepended to the ciphertext, the whole base64-encoded. Without a
-//! key, Semaphore stores the plaintext base64-encoded; ralf reads and writes that form too, so a
-//! Semaphore database or backup can be imported either way.
+//! key, Semaphore stores the plaintext base64-encoded; ralf reads that form too (a database
+//! written so is re-sealed under a key when a server first starts on it). Also the key check
+//! that tells whether a key is the one a database's secrets were sealed with, and new keys.
 
 use aes_gcm::aead::{Aead, KeyInit, OsRng};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
@@ -9,6 +10,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 const NONCE_LEN: usize = 12;
+
+/// What the key check seals: a database's check opens to this under its key only.
+const KEY_CHECK_PLAINTEXT: &str = "ralf access key check";
+
+/// A new random key in the configured form: base64 of 32 bytes.
+pub fn generate_key() -> String {
+    B64.encode(Aes256Gcm::generate_key(&mut OsRng))
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
@@ -68,6 +77,29 @@ impl SecretCipher {
                 B64.encode(out)
             }
         }
+    }
+
+    /// A fresh key check for this key (random each time, like every sealed value).
+    pub fn key_check(&self) -> String {
+        self.encrypt(KEY_CHECK_PLAINTEXT)
+    }
+
+    /// Whether `check` was made by [`SecretCipher::key_check`] under this key.
+    pub fn opens_key_check(&self, check: &str) -> bool {
+        self.decrypt(check)
+            .is_ok_and(|text| text == KEY_CHECK_PLAINTEXT)
+    }
+
+    /// A stored secret in this key's form or, failing that, in the keyless form (plain
+    /// base64, as a database that never had a key holds it).
+    pub fn decrypt_or_keyless(&self, stored: &str) -> Result<String, SecretError> {
+        self.decrypt(stored).or_else(|error| {
+            if self.cipher.is_some() {
+                SecretCipher { cipher: None }.decrypt(stored)
+            } else {
+                Err(error)
+            }
+        })
     }
 
     pub fn decrypt(&self, stored: &str) -> Result<String, SecretError> {
@@ -136,6 +168,20 @@ mod tests {
         let c = SecretCipher::new(None).unwrap();
         assert_eq!(c.encrypt("abc"), "YWJj");
         assert_eq!(c.decrypt("YWJj").unwrap(), "abc");
+    }
+
+    #[test]
+    fn key_checks_open_under_their_key_only() {
+        let key = generate_key();
+        assert_ne!(key, generate_key());
+        let c = SecretCipher::new(Some(&key)).unwrap();
+        let other = SecretCipher::new(Some(KEY)).unwrap();
+        assert!(c.opens_key_check(&c.key_check()));
+        assert!(!other.opens_key_check(&c.key_check()));
+        assert!(!c.opens_key_check(&c.encrypt("something else")));
+        let keyless = SecretCipher::new(None).unwrap().encrypt("old secret");
+        assert_eq!(c.decrypt_or_keyless(&keyless).unwrap(), "old secret");
+        assert_eq!(c.decrypt_or_keyless(&c.encrypt("new")).unwrap(), "new");
     }
 
     #[test]

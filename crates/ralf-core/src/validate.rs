@@ -109,9 +109,117 @@ pub fn inside_repository_from(field: &str, base: &str, path: &str) -> Checked<()
     Ok(())
 }
 
+/// A JSON request body must not carry a NUL character in any string (PostgreSQL cannot store
+/// one in text, and no field has a use for it): the message names the first field that does,
+/// as a path like `params.tags[1]`. The bytes are scanned for the `\u0000` escape (the only way
+/// JSON writes NUL); only a body that has one is parsed again to find the field.
+pub fn no_nul_in_json(body: &[u8]) -> Checked<()> {
+    if !has_nul_escape(body) {
+        return Ok(());
+    }
+    let field = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| nul_path(&value, String::new()))
+        .unwrap_or_default();
+    let field = if field.is_empty() { "the body" } else { &field };
+    invalid(format!(
+        "{field} must not contain a NUL character (\\u0000)"
+    ))
+}
+
+/// Whether a JSON text holds the escape `\u0000` (not a `\\` followed by `u0000`).
+fn has_nul_escape(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// The path of the first string (or object key) in `value` that holds a NUL.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0').then_some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let path = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            if key.contains('\0') {
+                return Some(path.replace('\0', "\\u0000"));
+            }
+            nul_path(item, path)
+        }),
+        _ => None,
+    }
+}
+
+/// A query string or path must not carry a NUL character (`%00`): the message names the query
+/// parameter, or `path` when it is in the path.
+pub fn no_nul_in_url(path: &str, query: Option<&str>) -> Checked<()> {
+    if path.contains("%00") {
+        return invalid("the path must not contain a NUL character (%00)");
+    }
+    for pair in query.unwrap_or_default().split('&') {
+        if pair.contains("%00") {
+            let name = pair
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .replace("%00", "");
+            return invalid(format!(
+                "query parameter {name:?} must not contain a NUL character (%00)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`no_nul_in_json`] for a body already parsed.
+pub fn no_nul_in_value(value: &serde_json::Value) -> Checked<()> {
+    match nul_path(value, String::new()) {
+        None => Ok(()),
+        Some(field) => {
+            let field = if field.is_empty() { "the body" } else { &field };
+            invalid(format!("{field} must not contain a NUL character (\\u0000)"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_characters_are_found_and_named() {
+        assert!(no_nul_in_json(br#"{"name": "a\\u0000b", "x": [1]}"#).is_ok());
+        let e = no_nul_in_json(br#"{"name": "web", "params": {"tags": ["a", "b\u0000"]}}"#);
+        assert_eq!(
+            e.unwrap_err().0,
+            "params.tags[1] must not contain a NUL character (\\u0000)"
+        );
+        let e = no_nul_in_json(br#"{"a\u0000": 1}"#).unwrap_err().0;
+        assert!(e.starts_with("a\\u0000 must not"), "{e}");
+        assert!(no_nul_in_url("/api/x", Some("sort=name&order=asc")).is_ok());
+        assert_eq!(
+            no_nul_in_url("/api/x", Some("sort=a%00b")).unwrap_err().0,
+            "query parameter \"sort\" must not contain a NUL character (%00)"
+        );
+        assert!(no_nul_in_url("/api/user/tokens/a%00", None).is_err());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

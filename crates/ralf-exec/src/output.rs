@@ -1,5 +1,5 @@
-//! The output pipeline: bytes from a pipe → lines (split at 64 KiB) → lossy UTF-8 → secrets
-//! masked → stamped with the time → the sink. ralf's own lines take the same path.
+//! The output pipeline: bytes from a pipe → lines (split at 64 KiB) → lossy UTF-8 (NUL
+//! replaced too) → secrets masked → stamped with the time → the sink. ralf's own lines take the same path.
 
 use std::borrow::Cow;
 
@@ -158,12 +158,28 @@ impl<'a> Out<'a> {
         let masked = self.masker.mask(line);
         self.sink.line(OutputLine {
             time: Utc::now(),
-            text: String::from_utf8_lossy(&masked).into_owned(),
+            text: storable(String::from_utf8_lossy(&masked).into_owned()),
         });
     }
 
     pub(crate) fn checked_out(&self, info: &CheckoutInfo) {
-        self.sink.checked_out(info);
+        self.sink.checked_out(&CheckoutInfo {
+            commit_hash: info.commit_hash.clone(),
+            commit_message: storable(info.commit_message.clone()),
+        });
+    }
+}
+
+/// What replaces a NUL character in the output.
+pub const NUL_REPLACEMENT: char = '\u{FFFD}';
+
+/// Text every database can store: a NUL character (which PostgreSQL refuses in text) becomes
+/// [`NUL_REPLACEMENT`], as invalid UTF-8 does.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', &NUL_REPLACEMENT.to_string())
+    } else {
+        text
     }
 }
 
@@ -248,6 +264,15 @@ mod tests {
         buf.extend_from_slice("é".as_bytes());
         let cut = m.split_point(&buf, MAX_LINE);
         assert!(std::str::from_utf8(&buf[..cut]).is_ok());
+    }
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        let lines = std::sync::Mutex::new(Vec::new());
+        let sink = |line: OutputLine| lines.lock().unwrap().push(line.text);
+        let out = Out::new(&sink, Masker::new([]));
+        out.bytes(b"a\0b\xff");
+        assert_eq!(lines.lock().unwrap().as_slice(), ["a\u{FFFD}b\u{FFFD}"]);
     }
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {

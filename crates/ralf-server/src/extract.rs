@@ -10,9 +10,10 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// A JSON body; malformed JSON, wrong types and missing fields are 400s that say which.
-/// Object members whose value is `null` are dropped before the body is read, at every depth:
-/// Semaphore's Go server reads `null` as the zero value, so clients send it for "not given".
+/// A JSON body; malformed JSON, wrong types, missing fields and NUL characters in strings are
+/// 400s that say which. Object members whose value is `null` are dropped before the body is
+/// read, at every depth: Semaphore's Go server reads `null` as the zero value, so clients send
+/// it for "not given".
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -59,8 +60,10 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
-/// Reads a parsed body into `T`, its `null` members dropped first; errors name the field.
+/// Reads a parsed body into `T`: NUL characters refused, `null` members dropped; errors name
+/// the field.
 fn read_body<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
+    ralf_core::validate::no_nul_in_value(&value)?;
     drop_null_members(&mut value);
     serde_path_to_error::deserialize(value)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
@@ -101,13 +104,14 @@ impl<E: std::error::Error> InnerText for E {
     }
 }
 
-/// Path parameters (ids); a non-numeric id is a 400 that names the parameter.
+/// Path parameters (ids); a non-numeric id or a NUL character is a 400 that names the parameter.
 pub struct Ids<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        ralf_core::validate::no_nul_in_url(parts.uri.path(), None)?;
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(Ids(value)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::bad_request(
@@ -118,13 +122,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> 
     }
 }
 
-/// Query parameters; a wrong type is a 400 that names the parameter.
+/// Query parameters; a wrong type or a NUL character is a 400 that names the parameter.
 pub struct Params<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        ralf_core::validate::no_nul_in_url("", parts.uri.query())?;
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Params(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(

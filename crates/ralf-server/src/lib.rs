@@ -3,6 +3,7 @@
 //! server on port 0).
 
 pub mod access;
+pub mod access_key;
 pub mod auth;
 pub mod client;
 pub mod cluster;
@@ -80,12 +81,6 @@ impl RunningServer {
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let cipher = SecretCipher::new(settings.access_key_encryption.as_deref())
         .context("access_key_encryption")?;
-    if !cipher.is_encrypting() {
-        tracing::warn!(
-            "no access_key_encryption is set: secrets are stored base64-encoded only; \
-             set RALF_ACCESS_KEY_ENCRYPTION (or SEMAPHORE_ACCESS_KEY_ENCRYPTION) to base64 of 32 random bytes"
-        );
-    }
     let sqlite_lock = match &settings.database {
         DatabaseSettings::Sqlite { path } => Some(lock_sqlite(path)?),
         DatabaseSettings::Postgres { .. } => None,
@@ -93,6 +88,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let store = Store::connect(&settings.database)
         .await
         .with_context(|| format!("opening the database {}", settings.database.redacted()))?;
+    access_key::adopt(&store, &cipher).await?;
     if let Some(admin) = &settings.admin {
         bootstrap_admin(&store, admin).await?;
     }
@@ -185,9 +181,11 @@ pub fn prepare_executor(exec: &ralf_exec::ExecConfig) {
     }
 }
 
-/// Takes the lock that keeps a second server off an SQLite database: several servers need
-/// PostgreSQL. The lock is a file beside the database, held until the process ends.
-fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+/// Takes the lock that keeps a second server (or `ralf admin rotate-key`) off an SQLite
+/// database: several servers need PostgreSQL. The lock is a file beside the database, readable
+/// by its owner only, held until the process ends.
+pub fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_path = std::path::PathBuf::from(lock_path);
@@ -198,8 +196,14 @@ fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private", lock_path.display()))?;
+    }
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(

@@ -143,6 +143,12 @@ async fn fire(
         }
         None => None,
     };
+    // A schedule made before secret answers were refused keeps them in its environment: they
+    // are taken out and kept encrypted like any secret answer.
+    let secret = fields
+        .as_ref()
+        .and_then(|f| f.secret.as_deref())
+        .map(|s| state.cipher.encrypt(s));
     let new = fields.as_ref().map(|f| NewTask {
         project_id: schedule.project_id,
         template_id: schedule.template_id,
@@ -159,7 +165,7 @@ async fn fire(
         params: &f.params,
         integration_id: None,
         schedule_id: Some(schedule.id),
-        secret: None,
+        secret: secret.as_deref(),
     });
     match state
         .store

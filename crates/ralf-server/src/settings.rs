@@ -47,6 +47,9 @@ pub struct Settings {
     /// requires runner tags go to runners anyway.
     pub use_remote_runner: bool,
     pub admin: Option<AdminBootstrap>,
+    /// Where ralf keeps its files (0700): the SQLite database unless another is configured,
+    /// the generated access key, and `work`. Prepared by the binary before [`crate::start`].
+    pub data_dir: PathBuf,
     /// Where tasks run: cached clones of repositories and each task's private checkout
     /// (`<data_dir>/work` by default).
     pub work_dir: PathBuf,
@@ -93,6 +96,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("use_remote_runner", &self.use_remote_runner)
             .field("admin", &self.admin)
+            .field("data_dir", &self.data_dir)
             .field("work_dir", &self.work_dir)
             .field("exec_path", &self.exec_path)
             .field("sandbox", &self.sandbox)
@@ -116,10 +120,10 @@ impl Settings {
     /// Settings for tests and embedding: SQLite in `path`, tasks in `work` beside it, port 0 on
     /// loopback, no admin.
     pub fn for_sqlite(path: PathBuf) -> Self {
-        let work_dir = path
+        let data_dir = path
             .parent()
-            .map(|p| p.join("work"))
-            .unwrap_or_else(|| "work".into());
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| ".".into());
         // The database's directory, when the path has one ("ralf.db" alone has none).
         let hide = path
             .parent()
@@ -128,7 +132,8 @@ impl Settings {
             .into_iter()
             .collect();
         Settings {
-            work_dir,
+            work_dir: data_dir.join("work"),
+            data_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseSettings::Sqlite { path },
             access_key_encryption: None,

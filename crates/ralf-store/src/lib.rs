@@ -22,6 +22,7 @@ mod refs;
 pub mod repositories;
 pub mod runners;
 pub mod schedules;
+pub mod secrets;
 pub mod tasks;
 pub mod templates;
 pub mod users;
@@ -29,7 +30,7 @@ pub mod views;
 
 pub use error::StoreError;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -133,6 +134,8 @@ impl Store {
                         StoreError::Open(format!("cannot create {}: {e}", dir.display()))
                     })?;
                 }
+                create_private(path)
+                    .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
                 let options = SqliteConnectOptions::new()
                     .filename(path)
                     .create_if_missing(true)
@@ -146,6 +149,8 @@ impl Store {
                     .await
                     .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
                 migrated(sqlx::migrate!("./migrations/sqlite").run(&write).await)?;
+                make_private(path)
+                    .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(8)
                     .connect_with(options.read_only(true))
@@ -236,6 +241,44 @@ pub(crate) fn found(rows_affected: u64) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Creates an SQLite database file readable by its owner only, if there is none yet (SQLite
+/// gives its `-wal` and `-shm` files the database file's mode).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes group and other access away from an SQLite database file and its `-wal` and `-shm`
+/// files (a database made before ralf did so, or by another program), saying so in the log.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = std::path::PathBuf::from(file);
+        let mode = match std::fs::metadata(&file) {
+            Ok(meta) => meta.permissions().mode(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            tracing::info!(file = %file.display(), was = format!("{:o}", mode & 0o777),
+                "made the database file readable by its owner only (0600)");
+        }
+    }
+    Ok(())
 }
 
 /// Marks SQL that was put together at run time from constants and whitelisted column names

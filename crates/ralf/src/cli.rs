@@ -143,6 +143,8 @@ enum AdminCommand {
     },
     /// Copy every table of one database into another (SQLite <-> PostgreSQL) and verify it.
     Migrate(MigrateArgs),
+    /// Re-seal every stored secret under a new access key, in one transaction (servers stopped).
+    RotateKey(RotateKeyArgs),
 }
 
 #[derive(Subcommand)]
@@ -170,6 +172,12 @@ pub struct UserAddArgs {
     /// Make the user a global administrator.
     #[arg(long)]
     pub admin: bool,
+}
+
+#[derive(Args)]
+pub struct RotateKeyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Args)]
@@ -227,6 +235,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin {
             command: AdminCommand::Migrate(args),
         } => crate::admin::migrate(&args).await,
+        Command::Admin {
+            command: AdminCommand::RotateKey(args),
+        } => crate::admin::rotate_key(&args).await,
         Command::Login(args) => Ok(client::login(args).await),
         Command::Logout(args) => Ok(client::logout(args).await),
         Command::Ping(args) => Ok(client::ping(args).await),

@@ -760,6 +760,7 @@ impl Resolver {
             },
             admin: self.admin()?,
             work_dir: data_dir.join("work"),
+            data_dir,
             exec_path: None,
             sandbox,
             trusted_proxies: self.trusted_proxies()?,

@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod client;
 mod config;
+mod data_dir;
 mod runner;
 mod server;
 

@@ -7,11 +7,14 @@ use anyhow::Context;
 use ralf_server::{AdminBootstrap, DatabaseSettings, Settings};
 
 use crate::config::{self, ServerFlags};
+use crate::data_dir;
 
 pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
     init_logging();
     raise_open_files_limit();
     let mut settings = config::load_from_process_env(flags)?;
+    data_dir::prepare(&settings.data_dir)?;
+    data_dir::use_access_key(&mut settings.access_key_encryption, &settings.data_dir)?;
     settings.initial_admin_password_file = Some(initial_admin_password_file(&settings)?);
     if settings.admin.is_none() {
         settings.admin = first_admin_if_none(&settings).await?;

@@ -297,6 +297,8 @@ impl TaskRequest {
             None | Some("") => None,
             Some(s) => Some(validate::json_object("secret", s)?),
         };
+        let (environment, secret) =
+            move_secret_answers(rules.survey_vars, environment, secret.as_deref());
         let message = self.message.clone().unwrap_or_default();
         validate::long_text("message", &message)?;
 
@@ -356,6 +358,36 @@ impl TaskRequest {
             params,
         })
     }
+}
+
+/// Takes the answers to secret survey variables out of `environment` (clients may send them
+/// there rather than in `secret`) and adds them to the secret answers, where an answer given in
+/// `secret` wins. Both are JSON objects already; `environment` is rewritten only when it held
+/// a secret answer.
+fn move_secret_answers(
+    vars: &[SurveyRule<'_>],
+    environment: String,
+    secret: Option<&str>,
+) -> (String, Option<String>) {
+    use serde_json::{Map, Value};
+    let mut env: Map<String, Value> = serde_json::from_str(&environment).unwrap_or_default();
+    let moved: Map<String, Value> = vars
+        .iter()
+        .filter(|v| v.kind == "secret")
+        .filter_map(|v| env.remove_entry(v.name))
+        .collect();
+    if moved.is_empty() {
+        return (environment, secret.map(str::to_string));
+    }
+    let mut answers = moved;
+    if let Some(given) = secret {
+        let given: Map<String, Value> = serde_json::from_str(given).unwrap_or_default();
+        answers.extend(given);
+    }
+    (
+        Value::Object(env).to_string(),
+        Some(Value::Object(answers).to_string()),
+    )
 }
 
 /// The wire name of a survey variable type, as [`SurveyRule::kind`] has it.
@@ -550,5 +582,44 @@ mod tests {
         assert!(e.starts_with("survey variable color must be one of"), "{e}");
         let e = check(r#"{"count": 1}"#, Some("{}")).unwrap_err().0;
         assert_eq!(e, "survey variable token is required");
+    }
+
+    #[test]
+    fn secret_answers_sent_in_environment_become_secret() {
+        let vars = [SurveyRule {
+            name: "token",
+            kind: "secret",
+            required: true,
+            values: &[],
+        }];
+        let rules = TaskRules {
+            survey_vars: &vars,
+            ..NO_RULES
+        };
+        let r = request(serde_json::json!({"environment": r#"{"token": "s3cret", "x": 1}"#}));
+        let fields = r.fields(&rules).unwrap();
+        assert!(
+            !fields.environment.contains("s3cret"),
+            "{}",
+            fields.environment
+        );
+        assert!(fields.environment.contains("\"x\""));
+        assert_eq!(fields.secret.as_deref(), Some(r#"{"token":"s3cret"}"#));
+
+        let r = request(serde_json::json!({
+            "environment": r#"{"token": "old"}"#, "secret": r#"{"token": "new", "y": "z"}"#
+        }));
+        let secret = r.fields(&rules).unwrap().secret.unwrap();
+        assert_eq!(secret, r#"{"token":"new","y":"z"}"#);
+
+        let r = request(serde_json::json!({"environment": r#"{ "x": 1 }"#}));
+        assert_eq!(
+            r.fields(&rules).unwrap_err().0,
+            "survey variable token is required"
+        );
+        let fields = request(serde_json::json!({"environment": r#"{ "x": 1 }"#}))
+            .fields(&NO_RULES)
+            .unwrap();
+        assert_eq!(fields.environment, r#"{ "x": 1 }"#, "left as sent");
     }
 }

@@ -291,8 +291,14 @@ async fn checked(
             other => other.into(),
         })?;
     let params = fields.task_params.clone().unwrap_or_default();
-    params
+    let task = params
         .fields_for(&template.settings)
         .map_err(|e| ApiError::BadRequest(format!("task_params: {}", e.0)))?;
+    if task.secret.is_some() {
+        return Err(ApiError::bad_request(
+            "task_params.environment: a schedule cannot keep answers to secret survey \
+             variables (they are never stored in the clear)",
+        ));
+    }
     Ok(fields)
 }

@@ -209,8 +209,68 @@ async fn null_members_are_absent_members(backend: Backend) {
     server.stop().await;
 }
 
+/// A NUL character cannot be stored in PostgreSQL text: every request carrying one, in a body,
+/// a query or a path, is a 400 that names where it is, on both databases alike.
+async fn nul_characters_are_refused_with_the_field_named(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let r = admin
+        .send_raw(Method::POST, "/api/projects", r#"{"name": "a\u0000b"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(
+        r.body["error"],
+        "name must not contain a NUL character (\\u0000)"
+    );
+    let project = admin
+        .create("/api/projects", serde_json::json!({"name": "p"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let r = admin
+        .send_raw(
+            Method::POST,
+            &format!("/api/project/{project}/keys"),
+            r#"{"name": "k", "type": "login_password",
+                "login_password": {"login": "x", "password": "p\u0000w"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("login_password.password must not contain"),
+        "{}",
+        r.text
+    );
+    // An escaped backslash followed by u0000 is text, stored as sent.
+    let r = admin
+        .send_raw(Method::POST, "/api/projects", r#"{"name": "a\\u0000b"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["name"], "a\\u0000b");
+    let r = admin
+        .send_raw(Method::POST, "/api/user/tokens", r#"{"name": "\u0000"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = admin
+        .get(&format!("/api/project/{project}/tasks?sort=id%00"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.text.contains("query parameter \\\"sort\\\""),
+        "{}",
+        r.text
+    );
+    let r = admin.delete("/api/user/tokens/abc%00def").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    server.stop().await;
+}
+
 on_both_backends!(
     null_members_are_absent_members,
+    nul_characters_are_refused_with_the_field_named,
     ping_is_text_and_needs_no_login,
     trailing_slash_and_json_everywhere,
     errors_are_json_with_a_message,

@@ -218,11 +218,17 @@ async fn variables_secrets_and_survey_answers_reach_scripts_and_secrets_are_mask
                 json!({"environment_id": env, "survey_vars": survey}),
             )
             .await;
-        let task = project
-            .start(json!({"template_id": template,
-                          "environment": json!({"REGION": "eu-west"}).to_string(),
-                          "secret": json!({"DEPLOY_PASS": DEPLOY_PASS}).to_string()}))
-            .await;
+        // Bash gets the secret answer in `secret`; python in `environment`, where clients
+        // may send it too: it is kept secret all the same.
+        let body = if app == "bash" {
+            json!({"template_id": template,
+                   "environment": json!({"REGION": "eu-west"}).to_string(),
+                   "secret": json!({"DEPLOY_PASS": DEPLOY_PASS}).to_string()})
+        } else {
+            json!({"template_id": template,
+                   "environment": json!({"REGION": "eu-west", "DEPLOY_PASS": DEPLOY_PASS}).to_string()})
+        };
+        let task = project.start(body).await;
         tasks.push((app, task));
     }
     for (app, task) in tasks {
@@ -263,6 +269,36 @@ async fn variables_secrets_and_survey_answers_reach_scripts_and_secrets_are_mask
             );
         }
     }
+    let listed = project
+        .api
+        .get(&format!("/api/project/{}/tasks", project.id))
+        .await
+        .text;
+    assert!(
+        !listed.contains(DEPLOY_PASS),
+        "the task list shows a secret"
+    );
+    server.stop().await;
+}
+
+/// A NUL byte in a line of output (PostgreSQL cannot store it) becomes U+FFFD; no line is lost.
+async fn a_nul_byte_in_the_output_keeps_every_line(backend: Backend) {
+    let repo = GitRepo::new(&[(
+        "nul.sh",
+        "echo before\nprintf 'a\\000b\\n'\nfor i in 1 2 3; do echo \"after $i\"; done\n",
+    )]);
+    let server = TestServer::start(backend).await;
+    let project = Project::new(&server, &repo).await;
+    let template = project.template("nul", "bash", "nul.sh", json!({})).await;
+    let task = project.start(json!({"template_id": template})).await;
+    let (done, lines) = project.finish(task).await;
+    assert_eq!(done["status"], "success", "{lines:#?}");
+    let start = lines.iter().position(|l| l == "before").expect("before");
+    assert_eq!(
+        lines[start..start + 5],
+        ["before", "a\u{FFFD}b", "after 1", "after 2", "after 3"],
+        "{lines:#?}"
+    );
     server.stop().await;
 }
 
@@ -272,4 +308,5 @@ on_both_backends!(
     template_and_task_arguments_reach_bash_and_python,
     extra_vars_reach_bash_and_python_as_name_value_arguments,
     variables_secrets_and_survey_answers_reach_scripts_and_secrets_are_masked,
+    a_nul_byte_in_the_output_keeps_every_line,
 );

@@ -6,6 +6,7 @@ mod cluster;
 mod front_door;
 mod interop;
 mod migrate;
+mod secrets;
 mod startup;
 
 pub const RALF: &str = env!("CARGO_BIN_EXE_ralf");
