@@ -109,40 +109,6 @@ pub fn inside_repository_from(field: &str, base: &str, path: &str) -> Checked<()
     Ok(())
 }
 
-/// A JSON request body must not carry a NUL character in any string (PostgreSQL cannot store
-/// one in text, and no field has a use for it): the message names the first field that does,
-/// as a path like `params.tags[1]`. The bytes are scanned for the `\u0000` escape (the only way
-/// JSON writes NUL); only a body that has one is parsed again to find the field.
-pub fn no_nul_in_json(body: &[u8]) -> Checked<()> {
-    if !has_nul_escape(body) {
-        return Ok(());
-    }
-    let field = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|value| nul_path(&value, String::new()))
-        .unwrap_or_default();
-    let field = if field.is_empty() { "the body" } else { &field };
-    invalid(format!(
-        "{field} must not contain a NUL character (\\u0000)"
-    ))
-}
-
-/// Whether a JSON text holds the escape `\u0000` (not a `\\` followed by `u0000`).
-fn has_nul_escape(json: &[u8]) -> bool {
-    let mut i = 0;
-    while i < json.len() {
-        if json[i] == b'\\' {
-            if json[i + 1..].starts_with(b"u0000") {
-                return true;
-            }
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    false
-}
-
 /// The path of the first string (or object key) in `value` that holds a NUL.
 fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
     use serde_json::Value;
@@ -188,7 +154,9 @@ pub fn no_nul_in_url(path: &str, query: Option<&str>) -> Checked<()> {
     Ok(())
 }
 
-/// [`no_nul_in_json`] for a body already parsed.
+/// A JSON request body must not carry a NUL character in any string or key (PostgreSQL cannot
+/// store one in text, and no field has a use for it): the message names the first field that
+/// does, as a path like `params.tags[1]`.
 pub fn no_nul_in_value(value: &serde_json::Value) -> Checked<()> {
     match nul_path(value, String::new()) {
         None => Ok(()),
@@ -205,13 +173,14 @@ mod tests {
 
     #[test]
     fn nul_characters_are_found_and_named() {
-        assert!(no_nul_in_json(br#"{"name": "a\\u0000b", "x": [1]}"#).is_ok());
-        let e = no_nul_in_json(br#"{"name": "web", "params": {"tags": ["a", "b\u0000"]}}"#);
+        let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        assert!(no_nul_in_value(&json(r#"{"name": "a\\u0000b", "x": [1]}"#)).is_ok());
+        let e = no_nul_in_value(&json(r#"{"name": "web", "params": {"tags": ["a", "b\u0000"]}}"#));
         assert_eq!(
             e.unwrap_err().0,
             "params.tags[1] must not contain a NUL character (\\u0000)"
         );
-        let e = no_nul_in_json(br#"{"a\u0000": 1}"#).unwrap_err().0;
+        let e = no_nul_in_value(&json(r#"{"a\u0000": 1}"#)).unwrap_err().0;
         assert!(e.starts_with("a\\u0000 must not"), "{e}");
         assert!(no_nul_in_url("/api/x", Some("sort=name&order=asc")).is_ok());
         assert_eq!(
