@@ -3,6 +3,8 @@
 # real binary on a fresh SQLite data dir and prints:
 #   - its resident memory (RSS) at start and after 100 failed logins with 1.9 MB names, and the
 #     size of the log they left;
+#   - how long a failed login takes for a known account and for an unknown name, and the RSS
+#     after 50 concurrent failed logins (each password check holds ~19 MiB while it runs);
 #   - how long 50 connections that send nothing, and 50 that never finish their headers, stay
 #     open (the idle timeout closes them; the default is 30 s);
 #   - its open files limit.
@@ -59,6 +61,11 @@ def login(name):
     except urllib.error.HTTPError as e:
         return e.code
 
+def timed(name):
+    start = time.monotonic()
+    code = login(name)
+    return (time.monotonic() - start) * 1000, code
+
 print(f"RSS at start:                          {rss_mb():7.1f} MB")
 statuses = {}
 for n in range(100):
@@ -68,6 +75,23 @@ for n in range(100):
 time.sleep(1)
 print(f"RSS after 100 logins with 1.9 MB names: {rss_mb():7.1f} MB  (answers: {statuses})")
 print(f"log size after them:                   {os.path.getsize(log) / 1e6:7.2f} MB")
+# Five wrong passwords for a real account (a sixth would be throttled), five unknown names.
+known, unknown = [], []
+for n in range(5):
+    known.append(timed("admin")[0])
+    unknown.append(timed(f"nobody-{n}")[0])
+known.sort()
+unknown.sort()
+print(f"failed login, known account (median):  {known[2]:7.1f} ms")
+print(f"failed login, unknown name (median):   {unknown[2]:7.1f} ms")
+print(f"RSS after these 10 failed logins:      {rss_mb():7.1f} MB")
+import threading
+burst = [threading.Thread(target=login, args=(f"burst-{n}",)) for n in range(50)]
+for t in burst:
+    t.start()
+for t in burst:
+    t.join()
+print(f"RSS after 50 concurrent failed logins:  {rss_mb():7.1f} MB")
 
 def held(partial):
     conns = []

@@ -2,7 +2,7 @@
 //! Both are slow on purpose: call them from a blocking thread.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use rand::rngs::OsRng;
 
 /// The PHC string of an argon2id hash of `password`.
@@ -21,11 +21,41 @@ pub fn verify(password: &str, stored: &str) -> bool {
         return bcrypt::verify(password, stored).unwrap_or(false);
     }
     match PasswordHash::new(stored) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => verify_argon2(password, &parsed).unwrap_or(false),
         Err(_) => false,
     }
+}
+
+/// Checks an argon2 hash in a memory area kept by the calling thread: argon2 needs m_cost KiB
+/// (19 MiB by default) per check, and allocating that afresh every time leaves the memory
+/// allocator holding many such areas after a burst of logins. A thread that checks passwords
+/// holds one, reused. `None` when the hash is not a usable argon2 hash.
+fn verify_argon2(password: &str, parsed: &PasswordHash<'_>) -> Option<bool> {
+    use argon2::{Algorithm, Block, Params, Version};
+    thread_local! {
+        static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(parsed).ok()?;
+    let expected = parsed.hash?;
+    let mut salt = [0u8; 64];
+    let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    MEMORY.with_borrow_mut(|memory| {
+        // Every block is written before it is read, so old contents do no harm.
+        memory.resize(params.block_count(), Block::default());
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
+            .ok()
+    })?;
+    let out = argon2::password_hash::Output::new(&out).ok()?;
+    // Output's equality is constant-time.
+    Some(out == expected)
 }
 
 /// Checks a login's password: against `stored` when the login names an account with a

@@ -54,8 +54,14 @@ fn json_body(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Whether the `Origin` names this server: the host the request was sent to (`Host`), or the
@@ -72,7 +78,9 @@ fn same_origin(headers: &HeaderMap, web_host: &str) -> bool {
         return true;
     }
     split_origin(web_host).is_some_and(|(scheme, authority)| {
-        origin.to_ascii_lowercase().starts_with(&scheme.to_ascii_lowercase())
+        origin
+            .to_ascii_lowercase()
+            .starts_with(&scheme.to_ascii_lowercase())
             && authority.eq_ignore_ascii_case(origin_authority)
     })
 }
@@ -98,11 +106,20 @@ mod tests {
 
     #[test]
     fn origins_match_the_host_or_the_public_url() {
-        let here = headers(&[("host", "ralf.example:3000"), ("origin", "http://ralf.example:3000")]);
+        let here = headers(&[
+            ("host", "ralf.example:3000"),
+            ("origin", "http://ralf.example:3000"),
+        ]);
         assert!(same_origin(&here, ""));
-        let there = headers(&[("host", "ralf.example:3000"), ("origin", "https://evil.example")]);
+        let there = headers(&[
+            ("host", "ralf.example:3000"),
+            ("origin", "https://evil.example"),
+        ]);
         assert!(!same_origin(&there, ""));
-        let proxied = headers(&[("host", "127.0.0.1:3000"), ("origin", "https://ralf.example")]);
+        let proxied = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "https://ralf.example"),
+        ]);
         assert!(same_origin(&proxied, "https://ralf.example/"));
         assert!(!same_origin(&proxied, "http://other.example"));
         let null = headers(&[("host", "ralf.example"), ("origin", "null")]);
@@ -111,8 +128,14 @@ mod tests {
 
     #[test]
     fn json_types_are_recognised() {
-        assert!(json_body(&headers(&[("content-type", "application/json; charset=utf-8")])));
-        assert!(json_body(&headers(&[("content-type", "application/merge-patch+json")])));
+        assert!(json_body(&headers(&[(
+            "content-type",
+            "application/json; charset=utf-8"
+        )])));
+        assert!(json_body(&headers(&[(
+            "content-type",
+            "application/merge-patch+json"
+        )])));
         assert!(!json_body(&headers(&[("content-type", "text/plain")])));
         assert!(!json_body(&HeaderMap::new()));
     }

@@ -102,6 +102,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         cipher,
         settings: Arc::new(settings),
         login_throttle: Default::default(),
+        password_checks: Default::default(),
         task_queue: Default::default(),
         live: Default::default(),
         node_id: cluster::new_node_id().into(),

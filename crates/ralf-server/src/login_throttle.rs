@@ -4,7 +4,8 @@
 //! An account is counted once whatever name it was given by (username or e-mail, any case):
 //! the key is the user's id when the login names a user. The memory is bounded: login names
 //! are capped before they get here ([`MAX_LOGIN_BYTES`]), and at most [`MAX_ENTRIES`] are kept,
-//! the least recently failed forgotten first.
+//! the least recently failed forgotten first. [`PasswordChecks`] bounds how many password
+//! checks run at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -104,6 +105,64 @@ impl LoginThrottle {
     /// How many (account, address) pairs are remembered.
     pub fn len(&self) -> usize {
         self.attempts.lock().expect("login throttle lock").len()
+    }
+}
+
+/// Runs password checks on a few threads of their own, one per core. Each argon2 check holds
+/// about 19 MiB while it runs, and anonymous clients can ask for checks (unknown logins are
+/// checked against a dummy hash): a burst of logins waits its turn instead of costing a burst
+/// of memory, and since the memory allocator keeps what a thread freed for that thread, only
+/// these few threads ever hold such memory. The threads end when the server's state is dropped.
+pub struct PasswordChecks {
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+impl Default for PasswordChecks {
+    fn default() -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = std::sync::Arc::new(Mutex::new(queue));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name("password-check".into())
+                .spawn(move || {
+                    loop {
+                        let job = queue.lock().expect("password check queue").recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => break,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password check thread");
+            }
+        }
+        PasswordChecks {
+            jobs: Mutex::new(jobs),
+        }
+    }
+}
+
+impl PasswordChecks {
+    /// Runs the check `f` on a password check thread and waits for its answer.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(f());
+        });
+        self.jobs
+            .lock()
+            .expect("password check queue")
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("no password check thread is running"))?;
+        Ok(answered.await?)
     }
 }
 

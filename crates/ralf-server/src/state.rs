@@ -9,7 +9,7 @@ use ralf_core::secret::SecretCipher;
 use ralf_store::Store;
 
 use crate::dispatch::live::LiveHub;
-use crate::login_throttle::LoginThrottle;
+use crate::login_throttle::{LoginThrottle, PasswordChecks};
 use crate::settings::Settings;
 use crate::task_queue::TaskQueue;
 
@@ -19,6 +19,8 @@ pub struct AppState {
     pub cipher: SecretCipher,
     pub settings: Arc<Settings>,
     pub login_throttle: Arc<LoginThrottle>,
+    /// At most one password check per core at a time (each holds ~19 MiB).
+    pub password_checks: Arc<PasswordChecks>,
     /// Wakes the task dispatcher; holds secret answers until a task runs.
     pub task_queue: Arc<TaskQueue>,
     /// Live output and status changes of tasks, for WebSocket listeners.

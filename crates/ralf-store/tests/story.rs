@@ -107,7 +107,11 @@ async fn a_team_works_in_a_project(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        store.session_user("digest-1", DAY).await.unwrap().map(|u| u.id),
+        store
+            .session_user("digest-1", DAY)
+            .await
+            .unwrap()
+            .map(|u| u.id),
         Some(ada.id)
     );
     store.expire_session("digest-1").await.unwrap();
@@ -130,7 +134,10 @@ async fn a_team_works_in_a_project(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        store.expire_sessions_of(ada.id, Some("digest-3")).await.unwrap(),
+        store
+            .expire_sessions_of(ada.id, Some("digest-3"))
+            .await
+            .unwrap(),
         1
     );
     assert!(store.session_user("digest-2", DAY).await.unwrap().is_none());

@@ -638,7 +638,8 @@ impl Found {
 
     /// Seconds, or a number with a unit: `45s`, `30m`, `12h`, `7d`.
     fn duration(&self) -> Result<std::time::Duration, ConfigError> {
-        const EXPECTED: &str = "expected a positive duration in seconds, or with a unit: 45s, 30m, 12h, 7d";
+        const EXPECTED: &str =
+            "expected a positive duration in seconds, or with a unit: 45s, 30m, 12h, 7d";
         let seconds = match &self.value {
             Value::String(_, text) => {
                 let text = text.trim();
@@ -823,7 +824,11 @@ impl Resolver {
                 entry
                     .parse::<ralf_server::settings::IpNet>()
                     .or_else(|_| entry.parse::<IpAddr>().map(Into::into))
-                    .map_err(|_| found.invalid(format!("{entry:?} is not an address or network; {expected}")))
+                    .map_err(|_| {
+                        found.invalid(format!(
+                            "{entry:?} is not an address or network; {expected}"
+                        ))
+                    })
             })
             .collect()
     }
@@ -1661,14 +1666,18 @@ mod tests {
         let env = ("RALF_TRUSTED_PROXIES", "::1, 172.16.0.0/12");
         assert_eq!(proxies(&flags, &[env]), ["::1/128", "172.16.0.0/12"]);
         assert!(
-            err(&no_flags(), &[("RALF_TRUSTED_PROXIES", "10.0.0.0/8, proxy")])
-                .contains("\"proxy\" is not an address or network")
+            err(
+                &no_flags(),
+                &[("RALF_TRUSTED_PROXIES", "10.0.0.0/8, proxy")]
+            )
+            .contains("\"proxy\" is not an address or network")
         );
     }
 
     #[test]
     fn durations_take_units() {
-        let lifetime = |value: &str| ok(&no_flags(), &[("RALF_SESSION_LIFETIME", value)]).session_lifetime;
+        let lifetime =
+            |value: &str| ok(&no_flags(), &[("RALF_SESSION_LIFETIME", value)]).session_lifetime;
         assert_eq!(
             ok(&no_flags(), &[]).session_lifetime,
             std::time::Duration::from_secs(7 * 24 * 3600)

@@ -64,16 +64,18 @@ async fn login(
     }
     let password = body.password;
     // Unknown logins are checked against a dummy hash: they take as long as wrong passwords.
-    let user = tokio::task::spawn_blocking(move || {
-        let stored = found
-            .as_ref()
-            .filter(|(user, _)| !user.external)
-            .map(|(_, hash)| hash.as_str());
-        let right = ralf_core::password::verify_login(&password, stored);
-        found.filter(|_| right)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let user = state
+        .password_checks
+        .run(move || {
+            let stored = found
+                .as_ref()
+                .filter(|(user, _)| !user.external)
+                .map(|(_, hash)| hash.as_str());
+            let right = ralf_core::password::verify_login(&password, stored);
+            found.filter(|_| right)
+        })
+        .await
+        .map_err(ApiError::Internal)?;
     let Some((user, _)) = user else {
         state.login_throttle.failed(account, client.ip);
         // Debug formatting escapes newlines and control characters: the name cannot forge lines.

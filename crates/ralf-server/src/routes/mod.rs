@@ -103,7 +103,10 @@ pub fn app(state: AppState) -> Router {
     )
     .fallback(no_such_route)
     .method_not_allowed_fallback(method_not_allowed)
-    .layer(middleware::from_fn_with_state(state.clone(), crate::csrf::guard))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::csrf::guard,
+    ))
     .layer(middleware::from_fn(api_conventions))
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(
         panic_response,

@@ -191,7 +191,11 @@ async fn set_password(
         .store
         .expire_sessions_of(id, own_session.as_deref())
         .await?;
-    tracing::info!(user.id = id, sessions = ended, "password changed; other sessions ended");
+    tracing::info!(
+        user.id = id,
+        sessions = ended,
+        "password changed; other sessions ended"
+    );
     if let Some(file) = generated {
         match std::fs::remove_file(&file) {
             Ok(()) => tracing::info!(
@@ -226,11 +230,10 @@ async fn generated_password_of(
         .ok()
         .flatten()?;
     let generated = generated.trim().to_string();
-    let is_theirs = tokio::task::spawn_blocking(move || {
-        ralf_core::password::verify(&generated, &stored)
-    })
-    .await
-    .unwrap_or(false);
+    let is_theirs =
+        tokio::task::spawn_blocking(move || ralf_core::password::verify(&generated, &stored))
+            .await
+            .unwrap_or(false);
     is_theirs.then_some(file)
 }
 

@@ -14,9 +14,17 @@ const PASSWORD: &str = "a-password";
 async fn cookie_login(server: &TestServer, login: &str, password: &str) -> (Api, String) {
     let client = server.anonymous();
     let r = client
-        .post("/api/auth/login", json!({"auth": login, "password": password}))
+        .post(
+            "/api/auth/login",
+            json!({"auth": login, "password": password}),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "login {login}: {}", r.text);
+    assert_eq!(
+        r.status,
+        StatusCode::NO_CONTENT,
+        "login {login}: {}",
+        r.text
+    );
     let cookie = r.headers["set-cookie"].to_str().unwrap();
     let secret = cookie
         .split(';')
@@ -58,7 +66,12 @@ async fn logins_are_unique_ignoring_case_across_names_and_emails(backend: Backen
                 json!({"username": username, "name": "m", "email": email}),
             )
             .await;
-        assert_eq!(r.status, StatusCode::CONFLICT, "{username} / {email}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::CONFLICT,
+            "{username} / {email}: {}",
+            r.text
+        );
         assert!(r.error().contains("exists already"), "{}", r.error());
     }
     // Nor can an admin create such a user.
@@ -86,19 +99,40 @@ async fn a_password_change_ends_the_other_sessions(backend: Backend) {
     let token = server.login("dora", PASSWORD).await;
 
     let r = laptop
-        .post(&format!("/api/users/{id}/password"), json!({"password": "new-one"}))
+        .post(
+            &format!("/api/users/{id}/password"),
+            json!({"password": "new-one"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    assert_eq!(laptop.get("/api/user").await.status, StatusCode::OK, "the session that changed it lives on");
-    assert_eq!(stolen.get("/api/user").await.status, StatusCode::UNAUTHORIZED, "other sessions end");
-    assert_eq!(token.get("/api/user").await.status, StatusCode::OK, "API tokens stay");
+    assert_eq!(
+        laptop.get("/api/user").await.status,
+        StatusCode::OK,
+        "the session that changed it lives on"
+    );
+    assert_eq!(
+        stolen.get("/api/user").await.status,
+        StatusCode::UNAUTHORIZED,
+        "other sessions end"
+    );
+    assert_eq!(
+        token.get("/api/user").await.status,
+        StatusCode::OK,
+        "API tokens stay"
+    );
 
     // A reset by an admin ends all of the user's sessions.
     let r = admin
-        .post(&format!("/api/users/{id}/password"), json!({"password": "reset"}))
+        .post(
+            &format!("/api/users/{id}/password"),
+            json!({"password": "reset"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(laptop.get("/api/user").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        laptop.get("/api/user").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     server.stop().await;
 }
 
@@ -151,7 +185,10 @@ async fn cookie_requests_from_other_sites_are_refused(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("session cookie"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("session cookie"),
+        "{body}"
+    );
     assert_eq!(
         text_request(&cookie, Method::POST, "/api/auth/logout", evil).await,
         StatusCode::FORBIDDEN
@@ -161,9 +198,15 @@ async fn cookie_requests_from_other_sites_are_refused(backend: Backend) {
         StatusCode::FORBIDDEN,
         "no Origin and no JSON"
     );
-    assert_eq!(cookie.get("/api/user").await.status, StatusCode::OK, "still logged in");
+    assert_eq!(
+        cookie.get("/api/user").await.status,
+        StatusCode::OK,
+        "still logged in"
+    );
     // JSON from anywhere is fine (a browser cannot send it cross-site without CORS).
-    let r = cookie.post("/api/projects", json!({"name": "by cookie"})).await;
+    let r = cookie
+        .post("/api/projects", json!({"name": "by cookie"}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 
     // The same request with a bearer token is not the browser's doing.
@@ -186,13 +229,13 @@ async fn websocket(server: &TestServer, headers: &[(&'static str, &str)]) -> Res
     let addr = server.url.trim_start_matches("http://");
     let mut request = format!("ws://{addr}/api/ws").into_client_request().unwrap();
     for (k, v) in headers {
-        request
-            .headers_mut()
-            .insert(*k, v.parse().unwrap());
+        request.headers_mut().insert(*k, v.parse().unwrap());
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok(_) => Ok(()),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
         Err(e) => panic!("websocket: {e}"),
     }
 }
@@ -202,11 +245,18 @@ async fn websockets_check_the_origin_of_cookie_sessions(backend: Backend) {
     let (_, secret) = cookie_login(&server, "admin", ralf_testkit::ADMIN_PASSWORD).await;
     let cookie = format!("semaphore={secret}");
     assert_eq!(
-        websocket(&server, &[("cookie", &cookie), ("origin", "http://evil.example")]).await,
+        websocket(
+            &server,
+            &[("cookie", &cookie), ("origin", "http://evil.example")]
+        )
+        .await,
         Err(403)
     );
     let own = server.url.clone();
-    assert_eq!(websocket(&server, &[("cookie", &cookie), ("origin", &own)]).await, Ok(()));
+    assert_eq!(
+        websocket(&server, &[("cookie", &cookie), ("origin", &own)]).await,
+        Ok(())
+    );
     let token = server.admin().await.token.unwrap();
     let bearer = format!("Bearer {token}");
     assert_eq!(

@@ -8,7 +8,12 @@ use ralf_testkit::reqwest::StatusCode;
 use ralf_testkit::{ADMIN_PASSWORD, Api, Backend, TestServer, json, on_both_backends};
 
 /// A login attempt sent with `X-Forwarded-For: forwarded_for` (and `X-Forwarded-Proto: https`).
-async fn login_via(api: &Api, forwarded_for: &str, login: &str, password: &str) -> ralf_testkit::reqwest::Response {
+async fn login_via(
+    api: &Api,
+    forwarded_for: &str,
+    login: &str,
+    password: &str,
+) -> ralf_testkit::reqwest::Response {
     api.http
         .post(format!("{}/api/auth/login", api.base))
         .header("x-forwarded-for", forwarded_for)
@@ -32,7 +37,10 @@ async fn long_login_names_are_refused_before_the_throttle(backend: Backend) {
     }
     // They were not counted against anyone: a name of 256 bytes is still tried normally.
     let r = client
-        .post("/api/auth/login", json!({"auth": &long[..256], "password": "x"}))
+        .post(
+            "/api/auth/login",
+            json!({"auth": &long[..256], "password": "x"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     server.stop().await;
@@ -41,14 +49,26 @@ async fn long_login_names_are_refused_before_the_throttle(backend: Backend) {
 async fn every_name_of_an_account_shares_its_failures(backend: Backend) {
     let server = TestServer::start(backend).await;
     let client = server.anonymous();
-    for login in ["admin", "ADMIN", "Admin@Example.Test", "admin@example.test", " aDmIn "] {
+    for login in [
+        "admin",
+        "ADMIN",
+        "Admin@Example.Test",
+        "admin@example.test",
+        " aDmIn ",
+    ] {
         let r = client
-            .post("/api/auth/login", json!({"auth": login, "password": "guess"}))
+            .post(
+                "/api/auth/login",
+                json!({"auth": login, "password": "guess"}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{login}");
     }
     let r = client
-        .post("/api/auth/login", json!({"auth": "ADMIN@example.test", "password": ADMIN_PASSWORD}))
+        .post(
+            "/api/auth/login",
+            json!({"auth": "ADMIN@example.test", "password": ADMIN_PASSWORD}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     server.stop().await;
@@ -81,7 +101,11 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_failures(backend: Backen
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     let r = login_via(&client, "198.51.100.7", "admin", ADMIN_PASSWORD).await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "the guesser waits");
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the guesser waits"
+    );
     let r = login_via(&client, "203.0.113.50", "admin", ADMIN_PASSWORD).await;
     assert_eq!(
         r.status(),
@@ -89,7 +113,10 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_failures(backend: Backen
         "another client behind the same proxy logs in"
     );
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("; Secure"), "the proxy said https: {cookie}");
+    assert!(
+        cookie.contains("; Secure"),
+        "the proxy said https: {cookie}"
+    );
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     server.stop().await;
 }
@@ -99,8 +126,14 @@ async fn cookies_are_secure_only_when_a_trusted_proxy_says_https(backend: Backen
     let r = login_via(&server.anonymous(), "198.51.100.7", "admin", ADMIN_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    assert!(!cookie.contains("Secure"), "plain HTTP from an untrusted peer: {cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("Max-Age=604800"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP from an untrusted peer: {cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Max-Age=604800"),
+        "{cookie}"
+    );
     server.stop().await;
 }
 
@@ -120,7 +153,10 @@ async fn idle_connections_close_but_websockets_stay(backend: Backend) {
     let mut buf = Vec::new();
     // Bounded, so a server that never closes fails the test instead of hanging it.
     let read = tokio::time::timeout(Duration::from_secs(20), idle.read_to_end(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(_))), "an idle connection is closed: {read:?}");
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "an idle connection is closed: {read:?}"
+    );
 
     let mut request = format!("ws://{addr}/api/ws").into_client_request().unwrap();
     request
@@ -128,7 +164,10 @@ async fn idle_connections_close_but_websockets_stay(backend: Backend) {
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    socket.send(Message::Ping(b"still there?".to_vec().into())).await.unwrap();
+    socket
+        .send(Message::Ping(b"still there?".to_vec().into()))
+        .await
+        .unwrap();
     let answer = tokio::time::timeout(Duration::from_secs(20), socket.next()).await;
     assert!(
         matches!(answer, Ok(Some(Ok(Message::Pong(_))))),

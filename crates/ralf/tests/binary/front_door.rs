@@ -24,7 +24,8 @@ async fn login_names_cannot_forge_or_flood_the_log() {
     let log = dir.path().join("server.log");
     let server = ServerProcess::start_logging(RALF, &env(dir.path()), &[], Some(&log)).await;
     let client = server.api(None);
-    let forged = "mallory\n2026-01-01T00:00:00.000000Z  INFO ralf: admin logged in from \u{1b}[31m10.0.0.1";
+    let forged =
+        "mallory\n2026-01-01T00:00:00.000000Z  INFO ralf: admin logged in from \u{1b}[31m10.0.0.1";
     let r = client
         .post("/api/auth/login", json!({"auth": forged, "password": "x"}))
         .await;
@@ -41,7 +42,8 @@ async fn login_names_cannot_forge_or_flood_the_log() {
 
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.lines().any(|l| l.contains("failed login") && l.contains("mallory\\n2026")),
+        text.lines()
+            .any(|l| l.contains("failed login") && l.contains("mallory\\n2026")),
         "the failed login is logged, its newline escaped:\n{text}"
     );
     assert!(
