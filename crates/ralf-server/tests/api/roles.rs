@@ -168,6 +168,12 @@ fn routes() -> Vec<Route> {
         route!(DELETE "/api/project/{project_id}/schedules/{schedule_id}", ManageResources),
         route!(PUT "/api/project/{project_id}/schedules/{schedule_id}/active", ManageResources, |_f| json!({"active": false})),
         route!(GET "/api/project/{project_id}/templates/{template_id}/schedules", Read),
+        route!(POST "/api/project/{project_id}/templates/{template_id}/stop_all_tasks", RunTasks, |_f| json!({})),
+        route!(GET "/api/project/{project_id}/host_configs", Read),
+        route!(POST "/api/project/{project_id}/host_configs", ManageResources, |f| json!({"type": "host", "host": "h2", "ssh_key_id": f.key})),
+        route!(GET "/api/project/{project_id}/host_configs/{host_config_id}", Read),
+        route!(PUT "/api/project/{project_id}/host_configs/{host_config_id}", ManageResources, |f| json!({"id": f.host_config, "type": "url", "host": "h3"})),
+        route!(DELETE "/api/project/{project_id}/host_configs/{host_config_id}", ManageResources),
     ]
 }
 
@@ -215,6 +221,7 @@ struct Fixture {
     member: i64,
     /// A user who is not yet a member.
     spare_user: i64,
+    host_config: i64,
 }
 
 impl Fixture {
@@ -301,9 +308,16 @@ impl Fixture {
                 json!({"name": "r", "registered": false, "tags": ["t"]}),
             )
             .await);
+        let host_config = id(api
+            .create(
+                &format!("{base}/host_configs"),
+                json!({"type": "host", "host": "h", "ssh_key_id": key}),
+            )
+            .await);
         Fixture {
             project,
             runner,
+            host_config,
             key,
             spare_key,
             repository,
@@ -342,6 +356,7 @@ impl Fixture {
             .replace("{runner_id}", &self.runner.to_string())
             .replace("{schedule_id}", &self.schedule.to_string())
             .replace("{user_id}", &self.member.to_string())
+            .replace("{host_config_id}", &self.host_config.to_string())
     }
 }
 
