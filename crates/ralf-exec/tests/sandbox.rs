@@ -187,7 +187,7 @@ async fn leftovers_of_a_dead_server_are_ended() {
         .to_string();
     std::fs::write(task.join("pgid"), format!("{pid} {start}\n")).unwrap();
     // A group file naming a process that is not the recorded one is left alone.
-    let stranger = std::process::Command::new("sleep")
+    let mut stranger = std::process::Command::new("sleep")
         .arg("305")
         .process_group(0)
         .spawn()
@@ -212,13 +212,8 @@ async fn leftovers_of_a_dead_server_are_ended() {
         alive(stranger.id() as i32),
         "a stranger's process was killed"
     );
-    let _ = nix_kill(stranger.id());
-}
-
-fn nix_kill(pid: u32) -> std::io::Result<std::process::ExitStatus> {
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
 }
 
 use std::os::unix::process::CommandExt as _;
