@@ -444,7 +444,9 @@ pub(crate) async fn run(
     let ((result, interrupted), ()) = tokio::join!(waiter, readers);
     let status = match result {
         Ok(st) => match (Status::from_exit(st), sandbox) {
-            (Status::Code(code), Some(_)) => sandbox::signal_of(code).map_or(Status::Code(code), Status::Signal),
+            (Status::Code(code), Some(_)) => {
+                sandbox::signal_of(code).map_or(Status::Code(code), Status::Signal)
+            }
             (status, _) => status,
         },
         Err(e) => return Err(Abort::Failed(format!("waiting for {name} failed: {e}"))),

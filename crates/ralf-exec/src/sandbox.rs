@@ -128,7 +128,19 @@ fn probe(settings: &SandboxSettings) -> Result<Tools, String> {
     let tools = Tools { bwrap, setpriv };
     let truth = which("true", system).unwrap_or_else(|| "/bin/true".into());
     let mut args = namespace_args(&tools, settings);
-    args.extend(["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--"].map(Into::into));
+    args.extend(
+        [
+            "--ro-bind",
+            "/",
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--",
+        ]
+        .map(Into::into),
+    );
     args.extend(user_args(&tools, settings));
     args.push(truth.into());
     let out = std::process::Command::new(&tools.bwrap)
@@ -212,7 +224,9 @@ impl View {
         let system = std::fs::read_to_string("/etc/passwd").ok()?;
         let home = self.home();
         let home = home.to_str()?;
-        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok();
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok();
         let uid = settings.uid.to_string();
         let mut has_uid = false;
         let mut text = String::with_capacity(system.len() + 128);
@@ -269,45 +283,56 @@ impl Sandbox {
         push(&["--ro-bind".as_ref(), "/".as_ref(), "/".as_ref()]);
         push(&["--dev".as_ref(), "/dev".as_ref()]);
         // Python's multiprocessing (ansible) needs a writable /dev/shm.
-        push(&["--perms".as_ref(), "1777".as_ref(), "--tmpfs".as_ref(), "/dev/shm".as_ref()]);
+        push(&[
+            "--perms".as_ref(),
+            "1777".as_ref(),
+            "--tmpfs".as_ref(),
+            "/dev/shm".as_ref(),
+        ]);
         push(&["--proc".as_ref(), "/proc".as_ref()]);
         let hidden = hidden_paths(config);
         // Every mount into a hidden place gets its parents made first, traversable by the
         // task's user (bubblewrap would make them 0700, root's).
         let mut made: Vec<PathBuf> = Vec::new();
-        let mut mount = |out: &mut Vec<OsString>, how: &[&str], source: Option<&Path>, dest: &Path| {
-            let top = hidden
-                .iter()
-                .filter(|h| dest.starts_with(h) && dest != h.as_path())
-                .max_by_key(|h| h.components().count());
-            if let Some(top) = top {
-                let mut parents: Vec<&Path> = dest
-                    .ancestors()
-                    .skip(1)
-                    .take_while(|a| *a != top.as_path())
-                    .collect();
-                parents.reverse();
-                for parent in parents {
-                    if !made.iter().any(|m| m == parent) {
-                        made.push(parent.to_path_buf());
-                        out.extend(["--perms", "0755", "--dir"].map(OsString::from));
-                        out.push(parent.into());
+        let mut mount =
+            |out: &mut Vec<OsString>, how: &[&str], source: Option<&Path>, dest: &Path| {
+                let top = hidden
+                    .iter()
+                    .filter(|h| dest.starts_with(h) && dest != h.as_path())
+                    .max_by_key(|h| h.components().count());
+                if let Some(top) = top {
+                    let mut parents: Vec<&Path> = dest
+                        .ancestors()
+                        .skip(1)
+                        .take_while(|a| *a != top.as_path())
+                        .collect();
+                    parents.reverse();
+                    for parent in parents {
+                        if !made.iter().any(|m| m == parent) {
+                            made.push(parent.to_path_buf());
+                            out.extend(["--perms", "0755", "--dir"].map(OsString::from));
+                            out.push(parent.into());
+                        }
                     }
                 }
-            }
-            out.extend(how.iter().map(OsString::from));
-            if let Some(source) = source {
-                out.push(source.into());
-            }
-            out.push(dest.into());
-        };
+                out.extend(how.iter().map(OsString::from));
+                if let Some(source) = source {
+                    out.push(source.into());
+                }
+                out.push(dest.into());
+            };
         for place in &hidden {
             if place == Path::new("/tmp") {
                 mount(&mut out, &["--perms", "1777", "--tmpfs"], None, place);
             } else if place.is_dir() {
                 mount(&mut out, &["--tmpfs"], None, place);
             } else {
-                mount(&mut out, &["--ro-bind"], Some(Path::new("/dev/null")), place);
+                mount(
+                    &mut out,
+                    &["--ro-bind"],
+                    Some(Path::new("/dev/null")),
+                    place,
+                );
             }
         }
         for dir in path_binds(path, &hidden) {
@@ -457,12 +482,9 @@ mod tests {
             format!("home = {}\nversion = 3.11\n", python.display()),
         )
         .unwrap();
-        let path = std::env::join_paths([
-            venv.join("bin"),
-            home.join("tools/bin"),
-            "/usr/bin".into(),
-        ])
-        .unwrap();
+        let path =
+            std::env::join_paths([venv.join("bin"), home.join("tools/bin"), "/usr/bin".into()])
+                .unwrap();
         let binds = path_binds(&path, &[root.path().to_path_buf()]);
         assert_eq!(
             binds,

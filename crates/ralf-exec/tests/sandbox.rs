@@ -77,7 +77,11 @@ async fn a_task_sees_nothing_of_the_server_and_of_other_tasks() {
         .iter()
         .find_map(|l| l.strip_prefix("uid ").map(str::to_string))
         .unwrap();
-    assert_ne!(uid, nix_uid().to_string(), "the task runs as the server's user");
+    assert_ne!(
+        uid,
+        nix_uid().to_string(),
+        "the task runs as the server's user"
+    );
     assert_eq!(uid, config.sandbox.uid.to_string());
     // Its own PID namespace: bash, its command substitutions, and bubblewrap's init.
     let pids: usize = lines
@@ -173,29 +177,43 @@ async fn leftovers_of_a_dead_server_are_ended() {
         .unwrap();
     let pid = orphan.id();
     let start = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let start = start.rsplit(')').next().unwrap().split_whitespace().nth(19).unwrap().to_string();
+    let start = start
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
     std::fs::write(task.join("pgid"), format!("{pid} {start}\n")).unwrap();
     // A group file naming a process that is not the recorded one is left alone.
-    let stranger = std::process::Command::new("sleep")
+    let mut stranger = std::process::Command::new("sleep")
         .arg("305")
         .process_group(0)
         .spawn()
         .unwrap();
     std::fs::create_dir_all(work.path().join("tasks/8")).unwrap();
-    std::fs::write(work.path().join("tasks/8/pgid"), format!("{} 1\n", stranger.id())).unwrap();
+    std::fs::write(
+        work.path().join("tasks/8/pgid"),
+        format!("{} 1\n", stranger.id()),
+    )
+    .unwrap();
 
     let found = ralf_exec::remove_leftovers(&config).unwrap();
     assert_eq!(found.killed, 1);
     assert_eq!(found.removed, 2);
     assert!(task_dirs(work.path()).is_empty());
     let status = orphan.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
-    assert!(alive(stranger.id() as i32), "a stranger's process was killed");
-    let _ = nix_kill(stranger.id());
-}
-
-fn nix_kill(pid: u32) -> std::io::Result<std::process::ExitStatus> {
-    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status()
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(
+        alive(stranger.id() as i32),
+        "a stranger's process was killed"
+    );
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
 }
 
 use std::os::unix::process::CommandExt as _;

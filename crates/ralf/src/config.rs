@@ -734,7 +734,9 @@ impl Resolver {
         if let DatabaseSettings::Sqlite { path } = &database
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
-            sandbox.hide.push(std::path::absolute(dir).unwrap_or_else(|_| dir.into()));
+            sandbox
+                .hide
+                .push(std::path::absolute(dir).unwrap_or_else(|_| dir.into()));
         }
         Ok(Settings {
             listen: self.listen()?,
@@ -791,9 +793,13 @@ impl Resolver {
         if let Some(found) = self.find("task_gid", "task_gid") {
             sandbox.gid = found.u32()?;
         }
-        sandbox.hide.push(std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.into()));
+        sandbox
+            .hide
+            .push(std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.into()));
         if let Some(file) = &self.config_file {
-            sandbox.hide.push(std::path::absolute(file).unwrap_or_else(|_| file.clone()));
+            sandbox
+                .hide
+                .push(std::path::absolute(file).unwrap_or_else(|_| file.clone()));
         }
         Ok(sandbox)
     }

@@ -65,7 +65,11 @@ fn sandbox_off() -> bool {
 }
 
 fn sandbox_label() -> &'static str {
-    if sandbox_off() { "sandbox off" } else { "sandbox on" }
+    if sandbox_off() {
+        "sandbox off"
+    } else {
+        "sandbox on"
+    }
 }
 
 struct Setup {

@@ -191,7 +191,12 @@ pub fn host_pids(name: &str, needle: &str) -> Vec<i32> {
 /// The process group of a live process.
 pub fn group_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().nth(2)?.parse().ok()
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
 }
 
 /// The pids of live processes whose process group is `pgid`.

@@ -296,7 +296,10 @@ async fn the_templates_time_limit_ends_the_task_in_error(backend: Backend) {
     let marker = dir.path().display().to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !(processes("bash", &marker).is_empty() && processes("sleep", &marker).is_empty()) {
-        assert!(tokio::time::Instant::now() < deadline, "the task's processes survived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task's processes survived"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.stop().await;

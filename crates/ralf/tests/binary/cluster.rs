@@ -120,7 +120,13 @@ pub(crate) async fn start_task(api: &Api, project: i64, template: i64) -> i64 {
     r.body["id"].as_i64().unwrap()
 }
 
-pub(crate) async fn wait_status(api: &Api, project: i64, task: i64, want: &[&str], limit: Duration) -> Value {
+pub(crate) async fn wait_status(
+    api: &Api,
+    project: i64,
+    task: i64,
+    want: &[&str],
+    limit: Duration,
+) -> Value {
     let started = Instant::now();
     loop {
         let body = api

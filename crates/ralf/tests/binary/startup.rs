@@ -165,9 +165,16 @@ fn processes(name: &str, needle: &str) -> Vec<u32> {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z');
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z');
             comm.trim() == name
-                && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle)
+                && String::from_utf8_lossy(&cmdline)
+                    .replace('\0', " ")
+                    .contains(needle)
                 && !zombie
         })
         .collect()
@@ -222,7 +229,10 @@ async fn a_killed_server_leaves_no_task_process_and_no_task_directory() {
     }
 
     let second = server(&db, &data, false).await;
-    assert!(!task_dir.exists(), "the restarted server removed the task's directory");
+    assert!(
+        !task_dir.exists(),
+        "the restarted server removed the task's directory"
+    );
     let api = admin(&second).await;
     let ended = wait_status(&api, project, task, &["error"], Duration::from_secs(30)).await;
     assert_eq!(ended["status"], "error");
