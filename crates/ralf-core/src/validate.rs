@@ -162,7 +162,9 @@ pub fn no_nul_in_value(value: &serde_json::Value) -> Checked<()> {
         None => Ok(()),
         Some(field) => {
             let field = if field.is_empty() { "the body" } else { &field };
-            invalid(format!("{field} must not contain a NUL character (\\u0000)"))
+            invalid(format!(
+                "{field} must not contain a NUL character (\\u0000)"
+            ))
         }
     }
 }
@@ -175,7 +177,9 @@ mod tests {
     fn nul_characters_are_found_and_named() {
         let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
         assert!(no_nul_in_value(&json(r#"{"name": "a\\u0000b", "x": [1]}"#)).is_ok());
-        let e = no_nul_in_value(&json(r#"{"name": "web", "params": {"tags": ["a", "b\u0000"]}}"#));
+        let e = no_nul_in_value(&json(
+            r#"{"name": "web", "params": {"tags": ["a", "b\u0000"]}}"#,
+        ));
         assert_eq!(
             e.unwrap_err().0,
             "params.tags[1] must not contain a NUL character (\\u0000)"
