@@ -2,7 +2,8 @@
 //! requests another site makes it send; such a request cannot carry a JSON content type
 //! without the server's consent (CORS, which ralf does not grant), and it carries that site's
 //! `Origin`. So a request authenticated by the cookie alone (no bearer token) that changes
-//! something needs a JSON content type or a same-origin `Origin`, and a WebSocket handshake
+//! something needs a JSON content type or a same-origin `Origin` (or, as programs that are not
+//! browsers send it, neither an `Origin` nor a body's content type), and a WebSocket handshake
 //! with the cookie needs a same-origin `Origin` when it has one (programs that are not
 //! browsers send none). Bearer-token clients are not affected: no site can make a browser
 //! send a token.
@@ -37,10 +38,17 @@ pub async fn guard(State(state): State<AppState>, request: Request<Body>, next: 
                 *request.method(),
                 Method::GET | Method::HEAD | Method::OPTIONS
             );
-            (changes && !json_body(headers) && !same_origin(headers, web_host)).then_some(
-                "a request authenticated by the session cookie must send JSON \
+            // A program that is not a browser (Semaphore's clients log in with the cookie and
+            // then POST with no body at all) sends neither `Origin` nor a content type; a
+            // browser sends `Origin` with every request that changes something, and a form
+            // always has a content type.
+            let bodiless_program =
+                !headers.contains_key(ORIGIN) && !headers.contains_key(CONTENT_TYPE);
+            (changes && !bodiless_program && !json_body(headers) && !same_origin(headers, web_host))
+                .then_some(
+                    "a request authenticated by the session cookie must send JSON \
                  (Content-Type: application/json) or come from this site (Origin)",
-            )
+                )
         };
         if let Some(refusal) = refusal {
             return ApiError::Forbidden(refusal.into()).into_response();

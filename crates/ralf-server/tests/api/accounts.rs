@@ -203,6 +203,15 @@ async fn cookie_requests_from_other_sites_are_refused(backend: Backend) {
         StatusCode::OK,
         "still logged in"
     );
+    // A program that is not a browser (Semaphore's Python clients) logs in with the cookie
+    // and POSTs with no body, no content type and no Origin: that is no browser's doing.
+    let r = cookie
+        .http
+        .post(format!("{}/api/user/tokens", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
     // JSON from anywhere is fine (a browser cannot send it cross-site without CORS).
     let r = cookie
         .post("/api/projects", json!({"name": "by cookie"}))
