@@ -131,7 +131,8 @@ async fn survey_variables_may_have_no_name(backend: Backend) {
     server.stop().await;
 }
 
-/// A runner's negative `max_parallel_tasks` is stored as sent and means no limit, like 0.
+/// A runner's negative `max_parallel_tasks` is stored as sent and means no limit, like 0; a
+/// webhook that is not an http(s) URL is stored as sent.
 async fn runners_may_have_a_negative_task_limit(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
@@ -143,6 +144,14 @@ async fn runners_may_have_a_negative_task_limit(backend: Backend) {
         .await;
     assert_eq!(runner["max_parallel_tasks"], -1);
     let id = runner["id"].as_i64().unwrap();
+    // Any webhook text is stored as sent: ralf never calls it.
+    let hooked = admin
+        .create(
+            "/api/runners",
+            json!({"name": "hooked", "webhook": "ftp://hooks.example.test/runner"}),
+        )
+        .await;
+    assert_eq!(hooked["webhook"], "ftp://hooks.example.test/runner");
     let r = admin
         .put(
             &format!("/api/runners/{id}"),
