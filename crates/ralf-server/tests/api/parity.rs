@@ -517,6 +517,31 @@ async fn enum_survey_variables_may_have_no_values(backend: Backend) {
     server.stop().await;
 }
 
+/// A cron schedule that never matches (the 30th of February) is stored, as Semaphore stores
+/// it, and the validate endpoint accepts it; it never starts a task.
+async fn schedules_may_never_match(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let fixture = Fixture::new(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
+    let base = fixture.base();
+    let schedule = admin
+        .create(
+            &format!("{base}/schedules"),
+            json!({"name": "never", "template_id": fixture.template,
+                   "cron_format": "0 0 30 2 *"}),
+        )
+        .await;
+    assert_eq!(schedule["cron_format"], "0 0 30 2 *");
+    let r = admin
+        .post(
+            &format!("{base}/schedules/validate"),
+            json!({"cron_format": "0 0 30 2 *"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    server.stop().await;
+}
+
 on_both_backends!(
     users_may_be_created_without_a_password,
     survey_variables_may_have_no_name,
@@ -528,4 +553,5 @@ on_both_backends!(
     templates_of_apps_ralf_cannot_run_are_stored,
     workspace_inventories_may_have_no_name,
     enum_survey_variables_may_have_no_values,
+    schedules_may_never_match,
 );
