@@ -62,7 +62,7 @@ impl InventoryRequest {
 }
 
 /// Checks the `inventory` text against the type: `static-yaml` must parse as YAML (a mapping of
-/// groups), `file` needs a path inside the repository, a workspace needs a name.
+/// groups), a `file` path is one inside the repository; a workspace name may be empty.
 pub fn check_inventory(kind: &str, inventory: &str) -> Checked<()> {
     validate::long_text("inventory", inventory)?;
     match kind {
@@ -79,14 +79,9 @@ pub fn check_inventory(kind: &str, inventory: &str) -> Checked<()> {
                 validate::inside_repository("inventory", inventory)
             }
         }
-        "terraform-workspace" | "tofu-workspace" => {
-            if inventory.trim().is_empty() {
-                return invalid(format!(
-                    "a {kind} inventory needs the workspace name in inventory"
-                ));
-            }
-            validate::short_text("inventory", inventory)
-        }
+        // Without a name (Semaphore stores that too) a task uses the `default` workspace, the
+        // one Terraform itself starts in.
+        "terraform-workspace" | "tofu-workspace" => validate::short_text("inventory", inventory),
         other => invalid(format!(
             "type must be one of {}, not {other:?}",
             INVENTORY_TYPES.join(", ")
@@ -135,7 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn workspaces_need_their_name() {
+    fn files_stay_inside_the_repository_and_names_may_be_empty() {
         // A file inventory without a path is stored (as Semaphore does); its tasks fail.
         assert!(check_inventory("file", " ").is_ok());
         assert!(check_inventory("file", "inventories/prod.ini").is_ok());
@@ -146,7 +141,7 @@ mod tests {
                 .contains("not an absolute path")
         );
         assert!(check_inventory("file", "../../hosts").is_err());
-        assert!(check_inventory("terraform-workspace", "").is_err());
+        assert!(check_inventory("terraform-workspace", "").is_ok());
         assert!(check_inventory("tofu-workspace", "default").is_ok());
         assert!(
             check_inventory("dynamic", "")

@@ -12,7 +12,9 @@ use crate::api::refs::ObjectRef;
 use crate::validate::{self, Checked, invalid};
 use crate::{TaskStatus, Timestamp};
 
-/// The apps ralf can run.
+/// The apps of Semaphore 2.16. ralf stores all of them; it runs all but [`TemplateApp::Pulumi`],
+/// [`TemplateApp::Powershell`] and [`TemplateApp::Terragrunt`] (see [`TemplateApp::runs`]): a
+/// task of those fails and says so in its log.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
 )]
@@ -24,15 +26,21 @@ pub enum TemplateApp {
     Tofu,
     Bash,
     Python,
+    Powershell,
+    Pulumi,
+    Terragrunt,
 }
 
 impl TemplateApp {
-    pub const ALL: [TemplateApp; 5] = [
+    pub const ALL: [TemplateApp; 8] = [
         TemplateApp::Ansible,
         TemplateApp::Terraform,
         TemplateApp::Tofu,
         TemplateApp::Bash,
         TemplateApp::Python,
+        TemplateApp::Powershell,
+        TemplateApp::Pulumi,
+        TemplateApp::Terragrunt,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -42,17 +50,31 @@ impl TemplateApp {
             TemplateApp::Tofu => "tofu",
             TemplateApp::Bash => "bash",
             TemplateApp::Python => "python",
+            TemplateApp::Powershell => "powershell",
+            TemplateApp::Pulumi => "pulumi",
+            TemplateApp::Terragrunt => "terragrunt",
         }
+    }
+
+    /// Whether ralf can run a task of this app (it stores templates of every app).
+    pub const fn runs(self) -> bool {
+        !matches!(
+            self,
+            TemplateApp::Powershell | TemplateApp::Pulumi | TemplateApp::Terragrunt
+        )
     }
 
     pub fn parse(s: &str) -> Option<TemplateApp> {
         TemplateApp::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
-    /// Terraform and OpenTofu run in a directory of the repository (the playbook field, which
-    /// may be empty); the others need a playbook or a script.
+    /// Terraform, OpenTofu and Terragrunt run in a directory of the repository (the playbook
+    /// field, which may be empty); the others need a playbook or a script.
     pub const fn needs_playbook(self) -> bool {
-        !matches!(self, TemplateApp::Terraform | TemplateApp::Tofu)
+        !matches!(
+            self,
+            TemplateApp::Terraform | TemplateApp::Tofu | TemplateApp::Terragrunt
+        )
     }
 }
 
@@ -561,11 +583,8 @@ fn check_survey_vars(vars: &[SurveyVar]) -> Checked<()> {
         seen.push(name);
         validate::short_text(&format!("survey_vars[{i}].title"), &var.title)?;
         validate::long_text(&format!("survey_vars[{i}].description"), &var.description)?;
-        if var.kind == SurveyVarType::Enum && var.values.is_empty() {
-            return invalid(format!(
-                "survey_vars[{i}].values: the enum variable {name:?} needs at least one value"
-            ));
-        }
+        // An enum variable without values is stored too (Semaphore does): a task is started
+        // without an answer to it, or with its default.
         for (j, value) in var.values.iter().enumerate() {
             validate::short_text(&format!("survey_vars[{i}].values[{j}].name"), &value.name)?;
             validate::long_text(&format!("survey_vars[{i}].values[{j}].value"), &value.value)?;
@@ -685,7 +704,16 @@ mod tests {
         );
         assert_eq!(
             error(json!({"name": "x", "repository_id": 1, "app": "pulumi"})),
-            "app \"pulumi\" is not supported; app must be one of: ansible, terraform, tofu, bash, python"
+            "playbook (the script to run) is required for pulumi templates"
+        );
+        assert!(
+            request(json!({"name": "x", "repository_id": 1, "app": "terragrunt"}))
+                .check()
+                .is_ok()
+        );
+        assert!(
+            error(json!({"name": "x", "repository_id": 1, "app": "chef"}))
+                .starts_with("app \"chef\" is not supported; app must be one of: ansible,")
         );
         assert_eq!(
             error(json!({"name": "x", "app": "terraform"})),
@@ -734,10 +762,9 @@ mod tests {
             with("survey_vars", json!([{"name": "a"}, {"name": "a"}])),
             "survey_vars[1].name: the variable \"a\" is defined twice"
         );
-        assert!(
-            with("survey_vars", json!([{"name": "a", "type": "enum"}]))
-                .contains("needs at least one value")
-        );
+        let mut body = base.clone();
+        body["survey_vars"] = json!([{"name": "a", "type": "enum"}]);
+        assert!(request(body).check().is_ok());
         assert_eq!(
             with("vaults", json!([{"type": "password"}])),
             "vaults[0].vault_key_id is required for a password vault"

@@ -33,6 +33,14 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
         .await
         .context("loading the template")?;
     let settings = &template.settings;
+    if !settings.app.runs() {
+        bail!(
+            "ralf cannot run {app} templates yet: the template is stored as Semaphore stores it, \
+             but its tasks need an app ralf does not have; run it with ansible, terraform, tofu, \
+             bash or python instead",
+            app = settings.app
+        );
+    }
     let mut secrets: Vec<String> = Vec::new();
 
     let repository = store
@@ -246,6 +254,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
             TemplateApp::Tofu => App::Tofu,
             TemplateApp::Bash => App::Bash,
             TemplateApp::Python => App::Python,
+            other => bail!("ralf cannot run {other} templates yet"),
         },
         repository: RepositorySource {
             url: repository.git_url.clone(),

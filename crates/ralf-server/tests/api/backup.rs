@@ -472,7 +472,7 @@ async fn semaphore_backups_restore(backend: Backend) {
 
 /// Semaphore's spec example and what Semaphore 2.16 writes restore in full, `null` wherever Go
 /// allows it, even the parts ralf cannot run: a file inventory without a path, a `script`
-/// vault. Their tasks say why they cannot run.
+/// vault, a `pulumi` template. Their tasks say why they cannot run.
 async fn every_semaphore_backup_restores_and_what_cannot_run_says_why(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
@@ -493,6 +493,10 @@ async fn every_semaphore_backup_restores_and_what_cannot_run_says_why(backend: B
         "autorun": null, "survey_vars": null, "suppress_success_alerts": null,
         "suppress_error_alerts": null, "cron": null, "task_params": null, "vaults": null
     }));
+    let mut pulumi = backup["templates"][2].clone();
+    pulumi["name"] = json!("Stack");
+    pulumi["app"] = json!("pulumi");
+    backup["templates"].as_array_mut().unwrap().push(pulumi);
     backup["host_configs"] = json!([
         {"type": "host", "host": "github.com", "ssh_key": "None"},
         {"type": "url", "host": "https://git.example.test/", "ssh_key": null}
@@ -543,6 +547,7 @@ async fn every_semaphore_backup_restores_and_what_cannot_run_says_why(backend: B
     for (template, why) in [
         ("On dev", "file inventory without a path"),
         ("Deploy", "script vaults are not supported"),
+        ("Stack", "ralf cannot run pulumi templates yet"),
     ] {
         let mut body = json!({"template_id": id_of(template)});
         if template == "Deploy" {
@@ -631,8 +636,8 @@ async fn bad_backups_leave_nothing_behind(backend: Backend) {
             "templates[0] (\"Build\"): repository must name one of the backup's repositories",
         ),
         (
-            json!({"/templates/1/app": "pulumi"}),
-            "templates[1] (\"Deploy\"): app \"pulumi\" is not supported",
+            json!({"/templates/1/app": "chef"}),
+            "templates[1] (\"Deploy\"): app \"chef\" is not supported",
         ),
         (
             json!({"/templates/1/build_template": "Deploy"}),

@@ -213,12 +213,6 @@ async fn bad_inventories_are_refused(backend: Backend) {
             .await,
         "inventory is not a valid YAML inventory",
     );
-    assert_bad(
-        &admin
-            .post(&inv, json!({"name": "i", "type": "terraform-workspace"}))
-            .await,
-        "workspace name",
-    );
     for field in ["ssh_key_id", "become_key_id"] {
         assert_bad(
             &admin

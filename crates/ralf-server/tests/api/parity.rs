@@ -131,7 +131,8 @@ async fn survey_variables_may_have_no_name(backend: Backend) {
     server.stop().await;
 }
 
-/// A runner's negative `max_parallel_tasks` is stored as sent and means no limit, like 0.
+/// A runner's negative `max_parallel_tasks` is stored as sent and means no limit, like 0; a
+/// webhook that is not an http(s) URL is stored as sent.
 async fn runners_may_have_a_negative_task_limit(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
@@ -143,6 +144,14 @@ async fn runners_may_have_a_negative_task_limit(backend: Backend) {
         .await;
     assert_eq!(runner["max_parallel_tasks"], -1);
     let id = runner["id"].as_i64().unwrap();
+    // Any webhook text is stored as sent: ralf never calls it.
+    let hooked = admin
+        .create(
+            "/api/runners",
+            json!({"name": "hooked", "webhook": "ftp://hooks.example.test/runner"}),
+        )
+        .await;
+    assert_eq!(hooked["webhook"], "ftp://hooks.example.test/runner");
     let r = admin
         .put(
             &format!("/api/runners/{id}"),
@@ -413,6 +422,126 @@ async fn the_routes_of_the_spec_answer(backend: Backend) {
     server.stop().await;
 }
 
+/// Templates of the apps ralf cannot run yet (`pulumi`, `powershell`, `terragrunt`) are stored
+/// and updated; a task of one ends in `error` and its log says why.
+async fn templates_of_apps_ralf_cannot_run_are_stored(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let fixture = Fixture::new(
+        &admin,
+        &[("run.sh", "echo ran\n")],
+        json!({"app": "pulumi"}),
+    )
+    .await;
+    let base = fixture.base();
+    for app in ["powershell", "terragrunt"] {
+        let template = admin
+            .create(
+                &format!("{base}/templates"),
+                json!({"name": app, "app": app, "playbook": "run.sh",
+                       "repository_id": fixture.repository}),
+            )
+            .await;
+        assert_eq!(template["app"], app);
+    }
+    let path = format!("{base}/templates/{}", fixture.template);
+    let mut template = admin.get(&path).await.body;
+    assert_eq!(template["app"], "pulumi");
+    template["description"] = json!("infrastructure");
+    let r = admin.put(&path, template).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let (task, lines) = fixture.run(&admin, json!({})).await;
+    assert_eq!(task["status"], "error", "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ralf cannot run pulumi templates yet")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l == "ran"), "{lines:?}");
+    server.stop().await;
+}
+
+/// Terraform and OpenTofu workspace inventories without a workspace name are stored (a task
+/// then uses the `default` workspace).
+async fn workspace_inventories_may_have_no_name(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let fixture = Fixture::new(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
+    let base = fixture.base();
+    for kind in ["terraform-workspace", "tofu-workspace"] {
+        let inventory = admin
+            .create(
+                &format!("{base}/inventory"),
+                json!({"name": kind, "type": kind, "inventory": ""}),
+            )
+            .await;
+        assert_eq!(inventory["inventory"], "");
+        let id = inventory["id"].as_i64().unwrap();
+        let r = admin
+            .put(
+                &format!("{base}/inventory/{id}"),
+                json!({"id": id, "name": kind, "type": kind, "inventory": " "}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    }
+    server.stop().await;
+}
+
+/// An `enum` survey variable without values is stored; a task started without an answer to it
+/// runs without it.
+async fn enum_survey_variables_may_have_no_values(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let fixture = Fixture::new(
+        &admin,
+        &[("run.sh", "echo \"args: $*\"\n")],
+        json!({"survey_vars": [{"name": "size", "title": "Size", "type": "enum"},
+                               {"name": "tier", "title": "Tier", "type": "enum",
+                                "values": null}]}),
+    )
+    .await;
+    let template = admin
+        .get(&format!(
+            "{}/templates/{}",
+            fixture.base(),
+            fixture.template
+        ))
+        .await
+        .body;
+    assert_eq!(template["survey_vars"][0]["type"], "enum");
+    let (task, lines) = fixture.run(&admin, json!({})).await;
+    assert_eq!(task["status"], "success", "{lines:?}");
+    assert!(lines.iter().any(|l| l == "args: "), "{lines:?}");
+    server.stop().await;
+}
+
+/// A cron schedule that never matches (the 30th of February) is stored, as Semaphore stores
+/// it, and the validate endpoint accepts it; it never starts a task.
+async fn schedules_may_never_match(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let fixture = Fixture::new(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
+    let base = fixture.base();
+    let schedule = admin
+        .create(
+            &format!("{base}/schedules"),
+            json!({"name": "never", "template_id": fixture.template,
+                   "cron_format": "0 0 30 2 *"}),
+        )
+        .await;
+    assert_eq!(schedule["cron_format"], "0 0 30 2 *");
+    let r = admin
+        .post(
+            &format!("{base}/schedules/validate"),
+            json!({"cron_format": "0 0 30 2 *"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    server.stop().await;
+}
+
 on_both_backends!(
     users_may_be_created_without_a_password,
     survey_variables_may_have_no_name,
@@ -421,4 +550,8 @@ on_both_backends!(
     template_defaults_reach_tasks_started_over_the_api,
     deleting_a_running_task_stops_it,
     the_routes_of_the_spec_answer,
+    templates_of_apps_ralf_cannot_run_are_stored,
+    workspace_inventories_may_have_no_name,
+    enum_survey_variables_may_have_no_values,
+    schedules_may_never_match,
 );

@@ -302,6 +302,25 @@ async fn a_nul_byte_in_the_output_keeps_every_line(backend: Backend) {
     server.stop().await;
 }
 
+/// A template of an app ralf stores but cannot run yet ends in `error`, its log saying why,
+/// and nothing of the repository runs.
+async fn tasks_of_apps_ralf_cannot_run_say_why(backend: Backend) {
+    let repo = GitRepo::new(&[("main.sh", "echo should-not-run\n")]);
+    let server = TestServer::start(backend).await;
+    let project = Project::new(&server, &repo).await;
+    for app in ["pulumi", "powershell", "terragrunt"] {
+        let template = project.template(app, app, "main.sh", json!({})).await;
+        let task = project.start(json!({"template_id": template})).await;
+        let done = project.api.wait_task(project.id, task, WAIT).await;
+        let lines = project.api.output_lines(project.id, task).await;
+        assert_eq!(done["status"], "error", "{app}: {lines:#?}");
+        let expected = format!("ralf cannot run {app} templates yet");
+        assert!(lines.iter().any(|l| l.contains(&expected)), "{lines:#?}");
+        assert!(!lines.iter().any(|l| l == "should-not-run"), "{lines:#?}");
+    }
+    server.stop().await;
+}
+
 on_both_backends!(
     a_bash_task_runs_from_git_and_succeeds,
     a_failing_script_ends_in_error,
@@ -309,4 +328,5 @@ on_both_backends!(
     extra_vars_reach_bash_and_python_as_name_value_arguments,
     variables_secrets_and_survey_answers_reach_scripts_and_secrets_are_masked,
     a_nul_byte_in_the_output_keeps_every_line,
+    tasks_of_apps_ralf_cannot_run_say_why,
 );
