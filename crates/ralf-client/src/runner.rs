@@ -2,8 +2,9 @@
 //! output and status. Authenticated by the runner's own token (`X-Runner-Token`, set with
 //! [`crate::ClientConfig::runner_token`]), never by a user's.
 
+use ralf_core::TaskStatus;
 use ralf_core::api::runners::{RegisteredRunner, RunnerRegistration};
-use ralf_exec::remote::{OutputBatch, Poll, PollAnswer, StatusAnswer, StatusReport};
+use ralf_core::runner_wire::{OutputBatch, Poll, PollAnswer, StatusAnswer, StatusReport};
 use reqwest::Method;
 
 use crate::client::{Replay, decode};
@@ -77,13 +78,11 @@ impl Client {
     pub async fn report_task_status(
         &self,
         task_id: i64,
-        status: &str,
+        status: TaskStatus,
     ) -> Result<StatusAnswer, Error> {
         let path = format!("/api/internal/runners/tasks/{task_id}/status");
-        let body = serde_json::to_value(StatusReport {
-            status: status.to_string(),
-        })
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+        let body = serde_json::to_value(StatusReport { status })
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let answer = self
             .call(Method::POST, &path, &[], Some(body), Replay::Safe, true)
             .await?;

@@ -1,10 +1,16 @@
 //! ralf's domain, free of I/O: the wire types of the Semaphore-compatible API (shared by the
-//! server, the client and the store), project roles and their permissions, the task state
-//! machine, and the crypto rules for secrets at rest and passwords.
+//! server, the client and the store), what a task runs and the wire of remote runners (`job`,
+//! `runner_wire`; shared by the server, the executor and `ralf runner`), project roles and
+//! their permissions, the task state machine, where the store lives (`database`), secrets kept
+//! out of messages (`redact`), and the crypto rules for secrets at rest and passwords.
 
 pub mod api;
+pub mod database;
+pub mod job;
 pub mod password;
+pub mod redact;
 pub mod role;
+pub mod runner_wire;
 pub mod secret;
 pub mod task_status;
 pub mod time;

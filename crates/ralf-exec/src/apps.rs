@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::git::key_bytes;
-use crate::job::{App, Credential, Inventory, Job};
 use crate::process::{self, Abort, Ctx, Spec, Status};
 use crate::workspace::{TaskDir, copy_tf_state, make_private_dir, safe_name};
+use ralf_core::job::{App, Credential, Inventory, Job};
 
 /// Sets `name` in `env`, replacing an earlier value.
 fn set_env(env: &mut Vec<(OsString, OsString)>, name: &str, value: impl Into<OsString>) {
@@ -502,7 +502,7 @@ pub(crate) async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{AnsibleOptions, LoginPassword, RepositorySource, SshKey, VaultPassword};
+    use ralf_core::job::{AnsibleOptions, LoginPassword, RepositorySource, SshKey, VaultPassword};
 
     fn job() -> Job {
         let mut job = Job::new(

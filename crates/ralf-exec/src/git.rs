@@ -63,11 +63,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
+use ralf_core::job::{CheckoutInfo, Credential, RepositorySource};
+use ralf_core::redact::redact_url;
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::config::ExecConfig;
-use crate::job::{Credential, RepositorySource};
-use crate::output::CheckoutInfo;
 use crate::process::{self, Abort, Ctx, Spec, shell_quote};
 use crate::workspace::{TaskDir, make_private_dir_all, safe_name, task_root};
 
@@ -255,29 +255,6 @@ fn remove_stale_locks(cache: &Path) {
     }
     walk(cache, 0);
     walk(&cache.join("refs"), 16);
-}
-
-/// `url` with any password in it replaced, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let shown = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{}://{}@{}", &url[..scheme_end], shown, &rest[at + 1..])
-        }
-        None => url.to_string(),
-    }
 }
 
 /// The key's text as ssh accepts it: LF line endings and a final newline.
@@ -1016,20 +993,6 @@ mod tests {
         assert_ne!(name("a/b"), name("a_b"));
         assert_eq!(name(".."), "_2e_2e.git");
         assert_eq!(name(""), "_.git");
-    }
-
-    #[test]
-    fn passwords_are_taken_out_of_urls() {
-        assert_eq!(
-            redact_url("https://bob:pw@example.com/r.git"),
-            "https://bob:***@example.com/r.git"
-        );
-        assert_eq!(
-            redact_url("https://bob@example.com/r.git"),
-            "https://bob@example.com/r.git"
-        );
-        assert_eq!(redact_url("git@host:r.git"), "git@host:r.git");
-        assert_eq!(redact_url("file:///tmp/r"), "file:///tmp/r");
     }
 
     #[test]

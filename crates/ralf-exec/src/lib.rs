@@ -1,7 +1,8 @@
 //! ralf's executor: runs one task, with no database and no HTTP, so the server's local executor
 //! and a remote `ralf runner` call the same code.
 //!
-//! Given a [`Job`] (everything about the task, secrets decrypted), [`run`] fetches the
+//! Given a [`Job`] (everything about the task, secrets decrypted; `ralf_core::job`, re-exported
+//! here), [`run`] fetches the
 //! repository into a cached bare clone and checks the exact commit out into the task's private
 //! directory (`git` command line; see `git`), writes keys, passwords, the inventory and the extra
 //! vars to 0600 files that are deleted when the task ends, builds the app's command line
@@ -24,10 +25,8 @@ mod config;
 mod confine;
 mod control;
 mod git;
-mod job;
 mod output;
 mod process;
-pub mod remote;
 mod sandbox;
 mod workspace;
 
@@ -41,11 +40,14 @@ pub use config::{
 };
 pub use confine::check_repository_url;
 pub use control::{Control, StopRequest};
-pub use job::{
-    AnsibleOptions, App, Credential, Inventory, Job, LoginPassword, RepositorySource, SshKey,
-    TerraformOptions, VaultPassword,
+// What the executor takes and reports: plain data in `ralf-core`, which the server's dispatcher
+// and the runner's wire share.
+pub use output::{MAX_LINE, MIN_SECRET_LEN, OutputLine, OutputSink};
+pub use ralf_core::job::{
+    AnsibleOptions, App, CheckoutInfo, Credential, Inventory, Job, LoginPassword, RepositorySource,
+    SshKey, TerraformOptions, VaultPassword,
 };
-pub use output::{CheckoutInfo, MASK, MAX_LINE, MIN_SECRET_LEN, OutputLine, OutputSink};
+pub use ralf_core::redact::MASK;
 pub use sandbox::Isolation;
 pub use workspace::{Leftovers, remove_leftovers};
 

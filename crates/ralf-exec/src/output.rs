@@ -5,11 +5,10 @@ use std::borrow::Cow;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use chrono::{DateTime, Utc};
+use ralf_core::job::CheckoutInfo;
+use ralf_core::redact::MASK;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-
-/// What replaces each secret in the output.
-pub const MASK: &str = "**********";
 
 /// Secrets shorter than this are not masked (masking `yes` or `1` everywhere would only garble
 /// the log).
@@ -25,15 +24,6 @@ pub struct OutputLine {
     pub time: DateTime<Utc>,
     /// The text.
     pub text: String,
-}
-
-/// The commit a task runs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckoutInfo {
-    /// The full commit hash.
-    pub commit_hash: String,
-    /// The commit message's first line.
-    pub commit_message: String,
 }
 
 /// Where a task's output goes. Called from the task's own future, in order for each of the

@@ -29,8 +29,10 @@ pub mod users;
 pub mod views;
 
 pub use error::StoreError;
+/// Where the store lives (defined in `ralf-core`, which configuration and tests share).
+pub use ralf_core::database::DatabaseSettings;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -40,38 +42,6 @@ use sqlx::sqlite::{
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Where the store lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseSettings {
-    /// An SQLite file; created with its directory when missing.
-    Sqlite { path: PathBuf },
-    /// A PostgreSQL connection URL (`postgres://user:pass@host:port/db?options`).
-    Postgres { url: String },
-}
-
-impl DatabaseSettings {
-    /// The database location with any password in the URL replaced, safe for logs.
-    pub fn redacted(&self) -> String {
-        match self {
-            DatabaseSettings::Sqlite { path } => format!("sqlite:{}", path.display()),
-            DatabaseSettings::Postgres { url } => redact_url_password(url),
-        }
-    }
-}
-
-fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:**********@{host}"),
-        None => url.to_string(),
-    }
-}
 
 #[derive(Clone)]
 pub(crate) enum Db {
@@ -160,13 +130,13 @@ impl Store {
             }
             DatabaseSettings::Postgres { url } => {
                 let options = PgConnectOptions::from_str(url)
-                    .map_err(|e| StoreError::Open(format!("{}: {e}", redact_url_password(url))))?;
+                    .map_err(|e| StoreError::Open(format!("{}: {e}", settings.redacted())))?;
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await
-                    .map_err(|e| StoreError::Open(format!("{}: {e}", redact_url_password(url))))?;
+                    .map_err(|e| StoreError::Open(format!("{}: {e}", settings.redacted())))?;
                 migrated(sqlx::migrate!("./migrations/postgres").run(&pool).await)?;
                 Db::Postgres(pool)
             }
@@ -290,17 +260,6 @@ pub(crate) fn audited(sql: &str) -> sqlx::AssertSqlSafe<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_postgres_password() {
-        let db = DatabaseSettings::Postgres {
-            url: "postgres://ralf:s3cret@db.internal:5432/ralf".into(),
-        };
-        assert_eq!(
-            db.redacted(),
-            "postgres://ralf:**********@db.internal:5432/ralf"
-        );
-    }
 
     #[test]
     fn sorting_accepts_only_listed_fields() {

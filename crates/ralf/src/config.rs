@@ -26,6 +26,7 @@ use base64::Engine as _;
 use figment::providers::{Format as _, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+use ralf_core::redact::redact_url;
 use ralf_server::{AdminBootstrap, DatabaseSettings, Settings};
 
 /// Command-line flags of `ralf server`; `None` means the flag was not given.
@@ -1157,20 +1158,6 @@ fn percent_encode(text: &str) -> String {
         }
     }
     encoded
-}
-
-/// `scheme://user:password@host/...` → `scheme://user:**********@host/...`.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}"),
-        None => url.to_string(),
-    }
 }
 
 #[cfg(test)]

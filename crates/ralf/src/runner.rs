@@ -13,10 +13,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use ralf_client::{Client, ClientConfig};
-use ralf_exec::remote::{HeldTask, OutputBatch, Poll};
-use ralf_exec::{
-    CheckoutInfo, Control, ExecConfig, Job, Outcome, OutputLine, OutputSink, PlanHandle,
-};
+use ralf_core::TaskStatus;
+use ralf_core::job::{CheckoutInfo, Job};
+use ralf_core::runner_wire::{HeldTask, OutputBatch, Poll};
+use ralf_exec::{Control, ExecConfig, Outcome, OutputLine, OutputSink, PlanHandle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -199,9 +199,28 @@ struct Runner {
 
 /// A task this runner holds.
 struct Held {
-    /// The status the runner last knew of it.
-    known: String,
+    known: Known,
     state: HeldState,
+}
+
+/// What the runner knows of the status of a task it holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// The status it last knew of it; `None`: deleted.
+    Status(Option<TaskStatus>),
+    /// Nothing: the server refused the report that its plan waits for a confirmation; the
+    /// server's next answer says why (see `news`).
+    Unknown,
+}
+
+impl Known {
+    /// As a poll names it: an unknown status as none, which the server's answer corrects.
+    fn status(self) -> Option<TaskStatus> {
+        match self {
+            Known::Status(status) => status,
+            Known::Unknown => None,
+        }
+    }
 }
 
 enum HeldState {
@@ -246,7 +265,7 @@ impl Runner {
                 .iter()
                 .map(|(id, h)| HeldTask {
                     task_id: *id,
-                    status: Some(h.known.clone()),
+                    status: h.known.status(),
                 })
                 .collect(),
             free: self.max_parallel.saturating_sub(running),
@@ -256,28 +275,32 @@ impl Runner {
 
     /// Acts on what the server says of a task held here.
     async fn news(self: &Arc<Self>, held: HeldTask) {
-        let status = held.status.as_deref();
+        let status = held.status;
         let planned = {
             let mut tasks = self.tasks();
             let Some(task) = tasks.get_mut(&held.task_id) else {
                 return;
             };
-            if status == Some(task.known.as_str()) {
+            if task.known == Known::Status(status) {
                 return;
             }
-            task.known = status.unwrap_or("deleted").to_string();
+            task.known = Known::Status(status);
             match &task.state {
                 HeldState::Running(control) => {
                     match status {
-                        Some("stopping") => control.stop(false),
-                        Some("starting" | "running" | "confirmed") => {}
+                        Some(TaskStatus::Stopping) => control.stop(false),
+                        Some(
+                            TaskStatus::Starting | TaskStatus::Running | TaskStatus::Confirmed,
+                        ) => {}
                         // Stopped by force, ended by the server (it took this runner for
                         // lost), deleted.
                         _ => control.stop(true),
                     }
                     return;
                 }
-                HeldState::Planned(..) if status == Some("waiting_confirmation") => return,
+                HeldState::Planned(..) if status == Some(TaskStatus::WaitingConfirmation) => {
+                    return;
+                }
                 HeldState::Planned(..) => match tasks.remove(&held.task_id) {
                     Some(Held {
                         state: HeldState::Planned(job, plan),
@@ -288,14 +311,14 @@ impl Runner {
             }
         };
         let (job, plan) = planned;
-        if status == Some("confirmed") {
+        if status == Some(TaskStatus::Confirmed) {
             self.apply(*job, plan).await;
             return;
         }
         // Rejected, stopped, deleted: the plan is thrown away.
         ralf_exec::discard_plan(&self.exec, plan).await;
-        if status == Some("stopping") {
-            self.report(held.task_id, "stopped").await;
+        if status == Some(TaskStatus::Stopping) {
+            self.report(held.task_id, TaskStatus::Stopped).await;
         }
     }
 
@@ -305,18 +328,18 @@ impl Runner {
         self.tasks().insert(
             job.task_id,
             Held {
-                known: "starting".into(),
+                known: Known::Status(Some(TaskStatus::Starting)),
                 state: HeldState::Running(control.clone()),
             },
         );
         let me = self.clone();
         tokio::spawn(async move {
             let task_id = job.task_id;
-            if !me.report(task_id, "running").await {
+            if !me.report(task_id, TaskStatus::Running).await {
                 me.tasks().remove(&task_id);
                 return;
             }
-            me.set_known(task_id, "running");
+            me.set_known(task_id, Known::Status(Some(TaskStatus::Running)));
             tracing::info!(task.id = task_id, "task started");
             let (sink, sending) = RemoteOutput::start(me.client.clone(), task_id);
             let outcome = ralf_exec::run(&job, &me.exec, &sink, &control).await;
@@ -327,16 +350,16 @@ impl Runner {
     /// Applies a confirmed plan.
     async fn apply(self: &Arc<Self>, job: Job, plan: PlanHandle) {
         let task_id = job.task_id;
-        if !self.report(task_id, "running").await {
+        if !self.report(task_id, TaskStatus::Running).await {
             ralf_exec::discard_plan(&self.exec, plan).await;
-            self.report(task_id, "stopped").await;
+            self.report(task_id, TaskStatus::Stopped).await;
             return;
         }
         let control = Control::new();
         self.tasks().insert(
             task_id,
             Held {
-                known: "running".into(),
+                known: Known::Status(Some(TaskStatus::Running)),
                 state: HeldState::Running(control.clone()),
             },
         );
@@ -361,21 +384,23 @@ impl Runner {
             sink.say(line);
         }
         let status = match outcome {
-            Outcome::Success => "success",
-            Outcome::Failed(_) | Outcome::TimedOut => "error",
-            Outcome::Stopped => "stopped",
+            Outcome::Success => TaskStatus::Success,
+            Outcome::Failed(_) | Outcome::TimedOut => TaskStatus::Error,
+            Outcome::Stopped => TaskStatus::Stopped,
             Outcome::WaitingConfirmation(plan) => {
                 self.tasks().insert(
                     task_id,
                     Held {
-                        known: "waiting_confirmation".into(),
+                        known: Known::Status(Some(TaskStatus::WaitingConfirmation)),
                         state: HeldState::Planned(Box::new(job), plan),
                     },
                 );
                 drop(sink);
                 let _ = sending.await;
-                if !self.report(task_id, "waiting_confirmation").await {
-                    self.set_known(task_id, "gone");
+                if !self.report(task_id, TaskStatus::WaitingConfirmation).await {
+                    // Stopped or ended meanwhile, or a report sent again found the wait taken
+                    // already: whatever the server says next settles the plan.
+                    self.set_known(task_id, Known::Unknown);
                 }
                 return;
             }
@@ -384,22 +409,23 @@ impl Runner {
         let _ = sending.await;
         self.report(task_id, status).await;
         self.tasks().remove(&task_id);
-        tracing::info!(task.id = task_id, status, "task finished");
+        tracing::info!(task.id = task_id, status = status.as_str(), "task finished");
     }
 
     /// Reports a status change, trying again while the server is away; says whether the
     /// server took it.
-    async fn report(&self, task_id: i64, status: &str) -> bool {
+    async fn report(&self, task_id: i64, status: TaskStatus) -> bool {
         let mut wait = Duration::from_millis(500);
+        let status_name = status.as_str();
         loop {
             match self.client.report_task_status(task_id, status).await {
                 Ok(answer) => return answer.accepted,
                 Err(e) if e.is_refusal() => {
-                    tracing::warn!(task.id = task_id, status, error = %e, "the server refused the task's status");
+                    tracing::warn!(task.id = task_id, status = status_name, error = %e, "the server refused the task's status");
                     return false;
                 }
                 Err(e) => {
-                    tracing::warn!(task.id = task_id, status, error = %e, "cannot report the task's status; trying again");
+                    tracing::warn!(task.id = task_id, status = status_name, error = %e, "cannot report the task's status; trying again");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(10));
                 }
@@ -407,9 +433,9 @@ impl Runner {
         }
     }
 
-    fn set_known(&self, task_id: i64, status: &str) {
+    fn set_known(&self, task_id: i64, known: Known) {
         if let Some(task) = self.tasks().get_mut(&task_id) {
-            task.known = status.to_string();
+            task.known = known;
         }
     }
 

@@ -1,6 +1,6 @@
 //! The work of remote runners (`/api/internal/runners/...`, authenticated by the runner's own
 //! token): a runner polls for jobs and for news of the tasks it holds, streams each task's
-//! output, and reports its status changes. The wire types are `ralf_exec::remote`'s.
+//! output, and reports its status changes. The wire types are `ralf_core::runner_wire`'s.
 //!
 //! Claims go through the same [`limits::pick`] and store transaction as the server's own
 //! dispatcher, so the global, project and template limits hold across servers and runners.
@@ -12,8 +12,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use ralf_core::api::runners::Runner;
+use ralf_core::job::Job;
+use ralf_core::runner_wire::{HeldTask, OutputBatch, Poll, PollAnswer, StatusAnswer, StatusReport};
 use ralf_core::{TaskStatus, Timestamp};
-use ralf_exec::remote::{HeldTask, OutputBatch, Poll, PollAnswer, StatusAnswer, StatusReport};
 use ralf_store::dispatch::Claimant;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -88,7 +89,7 @@ async fn poll(
 
 /// Claims up to `free` tasks for the runner and builds their jobs; a task whose job cannot be
 /// built ends in error here, saying why.
-async fn claim(state: &AppState, runner: &Runner, free: u32) -> ApiResult<Vec<ralf_exec::Job>> {
+async fn claim(state: &AppState, runner: &Runner, free: u32) -> ApiResult<Vec<Job>> {
     let own_cap = runner.task_cap().unwrap_or(0);
     let taker = limits::Taker::Runner {
         id: runner.id,
@@ -179,7 +180,7 @@ async fn held_now(state: &AppState, holding: &[HeldTask]) -> ApiResult<Vec<HeldT
         .into_iter()
         .map(|task_id| HeldTask {
             task_id,
-            status: statuses.get(&task_id).map(|s| s.as_str().to_string()),
+            status: statuses.get(&task_id).copied(),
         })
         .collect())
 }
@@ -226,8 +227,7 @@ async fn task_status(
     Ids(TaskPath { task_id }): Ids<TaskPath>,
     JsonBody(report): JsonBody<StatusReport>,
 ) -> ApiResult<Json<StatusAnswer>> {
-    let reported = TaskStatus::parse(&report.status)
-        .ok_or_else(|| ApiError::bad_request(format!("unknown status {:?}", report.status)))?;
+    let reported = report.status;
     let task = held_by(&state, &runner, task_id).await?;
     let accepted = match reported {
         TaskStatus::Running => {

@@ -1,14 +1,18 @@
-//! What to run: one task described completely, with every secret already decrypted.
+//! What to run: one task described completely, with every secret already decrypted, and the
+//! commit it ran ([`CheckoutInfo`]).
 //!
 //! The server builds a [`Job`] from its stored template, task, repository, inventory,
-//! environment and keys; a remote runner receives the same value over the wire (every type here
-//! is serde-serialisable). `Debug` output never shows a secret value.
+//! environment and keys; its own executor (`ralf-exec`) runs it, or a remote runner receives the
+//! same value over the wire (every type here is serde-serialisable, see [`crate::runner_wire`]).
+//! `Debug` output never shows a secret value.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::redact::redact_url;
 
 /// The kind of program a template runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,7 +120,7 @@ pub struct RepositorySource {
 impl fmt::Debug for RepositorySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RepositorySource")
-            .field("url", &crate::git::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("branch", &self.branch)
             .field("commit", &self.commit)
             .field("auth", &self.auth)
@@ -247,7 +251,7 @@ pub struct Job {
     pub arguments: Vec<String>,
     /// Environment variables of the app (environment, secrets of type env, survey answers
     /// targeted at the environment). They override the few variables passed from the server's
-    /// own environment (see [`crate::ExecConfig::pass_env`]).
+    /// own environment (`ralf_exec::ExecConfig::pass_env`).
     #[serde(default)]
     pub env: Vec<(String, String)>,
     /// Ansible's extra vars (environment JSON, survey answers, secret vars), passed as
@@ -319,6 +323,15 @@ impl fmt::Debug for Job {
             .field("timeout", &self.timeout)
             .finish()
     }
+}
+
+/// The commit a task runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutInfo {
+    /// The full commit hash.
+    pub commit_hash: String,
+    /// The commit message's first line.
+    pub commit_message: String,
 }
 
 /// Shows that a value is there, never the value.
