@@ -959,20 +959,10 @@ async fn reset_counter<T: Conn>(target: &mut T, table: &Table) -> Result<(), Mig
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DatabaseSettings;
-    use ralf_testkit::{Backend, TestDatabase};
+    use ralf_testdb::{Backend, TestDatabase};
 
-    /// Opens a testkit database with this build of the crate (the testkit links its own).
     async fn open(db: &TestDatabase) -> Store {
-        let settings = match &db.settings {
-            ralf_testkit::DatabaseSettings::Sqlite { path } => {
-                DatabaseSettings::Sqlite { path: path.clone() }
-            }
-            ralf_testkit::DatabaseSettings::Postgres { url } => {
-                DatabaseSettings::Postgres { url: url.clone() }
-            }
-        };
-        Store::connect(&settings).await.expect("connect")
+        Store::connect(&db.settings).await.expect("connect")
     }
 
     async fn exec(store: &Store, sql: &str) {

@@ -9,7 +9,7 @@ use ralf_store::projects::ProjectFields;
 use ralf_store::repositories::RepositoryFields;
 use ralf_store::users::NewUser;
 use ralf_store::{DatabaseSettings, Store, StoreError};
-use ralf_testkit::{Backend, TestDatabase, on_both_backends};
+use ralf_testdb::{Backend, TestDatabase, on_both_backends};
 
 struct Fixture {
     store: Store,

@@ -8,7 +8,7 @@ use ralf_core::api::events::NewEvent;
 use ralf_store::projects::ProjectFields;
 use ralf_store::users::{NewUser, UserUpdate};
 use ralf_store::{Store, StoreError};
-use ralf_testkit::{Backend, TestDatabase, on_both_backends};
+use ralf_testdb::{Backend, TestDatabase, on_both_backends};
 
 const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 

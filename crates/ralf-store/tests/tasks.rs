@@ -7,7 +7,7 @@ use ralf_store::projects::ProjectFields;
 use ralf_store::tasks::{NewTask, TaskQuery};
 use ralf_store::users::NewUser;
 use ralf_store::{DatabaseSettings, Store, StoreError};
-use ralf_testkit::{Backend, TestDatabase, on_both_backends};
+use ralf_testdb::{Backend, TestDatabase, on_both_backends};
 
 const TASKS: i64 = 300;
 
