@@ -5,6 +5,7 @@
 pub mod access;
 pub mod access_key;
 pub mod auth;
+mod backup;
 pub mod client;
 pub mod cluster;
 mod csrf;
