@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::Timestamp;
 use ralf_store::cluster::Leases;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::dispatch::live::LiveEvent;
+use crate::outbox::{News, Notice, Outbox};
 use crate::state::AppState;
 
 /// How often a server touches its row and looks for silent servers and runners.
@@ -38,84 +38,6 @@ pub fn new_node_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// What one server tells the others.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Notice {
-    /// The sender, so it ignores its own notices.
-    node: String,
-    #[serde(flatten)]
-    news: News,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum News {
-    /// Something changed in the queue.
-    Wake,
-    /// A task changed status.
-    Status {
-        task_id: i64,
-        project_id: i64,
-        template_id: i64,
-        status: TaskStatus,
-    },
-    /// Lines `first_index..first_index + count` of a task are stored.
-    Output {
-        task_id: i64,
-        project_id: i64,
-        first_index: i64,
-        count: i64,
-    },
-}
-
-/// Where the live hub and the task queue put what other servers should hear.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    node: Arc<str>,
-    tx: mpsc::UnboundedSender<Notice>,
-}
-
-impl Outbox {
-    pub fn wake(&self) {
-        self.send(News::Wake);
-    }
-
-    pub fn live(&self, event: &LiveEvent) {
-        self.send(match event {
-            LiveEvent::Status {
-                task_id,
-                project_id,
-                template_id,
-                status,
-            } => News::Status {
-                task_id: *task_id,
-                project_id: *project_id,
-                template_id: *template_id,
-                status: *status,
-            },
-            LiveEvent::Output {
-                task_id,
-                project_id,
-                first_index,
-                lines,
-            } => News::Output {
-                task_id: *task_id,
-                project_id: *project_id,
-                first_index: *first_index,
-                count: lines.len() as i64,
-            },
-        });
-    }
-
-    fn send(&self, news: News) {
-        // The sender lives as long as the server; after that nobody needs to hear.
-        let _ = self.tx.send(Notice {
-            node: self.node.to_string(),
-            news,
-        });
-    }
-}
-
 /// Starts the heartbeat and, on PostgreSQL, the bus. Runs until the process ends; failures are
 /// logged and retried.
 pub async fn start(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
@@ -123,11 +45,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHand
     let Some(listener) = state.store.listen(&[WAKE, LIVE]).await? else {
         return Ok(tasks);
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let outbox = Outbox {
-        node: state.node_id.clone(),
-        tx,
-    };
+    let (outbox, rx) = Outbox::new(state.node_id.clone());
     state.live.attach(outbox.clone());
     state.task_queue.attach(outbox);
     tasks.push(tokio::spawn(send_notices(state.clone(), rx)));

@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 mod http;
 mod login_throttle;
+pub mod outbox;
 pub mod routes;
 pub mod scheduler;
 pub mod settings;
