@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use ralf_core::Timestamp;
 use ralf_store::cluster::Leases;
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 
 use crate::dispatch::live::LiveEvent;
 use crate::outbox::{News, Notice, Outbox};
 use crate::state::AppState;
+use crate::supervise;
 
 /// How often a server touches its row and looks for silent servers and runners.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -39,17 +40,35 @@ pub fn new_node_id() -> String {
 }
 
 /// Starts the heartbeat and, on PostgreSQL, the bus. Runs until the process ends; failures are
-/// logged and retried.
+/// logged and retried, and a loop that panics is started again (see [`crate::supervise`]).
 pub async fn start(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let mut tasks = vec![tokio::spawn(heartbeat(state.clone()))];
+    let mut tasks = vec![supervise::spawn_restarting("heartbeat", {
+        let state = state.clone();
+        move || heartbeat(state.clone())
+    })];
     let Some(listener) = state.store.listen(&[WAKE, LIVE]).await? else {
         return Ok(tasks);
     };
     let (outbox, rx) = Outbox::new(state.node_id.clone());
     state.live.attach(outbox.clone());
     state.task_queue.attach(outbox);
-    tasks.push(tokio::spawn(send_notices(state.clone(), rx)));
-    tasks.push(tokio::spawn(hear_notices(state.clone(), listener)));
+    // A loop started again takes up the same channel and the same listener.
+    let rx = Arc::new(Mutex::new(rx));
+    tasks.push(supervise::spawn_restarting(
+        "sender of notices to the other servers",
+        {
+            let state = state.clone();
+            move || send_notices(state.clone(), rx.clone())
+        },
+    ));
+    let listener = Arc::new(Mutex::new(listener));
+    tasks.push(supervise::spawn_restarting(
+        "listener to the other servers",
+        {
+            let state = state.clone();
+            move || hear_notices(state.clone(), listener.clone())
+        },
+    ));
     Ok(tasks)
 }
 
@@ -105,7 +124,8 @@ pub fn announce_settled(
 }
 
 /// Sends this server's notices; wake-ups waiting together go out as one.
-async fn send_notices(state: AppState, mut rx: mpsc::UnboundedReceiver<Notice>) {
+async fn send_notices(state: AppState, rx: Arc<Mutex<mpsc::UnboundedReceiver<Notice>>>) {
+    let mut rx = rx.lock().await;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
@@ -131,7 +151,8 @@ async fn send_notices(state: AppState, mut rx: mpsc::UnboundedReceiver<Notice>) 
 }
 
 /// Hears the other servers' notices and passes them on here.
-async fn hear_notices(state: AppState, mut listener: ralf_store::cluster::Listener) {
+async fn hear_notices(state: AppState, listener: Arc<Mutex<ralf_store::cluster::Listener>>) {
+    let mut listener = listener.lock().await;
     loop {
         let notification = match listener.recv().await {
             Ok(n) => n,
