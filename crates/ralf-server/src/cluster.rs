@@ -10,13 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::Timestamp;
 use ralf_store::cluster::Leases;
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 
 use crate::dispatch::live::LiveEvent;
+use crate::outbox::{News, Notice, Outbox};
 use crate::state::AppState;
+use crate::supervise;
 
 /// How often a server touches its row and looks for silent servers and runners.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -38,100 +39,36 @@ pub fn new_node_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// What one server tells the others.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Notice {
-    /// The sender, so it ignores its own notices.
-    node: String,
-    #[serde(flatten)]
-    news: News,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum News {
-    /// Something changed in the queue.
-    Wake,
-    /// A task changed status.
-    Status {
-        task_id: i64,
-        project_id: i64,
-        template_id: i64,
-        status: TaskStatus,
-    },
-    /// Lines `first_index..first_index + count` of a task are stored.
-    Output {
-        task_id: i64,
-        project_id: i64,
-        first_index: i64,
-        count: i64,
-    },
-}
-
-/// Where the live hub and the task queue put what other servers should hear.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    node: Arc<str>,
-    tx: mpsc::UnboundedSender<Notice>,
-}
-
-impl Outbox {
-    pub fn wake(&self) {
-        self.send(News::Wake);
-    }
-
-    pub fn live(&self, event: &LiveEvent) {
-        self.send(match event {
-            LiveEvent::Status {
-                task_id,
-                project_id,
-                template_id,
-                status,
-            } => News::Status {
-                task_id: *task_id,
-                project_id: *project_id,
-                template_id: *template_id,
-                status: *status,
-            },
-            LiveEvent::Output {
-                task_id,
-                project_id,
-                first_index,
-                lines,
-            } => News::Output {
-                task_id: *task_id,
-                project_id: *project_id,
-                first_index: *first_index,
-                count: lines.len() as i64,
-            },
-        });
-    }
-
-    fn send(&self, news: News) {
-        // The sender lives as long as the server; after that nobody needs to hear.
-        let _ = self.tx.send(Notice {
-            node: self.node.to_string(),
-            news,
-        });
-    }
-}
-
 /// Starts the heartbeat and, on PostgreSQL, the bus. Runs until the process ends; failures are
-/// logged and retried.
+/// logged and retried, and a loop that panics is started again (see [`crate::supervise`]).
 pub async fn start(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let mut tasks = vec![tokio::spawn(heartbeat(state.clone()))];
+    let mut tasks = vec![supervise::spawn_restarting("heartbeat", {
+        let state = state.clone();
+        move || heartbeat(state.clone())
+    })];
     let Some(listener) = state.store.listen(&[WAKE, LIVE]).await? else {
         return Ok(tasks);
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let outbox = Outbox {
-        node: state.node_id.clone(),
-        tx,
-    };
+    let (outbox, rx) = Outbox::new(state.node_id.clone());
     state.live.attach(outbox.clone());
     state.task_queue.attach(outbox);
-    tasks.push(tokio::spawn(send_notices(state.clone(), rx)));
-    tasks.push(tokio::spawn(hear_notices(state.clone(), listener)));
+    // A loop started again takes up the same channel and the same listener.
+    let rx = Arc::new(Mutex::new(rx));
+    tasks.push(supervise::spawn_restarting(
+        "sender of notices to the other servers",
+        {
+            let state = state.clone();
+            move || send_notices(state.clone(), rx.clone())
+        },
+    ));
+    let listener = Arc::new(Mutex::new(listener));
+    tasks.push(supervise::spawn_restarting(
+        "listener to the other servers",
+        {
+            let state = state.clone();
+            move || hear_notices(state.clone(), listener.clone())
+        },
+    ));
     Ok(tasks)
 }
 
@@ -187,7 +124,8 @@ pub fn announce_settled(
 }
 
 /// Sends this server's notices; wake-ups waiting together go out as one.
-async fn send_notices(state: AppState, mut rx: mpsc::UnboundedReceiver<Notice>) {
+async fn send_notices(state: AppState, rx: Arc<Mutex<mpsc::UnboundedReceiver<Notice>>>) {
+    let mut rx = rx.lock().await;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
@@ -213,7 +151,8 @@ async fn send_notices(state: AppState, mut rx: mpsc::UnboundedReceiver<Notice>) 
 }
 
 /// Hears the other servers' notices and passes them on here.
-async fn hear_notices(state: AppState, mut listener: ralf_store::cluster::Listener) {
+async fn hear_notices(state: AppState, listener: Arc<Mutex<ralf_store::cluster::Listener>>) {
+    let mut listener = listener.lock().await;
     loop {
         let notification = match listener.recv().await {
             Ok(n) => n,

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod access_key;
 pub mod auth;
+mod backup;
 pub mod client;
 pub mod cluster;
 mod csrf;
@@ -13,10 +14,12 @@ pub mod error;
 pub mod extract;
 mod http;
 mod login_throttle;
+pub mod outbox;
 pub mod routes;
 pub mod scheduler;
 pub mod settings;
 pub mod state;
+pub mod supervise;
 pub mod task_queue;
 
 use std::net::SocketAddr;
@@ -128,8 +131,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     exec.sandbox = state.settings.sandbox.clone();
     prepare_executor(&exec);
     let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
-    let dispatching = tokio::spawn(dispatcher.clone().run());
-    let scheduling = tokio::spawn(scheduler::run(state.clone()));
+    let dispatching = supervise::spawn_restarting("dispatcher", {
+        let dispatcher = dispatcher.clone();
+        move || dispatcher.clone().run()
+    });
+    let scheduling = supervise::spawn_restarting("scheduler", {
+        let state = state.clone();
+        move || scheduler::run(state.clone())
+    });
     let live = state.live.clone();
     let node_id = state.node_id.clone();
     let idle_timeout = state.settings.http_idle_timeout;

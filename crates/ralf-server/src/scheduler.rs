@@ -10,13 +10,11 @@
 //! only the one whose compare-and-set changed the row creates the task.
 //!
 //! It then sleeps until the soonest `next_run` (at most [`MAX_SLEEP`]), or until the API says
-//! a schedule changed. A failed look is logged and retried after [`RETRY`]; a panic in one is
-//! caught and logged too, so the loop never ends silently. Cron times are in UTC.
+//! a schedule changed. A failed look is logged and retried after [`RETRY`]; the loop runs under
+//! [`crate::supervise`], which logs a panic and starts it again. Cron times are in UTC.
 
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures::FutureExt;
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::schedules::{Schedule, next_cron_time};
 use ralf_core::api::tasks::TaskRequest;
@@ -50,15 +48,10 @@ impl ScheduleWakeup {
 /// Runs until the task is aborted.
 pub async fn run(state: AppState) {
     loop {
-        let look = AssertUnwindSafe(look(&state)).catch_unwind().await;
-        let wait = match look {
-            Ok(Ok(soonest)) => until(soonest),
-            Ok(Err(e)) => {
+        let wait = match look(&state).await {
+            Ok(soonest) => until(soonest),
+            Err(e) => {
                 tracing::error!(error = %e, "scheduler: reading the schedules failed; retrying");
-                RETRY
-            }
-            Err(_) => {
-                tracing::error!("scheduler: a look at the schedules panicked; retrying");
                 RETRY
             }
         };

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use tokio::sync::{Notify, watch};
 
-use crate::cluster::Outbox;
+use crate::outbox::Outbox;
 
 #[derive(Debug)]
 pub struct TaskQueue {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use ralf_core::{TaskStatus, Timestamp};
 use tokio::sync::broadcast;
 
-use crate::cluster::Outbox;
+use crate::outbox::{News, Outbox};
 
 /// How many events a slow listener may be behind before it is told it lagged.
 const CAPACITY: usize = 4096;
@@ -45,6 +45,35 @@ impl LiveEvent {
             LiveEvent::Output { task_id, .. } | LiveEvent::Status { task_id, .. } => *task_id,
         }
     }
+
+    /// The event as the other servers of a cluster hear it: output lines by their indices
+    /// only (each server reads the lines from the store).
+    fn news(&self) -> News {
+        match self {
+            LiveEvent::Status {
+                task_id,
+                project_id,
+                template_id,
+                status,
+            } => News::Status {
+                task_id: *task_id,
+                project_id: *project_id,
+                template_id: *template_id,
+                status: *status,
+            },
+            LiveEvent::Output {
+                task_id,
+                project_id,
+                first_index,
+                lines,
+            } => News::Output {
+                task_id: *task_id,
+                project_id: *project_id,
+                first_index: *first_index,
+                count: lines.len() as i64,
+            },
+        }
+    }
 }
 
 pub struct LiveHub {
@@ -74,7 +103,7 @@ impl LiveHub {
     /// Tells this server's listeners, and those of the other servers of the cluster.
     pub fn publish(&self, event: LiveEvent) {
         if let Some(others) = self.others.get() {
-            others.live(&event);
+            others.send(event.news());
         }
         self.deliver(event);
     }

@@ -6,6 +6,9 @@
 //! It is woken at once by the API ([`crate::task_queue::TaskQueue`]) — no polling tick — and
 //! also looks every few seconds, so nothing waits on a lost wake-up. The store is the one truth
 //! about tasks: a stop request is a status change there, which the dispatcher sees and acts on.
+//!
+//! Each task runs on a tokio task of its own, supervised ([`Dispatcher::run_task`]): however
+//! its work ends, a panic included, the task gets its final status and its slot comes free.
 
 pub mod job;
 pub mod limits;
@@ -13,6 +16,7 @@ pub mod live;
 pub mod output;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +25,9 @@ use ralf_exec::{Control, ExecConfig, Outcome, PlanHandle};
 use ralf_store::dispatch::Claimant;
 
 use crate::state::AppState;
+use crate::supervise;
 use live::LiveEvent;
+use output::OutputPipe;
 
 /// How often the dispatcher looks at the store without being woken.
 const SWEEP: Duration = Duration::from_secs(2);
@@ -29,6 +35,10 @@ const SWEEP: Duration = Duration::from_secs(2);
 pub const LOOKAHEAD: i64 = 500;
 
 pub use ralf_store::cluster::INTERRUPTED_LINE;
+
+/// The last line of a task whose run panicked (the server's log has the panic).
+pub const PANICKED_LINE: &str = "ralf failed while running this task (an internal error, \
+    described in the server's log): the task did not finish and is marked as failed";
 
 pub struct Dispatcher {
     state: AppState,
@@ -45,6 +55,14 @@ struct WaitingPlan {
     project_id: i64,
 }
 
+/// A task that holds a slot while this server runs it.
+#[derive(Debug, Clone, Copy)]
+struct TaskSlot {
+    task_id: i64,
+    project_id: i64,
+    template_id: i64,
+}
+
 impl Dispatcher {
     pub fn new(state: AppState, exec: ExecConfig) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
@@ -55,7 +73,8 @@ impl Dispatcher {
         })
     }
 
-    /// Runs until the process ends. A failed look at the store is logged and tried again.
+    /// Runs until the process ends. A failed look at the store is logged and tried again; the
+    /// server runs this under [`crate::supervise`], which starts it again after a panic.
     pub async fn run(self: Arc<Self>) {
         loop {
             if let Err(e) = self.look().await {
@@ -123,14 +142,14 @@ impl Dispatcher {
                 task.template_id,
                 TaskStatus::Starting,
             );
-            let control = Control::new();
-            self.running().insert(task.id, control.clone());
             let me = self.clone();
-            tokio::spawn(async move {
-                me.execute(task.id, task.project_id, task.template_id, control)
-                    .await;
-                me.running().remove(&task.id);
-                me.state.task_queue.changed();
+            let slot = TaskSlot {
+                task_id: task.id,
+                project_id: task.project_id,
+                template_id: task.template_id,
+            };
+            self.run_task(slot, move |pipe, control| async move {
+                me.execute(task.id, task.project_id, &pipe, control).await
             });
         }
         Ok(())
@@ -176,13 +195,14 @@ impl Dispatcher {
                     let Some(waiting) = self.plans().remove(&id) else {
                         continue;
                     };
-                    let control = Control::new();
-                    self.running().insert(id, control.clone());
                     let me = self.clone();
-                    tokio::spawn(async move {
-                        me.apply(id, waiting, control).await;
-                        me.running().remove(&id);
-                        me.state.task_queue.changed();
+                    let slot = TaskSlot {
+                        task_id: id,
+                        project_id: waiting.project_id,
+                        template_id: waiting.prepared.template.id,
+                    };
+                    self.run_task(slot, move |pipe, control| async move {
+                        me.apply(id, waiting, &pipe, control).await
                     });
                 }
                 _ => {
@@ -207,25 +227,62 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Runs one claimed task to its end (or to its plan's confirmation).
+    /// Runs `work` for the task of `slot` on a tokio task of its own, holding the task's slot
+    /// in `running` until it ends. The work writes the task's output to the pipe it is given
+    /// and answers the status the task ends in. If it panics instead, the task ends `error`
+    /// with [`PANICKED_LINE`]. Either way the task's output is stored, its status set, its
+    /// slot freed and the queue looked at again.
+    fn run_task<W, F>(self: &Arc<Self>, slot: TaskSlot, work: W) -> tokio::task::JoinHandle<()>
+    where
+        W: FnOnce(OutputPipe, Control) -> F,
+        F: Future<Output = TaskStatus> + Send + 'static,
+    {
+        let TaskSlot {
+            task_id,
+            project_id,
+            template_id,
+        } = slot;
+        let control = Control::new();
+        self.running().insert(task_id, control.clone());
+        let (pipe, writer) = output::start(&self.state, task_id, project_id);
+        let work = work(pipe.clone(), control);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let status = match supervise::catch_panic(work).await {
+                Ok(status) => status,
+                Err(panic) => {
+                    tracing::error!(task.id = task_id, %panic, "running the task panicked; it ends in error");
+                    pipe.say(PANICKED_LINE);
+                    TaskStatus::Error
+                }
+            };
+            drop(pipe);
+            let _ = writer.await;
+            me.finish(task_id, project_id, template_id, status).await;
+            me.running().remove(&task_id);
+            me.state.task_queue.changed();
+        })
+    }
+
+    /// Runs one claimed task to its end (or to its plan's confirmation); answers the status
+    /// it ends in.
     async fn execute(
         self: &Arc<Self>,
         task_id: i64,
         project_id: i64,
-        template_id: i64,
+        pipe: &OutputPipe,
         control: Control,
-    ) {
-        let (pipe, writer) = output::start(&self.state, task_id, project_id);
+    ) -> TaskStatus {
         let outcome = self
-            .prepare_and_run(task_id, project_id, &pipe, &control)
+            .prepare_and_run(task_id, project_id, pipe, &control)
             .await;
-        let status = match outcome {
+        match outcome {
             Err(message) => {
                 pipe.say(message);
                 TaskStatus::Error
             }
             Ok((prepared, outcome)) => {
-                let status = self.status_of(&pipe, &outcome, &prepared);
+                let status = self.status_of(pipe, &outcome, &prepared);
                 if let Outcome::WaitingConfirmation(plan) = outcome {
                     self.plans().insert(
                         task_id,
@@ -238,17 +295,14 @@ impl Dispatcher {
                 }
                 status
             }
-        };
-        drop(pipe);
-        let _ = writer.await;
-        self.finish(task_id, project_id, template_id, status).await;
+        }
     }
 
     async fn prepare_and_run(
         &self,
         task_id: i64,
         project_id: i64,
-        pipe: &output::OutputPipe,
+        pipe: &OutputPipe,
         control: &Control,
     ) -> Result<(job::PreparedJob, Outcome), String> {
         let task = self
@@ -285,8 +339,14 @@ impl Dispatcher {
         Ok((prepared, outcome))
     }
 
-    /// Applies a confirmed plan.
-    async fn apply(self: &Arc<Self>, task_id: i64, waiting: WaitingPlan, control: Control) {
+    /// Applies a confirmed plan; answers the status the task ends in.
+    async fn apply(
+        self: &Arc<Self>,
+        task_id: i64,
+        waiting: WaitingPlan,
+        pipe: &OutputPipe,
+        control: Control,
+    ) -> TaskStatus {
         let WaitingPlan {
             prepared,
             plan,
@@ -307,27 +367,21 @@ impl Dispatcher {
             ralf_exec::discard_plan(&self.exec, plan).await;
             // Stopped since the confirmation: nothing else holds the task any more, so a
             // `stopping` one must end here (it would keep its slot forever otherwise).
-            let to = if moved.is_ok() {
+            return if moved.is_ok() {
                 TaskStatus::Stopped
             } else {
                 TaskStatus::Error
             };
-            self.finish(task_id, project_id, template_id, to).await;
-            return;
         }
         self.announce(task_id, project_id, template_id, TaskStatus::Running);
-        let (pipe, writer) = output::start(&self.state, task_id, project_id);
-        let outcome = ralf_exec::apply_plan(&prepared.job, &self.exec, &pipe, &control, plan).await;
-        let status = self.status_of(&pipe, &outcome, &prepared);
-        drop(pipe);
-        let _ = writer.await;
-        self.finish(task_id, project_id, template_id, status).await;
+        let outcome = ralf_exec::apply_plan(&prepared.job, &self.exec, pipe, &control, plan).await;
+        self.status_of(pipe, &outcome, &prepared)
     }
 
     /// The status an outcome moves the task to, after writing its closing line.
     fn status_of(
         &self,
-        pipe: &output::OutputPipe,
+        pipe: &OutputPipe,
         outcome: &Outcome,
         prepared: &job::PreparedJob,
     ) -> TaskStatus {
@@ -422,4 +476,201 @@ pub fn announce(
         template_id,
         status,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use ralf_core::api::tasks::TaskParams;
+    use ralf_core::api::templates::TemplateRequest;
+    use ralf_core::secret::SecretCipher;
+    use ralf_store::projects::ProjectFields;
+    use ralf_store::repositories::RepositoryFields;
+    use ralf_store::tasks::NewTask;
+    use ralf_store::users::NewUser;
+    use ralf_store::{DatabaseSettings, Store};
+
+    use super::*;
+    use crate::settings::Settings;
+
+    /// A dispatcher over a fresh SQLite store holding one template whose tasks run one at a
+    /// time; it is not running (the test drives it).
+    async fn dispatcher(dir: &std::path::Path) -> (Arc<Dispatcher>, i64, i64) {
+        let database = DatabaseSettings::Sqlite {
+            path: dir.join("ralf.db"),
+        };
+        let store = Store::connect(&database).await.expect("store");
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database,
+            access_key_encryption: None,
+            web_host: String::new(),
+            max_parallel_tasks: 10,
+            non_admin_can_create_project: false,
+            use_remote_runner: false,
+            admin: None,
+            data_dir: dir.to_path_buf(),
+            work_dir: dir.join("work"),
+            exec_path: None,
+            sandbox: Default::default(),
+            trusted_proxies: Vec::new(),
+            session_lifetime: crate::settings::DEFAULT_SESSION_LIFETIME,
+            http_idle_timeout: crate::settings::DEFAULT_HTTP_IDLE_TIMEOUT,
+            initial_admin_password_file: None,
+        };
+        let state = AppState {
+            store: store.clone(),
+            cipher: SecretCipher::new(None).expect("cipher"),
+            settings: Arc::new(settings),
+            login_throttle: Default::default(),
+            password_checks: Default::default(),
+            task_queue: Default::default(),
+            live: Default::default(),
+            node_id: "test-node".into(),
+            address: "127.0.0.1:0".into(),
+            schedules: Default::default(),
+        };
+        let user = store
+            .create_user(&NewUser {
+                username: "owner",
+                name: "Owner",
+                email: "owner@example.test",
+                password_hash: "",
+                admin: true,
+                external: false,
+                alert: false,
+            })
+            .await
+            .expect("user")
+            .id;
+        let project = store
+            .create_project(
+                &ProjectFields {
+                    name: "p",
+                    alert: false,
+                    alert_chat: None,
+                    max_parallel_tasks: 0,
+                    kind: "",
+                },
+                user,
+            )
+            .await
+            .expect("project")
+            .id;
+        let repository = store
+            .create_repository(
+                project,
+                &RepositoryFields {
+                    name: "r",
+                    git_url: "https://git.example/r.git",
+                    git_branch: "main",
+                    ssh_key_id: None,
+                },
+            )
+            .await
+            .expect("repository")
+            .id;
+        let (settings, vaults) = TemplateRequest {
+            name: Some("one at a time".into()),
+            app: Some("bash".into()),
+            repository_id: Some(repository),
+            playbook: Some("run.sh".into()),
+            ..Default::default()
+        }
+        .check()
+        .expect("a valid template");
+        let template = store
+            .create_template(project, &settings, &vaults)
+            .await
+            .expect("template")
+            .id;
+        let exec = ExecConfig::new(dir.join("work"));
+        (Dispatcher::new(state, exec), project, template)
+    }
+
+    /// Queues a task of the template and has this server claim it (it is then `starting`).
+    async fn claimed_task(dispatcher: &Dispatcher, project: i64, template: i64) -> Vec<i64> {
+        let store = &dispatcher.state.store;
+        store
+            .create_task(&NewTask {
+                project_id: project,
+                template_id: template,
+                user_id: None,
+                playbook: "",
+                environment: "",
+                arguments: None,
+                git_branch: None,
+                commit_hash: None,
+                message: "",
+                inventory_id: None,
+                build_task_id: None,
+                version: None,
+                params: &TaskParams::default(),
+                integration_id: None,
+                schedule_id: None,
+                secret: None,
+            })
+            .await
+            .expect("task");
+        let taker = limits::Taker::Server {
+            use_remote_runner: false,
+        };
+        store
+            .claim_tasks(Claimant::Node("test-node"), LOOKAHEAD, |queued, active| {
+                limits::pick(&taker, 10, queued, active)
+            })
+            .await
+            .expect("claim")
+            .into_iter()
+            .map(|task| task.id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_tasks_work_ends_it_in_error_and_frees_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dispatcher, project, template) = self::dispatcher(dir.path()).await;
+        let store = dispatcher.state.store.clone();
+        let [task_id] = claimed_task(&dispatcher, project, template).await[..] else {
+            panic!("the first task is claimed");
+        };
+        assert!(
+            claimed_task(&dispatcher, project, template)
+                .await
+                .is_empty(),
+            "the template's one slot is taken"
+        );
+
+        let slot = TaskSlot {
+            task_id,
+            project_id: project,
+            template_id: template,
+        };
+        let run = dispatcher.run_task(slot, |pipe, _control| async move {
+            pipe.say("a line before the panic");
+            tokio::task::yield_now().await;
+            panic!("a bug in the task's work");
+        });
+        run.await
+            .expect("the supervising task itself ends normally");
+
+        assert_eq!(
+            store.task_status(task_id).await.unwrap(),
+            Some(TaskStatus::Error)
+        );
+        let lines: Vec<String> = store
+            .task_output(task_id, 0, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|line| line.output)
+            .collect();
+        assert_eq!(lines, ["a line before the panic", PANICKED_LINE]);
+        assert!(dispatcher.running().is_empty(), "the server holds no slot");
+        assert_eq!(
+            claimed_task(&dispatcher, project, template).await.len(),
+            1,
+            "the template's slot is free again: the next waiting task is taken"
+        );
+        store.close().await;
+    }
 }

@@ -249,7 +249,7 @@ impl Checked {
 }
 
 /// Encrypts the values of secret changes for the store.
-pub(super) fn sealed_changes(
+pub(crate) fn sealed_changes(
     cipher: &SecretCipher,
     changes: Vec<SecretChange>,
 ) -> Vec<SealedSecretChange> {

@@ -3,13 +3,13 @@
 
 mod auth;
 mod backup;
-mod environments;
+pub(crate) mod environments;
 mod events;
 mod host_configs;
 mod inventories;
 mod keys;
 mod members;
-mod projects;
+pub(crate) mod projects;
 mod repositories;
 mod runner_jobs;
 mod runners;

@@ -142,7 +142,7 @@ async fn role(access: ProjectAccess<Read>) -> Json<ProjectRole> {
     })
 }
 
-pub(super) fn checked_fields<'a>(
+pub(crate) fn checked_fields<'a>(
     name: &'a str,
     body: &'a ProjectRequest,
 ) -> ApiResult<ProjectFields<'a>> {

@@ -6,7 +6,7 @@
 //! Every command ends in an exit code (see `EXIT_CODES` in `cli.rs` and docs/cli.md): task
 //! outcomes are 0–3, failures of the command itself 4 and up.
 
-mod catalog;
+mod browse;
 pub mod cli;
 mod login;
 mod settings;
@@ -271,23 +271,23 @@ pub async fn logout(args: ClientArgs) -> ExitCode {
 }
 
 pub async fn ping(args: ClientArgs) -> ExitCode {
-    finish(catalog::ping(args).await)
+    finish(browse::ping(args).await)
 }
 
 pub async fn info(args: ClientArgs) -> ExitCode {
-    finish(catalog::info(args).await)
+    finish(browse::info(args).await)
 }
 
 pub async fn project(args: ClientArgs, command: ProjectCommand) -> ExitCode {
     finish(match command {
-        ProjectCommand::Ls => catalog::projects(args).await,
+        ProjectCommand::Ls => browse::projects(args).await,
     })
 }
 
 pub async fn template(args: ClientArgs, command: TemplateCommand) -> ExitCode {
     finish(match command {
-        TemplateCommand::Ls => catalog::templates(args).await,
-        TemplateCommand::Show { template } => catalog::show_template(args, &template).await,
+        TemplateCommand::Ls => browse::templates(args).await,
+        TemplateCommand::Show { template } => browse::show_template(args, &template).await,
     })
 }
 

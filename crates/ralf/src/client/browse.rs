@@ -1,4 +1,5 @@
-//! `ralf ping`, `ralf info`, `ralf project ls`, `ralf template ls|show`.
+//! The read-only commands: `ralf ping` and `ralf info` (the server and who we are on it),
+//! `ralf project ls`, `ralf template ls|show` (what it holds).
 
 use std::process::ExitCode;
 use std::time::Instant;

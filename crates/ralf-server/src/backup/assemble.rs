@@ -1,0 +1,293 @@
+//! A project as a backup: its objects listed by the resources' own reads, each reference
+//! turned from an id into the (made unique) name of what it refers to, secrets left out.
+
+use std::collections::HashMap;
+
+use ralf_core::api::backup::{
+    BackupEnvironment, BackupHostConfig, BackupInventory, BackupKey, BackupMeta, BackupRepository,
+    BackupSchedule, BackupSecret, BackupTemplate, BackupVault, BackupView, ProjectBackup,
+    unique_names,
+};
+use ralf_core::api::environments::Environment;
+use ralf_core::api::host_configs::HostConfig;
+use ralf_core::api::inventories::Inventory;
+use ralf_core::api::keys::AccessKey;
+use ralf_core::api::projects::Project;
+use ralf_core::api::repositories::Repository;
+use ralf_core::api::schedules::Schedule;
+use ralf_core::api::tasks::TaskRequest;
+use ralf_core::api::templates::Template;
+use ralf_core::api::views::View;
+use ralf_store::Store;
+
+use crate::error::{ApiError, ApiResult};
+
+/// The backup names of one kind of object, by id.
+struct Names {
+    kind: &'static str,
+    by_id: HashMap<i64, String>,
+}
+
+impl Names {
+    /// Names made unique (see `unique_names`); returns them in the order given, too.
+    fn new<'a>(
+        kind: &'static str,
+        objects: impl IntoIterator<Item = (i64, &'a str)>,
+    ) -> (Names, Vec<String>) {
+        let (ids, names): (Vec<i64>, Vec<&str>) = objects.into_iter().unzip();
+        let unique = unique_names(names);
+        let by_id = ids.into_iter().zip(unique.iter().cloned()).collect();
+        (Names { kind, by_id }, unique)
+    }
+
+    fn of(&self, id: i64) -> ApiResult<String> {
+        self.by_id.get(&id).cloned().ok_or_else(|| {
+            // The lists are read one after the other; an object removed in between leaves a
+            // reference to nothing.
+            ApiError::Conflict(format!(
+                "the project changed while its backup was made ({} {id} is gone); try again",
+                self.kind
+            ))
+        })
+    }
+
+    fn of_opt(&self, id: Option<i64>) -> ApiResult<Option<String>> {
+        id.map(|id| self.of(id)).transpose()
+    }
+}
+
+/// Everything in a project, as the resources' lists answer it.
+pub struct Contents {
+    keys: Vec<AccessKey>,
+    repositories: Vec<Repository>,
+    inventories: Vec<Inventory>,
+    environments: Vec<Environment>,
+    views: Vec<View>,
+    templates: Vec<Template>,
+    schedules: Vec<Schedule>,
+    host_configs: Vec<HostConfig>,
+}
+
+impl Contents {
+    /// Everything in project `id`, each kind read by its list (one after the other, so an
+    /// object may go in between: [`assemble`] says so).
+    pub async fn read(store: &Store, id: i64) -> ApiResult<Contents> {
+        Ok(Contents {
+            keys: store.keys(id, None, false).await?,
+            repositories: store.repositories(id, None, false).await?,
+            inventories: store.inventories(id, None, false).await?,
+            environments: store.environments(id, None, false).await?,
+            views: store.views(id).await?,
+            templates: store.templates(id, None, None, false).await?,
+            schedules: store.schedules(id, None).await?,
+            host_configs: store.host_configs(id).await?,
+        })
+    }
+}
+
+pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
+    let Contents {
+        keys,
+        repositories,
+        inventories,
+        environments,
+        views,
+        templates,
+        schedules,
+        host_configs,
+    } = contents;
+    let (key_names, key_list) = Names::new("key", keys.iter().map(|k| (k.id, k.name.as_str())));
+    let (repository_names, repository_list) = Names::new(
+        "repository",
+        repositories.iter().map(|r| (r.id, r.name.as_str())),
+    );
+    let (inventory_names, inventory_list) = Names::new(
+        "inventory",
+        inventories.iter().map(|i| (i.id, i.name.as_str())),
+    );
+    let (environment_names, environment_list) = Names::new(
+        "environment",
+        environments.iter().map(|e| (e.id, e.name.as_str())),
+    );
+    let (view_names, view_list) =
+        Names::new("view", views.iter().map(|v| (v.id, v.title.as_str())));
+    let (template_names, template_list) = Names::new(
+        "template",
+        templates.iter().map(|t| (t.id, t.settings.name.as_str())),
+    );
+
+    let keys = keys
+        .iter()
+        .zip(key_list)
+        .map(|(k, name)| BackupKey {
+            name,
+            kind: k.kind.clone(),
+        })
+        .collect();
+    let repositories = repositories
+        .iter()
+        .zip(repository_list)
+        .map(|(r, name)| {
+            Ok(BackupRepository {
+                name,
+                git_url: r.git_url.clone(),
+                git_branch: r.git_branch.clone(),
+                ssh_key: key_names.of_opt(r.ssh_key_id)?,
+            })
+        })
+        .collect::<ApiResult<_>>()?;
+    let inventories = inventories
+        .iter()
+        .zip(inventory_list)
+        .map(|(i, name)| {
+            Ok(BackupInventory {
+                name,
+                inventory: i.inventory.clone(),
+                ssh_key: key_names.of_opt(i.ssh_key_id)?,
+                become_key: key_names.of_opt(i.become_key_id)?,
+                repository: repository_names.of_opt(i.repository_id)?,
+                kind: i.kind.clone(),
+            })
+        })
+        .collect::<ApiResult<_>>()?;
+    let environments = environments
+        .iter()
+        .zip(environment_list)
+        .map(|(e, name)| BackupEnvironment {
+            name,
+            password: None,
+            json: e.json.clone(),
+            env: e.env.clone(),
+            secrets: e
+                .secrets
+                .iter()
+                .map(|s| BackupSecret {
+                    name: s.name.clone(),
+                    kind: s.kind.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let views = views
+        .iter()
+        .zip(view_list)
+        .map(|(v, title)| BackupView {
+            title: Some(title),
+            name: None,
+            position: v.position,
+            hidden: v.hidden,
+            kind: v.kind.clone(),
+            sort_column: v.sort_column.clone(),
+            sort_reverse: v.sort_reverse,
+        })
+        .collect();
+    let templates = templates
+        .iter()
+        .zip(template_list)
+        .map(|(t, name)| {
+            let s = &t.settings;
+            Ok(BackupTemplate {
+                inventory: inventory_names.of_opt(s.inventory_id)?,
+                repository: repository_names.of(s.repository_id)?,
+                environment: environment_names.of_opt(s.environment_id)?,
+                environments: s
+                    .environment_ids
+                    .iter()
+                    .map(|&id| environment_names.of(id))
+                    .collect::<ApiResult<_>>()?,
+                view: view_names.of_opt(s.view_id)?,
+                build_template: template_names.of_opt(s.build_template_id)?,
+                name,
+                playbook: s.playbook.clone(),
+                app: s.app.as_str().to_string(),
+                kind: Some(s.kind),
+                working_directory: s.working_directory.clone(),
+                arguments: s.arguments.clone(),
+                description: s.description.clone(),
+                allow_override_args_in_task: s.allow_override_args_in_task,
+                allow_override_branch_in_task: s.allow_override_branch_in_task,
+                vaults: t
+                    .vaults
+                    .iter()
+                    .map(|v| {
+                        Ok(BackupVault {
+                            name: v.name.clone(),
+                            kind: v.kind,
+                            vault_key: key_names.of_opt(v.vault_key_id)?,
+                            script: v.script.clone(),
+                        })
+                    })
+                    .collect::<ApiResult<_>>()?,
+                start_version: s.start_version.clone(),
+                autorun: s.autorun,
+                survey_vars: s.survey_vars.clone(),
+                suppress_success_alerts: s.suppress_success_alerts,
+                suppress_error_alerts: s.suppress_error_alerts,
+                task_params: s.task_params.clone(),
+                limit: s.limit.clone(),
+                git_branch: s.git_branch.clone(),
+                executor_image: s.executor_image.clone(),
+                allow_parallel_tasks: s.allow_parallel_tasks,
+                timeout_secs: s.timeout_secs,
+                runner_tags: s.runner_tags.clone(),
+                requeue_when_lost: s.requeue_when_lost,
+                runner_tag: None,
+                cron: None,
+                vault_key: None,
+            })
+        })
+        .collect::<ApiResult<_>>()?;
+
+    Ok(ProjectBackup {
+        meta: BackupMeta {
+            name: project.name,
+            alert: project.alert,
+            alert_chat: project.alert_chat,
+            max_parallel_tasks: project.max_parallel_tasks,
+            kind: project.kind,
+        },
+        templates,
+        repositories,
+        keys,
+        views,
+        inventories,
+        environments,
+        schedules: schedules
+            .iter()
+            .map(|s| {
+                Ok(BackupSchedule {
+                    name: s.name.clone(),
+                    template: template_names.of(s.template_id)?,
+                    cron_format: s.cron_format.clone(),
+                    active: Some(s.active),
+                    kind: s.kind.clone(),
+                    run_at: s.run_at,
+                    task_params: s.task_params.as_ref().map(without_ids),
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+        host_configs: host_configs
+            .iter()
+            .map(|h| {
+                Ok(BackupHostConfig {
+                    kind: h.kind.clone(),
+                    host: h.host.clone(),
+                    ssh_key: key_names.of_opt(h.ssh_key_id)?,
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+        integrations: Vec::new(),
+    })
+}
+
+/// A schedule's task overrides without the ids of objects, which a restore cannot keep.
+pub(super) fn without_ids(params: &TaskRequest) -> TaskRequest {
+    TaskRequest {
+        template_id: None,
+        template_name: None,
+        inventory_id: None,
+        build_task_id: None,
+        secret: None,
+        ..params.clone()
+    }
+}
