@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ralf_testkit::{Backend, GitRepo, TestServer, json, on_both_backends};
+use ralf_testkit::{Backend, GitRepo, TestServer, json, on_both_backends, wait_until};
 
 use crate::common::{Project, has};
 
@@ -82,17 +82,12 @@ fn group_of(pid: i32) -> i32 {
 }
 
 /// Waits (up to `limit`) until no process of the group is left.
-async fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if group(pgid).is_empty() {
-            return true;
-        }
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn wait_group_gone(pgid: i32, limit: Duration) {
+    wait_until(limit, async || match group(pgid).as_slice() {
+        [] => Ok(()),
+        left => Err(format!("processes of the task survived: {left:?}")),
+    })
+    .await
 }
 
 /// A project with a template running `script` with a fresh directory as its argument.
@@ -145,11 +140,7 @@ async fn a_stopped_task_leaves_no_process_behind(backend: Backend) {
         ),
         "{lines:#?}"
     );
-    assert!(
-        wait_group_gone(task_group, Duration::from_secs(5)).await,
-        "processes of the task survived: {:?}",
-        group(task_group)
-    );
+    wait_group_gone(task_group, Duration::from_secs(5)).await;
     assert!(!alive(main) && !alive(child));
     let r = project.post(&format!("tasks/{task}/stop"), json!({})).await;
     assert_eq!(
@@ -183,11 +174,7 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(project.task(task).await["status"], "stopped", "at once");
     // SIGKILL comes at once, not when the 5 s grace period after SIGTERM is over.
-    assert!(
-        wait_group_gone(task_group, Duration::from_secs(3)).await,
-        "still running: {:?}",
-        group(task_group)
-    );
+    wait_group_gone(task_group, Duration::from_secs(3)).await;
     assert!(asked.elapsed() < Duration::from_secs(5));
     let (done, lines) = project.finish(task).await;
     assert_eq!(done["status"], "stopped", "{lines:#?}");
@@ -213,11 +200,7 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
         .post(&format!("tasks/{task}/stop"), json!({"force": true}))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert!(
-        wait_group_gone(task_group, Duration::from_secs(3)).await,
-        "still running: {:?}",
-        group(task_group)
-    );
+    wait_group_gone(task_group, Duration::from_secs(3)).await;
     let lines = project.wait_for_line(task, "killed by signal 9").await;
     assert_eq!(project.task(task).await["status"], "stopped");
     assert!(has(&lines, "Task stopped by admin"), "{lines:#?}");
@@ -294,14 +277,14 @@ async fn the_templates_time_limit_ends_the_task_in_error(backend: Backend) {
         "The task ran longer than its template allows (1 s) and was stopped"
     );
     let marker = dir.path().display().to_string();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !(processes("bash", &marker).is_empty() && processes("sleep", &marker).is_empty()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the task's processes survived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(Duration::from_secs(5), async || {
+        let left = [processes("bash", &marker), processes("sleep", &marker)].concat();
+        match left.as_slice() {
+            [] => Ok(()),
+            _ => Err(format!("the task's processes survived: {left:?}")),
+        }
+    })
+    .await;
     server.stop().await;
 }
 
