@@ -40,16 +40,23 @@ fn processes(name: &str, needle: &str) -> Vec<i32> {
         .collect()
 }
 
-/// The task's script (the first bash running `run.sh` with `marker`) and its background child.
-fn main_and_child(marker: &Path) -> (i32, i32) {
+/// The task's script (the first bash running `run.sh` with `marker`) and its background child,
+/// once that runs `sleep` (the subshell it starts in is a `bash` until then).
+async fn main_and_child(marker: &Path) -> (i32, i32) {
     let marker = marker.display().to_string();
     let main = *processes("bash", &format!("run.sh {marker}"))
         .iter()
         .min()
         .expect("the script runs");
-    let child = processes("sleep", &format!("sleeper-child {marker}"));
-    assert_eq!(child.len(), 1, "one background child");
-    (main, child[0])
+    let needle = format!("sleeper-child {marker}");
+    let child = wait_until(Duration::from_secs(20), async || {
+        match processes("sleep", &needle).as_slice() {
+            [child] => Ok(*child),
+            children => Err(format!("not one background child: {children:?}")),
+        }
+    })
+    .await;
+    (main, child)
 }
 
 /// The state letter and process group of a process, from `/proc/<pid>/stat`.
@@ -114,7 +121,7 @@ async fn a_stopped_task_leaves_no_process_behind(backend: Backend) {
     let (project, template, _repo, dir) = sleeper_project(&server, SLEEPER).await;
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let (main, child) = main_and_child(dir.path());
+    let (main, child) = main_and_child(dir.path()).await;
     let task_group = group_of(main);
     assert_eq!(
         group_of(child),
@@ -156,7 +163,7 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     let (project, template, _repo, dir) = sleeper_project(&server, DEAF).await;
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let (main, _) = main_and_child(dir.path());
+    let (main, _) = main_and_child(dir.path()).await;
     let task_group = group_of(main);
 
     // A polite stop is ignored (SIGTERM is), so the task stays stopping during the grace period.
@@ -195,7 +202,7 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     // Forced from the start: no SIGTERM and no grace period at all.
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let task_group = group_of(main_and_child(dir.path()).0);
+    let task_group = group_of(main_and_child(dir.path()).await.0);
     let r = project
         .post(&format!("tasks/{task}/stop"), json!({"force": true}))
         .await;
