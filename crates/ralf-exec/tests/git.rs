@@ -95,14 +95,19 @@ async fn waiting_tasks_share_a_later_fetch_and_see_the_tip_as_of_their_request()
         run(&job(1), &config, &lines, &Control::new()).await,
         Outcome::Success
     );
-    // Slow fetches: upload-pack answers at once, then the fetch takes another 0.8 s to end.
+    // Slow fetches: upload-pack answers at once (and leaves the file `served`), then the fetch
+    // takes another 0.8 s to end.
     let cache = work.path().join("repos/repo-1.git");
+    let served = work.path().join("served");
     git(
         &cache,
         &[
             "config",
             "remote.origin.uploadpack",
-            "f() { git-upload-pack \"$@\"; r=$?; sleep 0.8; exit $r; }; f",
+            &format!(
+                "f() {{ git-upload-pack \"$@\"; r=$?; touch '{}'; sleep 0.8; exit $r; }}; f",
+                served.display()
+            ),
         ],
     );
 
@@ -130,10 +135,12 @@ async fn waiting_tasks_share_a_later_fetch_and_see_the_tip_as_of_their_request()
     // the remote before the new commit; tasks 21 and 22 ask after it and see it.
     let (l20, l21, l22) = (Lines::default(), Lines::default(), Lines::default());
     let (job20, job21, job22) = (job(20), job(21), job(22));
+    std::fs::remove_file(&served).unwrap();
     let (r20, (r21, r22)) = tokio::join!(run(&job20, &config, &l20, &control), async {
         l20.wait_for("Fetching repository", Duration::from_secs(10))
             .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The remote has answered task 20's fetch: the new commit comes after it.
+        wait_for_path(&served, Duration::from_secs(10)).await;
         repo.write("v.sh", "echo version 2\n");
         repo.commit("second");
         tokio::join!(
@@ -816,7 +823,9 @@ async fn stops_reach_a_hanging_fetch_and_a_task_waiting_for_it() {
         async {
             l1.wait_for("Cloning repository", Duration::from_secs(10))
                 .await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The second task has made its directory: nothing it does after that waits but
+            // for the first task's fetch lock, so it waits for that lock now.
+            wait_for_path(&work.path().join("tasks/2"), Duration::from_secs(10)).await;
             c2.stop(false);
             l2.wait_for(
                 "Stop requested while waiting for another task's fetch",

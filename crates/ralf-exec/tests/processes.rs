@@ -13,6 +13,19 @@ fn sleepers(secs: u32) -> String {
     format!("sleep {secs} &\nsleep {secs} &\necho started\nwait\n")
 }
 
+/// The pids of the two sleeps of `sleepers(secs)`, once both run (a child bash forked for
+/// `sleep` is a `bash` until it has started `sleep`).
+async fn both_sleeps(secs: u32) -> Vec<i32> {
+    wait_until(Duration::from_secs(20), || {
+        let sleeps = host_pids("sleep", &secs.to_string());
+        match sleeps.len() {
+            2 => Ok(sleeps),
+            n => Err(format!("{n} of the two sleeps run")),
+        }
+    })
+    .await
+}
+
 /// The task's script (as this machine sees it: outside the sandbox) and its process group.
 fn script_group(script: &str) -> (i32, i32) {
     // The first: a bash that forks for its next command shows up twice for a moment.
@@ -32,8 +45,7 @@ async fn stop_terminates_the_whole_process_group() {
     let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
         lines.wait_for("started", Duration::from_secs(20)).await;
         let (bash, group) = script_group("sleepers.sh");
-        let sleeps = host_pids("sleep", "301");
-        assert_eq!(sleeps.len(), 2, "two sleeps run");
+        let sleeps = both_sleeps(301).await;
         let members = group_members(group);
         assert!(
             sleeps.iter().chain([&bash]).all(|p| members.contains(p)),
@@ -115,7 +127,9 @@ async fn forced_stop_kills_at_once() {
         lines.wait_for("started", Duration::from_secs(20)).await;
         group = script_group("deaf.sh").1;
         control.stop(false);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        lines
+            .wait_for("sending SIGTERM", Duration::from_secs(20))
+            .await;
         control.stop(true);
     });
     assert_eq!(outcome, Outcome::Stopped);
@@ -144,7 +158,8 @@ async fn timeout_ends_the_task() {
     let control = Control::new();
     let (outcome, ()) = tokio::join!(run(&job, &config, &lines, &control), async {
         lines.wait_for("started", Duration::from_secs(20)).await;
-        seen = (script_group("slow.sh").1, host_pids("sleep", "302"));
+        let sleeps = both_sleeps(302).await;
+        seen = (script_group("slow.sh").1, sleeps);
     });
     assert_eq!(outcome, Outcome::TimedOut, "{}", lines.all());
     let took = started.elapsed();

@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+mod fixture;
+mod wait;
+
+pub use fixture::{ProjectFixture, TestProject, merge_fields};
 pub use ralf_server::DatabaseSettings;
 use ralf_server::{AdminBootstrap, RunningServer, Settings};
 pub use ralf_testdb::{Backend, TestDatabase, on_both_backends};
@@ -12,6 +16,7 @@ use serde_json::Value;
 
 pub use reqwest;
 pub use serde_json::json;
+pub use wait::wait_until;
 
 pub const ADMIN_LOGIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -94,30 +99,7 @@ impl TestServer {
 
     /// Logs in with a password (cookie), then switches to a fresh bearer token.
     pub async fn login(&self, login: &str, password: &str) -> Api {
-        let cookie_client = Api::new(&self.url, None);
-        let r = cookie_client
-            .post(
-                "/api/auth/login",
-                json!({"auth": login, "password": password}),
-            )
-            .await;
-        assert_eq!(
-            r.status,
-            StatusCode::NO_CONTENT,
-            "login as {login}: {}",
-            r.body
-        );
-        let r = cookie_client.post("/api/user/tokens", json!({})).await;
-        assert_eq!(
-            r.status,
-            StatusCode::CREATED,
-            "token for {login}: {}",
-            r.body
-        );
-        Api::new(
-            &self.url,
-            Some(r.body["id"].as_str().expect("token id").to_string()),
-        )
+        Api::login(&self.url, login, password).await
     }
 
     /// Creates a user (through the admin API) and returns its id and a client logged in as it.
@@ -184,6 +166,42 @@ impl Reply {
 }
 
 impl Api {
+    /// A client of the server at `base`, logged in with a password (cookie) and then
+    /// switched to a fresh bearer token.
+    pub async fn login(base: &str, login: &str, password: &str) -> Api {
+        let (cookie_client, _) = Api::cookie_login(base, login, password).await;
+        let r = cookie_client.post("/api/user/tokens", json!({})).await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "token for {login}: {}",
+            r.body
+        );
+        Api::new(
+            base,
+            Some(r.body["id"].as_str().expect("token id").to_string()),
+        )
+    }
+
+    /// A client of the server at `base` logged in with a password: it keeps the session
+    /// cookie. Returns it and the login's answer (which sets the cookie).
+    pub async fn cookie_login(base: &str, login: &str, password: &str) -> (Api, Reply) {
+        let client = Api::new(base, None);
+        let r = client
+            .post(
+                "/api/auth/login",
+                json!({"auth": login, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NO_CONTENT,
+            "login as {login}: {}",
+            r.body
+        );
+        (client, r)
+    }
+
     pub fn new(base: &str, token: Option<String>) -> Api {
         let http = reqwest::Client::builder()
             .cookie_store(true)
@@ -198,37 +216,33 @@ impl Api {
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
+        let mut req = self.request(method, path);
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Self::send(req, path).await
     }
 
     /// Sends a raw body with the JSON content type (for malformed-JSON tests).
     pub async fn send_raw(&self, method: Method, path: &str, raw: &str) -> Reply {
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
+        let req = self
+            .request(method, path)
             .header("content-type", "application/json")
             .body(raw.to_string());
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
+        Self::send(req, path).await
+    }
+
+    /// A request to `path` with the client's token, if any.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
         }
-        let resp = req.send().await.expect("send");
+    }
+
+    async fn send(req: reqwest::RequestBuilder, path: &str) -> Reply {
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("body");
@@ -265,6 +279,7 @@ impl Api {
 /// A `ralf server` child process (the real binary), killed when dropped.
 pub struct ServerProcess {
     pub url: String,
+    port: u16,
     child: std::process::Child,
 }
 
@@ -318,29 +333,36 @@ impl ServerProcess {
         }
         let child = cmd.spawn().expect("spawn ralf server");
         let url = format!("http://127.0.0.1:{port}");
-        let process = ServerProcess { url, child };
+        let process = ServerProcess { url, port, child };
         process.wait_ready().await;
         process
     }
 
     async fn wait_ready(&self) {
         let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{}/api/ping", self.url)).send().await
-                && r.status().is_success()
-            {
-                return;
+        let ping = format!("{}/api/ping", self.url);
+        wait_until(Duration::from_secs(15), async || {
+            match http.get(&ping).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("{ping} answers {}", r.status())),
+                Err(e) => Err(format!("{ping}: {e}")),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "ralf server at {} did not answer /api/ping within 10 s",
-            self.url
-        );
+        })
+        .await;
     }
 
     pub fn api(&self, token: Option<String>) -> Api {
         Api::new(&self.url, token)
+    }
+
+    /// A client logged in as `login` (see [`Api::login`]).
+    pub async fn login(&self, login: &str, password: &str) -> Api {
+        Api::login(&self.url, login, password).await
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The server's process id.
@@ -415,7 +437,7 @@ impl Drop for RunnerProcess {
 
 impl ServerProcess {
     /// Kills the server at once (SIGKILL): no shutdown, its tasks' processes orphaned.
-    pub fn kill(mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -478,29 +500,17 @@ impl GitRepo {
 impl Api {
     /// Polls a task until it is finished (or waits for a confirmation) and returns it.
     pub async fn wait_task(&self, project_id: i64, task_id: i64, timeout: Duration) -> Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let task = self
-                .get(&format!("/api/project/{project_id}/tasks/{task_id}"))
-                .await
-                .body;
-            let status = task["status"].as_str().unwrap_or_default().to_string();
-            if [
-                "success",
-                "error",
-                "stopped",
-                "rejected",
-                "waiting_confirmation",
-            ]
-            .contains(&status.as_str())
-            {
-                return task;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("task {task_id} still {status} after {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        const ENDS: [&str; 5] = [
+            "success",
+            "error",
+            "stopped",
+            "rejected",
+            "waiting_confirmation",
+        ];
+        self.wait_task_until(project_id, task_id, timeout, |status| {
+            ENDS.contains(&status)
+        })
+        .await
     }
 
     /// Waits until a task has the given status.
@@ -511,23 +521,27 @@ impl Api {
         status: &str,
         timeout: Duration,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let task = self
-                .get(&format!("/api/project/{project_id}/tasks/{task_id}"))
-                .await
-                .body;
-            if task["status"] == status {
-                return task;
+        self.wait_task_until(project_id, task_id, timeout, |now| now == status)
+            .await
+    }
+
+    /// Polls a task until its status is one that `wanted` accepts, and returns it.
+    pub async fn wait_task_until(
+        &self,
+        project_id: i64,
+        task_id: i64,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Value {
+        let path = format!("/api/project/{project_id}/tasks/{task_id}");
+        wait_until(timeout, async || {
+            let task = self.get(&path).await.body;
+            match task["status"].as_str() {
+                Some(status) if wanted(status) => Ok(task),
+                _ => Err(format!("task {task_id} is {}", task["status"])),
             }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "task {task_id} is {} after {timeout:?}, not {status}",
-                    task["status"]
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     /// The output lines of a task, as text.
@@ -551,7 +565,7 @@ impl Api {
 pub struct BusySlot {
     pub project: i64,
     pub task: i64,
-    _repo: GitRepo,
+    _project: TestProject,
 }
 
 impl TestServer {
@@ -559,48 +573,26 @@ impl TestServer {
     /// slot with a [`BusySlot`]; returns once that task runs.
     pub async fn start_busy(backend: Backend) -> (TestServer, BusySlot) {
         let server = Self::start_with(backend, |s| s.max_parallel_tasks = 1).await;
-        let repo = GitRepo::new(&[("hold.sh", "sleep 300\n")]);
         let api = server.admin().await;
-        let id = |v: Value| v["id"].as_i64().expect("id");
-        let project = id(api
-            .create("/api/projects", json!({"name": "busy slot"}))
-            .await);
-        let base = format!("/api/project/{project}");
-        let key = id(api
+        let project = ProjectFixture::new("busy slot")
+            .files(&[("hold.sh", "sleep 300\n")])
+            .template(json!({"name": "hold", "playbook": "hold.sh"}))
+            .create(&api)
+            .await;
+        let task = api
             .create(
-                &format!("{base}/keys"),
-                json!({"name": "none", "type": "none"}),
+                &project.path("/tasks"),
+                json!({"template_id": project.template()}),
             )
-            .await);
-        let repository = id(api
-            .create(
-                &format!("{base}/repositories"),
-                json!({"name": "hold", "git_url": repo.url(), "git_branch": "main",
-                       "ssh_key_id": key}),
-            )
-            .await);
-        let inventory = id(api
-            .create(
-                &format!("{base}/inventory"),
-                json!({"name": "local", "type": "static", "inventory": "localhost"}),
-            )
-            .await);
-        let template = id(api
-            .create(
-                &format!("{base}/templates"),
-                json!({"name": "hold", "app": "bash", "playbook": "hold.sh",
-                       "repository_id": repository, "inventory_id": inventory}),
-            )
-            .await);
-        let task = id(api
-            .create(&format!("{base}/tasks"), json!({"template_id": template}))
-            .await);
-        api.wait_status(project, task, "running", Duration::from_secs(60))
+            .await["id"]
+            .as_i64()
+            .expect("task id");
+        api.wait_status(project.id, task, "running", Duration::from_secs(60))
             .await;
         let slot = BusySlot {
-            project,
+            project: project.id,
             task,
-            _repo: repo,
+            _project: project,
         };
         (server, slot)
     }

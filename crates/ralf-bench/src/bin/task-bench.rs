@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ralf_bench::{median, ms, quantile};
-use ralf_testkit::{Backend, GitRepo, TestServer, json};
+use ralf_testkit::{Backend, GitRepo, ProjectFixture, TestServer, json};
 
 #[tokio::main]
 async fn main() {
@@ -305,19 +305,7 @@ async fn ingest(ralf: &str, lines: usize) {
         ("RALF_ADMIN_PASSWORD", "bench-password".to_string()),
     ];
     let server = ralf_testkit::ServerProcess::start(ralf, &env, &[]).await;
-    let login = server.api(None);
-    let r = login
-        .post(
-            "/api/auth/login",
-            json!({"auth": "bench", "password": "bench-password"}),
-        )
-        .await;
-    assert!(r.status.is_success());
-    let token = login.create("/api/user/tokens", json!({})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let api = server.api(Some(token));
+    let api = server.login("bench", "bench-password").await;
     let (project, template) = bench_project(
         &api,
         &repo,
@@ -524,43 +512,23 @@ async fn live(lines: usize) {
     server.stop().await;
 }
 
-/// A project with a `none` key, a repository at `repo`, a static inventory when given, and one
-/// template made from `template` (name, app, playbook, ...); returns the project and template ids.
+/// A project with a `none` key, a repository at `repo`, a static inventory (`localhost`, or
+/// `inventory` when given), and one template made from `template` (name, app, playbook, ...);
+/// returns the project and template ids.
 async fn bench_project(
     api: &ralf_testkit::Api,
     repo: &GitRepo,
-    mut template: serde_json::Value,
+    template: serde_json::Value,
     inventory: Option<&str>,
 ) -> (i64, i64) {
-    let id = |v: serde_json::Value| v["id"].as_i64().expect("id");
-    let project = id(api.create("/api/projects", json!({"name": "bench"})).await);
-    let base = format!("/api/project/{project}");
-    let key = id(api
-        .create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
-        )
-        .await);
-    let repository = id(api
-        .create(
-            &format!("{base}/repositories"),
-            json!({"name": "r", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
-        )
-        .await);
-    template["repository_id"] = json!(repository);
+    let mut project = ProjectFixture::new("bench")
+        .git_url(&repo.url())
+        .template(template);
     if let Some(text) = inventory {
-        let inventory = id(api
-            .create(
-                &format!("{base}/inventory"),
-                json!({"name": "local", "type": "static", "inventory": text}),
-            )
-            .await);
-        template["inventory_id"] = json!(inventory);
+        project = project.inventory(json!({"inventory": text}));
     }
-    (
-        project,
-        id(api.create(&format!("{base}/templates"), template).await),
-    )
+    let project = project.create(api).await;
+    (project.id, project.template())
 }
 
 async fn runners(ralf: &str, n: usize, parallel: usize) {

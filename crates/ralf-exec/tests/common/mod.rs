@@ -136,19 +136,37 @@ impl Lines {
 
     /// Waits until a line containing `needle` came, up to `limit`.
     pub async fn wait_for(&self, needle: &str, limit: Duration) -> String {
-        let start = std::time::Instant::now();
-        loop {
-            if let Some(l) = self.texts().into_iter().find(|l| l.contains(needle)) {
-                return l;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "no line containing {needle:?} within {limit:?}; got:\n{}",
-                self.all()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(limit, || {
+            let found = self.texts().into_iter().find(|l| l.contains(needle));
+            found.ok_or_else(|| format!("no line containing {needle:?}; got:\n{}", self.all()))
+        })
+        .await
     }
+}
+
+/// Checks `check` every 20 ms until it answers `Ok`, and returns that; panics with the last
+/// `Err` (what it sees instead) after `limit`.
+pub async fn wait_until<T>(limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited {limit:?} in vain: {seen}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `path` exists, up to `limit`.
+pub async fn wait_for_path(path: &Path, limit: Duration) {
+    wait_until(limit, || match path.exists() {
+        true => Ok(()),
+        false => Err(format!("{} does not exist", path.display())),
+    })
+    .await
 }
 
 /// A work dir and its config (stop grace 1 s).

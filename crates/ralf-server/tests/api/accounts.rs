@@ -12,19 +12,7 @@ const PASSWORD: &str = "a-password";
 
 /// Logs in with a password; the client keeps the cookie. Returns it and the cookie's value.
 async fn cookie_login(server: &TestServer, login: &str, password: &str) -> (Api, String) {
-    let client = server.anonymous();
-    let r = client
-        .post(
-            "/api/auth/login",
-            json!({"auth": login, "password": password}),
-        )
-        .await;
-    assert_eq!(
-        r.status,
-        StatusCode::NO_CONTENT,
-        "login {login}: {}",
-        r.text
-    );
+    let (client, r) = Api::cookie_login(&server.url, login, password).await;
     let cookie = r.headers["set-cookie"].to_str().unwrap();
     let secret = cookie
         .split(';')

@@ -3,65 +3,19 @@
 //! URLs into ralf's own directories are refused with 400, naming the field. Semaphore's habit
 //! of one generic template whose tasks each name a playbook inside the checkout keeps working.
 
-use ralf_testkit::{Api, Backend, TestServer, json, on_both_backends};
+use ralf_testkit::{
+    Api, Backend, ProjectFixture, TestProject, TestServer, json, merge_fields, on_both_backends,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
 /// A project with a repository, a static inventory and a bash template `generic` (playbook
-/// `run.sh` in the working directory `scripts`), and a member with the `task_runner` role.
-struct Project {
-    base: String,
-    repository: i64,
-    inventory: i64,
-    template: i64,
-}
-
-fn id(v: &Value) -> i64 {
-    v["id"].as_i64().unwrap()
-}
-
-impl Project {
-    async fn new(admin: &Api) -> Project {
-        let project = id(&admin.create("/api/projects", json!({"name": "p"})).await);
-        let base = format!("/api/project/{project}");
-        let key = id(&admin
-            .create(
-                &format!("{base}/keys"),
-                json!({"name": "none", "type": "none"}),
-            )
-            .await);
-        let repository = id(&admin
-            .create(
-                &format!("{base}/repositories"),
-                json!({"name": "site", "git_url": "https://example.test/site.git",
-                       "git_branch": "main", "ssh_key_id": key}),
-            )
-            .await);
-        let inventory = id(&admin
-            .create(
-                &format!("{base}/inventory"),
-                json!({"name": "local", "type": "static", "inventory": "localhost"}),
-            )
-            .await);
-        let template = id(&admin
-            .create(
-                &format!("{base}/templates"),
-                json!({"name": "generic", "app": "bash", "playbook": "run.sh",
-                       "working_directory": "scripts", "repository_id": repository,
-                       "inventory_id": inventory}),
-            )
-            .await);
-        Project {
-            base,
-            repository,
-            inventory,
-            template,
-        }
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("{}{rest}", self.base)
-    }
+/// `run.sh` in the working directory `scripts`).
+async fn project(admin: &Api) -> TestProject {
+    ProjectFixture::new("p")
+        .template(json!({"name": "generic", "working_directory": "scripts"}))
+        .create(admin)
+        .await
 }
 
 fn assert_refused(r: &ralf_testkit::Reply, message: &str) {
@@ -75,7 +29,7 @@ const OUTSIDE: &str = "playbook must stay inside the repository";
 async fn paths_that_leave_the_checkout_are_refused(backend: Backend) {
     let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
-    let p = Project::new(&admin).await;
+    let p = project(&admin).await;
     let (runner_id, runner) = server.user("rob", false).await;
     let r = admin
         .post(
@@ -96,7 +50,7 @@ async fn paths_that_leave_the_checkout_are_refused(backend: Backend) {
         let r = runner
             .post(
                 &p.path("/tasks"),
-                json!({"template_id": p.template, "playbook": playbook}),
+                json!({"template_id": p.template(), "playbook": playbook}),
             )
             .await;
         assert_refused(&r, message);
@@ -106,7 +60,7 @@ async fn paths_that_leave_the_checkout_are_refused(backend: Backend) {
         let r = runner
             .post(
                 &p.path("/tasks"),
-                json!({"template_id": p.template, "playbook": playbook}),
+                json!({"template_id": p.template(), "playbook": playbook}),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{playbook}: {}", r.text);
@@ -117,9 +71,7 @@ async fn paths_that_leave_the_checkout_are_refused(backend: Backend) {
     let template = |changes: Value| {
         let mut body = json!({"name": "t", "app": "bash", "playbook": "run.sh",
                               "repository_id": p.repository, "inventory_id": p.inventory});
-        for (k, v) in changes.as_object().unwrap() {
-            body[k] = v.clone();
-        }
+        merge_fields(&mut body, changes);
         body
     };
     for (changes, message) in [
@@ -139,9 +91,9 @@ async fn paths_that_leave_the_checkout_are_refused(backend: Backend) {
             .await;
         assert_refused(&r, message);
         let mut update = template(changes);
-        update["id"] = json!(p.template);
+        update["id"] = json!(p.template());
         let r = admin
-            .put(&p.path(&format!("/templates/{}", p.template)), update)
+            .put(&p.path(&format!("/templates/{}", p.template())), update)
             .await;
         assert_refused(&r, message);
     }
@@ -190,7 +142,7 @@ async fn repositories_cannot_point_into_ralfs_directories(backend: Backend) {
     })
     .await;
     let admin = server.admin().await;
-    let p = Project::new(&admin).await;
+    let p = project(&admin).await;
     let repositories = p.path("/repositories");
     let body = |url: String| json!({"name": "r", "git_url": url, "git_branch": "main"});
     for url in [

@@ -4,63 +4,26 @@
 use std::time::Duration;
 
 use ralf_testkit::reqwest::StatusCode;
-use ralf_testkit::{Api, Backend, GitRepo, TestServer, json, on_both_backends};
+use ralf_testkit::{Api, Backend, ProjectFixture, TestProject, TestServer, json, on_both_backends};
 use serde_json::Value;
 
-/// A project with a real repository holding `run.sh`, and a bash template running it.
-struct Fixture {
-    project: i64,
-    repository: i64,
-    template: i64,
-    _repo: GitRepo,
+/// A project with a real repository holding `files`, and a bash template running `run.sh`
+/// (`template` adds to or overrides its fields).
+async fn fixture(api: &Api, files: &[(&str, &str)], template: Value) -> TestProject {
+    ProjectFixture::new("parity")
+        .files(files)
+        .template(template)
+        .create(api)
+        .await
 }
 
-impl Fixture {
-    async fn new(api: &Api, files: &[(&str, &str)], template: Value) -> Fixture {
-        let repo = GitRepo::new(files);
-        let project = api.create("/api/projects", json!({"name": "parity"})).await["id"]
-            .as_i64()
-            .unwrap();
-        let base = format!("/api/project/{project}");
-        let repository = api
-            .create(
-                &format!("{base}/repositories"),
-                json!({"name": "scripts", "git_url": repo.url(), "git_branch": "main"}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        let mut body = json!({"name": "run", "app": "bash", "playbook": "run.sh",
-                              "repository_id": repository});
-        for (k, v) in template.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        let template = api.create(&format!("{base}/templates"), body).await["id"]
-            .as_i64()
-            .unwrap();
-        Fixture {
-            project,
-            repository,
-            template,
-            _repo: repo,
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("/api/project/{}", self.project)
-    }
-
-    /// Starts a task with `body` (plus the template) and waits for its end.
-    async fn run(&self, api: &Api, body: Value) -> (Value, Vec<String>) {
-        let mut body = body;
-        body["template_id"] = json!(self.template);
-        let task = api.create(&format!("{}/tasks", self.base()), body).await;
-        let id = task["id"].as_i64().unwrap();
-        let done = api
-            .wait_task(self.project, id, Duration::from_secs(60))
-            .await;
-        (done, api.output_lines(self.project, id).await)
-    }
+/// Starts a task of the project's template with `body` and waits for its end.
+async fn run(api: &Api, fixture: &TestProject, mut body: Value) -> (Value, Vec<String>) {
+    body["template_id"] = json!(fixture.template());
+    let task = api.create(&fixture.path("/tasks"), body).await;
+    let id = task["id"].as_i64().unwrap();
+    let done = api.wait_task(fixture.id, id, Duration::from_secs(60)).await;
+    (done, api.output_lines(fixture.id, id).await)
 }
 
 /// Users without a password (external ones, or whose password is set later) can be created;
@@ -110,7 +73,7 @@ async fn users_may_be_created_without_a_password(backend: Backend) {
 async fn survey_variables_may_have_no_name(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let fixture = Fixture::new(
+    let fixture = fixture(
         &admin,
         &[("run.sh", "echo \"args: $*\"\n")],
         json!({"survey_vars": [{"name": "", "title": "Unfinished"},
@@ -120,13 +83,13 @@ async fn survey_variables_may_have_no_name(backend: Backend) {
     let template = admin
         .get(&format!(
             "{}/templates/{}",
-            fixture.base(),
-            fixture.template
+            fixture.path(""),
+            fixture.template()
         ))
         .await
         .body;
     assert_eq!(template["survey_vars"][1]["title"], "Another");
-    let (task, lines) = fixture.run(&admin, json!({})).await;
+    let (task, lines) = run(&admin, &fixture, json!({})).await;
     assert_eq!(task["status"], "success", "{lines:?}");
     server.stop().await;
 }
@@ -171,8 +134,8 @@ async fn runners_may_have_a_negative_task_limit(backend: Backend) {
 async fn a_key_retyped_without_its_secret_fails_when_used(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let fixture = Fixture::new(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
-    let base = fixture.base();
+    let fixture = fixture(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
+    let base = fixture.path("");
     let key = admin
         .create(
             &format!("{base}/keys"),
@@ -200,7 +163,7 @@ async fn a_key_retyped_without_its_secret_fails_when_used(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let (task, lines) = fixture.run(&admin, json!({})).await;
+    let (task, lines) = run(&admin, &fixture, json!({})).await;
     assert_eq!(task["status"], "error");
     assert!(
         lines.iter().any(|l| l.contains("without a private key")),
@@ -214,7 +177,7 @@ async fn a_key_retyped_without_its_secret_fails_when_used(backend: Backend) {
 async fn template_defaults_reach_tasks_started_over_the_api(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let fixture = Fixture::new(
+    let fixture = fixture(
         &admin,
         &[("run.sh", "for a in \"$@\"; do echo \"arg=[$a]\"; done\n")],
         json!({"task_params": {"limit": ["web1"], "debug": true, "tags": ["deploy"]},
@@ -223,9 +186,12 @@ async fn template_defaults_reach_tasks_started_over_the_api(backend: Backend) {
                                {"name": "size", "title": "Size", "default_value": "s"}]}),
     )
     .await;
-    let (task, lines) = fixture
-        .run(&admin, json!({"environment": {"size": "xl", "note": null}}))
-        .await;
+    let (task, lines) = run(
+        &admin,
+        &fixture,
+        json!({"environment": {"size": "xl", "note": null}}),
+    )
+    .await;
     assert_eq!(task["status"], "success", "{lines:?}");
     assert_eq!(task["params"]["limit"], json!(["web1"]));
     assert_eq!(task["params"]["debug"], true);
@@ -239,9 +205,7 @@ async fn template_defaults_reach_tasks_started_over_the_api(backend: Backend) {
         assert!(lines.iter().any(|l| l == expected), "{expected}: {lines:?}");
     }
     // The task's own switches win over the template's.
-    let (task, _) = fixture
-        .run(&admin, json!({"params": {"limit": ["db1"]}}))
-        .await;
+    let (task, _) = run(&admin, &fixture, json!({"params": {"limit": ["db1"]}})).await;
     assert_eq!(task["params"]["limit"], json!(["db1"]));
     server.stop().await;
 }
@@ -251,17 +215,17 @@ async fn deleting_a_running_task_stops_it(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
     let script = "case \"$1\" in quick=*) echo quick; exit 0;; esac\necho started\nsleep 300\n";
-    let fixture = Fixture::new(&admin, &[("run.sh", script)], json!({})).await;
-    let base = fixture.base();
+    let fixture = fixture(&admin, &[("run.sh", script)], json!({})).await;
+    let base = fixture.path("");
     let task = admin
         .create(
             &format!("{base}/tasks"),
-            json!({"template_id": fixture.template}),
+            json!({"template_id": fixture.template()}),
         )
         .await;
     let id = task["id"].as_i64().unwrap();
     admin
-        .wait_status(fixture.project, id, "running", Duration::from_secs(60))
+        .wait_status(fixture.id, id, "running", Duration::from_secs(60))
         .await;
     let r = admin.delete(&format!("{base}/tasks/{id}")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
@@ -270,9 +234,12 @@ async fn deleting_a_running_task_stops_it(backend: Backend) {
         StatusCode::NOT_FOUND
     );
     // The template is free again: its next task runs.
-    let (next, lines) = fixture
-        .run(&admin, json!({"environment": "{\"quick\": \"1\"}"}))
-        .await;
+    let (next, lines) = run(
+        &admin,
+        &fixture,
+        json!({"environment": "{\"quick\": \"1\"}"}),
+    )
+    .await;
     assert_eq!(next["status"], "success", "{lines:?}");
     server.stop().await;
 }
@@ -320,20 +287,20 @@ async fn the_routes_of_the_spec_answer(backend: Backend) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // Active tasks of every project (admins), and stopping all tasks of a template.
-    let fixture = Fixture::new(&admin, &[("run.sh", "sleep 300\n")], json!({})).await;
-    let base = fixture.base();
+    let fixture = fixture(&admin, &[("run.sh", "sleep 300\n")], json!({})).await;
+    let base = fixture.path("");
     let mut ids = Vec::new();
     for _ in 0..3 {
         let task = admin
             .create(
                 &format!("{base}/tasks"),
-                json!({"template_id": fixture.template}),
+                json!({"template_id": fixture.template()}),
             )
             .await;
         ids.push(task["id"].as_i64().unwrap());
     }
     admin
-        .wait_status(fixture.project, ids[0], "running", Duration::from_secs(60))
+        .wait_status(fixture.id, ids[0], "running", Duration::from_secs(60))
         .await;
     let active = admin.get("/api/tasks").await;
     assert_eq!(active.status, StatusCode::OK);
@@ -349,14 +316,14 @@ async fn the_routes_of_the_spec_answer(backend: Backend) {
     assert_eq!(user.get("/api/tasks").await.status, StatusCode::FORBIDDEN);
     let r = admin
         .post(
-            &format!("{base}/templates/{}/stop_all_tasks", fixture.template),
+            &format!("{base}/templates/{}/stop_all_tasks", fixture.template()),
             json!({"force": true}),
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     for id in &ids {
         let task = admin
-            .wait_task(fixture.project, *id, Duration::from_secs(60))
+            .wait_task(fixture.id, *id, Duration::from_secs(60))
             .await;
         assert_eq!(task["status"], "stopped");
     }
@@ -373,7 +340,7 @@ async fn the_routes_of_the_spec_answer(backend: Backend) {
     let created = admin
         .create(
             &hosts,
-            json!({"project_id": fixture.project, "type": "host", "host": "github.com",
+            json!({"project_id": fixture.id, "type": "host", "host": "github.com",
                    "ssh_key_id": key["id"]}),
         )
         .await;
@@ -382,7 +349,7 @@ async fn the_routes_of_the_spec_answer(backend: Backend) {
     let r = admin
         .put(
             &format!("{hosts}/{host_id}"),
-            json!({"id": host_id, "project_id": fixture.project, "type": "url",
+            json!({"id": host_id, "project_id": fixture.id, "type": "url",
                    "host": "https://git.example.test/", "ssh_key_id": key["id"]}),
         )
         .await;
@@ -427,13 +394,13 @@ async fn the_routes_of_the_spec_answer(backend: Backend) {
 async fn templates_of_apps_ralf_cannot_run_are_stored(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let fixture = Fixture::new(
+    let fixture = fixture(
         &admin,
         &[("run.sh", "echo ran\n")],
         json!({"app": "pulumi"}),
     )
     .await;
-    let base = fixture.base();
+    let base = fixture.path("");
     for app in ["powershell", "terragrunt"] {
         let template = admin
             .create(
@@ -444,13 +411,13 @@ async fn templates_of_apps_ralf_cannot_run_are_stored(backend: Backend) {
             .await;
         assert_eq!(template["app"], app);
     }
-    let path = format!("{base}/templates/{}", fixture.template);
+    let path = format!("{base}/templates/{}", fixture.template());
     let mut template = admin.get(&path).await.body;
     assert_eq!(template["app"], "pulumi");
     template["description"] = json!("infrastructure");
     let r = admin.put(&path, template).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let (task, lines) = fixture.run(&admin, json!({})).await;
+    let (task, lines) = run(&admin, &fixture, json!({})).await;
     assert_eq!(task["status"], "error", "{lines:?}");
     assert!(
         lines
@@ -467,8 +434,8 @@ async fn templates_of_apps_ralf_cannot_run_are_stored(backend: Backend) {
 async fn workspace_inventories_may_have_no_name(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let fixture = Fixture::new(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
-    let base = fixture.base();
+    let fixture = fixture(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
+    let base = fixture.path("");
     for kind in ["terraform-workspace", "tofu-workspace"] {
         let inventory = admin
             .create(
@@ -494,7 +461,7 @@ async fn workspace_inventories_may_have_no_name(backend: Backend) {
 async fn enum_survey_variables_may_have_no_values(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let fixture = Fixture::new(
+    let fixture = fixture(
         &admin,
         &[("run.sh", "echo \"args: $*\"\n")],
         json!({"survey_vars": [{"name": "size", "title": "Size", "type": "enum"},
@@ -505,13 +472,13 @@ async fn enum_survey_variables_may_have_no_values(backend: Backend) {
     let template = admin
         .get(&format!(
             "{}/templates/{}",
-            fixture.base(),
-            fixture.template
+            fixture.path(""),
+            fixture.template()
         ))
         .await
         .body;
     assert_eq!(template["survey_vars"][0]["type"], "enum");
-    let (task, lines) = fixture.run(&admin, json!({})).await;
+    let (task, lines) = run(&admin, &fixture, json!({})).await;
     assert_eq!(task["status"], "success", "{lines:?}");
     assert!(lines.iter().any(|l| l == "args: "), "{lines:?}");
     server.stop().await;
@@ -522,12 +489,12 @@ async fn enum_survey_variables_may_have_no_values(backend: Backend) {
 async fn schedules_may_never_match(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let fixture = Fixture::new(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
-    let base = fixture.base();
+    let fixture = fixture(&admin, &[("run.sh", "echo ran\n")], json!({})).await;
+    let base = fixture.path("");
     let schedule = admin
         .create(
             &format!("{base}/schedules"),
-            json!({"name": "never", "template_id": fixture.template,
+            json!({"name": "never", "template_id": fixture.template(),
                    "cron_format": "0 0 30 2 *"}),
         )
         .await;

@@ -6,7 +6,7 @@ use ralf_core::api::runners::RegistrationFields;
 use ralf_store::StoreError;
 use ralf_store::runners::RunnerOwner;
 use ralf_testkit::reqwest::{Method, StatusCode};
-use ralf_testkit::{Api, Backend, TestServer, json, on_both_backends};
+use ralf_testkit::{Api, Backend, ProjectFixture, TestServer, json, on_both_backends};
 use serde_json::Value;
 
 /// A call of the runner protocol, with `X-Runner-Token` when a token is given.
@@ -657,30 +657,16 @@ async fn the_job_protocol_hands_out_jobs_and_refuses_bad_input(backend: Backend)
     let token = |v: Value| v["token"].as_str().expect("token").to_string();
     let mine = token(admin.create("/api/runners", json!({"name": "mine"})).await);
     let other = token(admin.create("/api/runners", json!({"name": "other"})).await);
-    let id = |v: Value| v["id"].as_i64().expect("id");
-    let project = id(admin.create("/api/projects", json!({"name": "p"})).await);
-    let base = format!("/api/project/{project}");
-    let key = id(admin
-        .create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
-        )
-        .await);
-    let repository = id(admin
-        .create(
-            &format!("{base}/repositories"),
-            json!({"name": "r", "git_url": "https://git.example.test/r.git", "git_branch": "main", "ssh_key_id": key}),
-        )
-        .await);
-    let template = id(admin
-        .create(
-            &format!("{base}/templates"),
-            json!({"name": "t", "app": "bash", "playbook": "run.sh", "repository_id": repository}),
-        )
-        .await);
-    let task = id(admin
-        .create(&format!("{base}/tasks"), json!({"template_id": template}))
-        .await);
+    let p = ProjectFixture::new("p")
+        .template(json!({"name": "t"}))
+        .create(&admin)
+        .await;
+    let base = p.path("");
+    let task = admin
+        .create(&p.path("/tasks"), json!({"template_id": p.template()}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
     let poll = "/api/internal/runners/poll";
 
     let (status, body) =

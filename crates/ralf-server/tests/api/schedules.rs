@@ -6,70 +6,30 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ralf_testkit::reqwest::StatusCode;
-use ralf_testkit::{Api, Backend, GitRepo, TestServer, json, on_both_backends};
+use ralf_testkit::{
+    Api, Backend, ProjectFixture, TestProject, TestServer, json, on_both_backends, wait_until,
+};
 use serde_json::Value;
 
 /// A project with a real repository whose `run.sh` prints a line, and a bash template.
-struct Fixture {
-    project: i64,
-    template: i64,
-    _repo: GitRepo,
+async fn fixture(api: &Api, name: &str) -> TestProject {
+    ProjectFixture::new(name)
+        .files(&[("run.sh", "echo \"scheduled run\"\n")])
+        .template(json!({}))
+        .create(api)
+        .await
 }
 
-impl Fixture {
-    async fn new(api: &Api, name: &str) -> Fixture {
-        let repo = GitRepo::new(&[("run.sh", "echo \"scheduled run\"\n")]);
-        let id = |v: Value| v["id"].as_i64().expect("id");
-        let project = id(api.create("/api/projects", json!({"name": name})).await);
-        let base = format!("/api/project/{project}");
-        let key = id(api
-            .create(
-                &format!("{base}/keys"),
-                json!({"name": "none", "type": "none"}),
-            )
-            .await);
-        let repository = id(api
-            .create(
-                &format!("{base}/repositories"),
-                json!({"name": "scripts", "git_url": repo.url(), "git_branch": "main",
-                       "ssh_key_id": key}),
-            )
-            .await);
-        let inventory = id(api
-            .create(
-                &format!("{base}/inventory"),
-                json!({"name": "local", "type": "static", "inventory": "localhost"}),
-            )
-            .await);
-        let template = id(api
-            .create(
-                &format!("{base}/templates"),
-                json!({"name": "run", "app": "bash", "playbook": "run.sh",
-                       "repository_id": repository, "inventory_id": inventory}),
-            )
-            .await);
-        Fixture {
-            project,
-            template,
-            _repo: repo,
-        }
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("/api/project/{}{rest}", self.project)
-    }
-
-    /// The tasks of the project that schedule `schedule` made.
-    async fn tasks_of(&self, api: &Api, schedule: i64) -> Vec<Value> {
-        let tasks = api.get(&self.path("/tasks")).await.body;
-        tasks
-            .as_array()
-            .expect("task list")
-            .iter()
-            .filter(|t| t["schedule_id"] == schedule)
-            .cloned()
-            .collect()
-    }
+/// The tasks of project `f` that schedule `schedule` made.
+async fn tasks_of(api: &Api, f: &TestProject, schedule: i64) -> Vec<Value> {
+    let tasks = api.get(&f.path("/tasks")).await.body;
+    tasks
+        .as_array()
+        .expect("task list")
+        .iter()
+        .filter(|t| t["schedule_id"] == schedule)
+        .cloned()
+        .collect()
 }
 
 /// `run_at` `seconds` from now, on a whole second.
@@ -85,21 +45,21 @@ fn assert_status(r: &ralf_testkit::Reply, status: StatusCode) {
 async fn schedules_are_created_changed_and_deleted(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(&admin, "p").await;
-    let other = Fixture::new(&admin, "other").await;
+    let f = fixture(&admin, "p").await;
+    let other = fixture(&admin, "other").await;
 
     let r = admin
         .post(
             &f.path("/schedules"),
-            json!({"name": "nightly", "template_id": f.template, "cron_format": "0 3 * * *",
+            json!({"name": "nightly", "template_id": f.template(), "cron_format": "0 3 * * *",
                    "task_params": {"message": "from the schedule", "params": {"debug": true}}}),
         )
         .await;
     assert_status(&r, StatusCode::CREATED);
     let s = r.body;
     let id = s["id"].as_i64().unwrap();
-    assert_eq!(s["project_id"], f.project);
-    assert_eq!(s["template_id"], f.template);
+    assert_eq!(s["project_id"], f.id);
+    assert_eq!(s["template_id"], f.template());
     assert_eq!(s["name"], "nightly");
     assert_eq!(s["active"], true);
     assert_eq!(s["type"], "");
@@ -114,7 +74,7 @@ async fn schedules_are_created_changed_and_deleted(backend: Backend) {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], id);
     let of_template = admin
-        .get(&f.path(&format!("/templates/{}/schedules", f.template)))
+        .get(&f.path(&format!("/templates/{}/schedules", f.template())))
         .await
         .body;
     assert_eq!(of_template, list);
@@ -127,7 +87,7 @@ async fn schedules_are_created_changed_and_deleted(backend: Backend) {
     let r = admin
         .put(
             &f.path(&format!("/schedules/{id}")),
-            json!({"id": id, "name": "hourly", "template_id": f.template,
+            json!({"id": id, "name": "hourly", "template_id": f.template(),
                    "cron_format": "15 * * * *"}),
         )
         .await;
@@ -185,43 +145,43 @@ async fn schedules_are_created_changed_and_deleted(backend: Backend) {
     let bad = [
         (json!({"cron_format": "* * * * *"}), "template_id"),
         (
-            json!({"template_id": other.template, "cron_format": "* * * * *"}),
+            json!({"template_id": other.template(), "cron_format": "* * * * *"}),
             "no such template",
         ),
         (
-            json!({"template_id": f.template, "cron_format": "0 0 * * * *"}),
+            json!({"template_id": f.template(), "cron_format": "0 0 * * * *"}),
             "5 fields",
         ),
         (
-            json!({"template_id": f.template, "cron_format": "not a cron"}),
+            json!({"template_id": f.template(), "cron_format": "not a cron"}),
             "cron_format",
         ),
         (
-            json!({"template_id": f.template, "type": "run_at"}),
+            json!({"template_id": f.template(), "type": "run_at"}),
             "run_at is required",
         ),
         (
-            json!({"template_id": f.template, "type": "sometimes", "cron_format": "* * * * *"}),
+            json!({"template_id": f.template(), "type": "sometimes", "cron_format": "* * * * *"}),
             "type",
         ),
         (
-            json!({"template_id": f.template, "cron_format": "* * * * *",
+            json!({"template_id": f.template(), "cron_format": "* * * * *",
                    "task_params": {"secret": "{\"token\": \"t\"}"}}),
             "secret",
         ),
         (
-            json!({"template_id": f.template, "cron_format": "* * * * *",
+            json!({"template_id": f.template(), "cron_format": "* * * * *",
                    "task_params": {"arguments": "[\"-v\"]"}}),
             "allow_override_args_in_task",
         ),
         (
-            json!({"template_id": f.template, "cron_format": "* * * * *",
+            json!({"template_id": f.template(), "cron_format": "* * * * *",
                    "task_params": {"environment": "[1]"}}),
             "environment",
         ),
         (
-            json!({"template_id": f.template, "cron_format": "* * * * *",
-                   "project_id": other.project}),
+            json!({"template_id": f.template(), "cron_format": "* * * * *",
+                   "project_id": other.id}),
             "project_id",
         ),
     ];
@@ -237,7 +197,7 @@ async fn schedules_are_created_changed_and_deleted(backend: Backend) {
     let r = admin
         .put(
             &f.path(&format!("/schedules/{id}")),
-            json!({"id": id + 1, "template_id": f.template, "cron_format": "* * * * *"}),
+            json!({"id": id + 1, "template_id": f.template(), "cron_format": "* * * * *"}),
         )
         .await;
     assert_status(&r, StatusCode::BAD_REQUEST);
@@ -246,7 +206,7 @@ async fn schedules_are_created_changed_and_deleted(backend: Backend) {
     let theirs = admin
         .create(
             &other.path("/schedules"),
-            json!({"template_id": other.template, "cron_format": "0 4 * * *"}),
+            json!({"template_id": other.template(), "cron_format": "0 4 * * *"}),
         )
         .await["id"]
         .as_i64()
@@ -281,7 +241,7 @@ async fn schedules_are_created_changed_and_deleted(backend: Backend) {
     let r = guest
         .post(
             &f.path("/schedules"),
-            json!({"template_id": f.template, "cron_format": "* * * * *"}),
+            json!({"template_id": f.template(), "cron_format": "* * * * *"}),
         )
         .await;
     assert_status(&r, StatusCode::FORBIDDEN);
@@ -317,7 +277,7 @@ async fn schedules_are_created_changed_and_deleted(backend: Backend) {
     }
 
     // Deleting a template deletes its schedules.
-    let theirs_template = other.template;
+    let theirs_template = other.template();
     assert_status(
         &admin
             .delete(&other.path(&format!("/templates/{theirs_template}")))
@@ -331,11 +291,11 @@ async fn schedules_are_created_changed_and_deleted(backend: Backend) {
 async fn a_run_at_schedule_makes_one_task_which_runs(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(&admin, "p").await;
+    let f = fixture(&admin, "p").await;
     let schedule = admin
         .create(
             &f.path("/schedules"),
-            json!({"name": "once", "template_id": f.template, "type": "run_at",
+            json!({"name": "once", "template_id": f.template(), "type": "run_at",
                    "run_at": in_seconds(2),
                    "task_params": {"message": "scheduled", "environment": "{\"x\": \"1\"}"}}),
         )
@@ -345,7 +305,7 @@ async fn a_run_at_schedule_makes_one_task_which_runs(backend: Backend) {
     let off = admin
         .create(
             &f.path("/schedules"),
-            json!({"name": "off", "template_id": f.template, "type": "run_at",
+            json!({"name": "off", "template_id": f.template(), "type": "run_at",
                    "run_at": in_seconds(2)}),
         )
         .await["id"]
@@ -364,35 +324,28 @@ async fn a_run_at_schedule_makes_one_task_which_runs(backend: Backend) {
     let never = admin
         .create(
             &f.path("/schedules"),
-            json!({"name": "never", "template_id": f.template, "type": "run_at",
+            json!({"name": "never", "template_id": f.template(), "type": "run_at",
                    "run_at": in_seconds(1), "active": false}),
         )
         .await["id"]
         .as_i64()
         .unwrap();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let task = loop {
-        let tasks = f.tasks_of(&admin, id).await;
-        if let Some(task) = tasks.first() {
-            break task.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the schedule made no task"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let task = wait_until(Duration::from_secs(20), async || {
+        let tasks = tasks_of(&admin, &f, id).await;
+        tasks.first().cloned().ok_or("the schedule made no task")
+    })
+    .await;
     assert_eq!(task["user_id"], Value::Null);
-    assert_eq!(task["template_id"], f.template);
+    assert_eq!(task["template_id"], f.template());
     assert_eq!(task["message"], "scheduled");
     assert_eq!(task["environment"], "{\"x\": \"1\"}");
     let task_id = task["id"].as_i64().unwrap();
     let done = admin
-        .wait_task(f.project, task_id, Duration::from_secs(60))
+        .wait_task(f.id, task_id, Duration::from_secs(60))
         .await;
     assert_eq!(done["status"], "success", "{done}");
-    let lines = admin.output_lines(f.project, task_id).await;
+    let lines = admin.output_lines(f.id, task_id).await;
     assert!(
         lines
             .iter()
@@ -410,9 +363,9 @@ async fn a_run_at_schedule_makes_one_task_which_runs(backend: Backend) {
     assert!(s["last_fired"].is_string());
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(f.tasks_of(&admin, id).await.len(), 1, "exactly one task");
-    assert!(f.tasks_of(&admin, off).await.is_empty());
-    assert!(f.tasks_of(&admin, never).await.is_empty());
+    assert_eq!(tasks_of(&admin, &f, id).await.len(), 1, "exactly one task");
+    assert!(tasks_of(&admin, &f, off).await.is_empty());
+    assert!(tasks_of(&admin, &f, never).await.is_empty());
     server.stop().await;
 }
 
@@ -425,7 +378,7 @@ async fn two_servers_fire_each_schedule_once() {
     let second = TestServer::start_on(first.db.shared(), |_| {}).await;
     let a = first.admin().await;
     let b = second.admin().await;
-    let f = Fixture::new(&a, "cluster").await;
+    let f = fixture(&a, "cluster").await;
     let at = in_seconds(3);
     let mut ids = Vec::new();
     for i in 0..6 {
@@ -433,15 +386,14 @@ async fn two_servers_fire_each_schedule_once() {
         let s = api
             .create(
                 &f.path("/schedules"),
-                json!({"name": format!("s{i}"), "template_id": f.template, "type": "run_at",
+                json!({"name": format!("s{i}"), "template_id": f.template(), "type": "run_at",
                        "run_at": at}),
             )
             .await;
         ids.push(s["id"].as_i64().unwrap());
     }
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let made = loop {
+    let made = wait_until(Duration::from_secs(30), async || {
         let tasks = a.get(&f.path("/tasks")).await.body;
         let mut made: HashMap<i64, Vec<i64>> = HashMap::new();
         for t in tasks.as_array().unwrap() {
@@ -450,16 +402,16 @@ async fn two_servers_fire_each_schedule_once() {
             }
         }
         if made.len() == ids.len() {
-            break made;
+            Ok(made)
+        } else {
+            Err(format!(
+                "only {} of {} schedules fired: {made:?}",
+                made.len(),
+                ids.len()
+            ))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {} schedules fired: {made:?}",
-            made.len(),
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     // Both servers have looked again since (each wakes within a second of the firing).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tasks = a.get(&f.path("/tasks")).await.body;
@@ -476,7 +428,7 @@ async fn two_servers_fire_each_schedule_once() {
             1,
             "schedule {id} made {of:?} (first look: {made:?})"
         );
-        let done = a.wait_task(f.project, of[0], Duration::from_secs(60)).await;
+        let done = a.wait_task(f.id, of[0], Duration::from_secs(60)).await;
         assert_eq!(done["status"], "success", "{done}");
     }
     for id in &ids {
@@ -490,18 +442,18 @@ async fn two_servers_fire_each_schedule_once() {
 async fn backups_keep_schedules(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(&admin, "source").await;
+    let f = fixture(&admin, "source").await;
     admin
         .create(
             &f.path("/schedules"),
-            json!({"name": "nightly", "template_id": f.template, "cron_format": "0 3 * * *",
+            json!({"name": "nightly", "template_id": f.template(), "cron_format": "0 3 * * *",
                    "task_params": {"message": "nightly run", "params": {"tags": ["a"]}}}),
         )
         .await;
     admin
         .create(
             &f.path("/schedules"),
-            json!({"name": "later", "template_id": f.template, "type": "run_at",
+            json!({"name": "later", "template_id": f.template(), "type": "run_at",
                    "run_at": "2099-01-01T00:00:00Z", "active": false}),
         )
         .await;

@@ -9,79 +9,26 @@ use std::time::Duration;
 
 use ralf_core::{TaskStatus, Timestamp};
 use ralf_testkit::reqwest::{Method, StatusCode};
-use ralf_testkit::{Api, Backend, GitRepo, TestServer, json, on_both_backends};
+use ralf_testkit::{
+    Api, Backend, ProjectFixture, TestProject, TestServer, json, merge_fields, on_both_backends,
+};
 use serde_json::Value;
 
 /// A project with a repository (a real one, whose `run.sh` prints a line), an inventory and a
-/// bash template running `run.sh`.
-struct Fixture {
-    project: i64,
-    template: i64,
-    inventory: i64,
-    _repo: GitRepo,
+/// bash template `run` running `run.sh`; `template` adds to (or overrides) the template body.
+async fn fixture(api: &Api, name: &str, template: Value) -> TestProject {
+    ProjectFixture::new(name)
+        .files(&[("run.sh", "echo \"run.sh ran\"\n")])
+        .template(template)
+        .create(api)
+        .await
 }
 
-impl Fixture {
-    /// Makes the project and its template; `template` adds to (or overrides) the template body.
-    async fn new(api: &Api, name: &str, template: Value) -> Fixture {
-        let repo = GitRepo::new(&[("run.sh", "echo \"run.sh ran\"\n")]);
-        let project = api.create("/api/projects", json!({"name": name})).await["id"]
-            .as_i64()
-            .unwrap();
-        let base = format!("/api/project/{project}");
-        let key = api
-            .create(
-                &format!("{base}/keys"),
-                json!({"name": "none", "type": "none"}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        let repository = api
-            .create(
-                &format!("{base}/repositories"),
-                json!({"name": "scripts", "git_url": repo.url(), "git_branch": "main",
-                       "ssh_key_id": key}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        let inventory = api
-            .create(
-                &format!("{base}/inventory"),
-                json!({"name": "local", "type": "static", "inventory": "localhost"}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        let mut body = json!({"name": "run", "app": "bash", "playbook": "run.sh",
-                              "repository_id": repository, "inventory_id": inventory});
-        for (k, v) in template.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        let template = api.create(&format!("{base}/templates"), body).await["id"]
-            .as_i64()
-            .unwrap();
-        Fixture {
-            project,
-            template,
-            inventory,
-            _repo: repo,
-        }
-    }
-
-    fn path(&self, rest: &str) -> String {
-        format!("/api/project/{}{rest}", self.project)
-    }
-
-    /// Starts a task of the template and returns it.
-    async fn start(&self, api: &Api, extra: Value) -> Value {
-        let mut body = json!({"template_id": self.template});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        api.create(&self.path("/tasks"), body).await
-    }
+/// Starts a task of the project's template (`extra` added to the request) and returns it.
+async fn start(api: &Api, f: &TestProject, extra: Value) -> Value {
+    let mut body = json!({"template_id": f.template()});
+    merge_fields(&mut body, extra);
+    api.create(&f.path("/tasks"), body).await
 }
 
 fn id(v: &Value) -> i64 {
@@ -95,12 +42,12 @@ fn ids(list: &Value) -> Vec<i64> {
 async fn starting_a_task_queues_it(backend: Backend) {
     let (server, busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(&admin, "p", json!({})).await;
+    let f = fixture(&admin, "p", json!({})).await;
 
     let r = admin
         .post(
             &f.path("/tasks"),
-            json!({"template_id": f.template, "debug": true, "message": "first run",
+            json!({"template_id": f.template(), "debug": true, "message": "first run",
                    "environment": "{\"color\": \"red\"}", "secret": "{\"token\": \"s3cret\"}",
                    "limit": "web1, web2", "params": {"limit": ["web2", "db1"], "tags": ["deploy"]},
                    "inventory_id": f.inventory}),
@@ -110,8 +57,8 @@ async fn starting_a_task_queues_it(backend: Backend) {
     let task = r.body;
     let task_id = id(&task);
     assert_eq!(task["status"], "waiting");
-    assert_eq!(task["template_id"], f.template);
-    assert_eq!(task["project_id"], f.project);
+    assert_eq!(task["template_id"], f.template());
+    assert_eq!(task["project_id"], f.id);
     assert_eq!(task["debug"], true);
     assert_eq!(task["params"]["debug"], true);
     assert_eq!(task["params"]["limit"], json!(["web2", "db1", "web1"]));
@@ -154,14 +101,15 @@ async fn starting_a_task_queues_it(backend: Backend) {
     );
 
     // By name; an id wins over a name; neither is a 400.
-    let by_name = f
-        .start(&admin, json!({"template_id": null, "template_name": "run"}))
-        .await;
-    assert_eq!(by_name["template_id"], f.template);
-    let both = f
-        .start(&admin, json!({"template_name": "no such template"}))
-        .await;
-    assert_eq!(both["template_id"], f.template);
+    let by_name = start(
+        &admin,
+        &f,
+        json!({"template_id": null, "template_name": "run"}),
+    )
+    .await;
+    assert_eq!(by_name["template_id"], f.template());
+    let both = start(&admin, &f, json!({"template_name": "no such template"})).await;
+    assert_eq!(both["template_id"], f.template());
     let r = admin.post(&f.path("/tasks"), json!({"debug": true})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error(), "template_id or template_name is required");
@@ -189,9 +137,9 @@ async fn starting_a_task_queues_it(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let done = admin
-        .wait_task(f.project, task_id, Duration::from_secs(60))
+        .wait_task(f.id, task_id, Duration::from_secs(60))
         .await;
-    let lines = admin.output_lines(f.project, task_id).await;
+    let lines = admin.output_lines(f.id, task_id).await;
     assert_eq!(done["status"], "success", "{lines:#?}");
     assert!(
         done["start"].is_string() && done["end"].is_string(),
@@ -205,7 +153,7 @@ async fn starting_a_task_queues_it(backend: Backend) {
 async fn bad_start_requests_are_refused_with_a_message(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(
+    let f = fixture(
         &admin,
         "p",
         json!({"survey_vars": [
@@ -215,7 +163,7 @@ async fn bad_start_requests_are_refused_with_a_message(backend: Backend) {
         ]}),
     )
     .await;
-    let other = Fixture::new(
+    let other = fixture(
         &admin,
         "other",
         json!({"allow_override_args_in_task": true}),
@@ -225,10 +173,8 @@ async fn bad_start_requests_are_refused_with_a_message(backend: Backend) {
     let refused = |body: Value| {
         let admin = admin.clone();
         let path = f.path("/tasks");
-        let mut full = json!({"template_id": f.template, "environment": "{\"count\": 1}"});
-        for (k, v) in body.as_object().unwrap() {
-            full[k] = v.clone();
-        }
+        let mut full = json!({"template_id": f.template(), "environment": "{\"count\": 1}"});
+        merge_fields(&mut full, body);
         async move {
             let r = admin.post(&path, full).await;
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
@@ -283,16 +229,19 @@ async fn bad_start_requests_are_refused_with_a_message(backend: Backend) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // Valid answers pass; a template that allows arguments takes them.
-    let ok = f
-        .start(
-            &admin,
-            json!({"environment": "{\"count\": \"3\", \"color\": \"blue\"}"}),
-        )
-        .await;
+    let ok = start(
+        &admin,
+        &f,
+        json!({"environment": "{\"count\": \"3\", \"color\": \"blue\"}"}),
+    )
+    .await;
     assert_eq!(ok["status"], "waiting");
-    let with_args = other
-        .start(&admin, json!({"arguments": "[\"--check\", \"-v\"]"}))
-        .await;
+    let with_args = start(
+        &admin,
+        &other,
+        json!({"arguments": "[\"--check\", \"-v\"]"}),
+    )
+    .await;
     assert_eq!(with_args["arguments"], "[\"--check\",\"-v\"]");
     let r = admin.get(&f.path("/tasks")).await;
     assert_eq!(ids(&r.body), vec![id(&ok)], "nothing refused was stored");
@@ -302,10 +251,10 @@ async fn bad_start_requests_are_refused_with_a_message(backend: Backend) {
 async fn lists_are_newest_first_and_page(backend: Backend) {
     let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(&admin, "p", json!({})).await;
+    let f = fixture(&admin, "p", json!({})).await;
     let mut started = Vec::new();
     for _ in 0..5 {
-        started.push(id(&f.start(&admin, json!({})).await));
+        started.push(id(&start(&admin, &f, json!({})).await));
     }
     let newest_first: Vec<i64> = started.iter().rev().copied().collect();
 
@@ -353,7 +302,7 @@ async fn lists_are_newest_first_and_page(backend: Backend) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         ids(&admin
-            .get(&f.path(&format!("/tasks?template_id={}", f.template)))
+            .get(&f.path(&format!("/tasks?template_id={}", f.template())))
             .await
             .body),
         newest_first
@@ -364,7 +313,7 @@ async fn lists_are_newest_first_and_page(backend: Backend) {
     );
 
     // A template's tasks.
-    let tpl = |rest: &str| f.path(&format!("/templates/{}/tasks{rest}", f.template));
+    let tpl = |rest: &str| f.path(&format!("/templates/{}/tasks{rest}", f.template()));
     assert_eq!(ids(&admin.get(&tpl("")).await.body), newest_first);
     assert_eq!(
         ids(&admin.get(&tpl("/last?limit=1")).await.body),
@@ -382,7 +331,7 @@ async fn lists_are_newest_first_and_page(backend: Backend) {
     assert!(
         r.error().starts_with(&format!(
             "tasks are started with POST /api/project/{}/tasks",
-            f.project
+            f.id
         )),
         "{}",
         r.text
@@ -399,7 +348,7 @@ async fn lists_are_newest_first_and_page(backend: Backend) {
     );
 
     // Another project's task is not found here.
-    let g = Fixture::new(&admin, "q", json!({})).await;
+    let g = fixture(&admin, "q", json!({})).await;
     let r = admin.get(&g.path(&format!("/tasks/{}", started[0]))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(admin.get(&g.path("/tasks")).await.body, json!([]));
@@ -409,8 +358,8 @@ async fn lists_are_newest_first_and_page(backend: Backend) {
 async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
     let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(&admin, "p", json!({})).await;
-    let task_id = id(&f.start(&admin, json!({})).await);
+    let f = fixture(&admin, "p", json!({})).await;
+    let task_id = id(&start(&admin, &f, json!({})).await);
     let now = Timestamp::now();
     server
         .store()
@@ -461,7 +410,7 @@ async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
     );
 
     // Long outputs stream in pieces and still join with exactly one newline between lines.
-    let long_id = id(&f.start(&admin, json!({})).await);
+    let long_id = id(&start(&admin, &f, json!({})).await);
     let long: Vec<(Timestamp, String)> = (0..12_345).map(|i| (now, format!("line {i}"))).collect();
     server
         .store()
@@ -498,7 +447,7 @@ async fn stop_confirm_reject_and_delete(backend: Backend) {
     use TaskStatus::*;
     let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(&admin, "p", json!({})).await;
+    let f = fixture(&admin, "p", json!({})).await;
     let task = |id: i64| {
         let admin = admin.clone();
         let path = f.path(&format!("/tasks/{id}"));
@@ -507,7 +456,7 @@ async fn stop_confirm_reject_and_delete(backend: Backend) {
     let act = |id: i64, what: &str| f.path(&format!("/tasks/{id}/{what}"));
 
     // A waiting task stops at once, even with an empty body.
-    let waiting = id(&f.start(&admin, json!({})).await);
+    let waiting = id(&start(&admin, &f, json!({})).await);
     let r = admin
         .send_raw(Method::POST, &act(waiting, "stop"), "")
         .await;
@@ -526,7 +475,7 @@ async fn stop_confirm_reject_and_delete(backend: Backend) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // A running task is asked to stop; force ends it.
-    let running = id(&f.start(&admin, json!({})).await);
+    let running = id(&start(&admin, &f, json!({})).await);
     walk(&server, running, &[Waiting, Starting, Running]).await;
     assert!(task(running).await["start"].is_string());
     let r = admin
@@ -544,7 +493,7 @@ async fn stop_confirm_reject_and_delete(backend: Backend) {
     assert_eq!(task(running).await["status"], "stopped");
 
     // Confirm and reject only from waiting_confirmation.
-    let plan = id(&f.start(&admin, json!({})).await);
+    let plan = id(&start(&admin, &f, json!({})).await);
     let r = admin.post(&act(plan, "confirm"), json!({})).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(
@@ -564,7 +513,7 @@ async fn stop_confirm_reject_and_delete(backend: Backend) {
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.error().contains("is confirmed"), "{}", r.text);
 
-    let rejected = id(&f.start(&admin, json!({})).await);
+    let rejected = id(&start(&admin, &f, json!({})).await);
     walk(
         &server,
         rejected,
@@ -616,7 +565,7 @@ async fn stop_confirm_reject_and_delete(backend: Backend) {
 async fn guests_read_runners_run(backend: Backend) {
     let (server, _busy) = TestServer::start_busy(backend).await;
     let admin = server.admin().await;
-    let f = Fixture::new(&admin, "p", json!({})).await;
+    let f = fixture(&admin, "p", json!({})).await;
     let (guest_id, guest) = server.user("gina", false).await;
     let (runner_id, runner) = server.user("rob", false).await;
     let (_, stranger) = server.user("sam", false).await;
@@ -626,7 +575,7 @@ async fn guests_read_runners_run(backend: Backend) {
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     }
-    let start = json!({"template_id": f.template});
+    let start = json!({"template_id": f.template()});
 
     let r = guest.post(&f.path("/tasks"), start.clone()).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);

@@ -2,10 +2,12 @@
 //! naming the field, references stay inside the project, views and build templates behave.
 
 use ralf_testkit::reqwest::StatusCode;
-use ralf_testkit::{Api, Backend, TestServer, json, on_both_backends};
+use ralf_testkit::{
+    Api, Backend, ProjectFixture, TestProject, TestServer, json, merge_fields, on_both_backends,
+};
 use serde_json::Value;
 
-/// A project with one of each resource a template names.
+/// A project with one of each resource a template names (and two environments).
 struct Project {
     id: i64,
     key: i64,
@@ -13,56 +15,32 @@ struct Project {
     inventory: i64,
     environment: i64,
     environment2: i64,
+    _made: TestProject,
 }
 
 impl Project {
     async fn new(api: &Api, name: &str) -> Project {
-        let project = api.create("/api/projects", json!({"name": name})).await;
-        let id = project["id"].as_i64().unwrap();
-        let base = format!("/api/project/{id}");
-        let key = api
+        let made = ProjectFixture::new(name)
+            .inventory(json!({"name": "prod", "inventory": "[web]\nweb1\n"}))
+            .environment(json!({}))
+            .create(api)
+            .await;
+        let environment2 = api
             .create(
-                &format!("{base}/keys"),
-                json!({"name": "none", "type": "none"}),
+                &made.path("/environment"),
+                json!({"name": "more vars", "json": "{}", "env": "{}"}),
             )
             .await["id"]
             .as_i64()
             .unwrap();
-        let repository = api
-            .create(
-                &format!("{base}/repositories"),
-                json!({"name": "site", "git_url": "https://example.test/site.git",
-                       "git_branch": "main", "ssh_key_id": key}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        let inventory = api
-            .create(
-                &format!("{base}/inventory"),
-                json!({"name": "prod", "type": "static", "inventory": "[web]\nweb1\n",
-                       "ssh_key_id": key}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        let mut environments = Vec::new();
-        for name in ["vars", "more vars"] {
-            let env = api
-                .create(
-                    &format!("{base}/environment"),
-                    json!({"name": name, "json": "{}", "env": "{}"}),
-                )
-                .await;
-            environments.push(env["id"].as_i64().unwrap());
-        }
         Project {
-            id,
-            key,
-            repository,
-            inventory,
-            environment: environments[0],
-            environment2: environments[1],
+            id: made.id,
+            key: made.key,
+            repository: made.repository,
+            inventory: made.inventory,
+            environment: made.environment.unwrap(),
+            environment2,
+            _made: made,
         }
     }
 
@@ -84,9 +62,7 @@ impl Project {
 /// `body` with `changes` laid over it (`null` values included).
 fn with(body: &Value, changes: Value) -> Value {
     let mut out = body.clone();
-    for (k, v) in changes.as_object().unwrap() {
-        out[k] = v.clone();
-    }
+    merge_fields(&mut out, changes);
     out
 }
 

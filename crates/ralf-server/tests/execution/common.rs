@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ralf_server::Settings;
-use ralf_testkit::{Api, Backend, GitRepo, TestServer, json};
+use ralf_testkit::{
+    Api, Backend, GitRepo, ProjectFixture, TestProject, TestServer, json, merge_fields, wait_until,
+};
 use serde_json::Value;
 
 /// How long a test waits for a task to end.
@@ -62,8 +64,8 @@ pub fn ansible_python() -> String {
 pub struct Project {
     pub id: i64,
     pub repository: i64,
-    pub inventory: i64,
     pub api: Api,
+    made: TestProject,
 }
 
 impl Project {
@@ -76,55 +78,26 @@ impl Project {
     /// (branch `main`) and a localhost inventory.
     pub async fn with(server: &TestServer, url: &str, fields: Value) -> Project {
         let api = server.admin().await;
-        let mut body = json!({"name": "exec"});
-        for (k, v) in fields.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        let id = api.create("/api/projects", body).await["id"]
-            .as_i64()
-            .unwrap();
-        let base = format!("/api/project/{id}");
-        let key = api
-            .create(
-                &format!("{base}/keys"),
-                json!({"name": "none", "type": "none"}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        let repository = api
-            .create(
-                &format!("{base}/repositories"),
-                json!({"name": "repo", "git_url": url, "git_branch": "main", "ssh_key_id": key}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
-        let inventory = api
-            .create(
-                &format!("{base}/inventory"),
-                json!({"name": "local", "type": "static", "inventory": "localhost ansible_connection=local"}),
-            )
-            .await["id"]
-            .as_i64()
-            .unwrap();
+        let made = ProjectFixture::new("exec")
+            .project(fields)
+            .git_url(url)
+            .inventory(json!({"inventory": "localhost ansible_connection=local"}))
+            .create(&api)
+            .await;
         Project {
-            id,
-            repository,
-            inventory,
+            id: made.id,
+            repository: made.repository,
             api,
+            made,
         }
     }
 
     /// Creates a template; `fields` add to or override `{name, app, playbook, repository_id,
     /// inventory_id}`.
     pub async fn template(&self, name: &str, app: &str, playbook: &str, fields: Value) -> i64 {
-        let mut body = json!({"name": name, "app": app, "playbook": playbook,
-                              "repository_id": self.repository, "inventory_id": self.inventory});
-        for (k, v) in fields.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        self.create("templates", body).await
+        let mut body = json!({"name": name, "app": app, "playbook": playbook});
+        merge_fields(&mut body, fields);
+        self.made.add_template(&self.api, body).await
     }
 
     /// Creates an object under `/api/project/{id}/{what}` and returns its id.
@@ -195,18 +168,15 @@ impl Project {
 
     /// Waits until the task's output has a line containing `text`; returns the output.
     pub async fn wait_for_line(&self, task: i64, text: &str) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        wait_until(WAIT, async || {
             let lines = self.output(task).await;
-            if lines.iter().any(|l| l.contains(text)) {
-                return lines;
+            if has(&lines, text) {
+                Ok(lines)
+            } else {
+                Err(format!("task {task} never printed {text:?}: {lines:#?}"))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "task {task} never printed {text:?}: {lines:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 }
 
@@ -217,13 +187,12 @@ pub fn has(lines: &[String], text: &str) -> bool {
 
 /// Waits until `path` exists (a script's signal to the test).
 pub async fn wait_for_file(path: &Path) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !path.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(WAIT, async || {
+        if path.exists() {
+            Ok(())
+        } else {
+            Err(format!("{} never appeared", path.display()))
+        }
+    })
+    .await
 }

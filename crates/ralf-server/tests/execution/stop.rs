@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ralf_testkit::{Backend, GitRepo, TestServer, json, on_both_backends};
+use ralf_testkit::{Backend, GitRepo, TestServer, json, on_both_backends, wait_until};
 
 use crate::common::{Project, has};
 
@@ -40,16 +40,23 @@ fn processes(name: &str, needle: &str) -> Vec<i32> {
         .collect()
 }
 
-/// The task's script (the first bash running `run.sh` with `marker`) and its background child.
-fn main_and_child(marker: &Path) -> (i32, i32) {
+/// The task's script (the first bash running `run.sh` with `marker`) and its background child,
+/// once that runs `sleep` (the subshell it starts in is a `bash` until then).
+async fn main_and_child(marker: &Path) -> (i32, i32) {
     let marker = marker.display().to_string();
     let main = *processes("bash", &format!("run.sh {marker}"))
         .iter()
         .min()
         .expect("the script runs");
-    let child = processes("sleep", &format!("sleeper-child {marker}"));
-    assert_eq!(child.len(), 1, "one background child");
-    (main, child[0])
+    let needle = format!("sleeper-child {marker}");
+    let child = wait_until(Duration::from_secs(20), async || {
+        match processes("sleep", &needle).as_slice() {
+            [child] => Ok(*child),
+            children => Err(format!("not one background child: {children:?}")),
+        }
+    })
+    .await;
+    (main, child)
 }
 
 /// The state letter and process group of a process, from `/proc/<pid>/stat`.
@@ -82,17 +89,12 @@ fn group_of(pid: i32) -> i32 {
 }
 
 /// Waits (up to `limit`) until no process of the group is left.
-async fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if group(pgid).is_empty() {
-            return true;
-        }
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn wait_group_gone(pgid: i32, limit: Duration) {
+    wait_until(limit, async || match group(pgid).as_slice() {
+        [] => Ok(()),
+        left => Err(format!("processes of the task survived: {left:?}")),
+    })
+    .await
 }
 
 /// A project with a template running `script` with a fresh directory as its argument.
@@ -119,7 +121,7 @@ async fn a_stopped_task_leaves_no_process_behind(backend: Backend) {
     let (project, template, _repo, dir) = sleeper_project(&server, SLEEPER).await;
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let (main, child) = main_and_child(dir.path());
+    let (main, child) = main_and_child(dir.path()).await;
     let task_group = group_of(main);
     assert_eq!(
         group_of(child),
@@ -145,11 +147,7 @@ async fn a_stopped_task_leaves_no_process_behind(backend: Backend) {
         ),
         "{lines:#?}"
     );
-    assert!(
-        wait_group_gone(task_group, Duration::from_secs(5)).await,
-        "processes of the task survived: {:?}",
-        group(task_group)
-    );
+    wait_group_gone(task_group, Duration::from_secs(5)).await;
     assert!(!alive(main) && !alive(child));
     let r = project.post(&format!("tasks/{task}/stop"), json!({})).await;
     assert_eq!(
@@ -165,7 +163,7 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     let (project, template, _repo, dir) = sleeper_project(&server, DEAF).await;
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let (main, _) = main_and_child(dir.path());
+    let (main, _) = main_and_child(dir.path()).await;
     let task_group = group_of(main);
 
     // A polite stop is ignored (SIGTERM is), so the task stays stopping during the grace period.
@@ -183,11 +181,7 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(project.task(task).await["status"], "stopped", "at once");
     // SIGKILL comes at once, not when the 5 s grace period after SIGTERM is over.
-    assert!(
-        wait_group_gone(task_group, Duration::from_secs(3)).await,
-        "still running: {:?}",
-        group(task_group)
-    );
+    wait_group_gone(task_group, Duration::from_secs(3)).await;
     assert!(asked.elapsed() < Duration::from_secs(5));
     let (done, lines) = project.finish(task).await;
     assert_eq!(done["status"], "stopped", "{lines:#?}");
@@ -208,16 +202,12 @@ async fn a_forced_stop_kills_at_once(backend: Backend) {
     // Forced from the start: no SIGTERM and no grace period at all.
     let task = project.start(json!({"template_id": template})).await;
     project.wait_for_line(task, "started").await;
-    let task_group = group_of(main_and_child(dir.path()).0);
+    let task_group = group_of(main_and_child(dir.path()).await.0);
     let r = project
         .post(&format!("tasks/{task}/stop"), json!({"force": true}))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert!(
-        wait_group_gone(task_group, Duration::from_secs(3)).await,
-        "still running: {:?}",
-        group(task_group)
-    );
+    wait_group_gone(task_group, Duration::from_secs(3)).await;
     let lines = project.wait_for_line(task, "killed by signal 9").await;
     assert_eq!(project.task(task).await["status"], "stopped");
     assert!(has(&lines, "Task stopped by admin"), "{lines:#?}");
@@ -294,14 +284,14 @@ async fn the_templates_time_limit_ends_the_task_in_error(backend: Backend) {
         "The task ran longer than its template allows (1 s) and was stopped"
     );
     let marker = dir.path().display().to_string();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !(processes("bash", &marker).is_empty() && processes("sleep", &marker).is_empty()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the task's processes survived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(Duration::from_secs(5), async || {
+        let left = [processes("bash", &marker), processes("sleep", &marker)].concat();
+        match left.as_slice() {
+            [] => Ok(()),
+            _ => Err(format!("the task's processes survived: {left:?}")),
+        }
+    })
+    .await;
     server.stop().await;
 }
 

@@ -2,9 +2,8 @@
 //! provider-free configurations (variables, locals, outputs), so nothing is downloaded.
 
 use std::path::Path;
-use std::time::Duration;
 
-use ralf_testkit::{Backend, GitRepo, json, on_both_backends};
+use ralf_testkit::{Backend, GitRepo, json, on_both_backends, wait_until};
 
 use crate::common::{Project, WAIT, has, venv_path, venv_server};
 
@@ -86,15 +85,11 @@ async fn a_confirmed_plan_is_applied_as_it_was_planned(backend: Backend) {
 
 /// Waits until `path` is gone.
 async fn wait_gone(path: &Path) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while path.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} is still there",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(WAIT, async || match path.exists() {
+        false => Ok(()),
+        true => Err(format!("{} is still there", path.display())),
+    })
+    .await
 }
 
 async fn a_rejected_plan_is_never_applied(backend: Backend) {

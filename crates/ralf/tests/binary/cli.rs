@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use ralf_testkit::{Api, GitRepo, free_port, json};
+use ralf_testkit::{Api, ProjectFixture, ServerProcess, TestProject, free_port, json, wait_until};
 use serde_json::Value;
 
 use crate::RALF;
@@ -38,63 +38,25 @@ fn server_path() -> String {
     std::env::join_paths(dirs).unwrap().into_string().unwrap()
 }
 
-/// A `ralf server` process on a data directory and a port of its own choosing; killed
-/// (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    async fn start(data: &Path, port: u16) -> Server {
-        let child = Command::new(RALF)
-            .arg("server")
-            .env_clear()
-            .env("PATH", server_path())
-            .env("HOME", data)
-            .env("RALF_DATA_DIR", data)
-            .env("SEMAPHORE_PORT", port.to_string())
-            .env("RALF_ADMIN_LOGIN", ADMIN)
-            .env("RALF_ADMIN_PASSWORD", PASSWORD)
-            .env(
-                "RALF_ACCESS_KEY_ENCRYPTION",
-                ralf_testkit::TEST_ENCRYPTION_KEY,
-            )
-            .env("RALF_LOG", "warn")
-            .spawn()
-            .expect("spawn ralf server");
-        let server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let http = ralf_testkit::reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(r) = http.get(format!("{}/api/ping", server.url)).send().await
-                && r.status().is_success()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("ralf server on port {port} did not start");
+/// A `ralf server` process on a data directory, on `port` when given (a restart where the
+/// clients expect it); killed when dropped.
+async fn start_server(data: &Path, port: Option<u16>) -> ServerProcess {
+    let data = data.display().to_string();
+    let mut env = vec![
+        ("PATH", server_path()),
+        ("HOME", data.clone()),
+        ("RALF_DATA_DIR", data),
+        ("RALF_ADMIN_LOGIN", ADMIN.to_string()),
+        ("RALF_ADMIN_PASSWORD", PASSWORD.to_string()),
+        (
+            "RALF_ACCESS_KEY_ENCRYPTION",
+            ralf_testkit::TEST_ENCRYPTION_KEY.to_string(),
+        ),
+    ];
+    if let Some(port) = port {
+        env.push(("SEMAPHORE_PORT", port.to_string()));
     }
-
-    fn port(&self) -> u16 {
-        self.url.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// SIGKILL: the server gets no chance to finish anything.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ServerProcess::start(RALF, &env, &[]).await
 }
 
 /// A server with one project: a repository of scripts and a Terraform configuration, and a
@@ -102,79 +64,56 @@ impl Drop for Server {
 struct World {
     home: tempfile::TempDir,
     data: PathBuf,
-    server: Server,
+    server: ServerProcess,
     api: Api,
     project: i64,
     templates: HashMap<&'static str, i64>,
-    _repo: GitRepo,
+    _made: TestProject,
 }
 
 impl World {
     async fn new() -> World {
         let home = tempfile::tempdir().unwrap();
         let data = home.path().join("data");
-        let server = Server::start(&data, free_port()).await;
-        let repo = GitRepo::new(&[
+        let server = start_server(&data, None).await;
+        let api = server.login(ADMIN, PASSWORD).await;
+        let survey = json!([
+            {"name": "who", "title": "Who", "type": "", "required": true},
+            {"name": "color", "title": "Colour", "type": "enum", "required": false,
+             "values": [{"name": "red", "value": "red"}, {"name": "blue", "value": "blue"}]}
+        ]);
+        let templates = [
+            ("hello", json!({"playbook": "hello.sh"})),
+            ("fail", json!({"playbook": "fail.sh"})),
+            ("sleeper", json!({"playbook": "sleep.sh"})),
+            ("count", json!({"playbook": "count.sh"})),
+            (
+                "greet",
+                json!({"playbook": "hello.sh", "survey_vars": survey}),
+            ),
+            ("infra", json!({"app": "terraform", "playbook": "infra"})),
+        ];
+        let mut fixture = ProjectFixture::new("demo").files(&[
             ("hello.sh", HELLO_SH),
             ("fail.sh", FAIL_SH),
             ("sleep.sh", SLEEP_SH),
             ("count.sh", COUNT_SH),
             ("infra/main.tf", MAIN_TF),
         ]);
-        let api = admin_api(&server.url).await;
-        let id = |v: Value| v["id"].as_i64().expect("id");
-        let project = id(api.create("/api/projects", json!({"name": "demo"})).await);
-        let base = format!("/api/project/{project}");
-        let key = id(api
-            .create(
-                &format!("{base}/keys"),
-                json!({"name": "none", "type": "none"}),
-            )
-            .await);
-        let repository = id(api
-            .create(
-                &format!("{base}/repositories"),
-                json!({"name": "scripts", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
-            )
-            .await);
-        let inventory = id(api
-            .create(
-                &format!("{base}/inventory"),
-                json!({"name": "local", "type": "static", "inventory": "localhost"}),
-            )
-            .await);
-        let mut templates = HashMap::new();
-        let survey = json!([
-            {"name": "who", "title": "Who", "type": "", "required": true},
-            {"name": "color", "title": "Colour", "type": "enum", "required": false,
-             "values": [{"name": "red", "value": "red"}, {"name": "blue", "value": "blue"}]}
-        ]);
-        for (name, app, playbook, extra) in [
-            ("hello", "bash", "hello.sh", json!({})),
-            ("fail", "bash", "fail.sh", json!({})),
-            ("sleeper", "bash", "sleep.sh", json!({})),
-            ("count", "bash", "count.sh", json!({})),
-            ("greet", "bash", "hello.sh", json!({"survey_vars": survey})),
-            ("infra", "terraform", "infra", json!({})),
-        ] {
-            let mut body = json!({"name": name, "app": app, "playbook": playbook,
-                                  "repository_id": repository, "inventory_id": inventory});
-            for (k, v) in extra.as_object().unwrap() {
-                body[k] = v.clone();
-            }
-            templates.insert(
-                name,
-                id(api.create(&format!("{base}/templates"), body).await),
-            );
+        for (name, mut fields) in templates.clone() {
+            fields["name"] = json!(name);
+            fixture = fixture.template(fields);
         }
+        let made = fixture.create(&api).await;
+        let names = templates.map(|(name, _)| name);
         World {
             home,
             data,
             server,
             api,
-            project,
-            templates,
-            _repo: repo,
+            project: made.id,
+            templates: names.into_iter().zip(made.templates.clone()).collect(),
+            _made: made,
         }
     }
 
@@ -198,15 +137,6 @@ impl World {
 
     fn ralf_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         Run(self.command(args, env).output().unwrap())
-    }
-
-    /// Starts `ralf` in the background, its output captured.
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args, &[])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
     }
 
     fn login(&self) {
@@ -253,44 +183,29 @@ impl World {
 
     /// The newest task of a template, once there is one.
     async fn newest_task(&self, template: &str) -> i64 {
+        self.newest_task_but(template, None).await
+    }
+
+    /// The newest task of a template once there is one other than `old`.
+    async fn newest_task_but(&self, template: &str, old: Option<i64>) -> i64 {
         let id = self.templates[template];
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let tasks = self
-                .api
-                .get(&format!(
-                    "/api/project/{}/tasks?template_id={id}&limit=1",
-                    self.project
-                ))
-                .await
-                .body;
-            if let Some(task) = tasks.as_array().and_then(|a| a.first()) {
-                return task["id"].as_i64().unwrap();
+        let path = format!(
+            "/api/project/{}/tasks?template_id={id}&limit=1",
+            self.project
+        );
+        wait_until(WAIT, async || {
+            let tasks = self.api.get(&path).await.body;
+            match tasks[0]["id"].as_i64() {
+                Some(task) if Some(task) != old => Ok(task),
+                _ => Err(format!("no new task of {template}: {tasks}")),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no task of {template}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     async fn wait_status(&self, task: i64, status: &str) -> Value {
         self.api.wait_status(self.project, task, status, WAIT).await
     }
-}
-
-async fn admin_api(url: &str) -> Api {
-    let cookie = Api::new(url, None);
-    let r = cookie
-        .post(
-            "/api/auth/login",
-            json!({"auth": ADMIN, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let token = cookie.create("/api/user/tokens", json!({})).await;
-    Api::new(url, Some(token["id"].as_str().unwrap().to_string()))
 }
 
 fn strip(text: &str) -> String {
@@ -344,11 +259,6 @@ impl Run {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
     }
-}
-
-/// Waits for a background `ralf` and returns how it ended.
-fn finish(child: Child) -> Run {
-    Run(child.wait_with_output().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,22 +482,19 @@ async fn stop_confirm_and_reject() {
     // Stop: a follower sees the task to its end and exits 2.
     let started = world.ralf(&["run", "sleeper", "--json"]).code(0).json();
     let id = started["id"].as_i64().unwrap().to_string();
-    let follower = world.spawn(&["task", "logs", &id, "--follow"]);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !world
-        .output(id.parse().unwrap())
-        .await
-        .contains(&"sleeping".to_string())
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the task does not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let follower = Follower::spawn(&world, &["task", "logs", &id, "--follow"]);
+    wait_until(WAIT, async || {
+        let output = world.output(id.parse().unwrap()).await;
+        if output.iter().any(|l| l == "sleeping") {
+            Ok(())
+        } else {
+            Err(format!("the task does not start: {output:#?}"))
+        }
+    })
+    .await;
     let stopped = world.ralf(&["task", "stop", &id]).code(0).stdout();
     assert!(stopped.contains(&format!("Task {id}")), "{stopped}");
-    let followed = finish(follower);
+    let followed = follower.finish();
     followed.code(2);
     assert_eq!(
         followed.lines(),
@@ -598,11 +505,13 @@ async fn stop_confirm_and_reject() {
     world.ralf(&["task", "stop", &id]).code(4);
 
     // Confirm: the plan's summary first, then the waiting run goes on to success.
-    let waiting = world.spawn(&["run", "infra", "--wait"]);
+    let waiting = Follower::spawn(&world, &["run", "infra", "--wait"]);
     let task = world.newest_task("infra").await;
     world.wait_status(task, "waiting_confirmation").await;
-    // Long enough for the waiting run to see the status (it polls once a second at most).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The waiting run has seen the status (it polls once a second at most).
+    waiting
+        .wait_for_stderr("waits for its plan to be confirmed")
+        .await;
     let confirmed = world.ralf(&["task", "confirm", &task.to_string()]);
     let text = confirmed.code(0).stdout();
     assert!(
@@ -613,7 +522,7 @@ async fn stop_confirm_and_reject() {
         text.contains("Changes to Outputs") && text.contains("hi from ralf"),
         "{confirmed:?}"
     );
-    let run = finish(waiting);
+    let run = waiting.finish();
     run.code(0);
     assert!(
         run.stderr().contains("waits for its plan to be confirmed"),
@@ -623,16 +532,8 @@ async fn stop_confirm_and_reject() {
 
     // Reject: the waiting run ends with 2; a rejected task cannot be confirmed.
     // (A new value, so there is something to plan: an unchanged state needs no confirmation.)
-    let waiting = world.spawn(&["run", "infra", "--follow", "-e", "greeting=bye"]);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let rejected_task = loop {
-        let newest = world.newest_task("infra").await;
-        if newest != task {
-            break newest;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let waiting = Follower::spawn(&world, &["run", "infra", "--follow", "-e", "greeting=bye"]);
+    let rejected_task = world.newest_task_but("infra", Some(task)).await;
     world
         .wait_status(rejected_task, "waiting_confirmation")
         .await;
@@ -640,7 +541,7 @@ async fn stop_confirm_and_reject() {
     let answer = rejected.code(0).json();
     assert_eq!(answer["task"]["status"], "rejected");
     assert!(!answer["plan"].as_array().unwrap().is_empty());
-    let run = finish(waiting);
+    let run = waiting.finish();
     run.code(2);
     assert_eq!(run.lines(), world.output(rejected_task).await, "{run:?}");
     let again = world.ralf(&["task", "confirm", &rejected_task.to_string()]);
@@ -653,46 +554,89 @@ async fn stop_confirm_and_reject() {
     );
 }
 
-/// A background `ralf` whose standard output is read as it comes.
+/// A background `ralf` whose output is read as it comes.
 struct Follower {
     child: Child,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    reader: std::thread::JoinHandle<()>,
+    stdout: Collected,
+    stderr: Collected,
 }
 
 impl Follower {
     fn spawn(world: &World, args: &[&str]) -> Follower {
-        let mut child = world.spawn(args);
-        let stdout = child.stdout.take().unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let mut child = world
+            .command(args, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Collected::from(child.stdout.take().unwrap());
+        let stderr = Collected::from(child.stderr.take().unwrap());
         Follower {
             child,
-            lines,
-            reader,
+            stdout,
+            stderr,
         }
     }
 
     /// How many `count N` lines it has printed so far.
     fn counted(&self) -> usize {
-        let lines = self.lines.lock().unwrap();
-        lines.iter().filter(|l| l.starts_with("count ")).count()
+        let stdout = self.stdout.text();
+        stdout.lines().filter(|l| l.starts_with("count ")).count()
     }
 
-    fn finish(self) -> (Run, Vec<String>) {
-        let run = finish(self.child);
+    /// Waits until its standard error says `text`.
+    async fn wait_for_stderr(&self, text: &str) {
+        wait_until(WAIT, async || {
+            let stderr = self.stderr.text();
+            if stderr.contains(text) {
+                Ok(())
+            } else {
+                Err(format!("no {text:?} on standard error: {stderr}"))
+            }
+        })
+        .await
+    }
+
+    /// Waits for it to end: how it ended and all it printed.
+    fn finish(mut self) -> Run {
+        let status = self.child.wait().unwrap();
+        Run(Output {
+            status,
+            stdout: self.stdout.finish(),
+            stderr: self.stderr.finish(),
+        })
+    }
+}
+
+/// What a pipe said so far, read by a thread of its own.
+struct Collected {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Collected {
+    fn from(mut pipe: impl std::io::Read + Send + 'static) -> Collected {
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = bytes.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0; 4096];
+            while let Ok(n) = pipe.read(&mut chunk)
+                && n > 0
+            {
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Collected { bytes, reader }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes.lock().unwrap()).into_owned()
+    }
+
+    /// Everything, once the pipe is closed.
+    fn finish(self) -> Vec<u8> {
         self.reader.join().unwrap();
-        let lines = self.lines.lock().unwrap().clone();
-        (run, lines)
+        std::mem::take(&mut self.bytes.lock().unwrap())
     }
 }
 
@@ -730,21 +674,24 @@ async fn logs_follow_resumes_across_a_server_restart() {
     );
 
     // Kill the server mid-task, once both followers have printed some lines.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while streamed.counted() < 8 || polled.counted() < 8 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the followers print nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(WAIT, async || {
+        let counted = (streamed.counted(), polled.counted());
+        if counted.0 >= 8 && counted.1 >= 8 {
+            Ok(())
+        } else {
+            Err(format!("the followers printed {counted:?} lines"))
+        }
+    })
+    .await;
     let port = world.server.port();
     world.server.kill();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    world.server = Server::start(&world.data, port).await;
+    // Restarted once both followers found the server gone.
+    streamed.wait_for_stderr("trying again").await;
+    polled.wait_for_stderr("trying again").await;
+    world.server = start_server(&world.data, Some(port)).await;
 
-    let (streamed, streamed_lines) = streamed.finish();
-    let (polled, polled_lines) = polled.finish();
+    let streamed = streamed.finish();
+    let polled = polled.finish();
     // The token made before the crash is still good: it is in the database.
     let api = &world.api;
     let end = api.wait_task(world.project, task, WAIT).await;
@@ -761,7 +708,7 @@ async fn logs_follow_resumes_across_a_server_restart() {
     assert!(stored.last().unwrap().contains("restarted"), "{stored:#?}");
     streamed.code(1);
     polled.code(1);
-    assert_each_line_once(&streamed_lines, &stored, "stream");
-    assert_each_line_once(&polled_lines, &stored, "polling");
+    assert_each_line_once(&streamed.lines(), &stored, "stream");
+    assert_each_line_once(&polled.lines(), &stored, "polling");
     assert!(streamed.stderr().contains("trying again"), "{streamed:?}");
 }

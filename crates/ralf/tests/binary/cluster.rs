@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use ralf_testkit::reqwest::StatusCode;
 use ralf_testkit::{
-    ADMIN_LOGIN, ADMIN_PASSWORD, Api, Backend, GitRepo, RunnerProcess, ServerProcess,
-    TEST_ENCRYPTION_KEY, TestDatabase, json,
+    ADMIN_LOGIN, ADMIN_PASSWORD, Api, Backend, GitRepo, ProjectFixture, RunnerProcess,
+    ServerProcess, TEST_ENCRYPTION_KEY, TestDatabase, TestProject, json, wait_until,
 };
 use serde_json::Value;
 
@@ -37,64 +37,21 @@ pub(crate) async fn server(db: &TestDatabase, data: &Path, remote: bool) -> Serv
 
 /// An API client of `server` logged in as the admin (bearer token).
 pub(crate) async fn admin(server: &ServerProcess) -> Api {
-    let cookie = server.api(None);
-    let r = cookie
-        .post(
-            "/api/auth/login",
-            json!({"auth": ADMIN_LOGIN, "password": ADMIN_PASSWORD}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let token = cookie.post("/api/user/tokens", json!({})).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    server.api(Some(token))
+    server.login(ADMIN_LOGIN, ADMIN_PASSWORD).await
 }
 
-/// A project with a repository at `repo` and a bash template running `script`; returns
-/// `(project_id, template_id)`.
-pub(crate) async fn project(api: &Api, repo: &GitRepo, script: &str, parallel: bool) -> (i64, i64) {
-    let id = api
-        .create("/api/projects", json!({"name": "cluster"}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let base = format!("/api/project/{id}");
-    let key = api
-        .create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let repository = api
-        .create(
-            &format!("{base}/repositories"),
-            json!({"name": "repo", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let inventory = api
-        .create(
-            &format!("{base}/inventory"),
-            json!({"name": "local", "type": "static", "inventory": "localhost"}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let template = api
-        .create(
-            &format!("{base}/templates"),
-            json!({"name": script, "app": "bash", "playbook": script, "repository_id": repository,
-                   "inventory_id": inventory, "allow_parallel_tasks": parallel}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    (id, template)
+/// A project with a repository at `repo` and a bash template running `script`.
+pub(crate) async fn project(
+    api: &Api,
+    repo: &GitRepo,
+    script: &str,
+    parallel: bool,
+) -> TestProject {
+    ProjectFixture::new("cluster")
+        .git_url(&repo.url())
+        .template(json!({"name": script, "playbook": script, "allow_parallel_tasks": parallel}))
+        .create(api)
+        .await
 }
 
 /// A global runner created through the API; its token.
@@ -109,6 +66,19 @@ async fn runner_token(api: &Api, name: &str) -> String {
     r.body["token"].as_str().expect("token").to_string()
 }
 
+/// Waits (up to `limit`) until the task's output has the line `line`.
+pub(crate) async fn wait_for_line(api: &Api, project: i64, task: i64, line: &str, limit: Duration) {
+    wait_until(limit, async || {
+        let lines = api.output_lines(project, task).await;
+        if lines.iter().any(|l| l == line) {
+            Ok(())
+        } else {
+            Err(format!("task {task} never printed {line:?}: {lines:#?}"))
+        }
+    })
+    .await
+}
+
 pub(crate) async fn start_task(api: &Api, project: i64, template: i64) -> i64 {
     let r = api
         .post(
@@ -120,6 +90,7 @@ pub(crate) async fn start_task(api: &Api, project: i64, template: i64) -> i64 {
     r.body["id"].as_i64().unwrap()
 }
 
+/// Waits until the task's status is one of `want`, and returns the task.
 pub(crate) async fn wait_status(
     api: &Api,
     project: i64,
@@ -127,21 +98,8 @@ pub(crate) async fn wait_status(
     want: &[&str],
     limit: Duration,
 ) -> Value {
-    let started = Instant::now();
-    loop {
-        let body = api
-            .get(&format!("/api/project/{project}/tasks/{task}"))
-            .await
-            .body;
-        if want.iter().any(|w| body["status"] == *w) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "task {task} is not {want:?} after {limit:?}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    api.wait_task_until(project, task, limit, |status| want.contains(&status))
+        .await
 }
 
 fn path() -> std::ffi::OsString {
@@ -159,7 +117,8 @@ async fn two_servers_and_two_runners_run_200_tasks_exactly_once() {
     let a = server(&db, &dirs.path().join("a"), false).await;
     let b = server(&db, &dirs.path().join("b"), false).await;
     let (api_a, api_b) = (admin(&a).await, admin(&b).await);
-    let (project, template) = project(&api_a, &repo, "once.sh", true).await;
+    let p = project(&api_a, &repo, "once.sh", true).await;
+    let (project, template) = (p.id, p.template());
     let _r1 = RunnerProcess::start(RALF, &a.url, &runner_token(&api_a, "r1").await, 4, &path());
     let _r2 = RunnerProcess::start(RALF, &b.url, &runner_token(&api_b, "r2").await, 4, &path());
 
@@ -210,9 +169,10 @@ async fn a_killed_server_s_tasks_end_in_error_and_the_other_server_goes_on() {
         ("slow.sh", "echo begun\nsleep 30\necho done\n"),
         ("quick.sh", "echo quick\n"),
     ]);
-    let a = server(&db, &dirs.path().join("a"), false).await;
+    let mut a = server(&db, &dirs.path().join("a"), false).await;
     let api_a = admin(&a).await;
-    let (project, slow) = project(&api_a, &repo, "slow.sh", false).await;
+    let p = project(&api_a, &repo, "slow.sh", false).await;
+    let (project, slow) = (p.id, p.template());
     let running = start_task(&api_a, project, slow).await;
     wait_status(
         &api_a,
@@ -251,16 +211,9 @@ async fn a_killed_server_s_tasks_end_in_error_and_the_other_server_goes_on() {
     );
 
     // The other server serves and runs: the queued task, and a new one.
-    let quick_template = api_b
-        .create(
-            &format!("/api/project/{project}/templates"),
-            json!({"name": "quick", "app": "bash", "playbook": "quick.sh",
-                   "repository_id": task_field(&api_b, project, slow, "repository_id").await,
-                   "inventory_id": task_field(&api_b, project, slow, "inventory_id").await}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let quick_template = p
+        .add_template(&api_b, json!({"name": "quick", "playbook": "quick.sh"}))
+        .await;
     let quick = start_task(&api_b, project, quick_template).await;
     let done = wait_status(
         &api_b,
@@ -287,14 +240,6 @@ async fn a_killed_server_s_tasks_end_in_error_and_the_other_server_goes_on() {
     );
 }
 
-async fn task_field(api: &Api, project: i64, template: i64, field: &str) -> i64 {
-    api.get(&format!("/api/project/{project}/templates/{template}"))
-        .await
-        .body[field]
-        .as_i64()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runner_s_task_ends_in_error_within_a_minute() {
     let db = TestDatabase::new(Backend::Postgres).await;
@@ -302,7 +247,8 @@ async fn a_killed_runner_s_task_ends_in_error_within_a_minute() {
     let repo = GitRepo::new(&[("slow.sh", "echo begun\nsleep 120\necho done\n")]);
     let server = server(&db, &dirs.path().join("s"), true).await;
     let api = admin(&server).await;
-    let (project, slow) = project(&api, &repo, "slow.sh", false).await;
+    let p = project(&api, &repo, "slow.sh", false).await;
+    let (project, slow) = (p.id, p.template());
     let mut runner = RunnerProcess::start(
         RALF,
         &server.url,
@@ -313,19 +259,7 @@ async fn a_killed_runner_s_task_ends_in_error_within_a_minute() {
     let task = start_task(&api, project, slow).await;
     wait_status(&api, project, task, &["running"], Duration::from_secs(30)).await;
     // Its output came over the runner's channel.
-    let started = Instant::now();
-    while !api
-        .output_lines(project, task)
-        .await
-        .iter()
-        .any(|l| l == "begun")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no output from the runner"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_line(&api, project, task, "begun", Duration::from_secs(20)).await;
     runner.kill();
     let killed_at = Instant::now();
     let ended = wait_status(&api, project, task, &["error"], Duration::from_secs(60)).await;
@@ -352,8 +286,9 @@ async fn a_runner_runs_tagged_tasks_and_streams_their_output() {
     let repo = GitRepo::new(&[("hello.sh", script)]);
     let server = server(&db, &dirs.path().join("s"), false).await;
     let api = admin(&server).await;
-    let (project, plain) = project(&api, &repo, "hello.sh", true).await;
-    let base = format!("/api/project/{project}");
+    let p = project(&api, &repo, "hello.sh", true).await;
+    let project = p.id;
+    let base = p.path("");
     let env = api
         .create(
             &format!("{base}/environment"),
@@ -363,18 +298,14 @@ async fn a_runner_runs_tagged_tasks_and_streams_their_output() {
         .await["id"]
         .as_i64()
         .unwrap();
-    let template = api
-        .create(
-            &format!("{base}/templates"),
-            json!({"name": "hello", "app": "bash", "playbook": "hello.sh",
-                   "repository_id": task_field(&api, project, plain, "repository_id").await,
-                   "inventory_id": task_field(&api, project, plain, "inventory_id").await,
+    let template = p
+        .add_template(
+            &api,
+            json!({"name": "hello", "playbook": "hello.sh",
                    "environment_id": env, "runner_tags": ["edge"],
                    "survey_vars": [{"name": "DEPLOY_PASS", "title": "Password", "type": "secret", "target": "env"}]}),
         )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+        .await;
     // Nobody carries the tag yet: the server itself does not take the task.
     let r = api
         .post(
@@ -512,13 +443,13 @@ async fn a_lost_runner_s_task_goes_back_to_the_queue_where_the_template_allows()
     let repo = GitRepo::new(&[("again.sh", "echo begun\necho finished\n")]);
     let server = server(&db, &dirs.path().join("s"), true).await;
     let api = admin(&server).await;
-    let (project, plain) = project(&api, &repo, "again.sh", false).await;
+    let p = project(&api, &repo, "again.sh", false).await;
+    let project = p.id;
     let template = api
         .create(
-            &format!("/api/project/{project}/templates"),
+            &p.path("/templates"),
             json!({"name": "again", "app": "bash", "playbook": "again.sh",
-                   "repository_id": task_field(&api, project, plain, "repository_id").await,
-                   "inventory_id": task_field(&api, project, plain, "inventory_id").await,
+                   "repository_id": p.repository, "inventory_id": p.inventory,
                    "requeue_when_lost": true}),
         )
         .await;
@@ -538,19 +469,7 @@ async fn a_lost_runner_s_task_goes_back_to_the_queue_where_the_template_allows()
     repo.commit(&[("again.sh", &script)], "the first run hangs");
     let task = start_task(&api, project, template).await;
     wait_status(&api, project, task, &["running"], Duration::from_secs(30)).await;
-    let started = Instant::now();
-    while !api
-        .output_lines(project, task)
-        .await
-        .iter()
-        .any(|l| l == "begun")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the first run never began"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_line(&api, project, task, "begun", Duration::from_secs(20)).await;
     first.kill();
     let _second = RunnerProcess::start(
         RALF,

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use ralf_testkit::reqwest::StatusCode;
 use ralf_testkit::{
-    Api, Backend, DatabaseSettings, GitRepo, ServerProcess, TestDatabase, free_port, json,
+    Api, Backend, DatabaseSettings, GitRepo, ProjectFixture, ServerProcess, TestDatabase,
+    free_port, json,
 };
 use serde_json::Value;
 
@@ -65,63 +66,40 @@ fn id(v: &Value) -> i64 {
 /// A project with a key, a repository, an inventory, an environment with a secret, two bash
 /// templates, and finished tasks with output (one failed); answers the project id.
 async fn history(api: &Api, repo: &GitRepo) -> i64 {
-    let project = id(&api.create("/api/projects", json!({"name": "ops"})).await);
-    let base = format!("/api/project/{project}");
-    let none = id(&api
-        .create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
+    let project = ProjectFixture::new("ops")
+        .git_url(&repo.url())
+        .environment(
+            json!({"json": "{\"region\": \"eu\"}", "env": "{\"MODE\": \"test\"}",
+                            "secrets": [{"name": "TOKEN", "type": "env", "secret": ENV_SECRET}]}),
         )
-        .await);
+        .template(json!({"name": "hello", "playbook": "hello.sh"}))
+        .template(json!({"name": "fail", "playbook": "fail.sh"}))
+        .create(api)
+        .await;
     api.create(
-        &format!("{base}/keys"),
+        &project.path("/keys"),
         json!({"name": "deploy", "type": "ssh", "ssh": {"login": "root", "private_key": KEY_SECRET}}),
     )
     .await;
-    let repository = id(&api
-        .create(
-            &format!("{base}/repositories"),
-            json!({"name": "scripts", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": none}),
-        )
-        .await);
-    let inventory = id(&api
-        .create(
-            &format!("{base}/inventory"),
-            json!({"name": "local", "type": "static", "inventory": "localhost"}),
-        )
-        .await);
-    let environment = id(&api
-        .create(
-            &format!("{base}/environment"),
-            json!({"name": "vars", "json": "{\"region\": \"eu\"}", "env": "{\"MODE\": \"test\"}",
-                   "secrets": [{"name": "TOKEN", "type": "env", "secret": ENV_SECRET}]}),
-        )
-        .await);
     let mut tasks = Vec::new();
-    for (name, playbook) in [("hello", "hello.sh"), ("fail", "fail.sh")] {
-        let template = id(&api
-            .create(
-                &format!("{base}/templates"),
-                json!({"name": name, "app": "bash", "playbook": playbook,
-                       "repository_id": repository, "inventory_id": inventory,
-                       "environment_id": environment}),
-            )
-            .await);
+    for template in &project.templates {
         for _ in 0..2 {
             let task = api
-                .create(&format!("{base}/tasks"), json!({"template_id": template}))
+                .create(&project.path("/tasks"), json!({"template_id": template}))
                 .await;
             tasks.push(id(&task));
         }
     }
     for task in tasks {
-        let done = api.wait_task(project, task, Duration::from_secs(60)).await;
+        let done = api
+            .wait_task(project.id, task, Duration::from_secs(60))
+            .await;
         assert!(
             ["success", "error"].contains(&done["status"].as_str().unwrap()),
             "{done}"
         );
     }
-    project
+    project.id
 }
 
 /// What the API answers about everything: compared whole between servers.
@@ -182,19 +160,8 @@ async fn a_sqlite_history_moves_to_postgres_and_back() {
 
     // History on SQLite, seen through one token.
     let server = serve(&sqlite_url, &data, port).await;
-    let login = server.api(None);
-    let r = login
-        .post(
-            "/api/auth/login",
-            json!({"auth": "admin", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let token = login.post("/api/user/tokens", json!({})).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let api = server.api(Some(token.clone()));
+    let api = server.login("admin", PASSWORD).await;
+    let token = api.token.clone().expect("a token");
     api.create(
         "/api/users",
         json!({"username": "dev", "name": "Dev", "email": "dev@example.test", "password": "dev-password"}),

@@ -11,8 +11,8 @@ use ralf_core::secret::SecretCipher;
 use ralf_server::DatabaseSettings;
 use ralf_testkit::reqwest::StatusCode;
 use ralf_testkit::{
-    ADMIN_LOGIN, ADMIN_PASSWORD, Api, Backend, GitRepo, ServerProcess, TestDatabase, TestServer,
-    json,
+    ADMIN_LOGIN, ADMIN_PASSWORD, Api, Backend, ProjectFixture, ServerProcess, TestDatabase,
+    TestProject, TestServer, json,
 };
 
 use crate::RALF;
@@ -69,89 +69,23 @@ fn server_env(db: &TestDatabase, data: &Path) -> Vec<(&'static str, String)> {
 }
 
 async fn admin(server: &ServerProcess) -> Api {
-    let cookie = server.api(None);
-    let r = cookie
-        .post(
-            "/api/auth/login",
-            json!({"auth": ADMIN_LOGIN, "password": ADMIN_PASSWORD}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let token = cookie.post("/api/user/tokens", json!({})).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    server.api(Some(token))
+    server.login(ADMIN_LOGIN, ADMIN_PASSWORD).await
 }
 
-struct Project {
-    id: i64,
-    environment: i64,
-    check: i64,
-    hold: i64,
-}
-
-/// A project whose `check` template prints `env-ok` when it gets the environment secret and
-/// `answer-ok` when it gets the secret survey answer; `hold` sleeps.
-async fn project(api: &Api, repo: &GitRepo) -> Project {
-    let id = api
-        .create("/api/projects", json!({"name": "secrets"}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let base = format!("/api/project/{id}");
-    let id_of = |v: serde_json::Value| v["id"].as_i64().unwrap();
-    let key = id_of(
-        api.create(
-            &format!("{base}/keys"),
-            json!({"name": "none", "type": "none"}),
-        )
-        .await,
-    );
-    let repository = id_of(
-        api.create(
-            &format!("{base}/repositories"),
-            json!({"name": "repo", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
-        )
-        .await,
-    );
-    let inventory = id_of(
-        api.create(
-            &format!("{base}/inventory"),
-            json!({"name": "local", "type": "static", "inventory": "localhost"}),
-        )
-        .await,
-    );
-    let environment = id_of(
-        api.create(
-            &format!("{base}/environment"),
-            json!({"name": "prod", "project_id": id, "json": "{}", "env": "{}",
-                   "secrets": [{"name": "ENV_TOKEN", "secret": ENV_SECRET, "type": "env",
-                                "operation": "create"}]}),
-        )
-        .await,
-    );
-    let check = id_of(api.create(
-        &format!("{base}/templates"),
-        json!({"name": "check", "app": "bash", "playbook": "check.sh", "repository_id": repository,
-               "inventory_id": inventory, "environment_id": environment,
-               "survey_vars": [{"name": "TOKEN", "type": "secret", "target": "env", "required": true}]}),
-    )
-    .await);
-    let hold = id_of(
-        api.create(
-            &format!("{base}/templates"),
-            json!({"name": "hold", "app": "bash", "playbook": "hold.sh",
-               "repository_id": repository, "inventory_id": inventory}),
-        )
-        .await,
-    );
-    Project {
-        id,
-        environment,
-        check,
-        hold,
-    }
+/// A project whose first template, `check`, prints `env-ok` when it gets the environment
+/// secret and `answer-ok` when it gets the secret survey answer; the second, `hold`, sleeps.
+async fn project(api: &Api) -> TestProject {
+    ProjectFixture::new("secrets")
+        .files(&[("check.sh", CHECK_SCRIPT), ("hold.sh", "sleep 120\n")])
+        .environment(json!({"name": "prod",
+                            "secrets": [{"name": "ENV_TOKEN", "secret": ENV_SECRET, "type": "env",
+                                         "operation": "create"}]}))
+        .template(json!({"name": "check", "playbook": "check.sh",
+                         "survey_vars": [{"name": "TOKEN", "type": "secret", "target": "env",
+                                          "required": true}]}))
+        .template(json!({"name": "hold", "playbook": "hold.sh"}))
+        .create(api)
+        .await
 }
 
 async fn start_task(api: &Api, project: i64, body: serde_json::Value) -> i64 {
@@ -163,21 +97,8 @@ async fn start_task(api: &Api, project: i64, body: serde_json::Value) -> i64 {
 }
 
 async fn wait_status(api: &Api, project: i64, task: i64, want: &str) -> serde_json::Value {
-    let started = Instant::now();
-    loop {
-        let body = api
-            .get(&format!("/api/project/{project}/tasks/{task}"))
-            .await
-            .body;
-        if body["status"] == want {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "task {task} is not {want}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    api.wait_status(project, task, want, Duration::from_secs(60))
+        .await
 }
 
 async fn output(api: &Api, project: i64, task: i64) -> String {
@@ -192,10 +113,10 @@ async fn output(api: &Api, project: i64, task: i64) -> String {
 }
 
 /// The environment secret as stored.
-async fn sealed_secret(settings: &DatabaseSettings, project: &Project) -> String {
+async fn sealed_secret(settings: &DatabaseSettings, project: i64, environment: i64) -> String {
     let store = ralf_store::Store::connect(settings).await.unwrap();
     let secrets = store
-        .environment_secret_values(project.id, project.environment)
+        .environment_secret_values(project, environment)
         .await
         .unwrap();
     store.close().await;
@@ -239,7 +160,6 @@ async fn secrets_at_rest_and_key_rotation(backend: Backend) {
     let data = dir.path().join("data");
     let settings = database(&db, &data);
     let env = server_env(&db, &data);
-    let repo = GitRepo::new(&[("check.sh", CHECK_SCRIPT), ("hold.sh", "sleep 120\n")]);
 
     let server = ServerProcess::start(RALF, &env, &[]).await;
     assert_eq!(mode(&data), 0o700, "the data directory is created private");
@@ -251,11 +171,12 @@ async fn secrets_at_rest_and_key_rotation(backend: Backend) {
         }
     }
     let api = admin(&server).await;
-    let p = project(&api, &repo).await;
+    let p = project(&api).await;
+    let (vars, check, hold) = (p.environment.unwrap(), p.templates[0], p.templates[1]);
 
     // The generated key seals the secrets: what is stored is not the plaintext in base64.
     let first_key = key_in(&data);
-    let sealed = sealed_secret(&settings, &p).await;
+    let sealed = sealed_secret(&settings, p.id, vars).await;
     let b64 = base64::engine::general_purpose::STANDARD;
     assert_ne!(sealed, b64.encode(ENV_SECRET));
     assert!(
@@ -272,7 +193,7 @@ async fn secrets_at_rest_and_key_rotation(backend: Backend) {
     let task = start_task(
         &api,
         p.id,
-        json!({"template_id": p.check, "environment": environment}),
+        json!({"template_id": check, "environment": environment}),
     )
     .await;
     let done = wait_status(&api, p.id, task, "success").await;
@@ -281,12 +202,12 @@ async fn secrets_at_rest_and_key_rotation(backend: Backend) {
     assert!(out.contains("env-ok") && out.contains("answer-ok"), "{out}");
 
     // A task waits (one task at a time) with its secret answer when the server stops.
-    let hold = start_task(&api, p.id, json!({"template_id": p.hold})).await;
-    wait_status(&api, p.id, hold, "running").await;
+    let holding = start_task(&api, p.id, json!({"template_id": hold})).await;
+    wait_status(&api, p.id, holding, "running").await;
     let waiting = start_task(
         &api,
         p.id,
-        json!({"template_id": p.check, "secret": format!(r#"{{"TOKEN": "{ANSWER}"}}"#)}),
+        json!({"template_id": check, "secret": format!(r#"{{"TOKEN": "{ANSWER}"}}"#)}),
     )
     .await;
     assert!(server.terminate());
@@ -309,7 +230,7 @@ async fn secrets_at_rest_and_key_rotation(backend: Backend) {
     let second_key = key_in(&data);
     assert_ne!(first_key, second_key);
     assert_eq!(mode(&data.join("access-key")), 0o600);
-    let sealed = sealed_secret(&settings, &p).await;
+    let sealed = sealed_secret(&settings, p.id, vars).await;
     assert!(first.decrypt(&sealed).is_err(), "the old key opens nothing");
     let second = SecretCipher::new(Some(&second_key)).unwrap();
     assert_eq!(second.decrypt(&sealed).unwrap(), ENV_SECRET);
@@ -356,7 +277,7 @@ async fn a_keyless_database_is_sealed_under_the_generated_key(backend: Backend) 
     let p = api.create("/api/projects", json!({"name": "old"})).await["id"]
         .as_i64()
         .unwrap();
-    let env = api
+    let vars = api
         .create(
             &format!("/api/project/{p}/environment"),
             json!({"name": "e", "project_id": p, "json": "{}", "env": "{}",
@@ -366,13 +287,7 @@ async fn a_keyless_database_is_sealed_under_the_generated_key(backend: Backend) 
         .as_i64()
         .unwrap();
     let db = server.stop_keeping_database().await;
-    let project = Project {
-        id: p,
-        environment: env,
-        check: 0,
-        hold: 0,
-    };
-    let keyless = sealed_secret(&db.settings, &project).await;
+    let keyless = sealed_secret(&db.settings, p, vars).await;
     let b64 = base64::engine::general_purpose::STANDARD;
     assert_eq!(keyless, b64.encode(ENV_SECRET));
 
@@ -384,7 +299,7 @@ async fn a_keyless_database_is_sealed_under_the_generated_key(backend: Backend) 
     ];
     let server = ServerProcess::start(RALF, &env, &[]).await;
     assert!(server.terminate());
-    let sealed = sealed_secret(&db.settings, &project).await;
+    let sealed = sealed_secret(&db.settings, p, vars).await;
     assert_ne!(sealed, keyless);
     let cipher = SecretCipher::new(Some(&key_in(&data))).unwrap();
     assert_eq!(cipher.decrypt(&sealed).unwrap(), ENV_SECRET);

@@ -1,7 +1,7 @@
 //! `ralf server` with Semaphore's environment variables, and its configuration errors.
 
 use ralf_testkit::reqwest::StatusCode;
-use ralf_testkit::{Backend, ServerProcess, TestDatabase, json};
+use ralf_testkit::{Backend, ServerProcess, TestDatabase, json, wait_until};
 
 use crate::RALF;
 
@@ -25,13 +25,20 @@ fn semaphore_env(db: &TestDatabase, dir: &std::path::Path) -> Vec<(&'static str,
             ));
         }
         ralf_server::DatabaseSettings::Postgres { url } => {
-            // postgres://postgres@127.0.0.1:5432/ralf_test_x -> the Semaphore variables.
-            let name = url.rsplit('/').next().unwrap().to_string();
+            // The test database's URL (on the server RALF_TEST_PG_URL names) as the Semaphore
+            // variables.
+            let url = ralf_testkit::reqwest::Url::parse(url).expect("PostgreSQL URL");
             env.push(("SEMAPHORE_DB_DIALECT", "postgres".into()));
-            env.push(("SEMAPHORE_DB_HOST", "127.0.0.1".into()));
-            env.push(("SEMAPHORE_DB_PORT", "5432".into()));
-            env.push(("SEMAPHORE_DB_USER", "postgres".into()));
-            env.push(("SEMAPHORE_DB", name));
+            env.push((
+                "SEMAPHORE_DB_HOST",
+                url.host_str().expect("a host").to_string(),
+            ));
+            env.push(("SEMAPHORE_DB_PORT", url.port().unwrap_or(5432).to_string()));
+            env.push(("SEMAPHORE_DB_USER", url.username().to_string()));
+            if let Some(password) = url.password() {
+                env.push(("SEMAPHORE_DB_PASS", password.to_string()));
+            }
+            env.push(("SEMAPHORE_DB", url.path().trim_start_matches('/').into()));
             env.push(("SEMAPHORE_DB_OPTIONS", "{\"sslmode\":\"disable\"}".into()));
         }
     }
@@ -185,8 +192,8 @@ fn processes(name: &str, needle: &str) -> Vec<u32> {
 /// it is killed with SIGKILL, and the restarted server removes its directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_leaves_no_task_process_and_no_task_directory() {
-    use crate::cluster::{admin, project, server, start_task, wait_status};
-    use std::time::{Duration, Instant};
+    use crate::cluster::{admin, project, server, start_task, wait_for_line, wait_status};
+    use std::time::Duration;
 
     let db = TestDatabase::new(Backend::Sqlite).await;
     let dirs = tempfile::tempdir().unwrap();
@@ -195,38 +202,29 @@ async fn a_killed_server_leaves_no_task_process_and_no_task_directory() {
         "long.sh",
         "echo started\nsleep 12\necho survived\nsleep 306\necho never\n",
     )]);
-    let first = server(&db, &data, false).await;
+    let mut first = server(&db, &data, false).await;
     let api = admin(&first).await;
-    let (project, template) = project(&api, &repo, "long.sh", false).await;
+    let p = project(&api, &repo, "long.sh", false).await;
+    let (project, template) = (p.id, p.template());
     let task = start_task(&api, project, template).await;
     wait_status(&api, project, task, &["running"], Duration::from_secs(30)).await;
     // Past the 10 s after which an idle runtime thread ends.
-    let started = Instant::now();
-    loop {
-        let lines = api.output_lines(project, task).await;
-        if lines.iter().any(|l| l == "survived") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the task did not get past 12 s: {lines:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_line(&api, project, task, "survived", Duration::from_secs(60)).await;
     let sleeping = processes("sleep", "306");
     assert_eq!(sleeping.len(), 1, "the task's sleep runs");
     let task_dir = data.join("work/tasks").join(task.to_string());
     assert!(task_dir.join("repo/long.sh").is_file());
 
     first.kill();
-    let killed = Instant::now();
-    while !processes("sleep", "306").is_empty() {
-        assert!(
-            killed.elapsed() < Duration::from_secs(10),
-            "the task's process outlived the server"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(Duration::from_secs(10), async || {
+        let left = processes("sleep", "306");
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the task's process outlived the server: {left:?}"))
+        }
+    })
+    .await;
 
     let second = server(&db, &data, false).await;
     assert!(
