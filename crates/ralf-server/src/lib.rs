@@ -71,9 +71,10 @@ impl RunningServer {
         Ok(())
     }
 
-    /// Serves until the process receives Ctrl-C or SIGTERM, then shuts down gracefully.
-    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
-        shutdown_signal().await;
+    /// Serves until the process receives Ctrl-C or SIGTERM (heard by `signals`, which were
+    /// listened for before the server started), then shuts down gracefully.
+    pub async fn run_until_signalled(self, signals: ShutdownSignals) -> anyhow::Result<()> {
+        signals.received().await;
         tracing::info!("shutting down");
         self.shutdown().await
     }
@@ -252,23 +253,31 @@ async fn bootstrap_admin(store: &Store, admin: &AdminBootstrap) -> anyhow::Resul
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C and SIGTERM, listened for from the moment this is made. Made before [`start`], so
+/// that a signal arriving while the server starts (or right after it first answers) shuts it
+/// down gracefully instead of killing it with the default disposition.
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    pub fn listen() -> anyhow::Result<ShutdownSignals> {
+        Ok(ShutdownSignals {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        let terminate = self.terminate.recv();
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
     }
 }

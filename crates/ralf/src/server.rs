@@ -10,6 +10,7 @@ use crate::config::{self, ServerFlags};
 use crate::data_dir;
 
 pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
+    let signals = ralf_server::ShutdownSignals::listen()?;
     init_logging();
     raise_open_files_limit();
     let mut settings = config::load_from_process_env(flags)?;
@@ -20,7 +21,7 @@ pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
         settings.admin = first_admin_if_none(&settings).await?;
     }
     let server = ralf_server::start(settings).await?;
-    server.run_until_signalled().await?;
+    server.run_until_signalled(signals).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,11 +39,11 @@ use layers::{
     Env, FILE_KEYS, RALF_VARS, config_file_layer, config_file_path, defaults_layer, env_layer,
     flags_layer,
 };
+use ralf_core::redact::redact_url;
 use resolve::Resolver;
 use semaphore::SEMAPHORE_VARS;
-pub use url::parse_database;
-use ralf_core::redact::redact_url;
 use url::REDACTED;
+pub use url::parse_database;
 
 /// Command-line flags of `ralf server`; `None` means the flag was not given.
 #[derive(Default, Clone)]
