@@ -112,7 +112,7 @@ impl Store {
                 )
                 .bind(project_id)
                 .bind(key.name)
-                .bind(key.kind)
+                .bind(key.kind.as_str())
                 .bind(key.secret)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -159,7 +159,7 @@ impl Store {
                 )
                 .bind(project_id)
                 .bind(inventory.name)
-                .bind(inventory.kind)
+                .bind(inventory.kind.as_str())
                 .bind(inventory.inventory)
                 .bind(new_ids(&keys, "key", inventory.ssh_key_id)?)
                 .bind(new_ids(&keys, "key", inventory.become_key_id)?)

@@ -395,7 +395,7 @@ macro_rules! impl_tx {
                         .bind(name)
                         .bind(secret)
                         .bind(id)
-                        .bind(kind)
+                        .bind(kind.as_str())
                         .execute(&mut *self)
                         .await?;
                 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use ralf_core::api::environments::{Environment, EnvironmentSecret};
+use ralf_core::api::environments::{Environment, EnvironmentSecret, SecretKind};
 use ralf_core::api::refs::ObjectRefs;
 
 use const_format::concatcp;
@@ -51,14 +51,14 @@ pub struct EnvironmentFields<'a> {
 pub enum SealedSecretChange {
     Create {
         name: String,
-        kind: String,
+        kind: SecretKind,
         secret: String,
     },
     /// `None` fields stay as stored.
     Update {
         id: i64,
         name: Option<String>,
-        kind: Option<String>,
+        kind: Option<SecretKind>,
         secret: Option<String>,
     },
     Delete {
@@ -71,9 +71,8 @@ pub enum SealedSecretChange {
 pub struct SealedEnvironmentSecret {
     pub id: i64,
     pub name: String,
-    /// `env` or `var`.
-    #[sqlx(rename = "owner")]
-    pub kind: String,
+    #[sqlx(rename = "owner", try_from = "String")]
+    pub kind: SecretKind,
     pub secret: Option<String>,
 }
 
@@ -100,7 +99,8 @@ struct EnvironmentRow {
 struct SecretRow {
     id: i64,
     name: String,
-    owner: String,
+    #[sqlx(try_from = "String")]
+    owner: SecretKind,
     environment_id: i64,
 }
 
@@ -250,7 +250,7 @@ impl Store {
                         .bind(name)
                         .bind(secret)
                         .bind(id)
-                        .bind(kind)
+                        .bind(kind.as_str())
                         .execute(&mut *tx)
                         .await?
                         .rows_affected(),
@@ -265,7 +265,7 @@ impl Store {
                              WHERE id = $4 AND environment_id = $5 AND project_id = $6 AND owner <> ''",
                         )
                         .bind(name.as_deref())
-                        .bind(kind.as_deref())
+                        .bind(kind.map(SecretKind::as_str))
                         .bind(secret.as_deref())
                         .bind(secret_id)
                         .bind(id)

@@ -1,6 +1,6 @@
 //! A project's inventories.
 
-use ralf_core::api::inventories::Inventory;
+use ralf_core::api::inventories::{Inventory, InventoryKind};
 use ralf_core::api::refs::ObjectRefs;
 
 use crate::refs::RefQueries;
@@ -36,7 +36,7 @@ const INSERT_INVENTORY: &str = concatcp!(
 /// The editable fields of an inventory.
 pub struct InventoryFields<'a> {
     pub name: &'a str,
-    pub kind: &'a str,
+    pub kind: InventoryKind,
     pub inventory: &'a str,
     pub ssh_key_id: Option<i64>,
     pub become_key_id: Option<i64>,
@@ -72,7 +72,7 @@ impl Store {
             sqlx::query_as::<_, Inventory>(INSERT_INVENTORY)
                 .bind(project_id)
                 .bind(fields.name)
-                .bind(fields.kind)
+                .bind(fields.kind.as_str())
                 .bind(fields.inventory)
                 .bind(fields.ssh_key_id)
                 .bind(fields.become_key_id)
@@ -94,7 +94,7 @@ impl Store {
                      WHERE id = $7 AND project_id = $8",
         )
         .bind(fields.name)
-        .bind(fields.kind)
+        .bind(fields.kind.as_str())
         .bind(fields.inventory)
         .bind(fields.ssh_key_id)
         .bind(fields.become_key_id)

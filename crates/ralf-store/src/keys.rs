@@ -3,7 +3,7 @@
 //!
 //! Secrets arrive already encrypted: the store never sees key material in the clear.
 
-use ralf_core::api::keys::AccessKey;
+use ralf_core::api::keys::{AccessKey, KeyKind};
 use ralf_core::api::refs::ObjectRefs;
 
 use crate::refs::RefQueries;
@@ -38,7 +38,7 @@ const INSERT_KEY: &str = concatcp!(
 /// A key about to be created.
 pub struct NewKey<'a> {
     pub name: &'a str,
-    pub kind: &'a str,
+    pub kind: KeyKind,
     /// The encrypted material; `None` for keys of type `none`.
     pub secret: Option<&'a str>,
 }
@@ -47,14 +47,14 @@ pub struct NewKey<'a> {
 pub struct KeyUpdate<'a> {
     pub name: &'a str,
     /// `Some((type, encrypted material))` replaces the stored secret; `None` keeps it.
-    pub replace_secret: Option<(&'a str, Option<&'a str>)>,
+    pub replace_secret: Option<(KeyKind, Option<&'a str>)>,
 }
 
 /// A key's type and its stored (encrypted) secret, for whoever must use the material.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredSecret {
-    #[sqlx(rename = "type")]
-    pub kind: String,
+    #[sqlx(rename = "type", try_from = "String")]
+    pub kind: KeyKind,
     pub secret: Option<String>,
 }
 
@@ -91,7 +91,7 @@ impl Store {
             sqlx::query_as::<_, AccessKey>(INSERT_KEY)
                 .bind(project_id)
                 .bind(key.name)
-                .bind(key.kind)
+                .bind(key.kind.as_str())
                 .bind(key.secret)
                 .fetch_one(pool)
                 .await
@@ -115,7 +115,7 @@ impl Store {
                          WHERE id = $4 AND project_id = $5 AND owner = ''",
             )
             .bind(update.name)
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(secret)
             .bind(id)
             .bind(project_id)

@@ -8,6 +8,8 @@
 //! arguments, as Semaphore passes them.
 
 use anyhow::{Context, bail};
+use ralf_core::api::environments::SecretKind;
+use ralf_core::api::inventories::InventoryKind;
 use ralf_core::api::keys::KeyMaterial;
 use ralf_core::api::tasks::Task;
 use ralf_core::api::templates::{SurveyVarTarget, Template, TemplateApp, VaultType};
@@ -89,7 +91,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
                 None => String::new(),
             };
             secrets.push(value.clone());
-            if secret.kind == "env" {
+            if secret.kind == SecretKind::Env {
                 env.push((secret.name, value));
             } else {
                 extra_vars.insert(secret.name, Value::String(value));
@@ -202,20 +204,19 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
             .inventory(project_id, inventory_id)
             .await
             .context("loading the inventory")?;
-        inventory = match inv.kind.as_str() {
-            "static" => Some(Inventory::Static(inv.inventory.clone())),
-            "static-yaml" => Some(Inventory::StaticYaml(inv.inventory.clone())),
-            "file" if inv.inventory.trim().is_empty() => bail!(
+        inventory = match inv.kind {
+            InventoryKind::Static => Some(Inventory::Static(inv.inventory.clone())),
+            InventoryKind::StaticYaml => Some(Inventory::StaticYaml(inv.inventory.clone())),
+            InventoryKind::File if inv.inventory.trim().is_empty() => bail!(
                 "inventory {:?} is a file inventory without a path: give it the path of the \
                  inventory file in the repository",
                 inv.name
             ),
-            "file" => Some(Inventory::File(inv.inventory.clone())),
-            "terraform-workspace" | "tofu-workspace" => {
+            InventoryKind::File => Some(Inventory::File(inv.inventory.clone())),
+            InventoryKind::TerraformWorkspace | InventoryKind::TofuWorkspace => {
                 terraform.workspace = Some(inv.inventory.clone()).filter(|w| !w.trim().is_empty());
                 None
             }
-            other => bail!("inventory {:?} has an unknown type {other:?}", inv.name),
         };
         if let Some(key_id) = inv.ssh_key_id {
             ansible.ssh_key = credential(state, project_id, key_id, &mut secrets).await?;
@@ -288,7 +289,7 @@ async fn key_material(
         .key_secret(project_id, key_id)
         .await
         .context("loading a key")?;
-    KeyMaterial::open(&state.cipher, &stored.kind, stored.secret.as_deref())
+    KeyMaterial::open(&state.cipher, stored.kind, stored.secret.as_deref())
         .with_context(|| format!("key {key_id}"))
 }
 

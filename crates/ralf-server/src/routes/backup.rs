@@ -22,8 +22,8 @@ use ralf_core::api::environments::{
 };
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::host_configs::{HostConfig, HostConfigFields, HostConfigRequest};
-use ralf_core::api::inventories::{Inventory, check_inventory};
-use ralf_core::api::keys::{AccessKey, check_key_type};
+use ralf_core::api::inventories::{Inventory, InventoryKind, check_inventory};
+use ralf_core::api::keys::{AccessKey, KeyKind, check_key_type};
 use ralf_core::api::projects::{Project, ProjectRequest};
 use ralf_core::api::repositories::{Repository, git_url};
 use ralf_core::api::schedules::{Schedule, ScheduleFields, ScheduleRequest};
@@ -199,7 +199,7 @@ fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
         .zip(key_list)
         .map(|(k, name)| BackupKey {
             name,
-            kind: k.kind.clone(),
+            kind: k.kind.to_string(),
         })
         .collect();
     let repositories = repositories
@@ -224,7 +224,7 @@ fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
                 ssh_key: key_names.of_opt(i.ssh_key_id)?,
                 become_key: key_names.of_opt(i.become_key_id)?,
                 repository: repository_names.of_opt(i.repository_id)?,
-                kind: i.kind.clone(),
+                kind: i.kind.to_string(),
             })
         })
         .collect::<ApiResult<_>>()?;
@@ -241,7 +241,7 @@ fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBackup> {
                 .iter()
                 .map(|s| BackupSecret {
                     name: s.name.clone(),
-                    kind: s.kind.clone(),
+                    kind: s.kind.to_string(),
                 })
                 .collect(),
         })
@@ -421,7 +421,7 @@ impl<'a> Indices<'a> {
 /// A key of a restore: a name and a type, no secret.
 struct CheckedKey {
     name: String,
-    kind: String,
+    kind: KeyKind,
 }
 
 struct CheckedRepository {
@@ -433,7 +433,7 @@ struct CheckedRepository {
 
 struct CheckedInventory {
     name: String,
-    kind: String,
+    kind: InventoryKind,
     inventory: String,
     ssh_key: Option<i64>,
     become_key: Option<i64>,
@@ -488,11 +488,8 @@ impl Checked {
         for (i, k) in b.keys.iter().enumerate() {
             let place = describe("keys", i, &k.name);
             let name = validate::name("name", &k.name).at(&place)?;
-            check_key_type(&k.kind).at(&place)?;
-            keys.push(CheckedKey {
-                name,
-                kind: k.kind.clone(),
-            });
+            let kind = check_key_type(&k.kind).at(&place)?;
+            keys.push(CheckedKey { name, kind });
         }
 
         let mut repositories = Vec::new();
@@ -522,10 +519,10 @@ impl Checked {
             let place = describe("inventories", i, &inv.name);
             let check = || -> ApiResult<CheckedInventory> {
                 let name = validate::name("name", &inv.name)?;
-                check_inventory(&inv.kind, &inv.inventory)?;
+                let kind = check_inventory(&inv.kind, &inv.inventory)?;
                 Ok(CheckedInventory {
                     name,
-                    kind: inv.kind.clone(),
+                    kind,
                     inventory: inv.inventory.clone(),
                     ssh_key: ix
                         .keys
@@ -694,7 +691,7 @@ impl Checked {
                 .iter()
                 .map(|k| NewKey {
                     name: &k.name,
-                    kind: &k.kind,
+                    kind: k.kind,
                     secret: None,
                 })
                 .collect(),
@@ -713,7 +710,7 @@ impl Checked {
                 .iter()
                 .map(|i| InventoryFields {
                     name: &i.name,
-                    kind: &i.kind,
+                    kind: i.kind,
                     inventory: &i.inventory,
                     ssh_key_id: i.ssh_key,
                     become_key_id: i.become_key,
