@@ -2,6 +2,9 @@
 //! backends: the database refuses to delete what is used, refs find the users, environment
 //! secrets stay out of the key list, and a project goes with everything in it.
 
+use ralf_core::api::environments::SecretKind;
+use ralf_core::api::inventories::InventoryKind;
+use ralf_core::api::keys::KeyKind;
 use ralf_store::environments::{EnvironmentFields, PasswordChange, SealedSecretChange};
 use ralf_store::inventories::InventoryFields;
 use ralf_store::keys::{KeyUpdate, NewKey};
@@ -93,7 +96,7 @@ async fn the_database_refuses_to_delete_what_is_used(backend: Backend) {
             p,
             &NewKey {
                 name: "k",
-                kind: "ssh",
+                kind: KeyKind::Ssh,
                 secret: Some("c2VhbGVk"),
             },
         )
@@ -116,7 +119,7 @@ async fn the_database_refuses_to_delete_what_is_used(backend: Backend) {
             p,
             &InventoryFields {
                 name: "i",
-                kind: "file",
+                kind: InventoryKind::File,
                 inventory: "hosts",
                 ssh_key_id: None,
                 become_key_id: Some(key.id),
@@ -236,7 +239,7 @@ async fn environment_secrets_are_not_keys(backend: Backend) {
         p,
         &NewKey {
             name: "real key",
-            kind: "none",
+            kind: KeyKind::None,
             secret: None,
         },
     )
@@ -248,7 +251,7 @@ async fn environment_secrets_are_not_keys(backend: Backend) {
             &env_fields("e"),
             &[SealedSecretChange::Create {
                 name: "TOKEN".into(),
-                kind: "env".into(),
+                kind: SecretKind::Env,
                 secret: "c2VhbGVk".into(),
             }],
         )
@@ -276,7 +279,7 @@ async fn environment_secrets_are_not_keys(backend: Backend) {
         Err(StoreError::NotFound)
     ));
     // ... but the executor can read them.
-    assert_eq!(s.key_secret(p, secret).await.unwrap().kind, "string");
+    assert_eq!(s.key_secret(p, secret).await.unwrap().kind, KeyKind::String);
 
     // All or nothing: a change naming a foreign secret undoes the whole update.
     let r = s
@@ -301,7 +304,40 @@ async fn environment_secrets_are_not_keys(backend: Backend) {
     f.store.close().await;
 }
 
+/// A row the store cannot read is the database's fault: `Corrupt`, never `Invalid` (which the
+/// server answers as the caller's mistake).
+async fn unreadable_rows_are_corrupt(backend: Backend) {
+    let f = fixture(backend).await;
+    let (s, p) = (&f.store, f.project);
+    let key = s
+        .create_key(
+            p,
+            &NewKey {
+                name: "k",
+                kind: KeyKind::None,
+                secret: None,
+            },
+        )
+        .await
+        .unwrap();
+    let changed = raw_scalar(
+        &f.db.settings,
+        &format!(
+            "UPDATE access_keys SET type = 'rsa' WHERE id = {} RETURNING id",
+            key.id
+        ),
+    )
+    .await;
+    assert_eq!(changed, key.id);
+    let r = s.key(p, key.id).await;
+    assert!(matches!(r, Err(StoreError::Corrupt(_))), "{r:?}");
+    let r = s.keys(p, None, false).await;
+    assert!(matches!(r, Err(StoreError::Corrupt(_))), "{r:?}");
+    f.store.close().await;
+}
+
 on_both_backends!(
+    unreadable_rows_are_corrupt,
     the_database_refuses_to_delete_what_is_used,
     environment_ids_count_as_refs,
     environment_secrets_are_not_keys,

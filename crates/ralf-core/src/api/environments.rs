@@ -4,10 +4,48 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::UnknownKind;
 use crate::validate::{self, Checked, invalid};
 
 /// The kinds of environment secret: an environment variable or an extra variable.
-pub const SECRET_TYPES: [&str; 2] = ["env", "var"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretKind {
+    Env,
+    Var,
+}
+
+impl SecretKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::Env => "env",
+            SecretKind::Var => "var",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SecretKind> {
+        [SecretKind::Env, SecretKind::Var]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for SecretKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for SecretKind {
+    type Error = UnknownKind;
+
+    fn try_from(value: String) -> Result<Self, UnknownKind> {
+        SecretKind::parse(&value).ok_or(UnknownKind {
+            what: "secret type",
+            value,
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Environment {
@@ -28,9 +66,8 @@ pub struct Environment {
 pub struct EnvironmentSecret {
     pub id: i64,
     pub name: String,
-    /// `env` or `var`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: SecretKind,
 }
 
 /// `POST /api/project/{id}/environment`, `PUT /api/project/{id}/environment/{environment_id}`.
@@ -95,14 +132,14 @@ impl std::fmt::Debug for EnvironmentSecretRequest {
 pub enum SecretChange {
     Create {
         name: String,
-        kind: String,
+        kind: SecretKind,
         value: String,
     },
     /// `None` fields stay as stored.
     Update {
         id: i64,
         name: Option<String>,
-        kind: Option<String>,
+        kind: Option<SecretKind>,
         value: Option<String>,
     },
     Delete {
@@ -140,22 +177,22 @@ pub fn check_extra_vars(value: Option<&str>) -> Checked<String> {
     validate::json_object("json", value.unwrap_or_default())
 }
 
-fn check_secret_type(field: &str, kind: &str) -> Checked<()> {
-    if SECRET_TYPES.contains(&kind) {
-        Ok(())
-    } else {
-        invalid(format!("{field} must be env or var, not {kind:?}"))
+fn check_secret_type(field: &str, kind: &str) -> Checked<SecretKind> {
+    match SecretKind::parse(kind) {
+        Some(kind) => Ok(kind),
+        None => invalid(format!("{field} must be env or var, not {kind:?}")),
     }
 }
 
-fn check_secret_name(field: &str, kind: &str, name: &str) -> Checked<String> {
+/// `kind` is the secret's type when the request names one.
+fn check_secret_name(field: &str, kind: Option<SecretKind>, name: &str) -> Checked<String> {
     let name = validate::name(field, name)?;
     let mut chars = name.chars();
     let env_name = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if kind == "env" && !env_name {
+    if kind == Some(SecretKind::Env) && !env_name {
         return invalid(format!(
             "{field} {name:?} is not a valid environment variable name (letters, digits and _)"
         ));
@@ -185,11 +222,11 @@ impl EnvironmentSecretRequest {
         validate::long_text(&field("secret"), &self.secret)?;
         match operation {
             "create" => {
-                check_secret_type(&field("type"), &self.kind)?;
-                let name = check_secret_name(&field("name"), &self.kind, &self.name)?;
+                let kind = check_secret_type(&field("type"), &self.kind)?;
+                let name = check_secret_name(&field("name"), Some(kind), &self.name)?;
                 Ok(Some(SecretChange::Create {
                     name,
-                    kind: self.kind.clone(),
+                    kind,
                     value: self.secret.clone(),
                 }))
             }
@@ -198,13 +235,12 @@ impl EnvironmentSecretRequest {
                 let kind = if self.kind.is_empty() {
                     None
                 } else {
-                    check_secret_type(&field("type"), &self.kind)?;
-                    Some(self.kind.clone())
+                    Some(check_secret_type(&field("type"), &self.kind)?)
                 };
                 let name = if self.name.trim().is_empty() {
                     None
                 } else {
-                    Some(check_secret_name(&field("name"), &self.kind, &self.name)?)
+                    Some(check_secret_name(&field("name"), kind, &self.name)?)
                 };
                 let value = (!self.secret.is_empty()).then(|| self.secret.clone());
                 Ok(Some(SecretChange::Update {

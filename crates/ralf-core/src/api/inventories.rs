@@ -2,16 +2,67 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::UnknownKind;
 use crate::validate::{self, Checked, invalid};
 
 /// The inventory types ralf knows.
-pub const INVENTORY_TYPES: [&str; 5] = [
-    "static",
-    "static-yaml",
-    "file",
-    "terraform-workspace",
-    "tofu-workspace",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum InventoryKind {
+    /// INI text.
+    #[serde(rename = "static")]
+    Static,
+    /// YAML text.
+    #[serde(rename = "static-yaml")]
+    StaticYaml,
+    /// A file of the template's repository.
+    #[serde(rename = "file")]
+    File,
+    #[serde(rename = "terraform-workspace")]
+    TerraformWorkspace,
+    #[serde(rename = "tofu-workspace")]
+    TofuWorkspace,
+}
+
+impl InventoryKind {
+    pub const ALL: [InventoryKind; 5] = [
+        InventoryKind::Static,
+        InventoryKind::StaticYaml,
+        InventoryKind::File,
+        InventoryKind::TerraformWorkspace,
+        InventoryKind::TofuWorkspace,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InventoryKind::Static => "static",
+            InventoryKind::StaticYaml => "static-yaml",
+            InventoryKind::File => "file",
+            InventoryKind::TerraformWorkspace => "terraform-workspace",
+            InventoryKind::TofuWorkspace => "tofu-workspace",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InventoryKind> {
+        InventoryKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for InventoryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for InventoryKind {
+    type Error = UnknownKind;
+
+    fn try_from(value: String) -> Result<Self, UnknownKind> {
+        InventoryKind::parse(&value).ok_or(UnknownKind {
+            what: "inventory type",
+            value,
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
@@ -25,10 +76,9 @@ pub struct Inventory {
     pub become_key_id: Option<i64>,
     /// For `file`: the repository the path is in.
     pub repository_id: Option<i64>,
-    /// `static`, `static-yaml`, `file`, `terraform-workspace` or `tofu-workspace`.
     #[serde(rename = "type")]
-    #[cfg_attr(feature = "sqlx", sqlx(rename = "type"))]
-    pub kind: String,
+    #[cfg_attr(feature = "sqlx", sqlx(rename = "type", try_from = "String"))]
+    pub kind: InventoryKind,
 }
 
 /// `POST /api/project/{id}/inventory`, `PUT /api/project/{id}/inventory/{inventory_id}`.
@@ -61,17 +111,25 @@ impl InventoryRequest {
     }
 }
 
-/// Checks the `inventory` text against the type: `static-yaml` must parse as YAML (a mapping of
-/// groups), a `file` path is one inside the repository; a workspace name may be empty.
-pub fn check_inventory(kind: &str, inventory: &str) -> Checked<()> {
+/// Checks the type, and the `inventory` text against it: `static-yaml` must parse as YAML (a
+/// mapping of groups), a `file` path is one inside the repository; a workspace name may be
+/// empty.
+pub fn check_inventory(kind: &str, inventory: &str) -> Checked<InventoryKind> {
     validate::long_text("inventory", inventory)?;
+    let Some(kind) = InventoryKind::parse(kind) else {
+        let names: Vec<&str> = InventoryKind::ALL.iter().map(|k| k.as_str()).collect();
+        return invalid(format!(
+            "type must be one of {}, not {kind:?}",
+            names.join(", ")
+        ));
+    };
     match kind {
-        "static" => Ok(()),
-        "static-yaml" => check_yaml(inventory),
+        InventoryKind::Static => Ok(()),
+        InventoryKind::StaticYaml => check_yaml(inventory),
         // Semaphore stores a file inventory without a path (its own backups have them); a
         // task using it says it needs one. A path is one in the task's checkout, never a file
         // of the server.
-        "file" => {
+        InventoryKind::File => {
             validate::short_text("inventory", inventory)?;
             if inventory.trim().is_empty() {
                 Ok(())
@@ -81,12 +139,11 @@ pub fn check_inventory(kind: &str, inventory: &str) -> Checked<()> {
         }
         // Without a name (Semaphore stores that too) a task uses the `default` workspace, the
         // one Terraform itself starts in.
-        "terraform-workspace" | "tofu-workspace" => validate::short_text("inventory", inventory),
-        other => invalid(format!(
-            "type must be one of {}, not {other:?}",
-            INVENTORY_TYPES.join(", ")
-        )),
-    }
+        InventoryKind::TerraformWorkspace | InventoryKind::TofuWorkspace => {
+            validate::short_text("inventory", inventory)
+        }
+    }?;
+    Ok(kind)
 }
 
 fn check_yaml(text: &str) -> Checked<()> {

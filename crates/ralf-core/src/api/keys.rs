@@ -4,11 +4,62 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::UnknownKind;
 use crate::secret::{SecretCipher, SecretError};
 use crate::validate::{self, Checked, invalid};
 
-/// The key types a client may create (environment secrets use a fourth, `string`).
-pub const KEY_TYPES: [&str; 3] = ["none", "ssh", "login_password"];
+/// The type of an access key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    None,
+    Ssh,
+    LoginPassword,
+    /// An environment secret: a value.
+    String,
+}
+
+impl KeyKind {
+    /// The types a client may create (environment secrets are the fourth).
+    pub const CREATABLE: [KeyKind; 3] = [KeyKind::None, KeyKind::Ssh, KeyKind::LoginPassword];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::None => "none",
+            KeyKind::Ssh => "ssh",
+            KeyKind::LoginPassword => "login_password",
+            KeyKind::String => "string",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyKind> {
+        [
+            KeyKind::None,
+            KeyKind::Ssh,
+            KeyKind::LoginPassword,
+            KeyKind::String,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for KeyKind {
+    type Error = UnknownKind;
+
+    fn try_from(value: String) -> Result<Self, UnknownKind> {
+        KeyKind::parse(&value).ok_or(UnknownKind {
+            what: "key type",
+            value,
+        })
+    }
+}
 
 /// An access key as answered: never with its secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -18,8 +69,8 @@ pub struct AccessKey {
     pub name: String,
     /// `none`, `ssh` or `login_password`.
     #[serde(rename = "type")]
-    #[cfg_attr(feature = "sqlx", sqlx(rename = "type"))]
-    pub kind: String,
+    #[cfg_attr(feature = "sqlx", sqlx(rename = "type", try_from = "String"))]
+    pub kind: KeyKind,
     pub project_id: i64,
 }
 
@@ -115,19 +166,17 @@ pub enum KeyMaterialError {
     #[error(transparent)]
     Decrypt(#[from] SecretError),
     #[error("the stored secret of a {0} key is malformed")]
-    Malformed(String),
-    #[error("unknown key type {0:?}")]
-    UnknownType(String),
+    Malformed(KeyKind),
 }
 
 impl KeyMaterial {
     /// The key type this material belongs to.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> KeyKind {
         match self {
-            KeyMaterial::None => "none",
-            KeyMaterial::Ssh(_) => "ssh",
-            KeyMaterial::LoginPassword(_) => "login_password",
-            KeyMaterial::String(_) => "string",
+            KeyMaterial::None => KeyKind::None,
+            KeyMaterial::Ssh(_) => KeyKind::Ssh,
+            KeyMaterial::LoginPassword(_) => KeyKind::LoginPassword,
+            KeyMaterial::String(_) => KeyKind::String,
         }
     }
 
@@ -143,20 +192,22 @@ impl KeyMaterial {
     }
 
     /// Reads the plaintext of a key of type `kind` back.
-    pub fn from_plaintext(kind: &str, plaintext: Option<&str>) -> Result<Self, KeyMaterialError> {
-        let malformed = |_| KeyMaterialError::Malformed(kind.to_string());
+    pub fn from_plaintext(
+        kind: KeyKind,
+        plaintext: Option<&str>,
+    ) -> Result<Self, KeyMaterialError> {
+        let malformed = |_| KeyMaterialError::Malformed(kind);
         match kind {
-            "none" => Ok(KeyMaterial::None),
-            "string" => Ok(KeyMaterial::String(
+            KeyKind::None => Ok(KeyMaterial::None),
+            KeyKind::String => Ok(KeyMaterial::String(
                 plaintext.unwrap_or_default().to_string(),
             )),
-            "ssh" => serde_json::from_str(plaintext.unwrap_or("{}"))
+            KeyKind::Ssh => serde_json::from_str(plaintext.unwrap_or("{}"))
                 .map(KeyMaterial::Ssh)
                 .map_err(malformed),
-            "login_password" => serde_json::from_str(plaintext.unwrap_or("{}"))
+            KeyKind::LoginPassword => serde_json::from_str(plaintext.unwrap_or("{}"))
                 .map(KeyMaterial::LoginPassword)
                 .map_err(malformed),
-            other => Err(KeyMaterialError::UnknownType(other.to_string())),
         }
     }
 
@@ -168,7 +219,7 @@ impl KeyMaterial {
     /// Decrypts the `secret` column of a key of type `kind`.
     pub fn open(
         cipher: &SecretCipher,
-        kind: &str,
+        kind: KeyKind,
         stored: Option<&str>,
     ) -> Result<Self, KeyMaterialError> {
         let plain = stored.map(|s| cipher.decrypt(s)).transpose()?;
@@ -181,23 +232,24 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// A key type a client may send.
-pub fn check_key_type(kind: &str) -> Checked<()> {
-    if KEY_TYPES.contains(&kind) {
-        Ok(())
-    } else {
-        invalid(format!(
-            "type must be one of {}, not {kind:?}",
-            KEY_TYPES.join(", ")
-        ))
+pub fn check_key_type(kind: &str) -> Checked<KeyKind> {
+    match KeyKind::parse(kind).filter(|k| KeyKind::CREATABLE.contains(k)) {
+        Some(kind) => Ok(kind),
+        None => {
+            let names: Vec<&str> = KeyKind::CREATABLE.iter().map(|k| k.as_str()).collect();
+            invalid(format!(
+                "type must be one of {}, not {kind:?}",
+                names.join(", ")
+            ))
+        }
     }
 }
 
 impl AccessKeyRequest {
     /// The secret material the request carries for its type, checked.
     pub fn material(&self) -> Checked<KeyMaterial> {
-        check_key_type(&self.kind)?;
-        match self.kind.as_str() {
-            "ssh" => {
+        match check_key_type(&self.kind)? {
+            KeyKind::Ssh => {
                 let ssh = self.ssh.clone().unwrap_or_default();
                 if ssh.private_key.trim().is_empty() {
                     return invalid("an ssh key needs ssh.private_key");
@@ -207,7 +259,7 @@ impl AccessKeyRequest {
                 validate::long_text("ssh.private_key", &ssh.private_key)?;
                 Ok(KeyMaterial::Ssh(ssh))
             }
-            "login_password" => {
+            KeyKind::LoginPassword => {
                 let lp = self.login_password.clone().unwrap_or_default();
                 if lp.password.is_empty() {
                     return invalid("a login_password key needs login_password.password");
@@ -216,7 +268,7 @@ impl AccessKeyRequest {
                 validate::long_text("login_password.password", &lp.password)?;
                 Ok(KeyMaterial::LoginPassword(lp))
             }
-            _ => Ok(KeyMaterial::None),
+            KeyKind::None | KeyKind::String => Ok(KeyMaterial::None),
         }
     }
 }
@@ -267,16 +319,16 @@ mod tests {
         let stored = lp.seal(&cipher).unwrap();
         assert!(!stored.contains("hunter2"));
         assert_eq!(
-            KeyMaterial::open(&cipher, "login_password", Some(&stored)).unwrap(),
+            KeyMaterial::open(&cipher, KeyKind::LoginPassword, Some(&stored)).unwrap(),
             lp
         );
         assert_eq!(
-            KeyMaterial::open(&cipher, "none", None).unwrap(),
+            KeyMaterial::open(&cipher, KeyKind::None, None).unwrap(),
             KeyMaterial::None
         );
         let s = KeyMaterial::String("v".into());
         assert_eq!(
-            KeyMaterial::open(&cipher, "string", s.seal(&cipher).as_deref()).unwrap(),
+            KeyMaterial::open(&cipher, KeyKind::String, s.seal(&cipher).as_deref()).unwrap(),
             s
         );
     }
@@ -310,7 +362,7 @@ mod tests {
             private_key: "-----BEGIN".into(),
             ..Default::default()
         });
-        assert_eq!(ok.material().unwrap().kind(), "ssh");
+        assert_eq!(ok.material().unwrap().kind(), KeyKind::Ssh);
     }
 
     #[test]

@@ -21,6 +21,15 @@ pub mod views;
 
 use serde::{Deserialize, Serialize};
 
+/// A stored or sent string that names no variant of one of the API's kinds (an inventory type,
+/// a key type, a secret type).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownKind {
+    pub what: &'static str,
+    pub value: String,
+}
+
 /// The body of every error answer: `{"error": "..."}`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {

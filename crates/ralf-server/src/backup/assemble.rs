@@ -121,7 +121,7 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
         .zip(key_list)
         .map(|(k, name)| BackupKey {
             name,
-            kind: k.kind.clone(),
+            kind: k.kind.to_string(),
         })
         .collect();
     let repositories = repositories
@@ -146,7 +146,7 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
                 ssh_key: key_names.of_opt(i.ssh_key_id)?,
                 become_key: key_names.of_opt(i.become_key_id)?,
                 repository: repository_names.of_opt(i.repository_id)?,
-                kind: i.kind.clone(),
+                kind: i.kind.to_string(),
             })
         })
         .collect::<ApiResult<_>>()?;
@@ -163,7 +163,7 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
                 .iter()
                 .map(|s| BackupSecret {
                     name: s.name.clone(),
-                    kind: s.kind.clone(),
+                    kind: s.kind.to_string(),
                 })
                 .collect(),
         })
@@ -260,7 +260,7 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
                     template: template_names.of(s.template_id)?,
                     cron_format: s.cron_format.clone(),
                     active: Some(s.active),
-                    kind: s.kind.clone(),
+                    kind: s.kind.to_string(),
                     run_at: s.run_at,
                     task_params: s.task_params.as_ref().map(without_ids),
                 })

@@ -10,8 +10,8 @@ use ralf_core::api::environments::{
     EnvironmentSecretRequest, SecretChange, check_env, check_extra_vars, secret_changes,
 };
 use ralf_core::api::host_configs::{HostConfigFields, HostConfigRequest};
-use ralf_core::api::inventories::check_inventory;
-use ralf_core::api::keys::check_key_type;
+use ralf_core::api::inventories::{InventoryKind, check_inventory};
+use ralf_core::api::keys::{KeyKind, check_key_type};
 use ralf_core::api::projects::ProjectRequest;
 use ralf_core::api::repositories::git_url;
 use ralf_core::api::schedules::{ScheduleFields, ScheduleRequest};
@@ -80,7 +80,7 @@ impl<'a> Indices<'a> {
 /// A key of a restore: a name and a type, no secret.
 struct CheckedKey {
     name: String,
-    kind: String,
+    kind: KeyKind,
 }
 
 struct CheckedRepository {
@@ -92,7 +92,7 @@ struct CheckedRepository {
 
 struct CheckedInventory {
     name: String,
-    kind: String,
+    kind: InventoryKind,
     inventory: String,
     ssh_key: Option<i64>,
     become_key: Option<i64>,
@@ -147,11 +147,8 @@ impl Checked {
         for (i, k) in b.keys.iter().enumerate() {
             let place = describe("keys", i, &k.name);
             let name = validate::name("name", &k.name).at(&place)?;
-            check_key_type(&k.kind).at(&place)?;
-            keys.push(CheckedKey {
-                name,
-                kind: k.kind.clone(),
-            });
+            let kind = check_key_type(&k.kind).at(&place)?;
+            keys.push(CheckedKey { name, kind });
         }
 
         let mut repositories = Vec::new();
@@ -181,10 +178,10 @@ impl Checked {
             let place = describe("inventories", i, &inv.name);
             let check = || -> ApiResult<CheckedInventory> {
                 let name = validate::name("name", &inv.name)?;
-                check_inventory(&inv.kind, &inv.inventory)?;
+                let kind = check_inventory(&inv.kind, &inv.inventory)?;
                 Ok(CheckedInventory {
                     name,
-                    kind: inv.kind.clone(),
+                    kind,
                     inventory: inv.inventory.clone(),
                     ssh_key: ix
                         .keys
@@ -353,7 +350,7 @@ impl Checked {
                 .iter()
                 .map(|k| NewKey {
                     name: &k.name,
-                    kind: &k.kind,
+                    kind: k.kind,
                     secret: None,
                 })
                 .collect(),
@@ -372,7 +369,7 @@ impl Checked {
                 .iter()
                 .map(|i| InventoryFields {
                     name: &i.name,
-                    kind: &i.kind,
+                    kind: i.kind,
                     inventory: &i.inventory,
                     ssh_key_id: i.ssh_key,
                     become_key_id: i.become_key,

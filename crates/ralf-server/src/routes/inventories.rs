@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ralf_core::api::events::NewEvent;
-use ralf_core::api::inventories::{self, Inventory, InventoryRequest};
+use ralf_core::api::inventories::{self, Inventory, InventoryKind, InventoryRequest};
 use ralf_core::api::refs::ObjectRefs;
 use ralf_core::api::{ListQuery, Order};
 use ralf_core::validate;
@@ -63,10 +63,10 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Inventory>)> {
     let body = body.normalized();
     same_project(body.project_id, access.project_id)?;
-    let name = check(&state, access.project_id, &body).await?;
+    let (name, kind) = check(&state, access.project_id, &body).await?;
     let inventory = state
         .store
-        .create_inventory(access.project_id, &fields(&name, &body))
+        .create_inventory(access.project_id, &fields(&name, kind, &body))
         .await?;
     inventory_event(
         &state,
@@ -112,10 +112,10 @@ async fn update(
         .inventory(access.project_id, inventory_id)
         .await
         .or_not_found("inventory")?;
-    let name = check(&state, access.project_id, &body).await?;
+    let (name, kind) = check(&state, access.project_id, &body).await?;
     state
         .store
-        .update_inventory(access.project_id, inventory_id, &fields(&name, &body))
+        .update_inventory(access.project_id, inventory_id, &fields(&name, kind, &body))
         .await
         .or_not_found("inventory")?;
     inventory_event(
@@ -185,20 +185,28 @@ async fn refs(
     ))
 }
 
-/// Checks a request; returns the trimmed name.
-async fn check(state: &AppState, project_id: i64, body: &InventoryRequest) -> ApiResult<String> {
+/// Checks a request; returns the trimmed name and the type.
+async fn check(
+    state: &AppState,
+    project_id: i64,
+    body: &InventoryRequest,
+) -> ApiResult<(String, InventoryKind)> {
     let name = validate::name("name", &body.name)?;
-    inventories::check_inventory(&body.kind, &body.inventory)?;
+    let kind = inventories::check_inventory(&body.kind, &body.inventory)?;
     require_key(state, project_id, "ssh_key_id", body.ssh_key_id).await?;
     require_key(state, project_id, "become_key_id", body.become_key_id).await?;
     require_repository(state, project_id, "repository_id", body.repository_id).await?;
-    Ok(name)
+    Ok((name, kind))
 }
 
-fn fields<'a>(name: &'a str, body: &'a InventoryRequest) -> InventoryFields<'a> {
+fn fields<'a>(
+    name: &'a str,
+    kind: InventoryKind,
+    body: &'a InventoryRequest,
+) -> InventoryFields<'a> {
     InventoryFields {
         name,
-        kind: &body.kind,
+        kind,
         inventory: &body.inventory,
         ssh_key_id: body.ssh_key_id,
         become_key_id: body.become_key_id,

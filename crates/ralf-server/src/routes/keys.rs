@@ -131,17 +131,17 @@ async fn update(
     let replace_secret = if body.override_secret {
         let mut request = body.clone();
         if request.kind.is_empty() {
-            request.kind = stored.kind.clone();
+            request.kind = stored.kind.to_string();
         }
         let material = request.material()?;
         sealed = material.seal(&state.cipher);
         Some((material.kind(), sealed.as_deref()))
-    } else if !body.kind.is_empty() && body.kind != stored.kind {
+    } else if !body.kind.is_empty() && body.kind != stored.kind.as_str() {
         // Semaphore stores the new type over the old secret; a task using the key then says
         // the secret does not fit.
-        check_key_type(&body.kind)?;
+        let kind = check_key_type(&body.kind)?;
         kept = state.store.key_secret(access.project_id, key_id).await?;
-        Some((body.kind.as_str(), kept.secret.as_deref()))
+        Some((kind, kept.secret.as_deref()))
     } else {
         None
     };
@@ -252,7 +252,7 @@ pub(crate) async fn key_material(
         .key_secret(project_id, key_id)
         .await
         .or_not_found("key")?;
-    KeyMaterial::open(&state.cipher, &stored.kind, stored.secret.as_deref())
+    KeyMaterial::open(&state.cipher, stored.kind, stored.secret.as_deref())
         .map_err(|e: KeyMaterialError| ApiError::Internal(anyhow::anyhow!("key {key_id}: {e}")))
 }
 

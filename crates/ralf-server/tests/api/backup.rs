@@ -2,7 +2,7 @@
 //! project, carries no secret, reads backups shaped like Semaphore's own, and a bad backup is
 //! refused whole, with a message naming the object and field, leaving no project behind.
 
-use ralf_core::api::keys::KeyMaterial;
+use ralf_core::api::keys::{KeyKind, KeyMaterial};
 use ralf_core::api::projects::Project;
 use ralf_core::api::templates::{TemplateSettings, TemplateType};
 use ralf_store::backup::{ProjectRestore, RestoredTemplate};
@@ -324,7 +324,7 @@ async fn backup_round_trips(backend: Backend) {
     );
     for secret in vars["secrets"].as_array().unwrap() {
         let stored = server.store().key_secret(b, id(secret)).await.unwrap();
-        let value = KeyMaterial::open(&cipher(), &stored.kind, stored.secret.as_deref()).unwrap();
+        let value = KeyMaterial::open(&cipher(), stored.kind, stored.secret.as_deref()).unwrap();
         assert_eq!(value, KeyMaterial::String(String::new()));
     }
     // The restored objects point at the restored project's objects.
@@ -720,7 +720,7 @@ async fn a_failed_restore_rolls_back(backend: Backend) {
         },
         keys: vec![NewKey {
             name: "k",
-            kind: "none",
+            kind: KeyKind::None,
             secret: None,
         }],
         repositories: vec![RepositoryFields {

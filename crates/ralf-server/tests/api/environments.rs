@@ -1,7 +1,7 @@
 //! Environments: extra variables, environment variables, secrets and a vault password. Secret
 //! values and the password are written, stored encrypted, and never answered.
 
-use ralf_core::api::keys::KeyMaterial;
+use ralf_core::api::keys::{KeyKind, KeyMaterial};
 use ralf_testkit::reqwest::StatusCode;
 use ralf_testkit::{Backend, TestServer, json, on_both_backends};
 use serde_json::Value;
@@ -52,8 +52,8 @@ fn secret_id(env: &Value, name: &str) -> i64 {
 
 async fn secret_value(server: &TestServer, project: i64, secret: i64) -> String {
     let stored = server.store().key_secret(project, secret).await.unwrap();
-    assert_eq!(stored.kind, "string");
-    match KeyMaterial::open(&cipher(), &stored.kind, stored.secret.as_deref()).unwrap() {
+    assert_eq!(stored.kind, KeyKind::String);
+    match KeyMaterial::open(&cipher(), stored.kind, stored.secret.as_deref()).unwrap() {
         KeyMaterial::String(value) => value,
         other => panic!("{other:?}"),
     }

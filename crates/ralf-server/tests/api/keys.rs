@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ralf_core::api::keys::{KeyMaterial, LoginPassword, SshKey};
+use ralf_core::api::keys::{KeyKind, KeyMaterial, LoginPassword, SshKey};
 use ralf_core::secret::SecretCipher;
 use ralf_testkit::reqwest::StatusCode;
 use ralf_testkit::{Api, Backend, Reply, TEST_ENCRYPTION_KEY, TestServer, json, on_both_backends};
@@ -373,7 +373,7 @@ async fn keys_round_trip_without_their_secrets(backend: Backend) {
 
 async fn material(server: &TestServer, project: i64, key: i64) -> KeyMaterial {
     let stored = server.store().key_secret(project, key).await.unwrap();
-    KeyMaterial::open(&cipher(), &stored.kind, stored.secret.as_deref()).unwrap()
+    KeyMaterial::open(&cipher(), stored.kind, stored.secret.as_deref()).unwrap()
 }
 
 async fn key_material_is_encrypted_at_rest(backend: Backend) {
@@ -394,7 +394,7 @@ async fn key_material_is_encrypted_at_rest(backend: Backend) {
         .await);
 
     let stored = server.store().key_secret(p, ssh).await.unwrap();
-    assert_eq!(stored.kind, "ssh");
+    assert_eq!(stored.kind, KeyKind::Ssh);
     let sealed = stored.secret.clone().expect("an ssh key has a secret");
     let plaintext = format!(
         r#"{{"login":"root","passphrase":"{PASSPHRASE}","private_key":{}}}"#,

@@ -8,6 +8,8 @@
 //! arguments, as Semaphore passes them.
 
 use anyhow::{Context, bail};
+use ralf_core::api::environments::SecretKind;
+use ralf_core::api::inventories::InventoryKind;
 use ralf_core::api::keys::KeyMaterial;
 use ralf_core::api::tasks::Task;
 use ralf_core::api::templates::{SurveyVarTarget, TemplateApp, VaultType};
@@ -69,7 +71,7 @@ pub fn build_job(task: &Task, sources: JobSources) -> anyhow::Result<PreparedJob
         }
         for secret in group.secrets {
             secrets.push(secret.value.clone());
-            if secret.kind == "env" {
+            if secret.kind == SecretKind::Env {
                 env.push((secret.name, secret.value));
             } else {
                 extra_vars.insert(secret.name, Value::String(secret.value));
@@ -167,20 +169,19 @@ pub fn build_job(task: &Task, sources: JobSources) -> anyhow::Result<PreparedJob
 
     let mut inventory = None;
     if let Some(inv) = &stored_inventory {
-        inventory = match inv.kind.as_str() {
-            "static" => Some(Inventory::Static(inv.inventory.clone())),
-            "static-yaml" => Some(Inventory::StaticYaml(inv.inventory.clone())),
-            "file" if inv.inventory.trim().is_empty() => bail!(
+        inventory = match inv.kind {
+            InventoryKind::Static => Some(Inventory::Static(inv.inventory.clone())),
+            InventoryKind::StaticYaml => Some(Inventory::StaticYaml(inv.inventory.clone())),
+            InventoryKind::File if inv.inventory.trim().is_empty() => bail!(
                 "inventory {:?} is a file inventory without a path: give it the path of the \
                  inventory file in the repository",
                 inv.name
             ),
-            "file" => Some(Inventory::File(inv.inventory.clone())),
-            "terraform-workspace" | "tofu-workspace" => {
+            InventoryKind::File => Some(Inventory::File(inv.inventory.clone())),
+            InventoryKind::TerraformWorkspace | InventoryKind::TofuWorkspace => {
                 terraform.workspace = Some(inv.inventory.clone()).filter(|w| !w.trim().is_empty());
                 None
             }
-            other => bail!("inventory {:?} has an unknown type {other:?}", inv.name),
         };
         if let Some(key_id) = inv.ssh_key_id {
             ansible.ssh_key = credential(key_id, key(key_id)?, &mut secrets)?;
@@ -388,7 +389,7 @@ mod tests {
                 .iter()
                 .map(|(name, kind, value)| GroupSecret {
                     name: name.to_string(),
-                    kind: kind.to_string(),
+                    kind: SecretKind::try_from(kind.to_string()).expect("a secret kind"),
                     value: value.to_string(),
                 })
                 .collect(),
@@ -411,7 +412,7 @@ mod tests {
             ssh_key_id: None,
             become_key_id: None,
             repository_id: None,
-            kind: kind.into(),
+            kind: InventoryKind::try_from(kind.to_string()).expect("an inventory kind"),
         }
     }
 

@@ -7,6 +7,7 @@ mod build;
 use std::collections::HashMap;
 
 use anyhow::Context;
+use ralf_core::api::environments::SecretKind;
 use ralf_core::api::inventories::Inventory;
 use ralf_core::api::keys::KeyMaterial;
 use ralf_core::api::repositories::Repository;
@@ -52,8 +53,8 @@ pub struct VariableGroup {
 #[derive(Clone)]
 pub struct GroupSecret {
     pub name: String,
-    /// `env`: an environment variable; otherwise an extra variable.
-    pub kind: String,
+    /// An environment variable or an extra variable.
+    pub kind: SecretKind,
     pub value: String,
 }
 
@@ -179,6 +180,6 @@ async fn key_material(
         .key_secret(project_id, key_id)
         .await
         .context("loading a key")?;
-    KeyMaterial::open(&state.cipher, &stored.kind, stored.secret.as_deref())
+    KeyMaterial::open(&state.cipher, stored.kind, stored.secret.as_deref())
         .with_context(|| format!("key {key_id}"))
 }
