@@ -76,6 +76,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(m) | StoreError::InUse(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::BadRequest(m),
+            // A row the store cannot read is the server's fault: a 500, with the detail in the
+            // log (`IntoResponse` logs every internal error) and not in the response.
+            corrupt @ StoreError::Corrupt(_) => ApiError::Internal(corrupt.into()),
             other => ApiError::Internal(other.into()),
         }
     }

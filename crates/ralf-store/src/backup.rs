@@ -4,7 +4,6 @@
 //! Reading a backup needs no method of its own: the server assembles it from the resources'
 //! list calls.
 
-use ralf_core::Role;
 use ralf_core::Timestamp;
 use ralf_core::api::host_configs::HostConfigFields;
 use ralf_core::api::projects::Project;
@@ -12,13 +11,13 @@ use ralf_core::api::schedules::ScheduleFields;
 use ralf_core::api::templates::{NewVault, TemplateSettings};
 use ralf_core::api::views::ViewFields;
 
-use crate::environments::{EnvironmentFields, PasswordChange, SealedSecretChange};
+use crate::driver::Tx as _;
+use crate::environments::{EnvironmentFields, SealedSecretChange};
 use crate::inventories::InventoryFields;
 use crate::keys::NewKey;
-use crate::projects::{PROJECT_COLUMNS, ProjectFields};
+use crate::projects::ProjectFields;
 use crate::repositories::RepositoryFields;
-use crate::templates::{JsonColumns, bind_settings, insert_template_sql, insert_vault};
-use crate::{Result, Store, StoreError, audited, with_db};
+use crate::{Result, Store, StoreError, with_db};
 
 /// Everything a restore creates, checked. The objects refer to each other by position: every
 /// id field of a row (a repository's `ssh_key_id`, a template's `inventory_id`, a vault's
@@ -100,233 +99,174 @@ impl Store {
         restore: &ProjectRestore<'_>,
         owner: i64,
     ) -> Result<Project> {
-        let project_sql = format!(
-            "INSERT INTO projects (name, created, alert, alert_chat, max_parallel_tasks, type)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PROJECT_COLUMNS}"
-        );
-        let template_sql = insert_template_sql();
-        let p = &restore.project;
-        with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let project = sqlx::query_as::<_, Project>(audited(&project_sql))
-                    .bind(p.name)
-                    .bind(Timestamp::now())
-                    .bind(p.alert)
-                    .bind(p.alert_chat)
-                    .bind(p.max_parallel_tasks)
-                    .bind(p.kind)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let project_id = project.id;
-                sqlx::query(
-                    "INSERT INTO project_users (project_id, user_id, role) VALUES ($1, $2, $3)",
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let project = tx.insert_project(&restore.project, owner).await?;
+            let project_id = project.id;
+
+            let mut keys = Vec::with_capacity(restore.keys.len());
+            for key in &restore.keys {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO access_keys (project_id, name, type, secret, owner)
+                         VALUES ($1, $2, $3, $4, '') RETURNING id",
                 )
                 .bind(project_id)
-                .bind(owner)
-                .bind(Role::Owner.as_str())
-                .execute(&mut *tx)
+                .bind(key.name)
+                .bind(key.kind)
+                .bind(key.secret)
+                .fetch_one(&mut *tx)
                 .await?;
+                keys.push(id);
+            }
 
-                let mut keys = Vec::with_capacity(restore.keys.len());
-                for key in &restore.keys {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO access_keys (project_id, name, type, secret, owner)
-                         VALUES ($1, $2, $3, $4, '') RETURNING id",
-                    )
-                    .bind(project_id)
-                    .bind(key.name)
-                    .bind(key.kind)
-                    .bind(key.secret)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    keys.push(id);
-                }
-
-                let mut repositories = Vec::with_capacity(restore.repositories.len());
-                for repository in &restore.repositories {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO repositories
+            let mut repositories = Vec::with_capacity(restore.repositories.len());
+            for repository in &restore.repositories {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO repositories
                             (project_id, name, git_url, git_branch, ssh_key_id)
                          VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    )
-                    .bind(project_id)
-                    .bind(repository.name)
-                    .bind(repository.git_url)
-                    .bind(repository.git_branch)
-                    .bind(new_ids(&keys, "key", repository.ssh_key_id)?)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    repositories.push(id);
-                }
+                )
+                .bind(project_id)
+                .bind(repository.name)
+                .bind(repository.git_url)
+                .bind(repository.git_branch)
+                .bind(new_ids(&keys, "key", repository.ssh_key_id)?)
+                .fetch_one(&mut *tx)
+                .await?;
+                repositories.push(id);
+            }
 
-                for host_config in &restore.host_configs {
-                    sqlx::query(
-                        "INSERT INTO host_configs (project_id, type, host, ssh_key_id)
+            for host_config in &restore.host_configs {
+                sqlx::query(
+                    "INSERT INTO host_configs (project_id, type, host, ssh_key_id)
                          VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(project_id)
-                    .bind(&host_config.kind)
-                    .bind(&host_config.host)
-                    .bind(new_ids(&keys, "key", host_config.ssh_key_id)?)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                )
+                .bind(project_id)
+                .bind(&host_config.kind)
+                .bind(&host_config.host)
+                .bind(new_ids(&keys, "key", host_config.ssh_key_id)?)
+                .execute(&mut *tx)
+                .await?;
+            }
 
-                let mut inventories = Vec::with_capacity(restore.inventories.len());
-                for inventory in &restore.inventories {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO inventories
+            let mut inventories = Vec::with_capacity(restore.inventories.len());
+            for inventory in &restore.inventories {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO inventories
                             (project_id, name, type, inventory, ssh_key_id, become_key_id,
                              repository_id)
                          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    )
-                    .bind(project_id)
-                    .bind(inventory.name)
-                    .bind(inventory.kind)
-                    .bind(inventory.inventory)
-                    .bind(new_ids(&keys, "key", inventory.ssh_key_id)?)
-                    .bind(new_ids(&keys, "key", inventory.become_key_id)?)
-                    .bind(new_ids(
-                        &repositories,
-                        "repository",
-                        inventory.repository_id,
-                    )?)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    inventories.push(id);
-                }
+                )
+                .bind(project_id)
+                .bind(inventory.name)
+                .bind(inventory.kind)
+                .bind(inventory.inventory)
+                .bind(new_ids(&keys, "key", inventory.ssh_key_id)?)
+                .bind(new_ids(&keys, "key", inventory.become_key_id)?)
+                .bind(new_ids(
+                    &repositories,
+                    "repository",
+                    inventory.repository_id,
+                )?)
+                .fetch_one(&mut *tx)
+                .await?;
+                inventories.push(id);
+            }
 
-                let mut environments = Vec::with_capacity(restore.environments.len());
-                for environment in &restore.environments {
-                    let fields = &environment.fields;
-                    let password = match fields.password {
-                        PasswordChange::Set(p) => Some(p),
-                        PasswordChange::Keep | PasswordChange::Clear => None,
-                    };
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO environments (project_id, name, password, json, env)
-                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    )
-                    .bind(project_id)
-                    .bind(fields.name)
-                    .bind(password)
-                    .bind(fields.json)
-                    .bind(fields.env)
-                    .fetch_one(&mut *tx)
+            let mut environments = Vec::with_capacity(restore.environments.len());
+            for environment in &restore.environments {
+                let id = tx
+                    .insert_environment(project_id, &environment.fields, &environment.secrets)
                     .await?;
-                    for change in &environment.secrets {
-                        let SealedSecretChange::Create { name, kind, secret } = change else {
-                            return Err(StoreError::Invalid(
-                                "a restored environment has no secrets to update or delete".into(),
-                            ));
-                        };
-                        sqlx::query(
-                            "INSERT INTO access_keys
-                                (project_id, name, type, secret, environment_id, owner)
-                             VALUES ($1, $2, 'string', $3, $4, $5)",
-                        )
-                        .bind(project_id)
-                        .bind(name)
-                        .bind(secret)
-                        .bind(id)
-                        .bind(kind)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    environments.push(id);
-                }
+                environments.push(id);
+            }
 
-                let mut views = Vec::with_capacity(restore.views.len());
-                for view in &restore.views {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO views
+            let mut views = Vec::with_capacity(restore.views.len());
+            for view in &restore.views {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO views
                             (project_id, title, position, hidden, type, sort_column, sort_reverse)
                          VALUES ($1, $2,
                                  COALESCE($3, (SELECT COALESCE(MAX(position), 0) + 1
                                                FROM views WHERE project_id = $1)),
                                  $4, $5, $6, $7)
                          RETURNING id",
-                    )
-                    .bind(project_id)
-                    .bind(&view.title)
-                    .bind(view.position)
-                    .bind(view.hidden)
-                    .bind(&view.kind)
-                    .bind(view.sort_column.as_deref())
-                    .bind(view.sort_reverse)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    views.push(id);
-                }
+                )
+                .bind(project_id)
+                .bind(&view.title)
+                .bind(view.position)
+                .bind(view.hidden)
+                .bind(&view.kind)
+                .bind(view.sort_column.as_deref())
+                .bind(view.sort_reverse)
+                .fetch_one(&mut *tx)
+                .await?;
+                views.push(id);
+            }
 
-                let mut templates = Vec::with_capacity(restore.templates.len());
-                for template in &restore.templates {
-                    let settings = resolved_settings(
-                        &template.settings,
-                        &repositories,
-                        &inventories,
-                        &environments,
-                        &views,
-                    )?;
-                    let json = JsonColumns::of(&settings)?;
-                    let query =
-                        sqlx::query_scalar::<_, i64>(audited(&template_sql)).bind(project_id);
-                    let id = bind_settings!(query, settings, json)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    for vault in &template.vaults {
-                        let vault = NewVault {
-                            vault_key_id: new_ids(&keys, "key", vault.vault_key_id)?,
-                            ..vault.clone()
-                        };
-                        insert_vault!(&mut *tx, project_id, id, vault);
-                    }
-                    templates.push(id);
-                }
-                // Build templates may come after the templates that name them.
-                for (template, &id) in restore.templates.iter().zip(&templates) {
-                    let Some(build) = template.settings.build_template_id else {
-                        continue;
+            let mut templates = Vec::with_capacity(restore.templates.len());
+            for template in &restore.templates {
+                let settings = resolved_settings(
+                    &template.settings,
+                    &repositories,
+                    &inventories,
+                    &environments,
+                    &views,
+                )?;
+                let id = tx
+                    .save_template(project_id, None, &settings)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                for vault in &template.vaults {
+                    let vault = NewVault {
+                        vault_key_id: new_ids(&keys, "key", vault.vault_key_id)?,
+                        ..vault.clone()
                     };
-                    sqlx::query("UPDATE templates SET build_template_id = $1 WHERE id = $2")
-                        .bind(new_id(&templates, "template", build)?)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                    tx.insert_vault(project_id, id, &vault).await?;
                 }
-
-                for schedule in &restore.schedules {
-                    let f = &schedule.fields;
-                    let params = f
-                        .task_params
-                        .as_ref()
-                        .map(serde_json::to_string)
-                        .transpose()
-                        .map_err(|e| StoreError::Invalid(format!("task_params: {e}")))?;
-                    sqlx::query(
-                        "INSERT INTO schedules (project_id, template_id, name, cron_format, type,
-                            run_at, active, task_params, created, next_run)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(project_id)
-                    .bind(new_id(&templates, "template", f.template_id)?)
-                    .bind(&f.name)
-                    .bind(&f.cron_format)
-                    .bind(&f.kind)
-                    .bind(f.run_at)
-                    .bind(f.active)
-                    .bind(params)
-                    .bind(Timestamp::now())
-                    .bind(schedule.next_run)
+                templates.push(id);
+            }
+            // Build templates may come after the templates that name them.
+            for (template, &id) in restore.templates.iter().zip(&templates) {
+                let Some(build) = template.settings.build_template_id else {
+                    continue;
+                };
+                sqlx::query("UPDATE templates SET build_template_id = $1 WHERE id = $2")
+                    .bind(new_id(&templates, "template", build)?)
+                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                }
-
-                tx.commit().await?;
-                Ok(project)
             }
-        )
+
+            for schedule in &restore.schedules {
+                let f = &schedule.fields;
+                let params = f
+                    .task_params
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Invalid(format!("task_params: {e}")))?;
+                sqlx::query(
+                    "INSERT INTO schedules (project_id, template_id, name, cron_format, type,
+                            run_at, active, task_params, created, next_run)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(project_id)
+                .bind(new_id(&templates, "template", f.template_id)?)
+                .bind(&f.name)
+                .bind(&f.cron_format)
+                .bind(&f.kind)
+                .bind(f.run_at)
+                .bind(f.active)
+                .bind(params)
+                .bind(Timestamp::now())
+                .bind(schedule.next_run)
+                .execute(&mut *tx)
+                .await?;
+            }
+
+            tx.commit().await?;
+            Ok(project)
+        })
     }
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use ralf_core::{TaskStatus, Timestamp};
 
-use crate::dispatch::active_list;
-use crate::output::{Chunk, append_chunk};
-use crate::{Db, Result, Store, audited, with_db};
+use const_format::concatcp;
+
+use crate::dispatch::ACTIVE_LIST;
+use crate::driver::Tx as _;
+use crate::{Db, Result, Store, StoreError, with_db};
 
 /// A connection that hears PostgreSQL notifications.
 pub type Listener = sqlx::postgres::PgListener;
@@ -38,92 +40,42 @@ pub struct Leases {
     pub runner: Duration,
 }
 
-/// Inside the open transaction `$tx`: moves active task `$id` back to `waiting` (when
-/// `$requeue`) or to `error`, appending the line that says why; evaluates to the
-/// [`OrphanedTask`], or `None` when the task was no longer active (a compare-and-set, so a task
-/// settled meanwhile, by its server after all or by another sweep, is left alone).
-macro_rules! settle_lost {
-    ($tx:ident, $id:expr, $project_id:expr, $template_id:expr, $requeue:expr, $lost:expr, $now:expr) => {{
-        let id: i64 = $id;
-        let requeue: bool = $requeue;
-        let changed = if requeue {
-            let update = format!(
-                "UPDATE tasks SET status = 'waiting', node_id = NULL, runner_id = NULL,
-                        start = NULL WHERE id = $1 AND status IN ({})",
-                active_list()
-            );
-            sqlx::query(audited(&update)).bind(id)
-        } else {
-            let update = format!(
-                "UPDATE tasks SET status = 'error', \"end\" = $2 WHERE id = $1 AND status IN ({})",
-                active_list()
-            );
-            sqlx::query(audited(&update)).bind(id).bind($now)
-        }
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected();
-        if changed == 1 {
-            if !requeue {
-                sqlx::query("DELETE FROM task_secrets WHERE task_id = $1")
-                    .bind(id)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-            let line = $lost.line(requeue);
-            let chunk = Chunk::new(&[($now, line.clone())]);
-            let line_index = append_chunk!($tx, id, chunk);
-            Some(OrphanedTask {
-                id,
-                project_id: $project_id,
-                template_id: $template_id,
-                status: if requeue {
-                    TaskStatus::Waiting
-                } else {
-                    TaskStatus::Error
-                },
-                line,
-                line_index,
-            })
-        } else {
-            None
-        }
-    }};
+/// An active task whose server or runner went away, about to be settled.
+pub(crate) struct LostTask {
+    pub id: i64,
+    pub project_id: i64,
+    pub template_id: i64,
+    /// Its template says running it again is safe (`requeue_when_lost`).
+    pub requeue: bool,
+    /// The task's last line: who went away, and what becomes of the task.
+    pub line: String,
 }
 
 impl Store {
     /// Records that server `id` (listening on `address`) is alive now.
     pub async fn touch_node(&self, id: &str, address: &str, now: Timestamp) -> Result<()> {
-        with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(
-                    "INSERT INTO nodes (id, address, started, touched) VALUES ($1, $2, $3, $3)
+        with_db!(self, write, |pool| sqlx::query(
+            "INSERT INTO nodes (id, address, started, touched) VALUES ($1, $2, $3, $3)
                      ON CONFLICT (id) DO UPDATE SET touched = $3",
-                )
-                .bind(id)
-                .bind(address)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        )?;
+        )
+        .bind(id)
+        .bind(address)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
     /// Takes server `id` out of the table (a clean shutdown).
     pub async fn remove_node(&self, id: &str) -> Result<()> {
-        with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("DELETE FROM nodes WHERE id = $1")
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|_| ())
-        )?;
+        with_db!(self, write, |pool| sqlx::query(
+            "DELETE FROM nodes WHERE id = $1"
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -141,18 +93,6 @@ impl Store {
     ) -> Result<Vec<OrphanedTask>> {
         let node_since = before(now, leases.node);
         let runner_since = before(now, leases.runner);
-        let sql = format!(
-            "SELECT t.id, t.project_id, t.template_id, tpl.requeue_when_lost, t.node_id,
-                    t.runner_id, r.name, n.address
-             FROM tasks t
-             JOIN templates tpl ON tpl.id = t.template_id
-             LEFT JOIN nodes n ON n.id = t.node_id
-             LEFT JOIN runners r ON r.id = t.runner_id
-             WHERE t.status IN ({active})
-               AND NOT (t.node_id IS NOT NULL AND (t.node_id = $1 OR n.touched >= $2))
-               AND NOT (t.runner_id IS NOT NULL AND r.touched >= $3)",
-            active = active_list()
-        );
         type Row = (
             i64,
             i64,
@@ -163,36 +103,37 @@ impl Store {
             Option<String>,
             Option<String>,
         );
-        let orphans = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let rows: Vec<Row> = sqlx::query_as(audited(&sql))
-                    .bind(me)
-                    .bind(node_since)
-                    .bind(runner_since)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let mut orphans = Vec::new();
-                for (id, project_id, template_id, requeue, node_id, runner_id, runner, address) in
-                    rows
-                {
-                    let lost = Lost::of(node_id, address, runner_id, runner, leases);
-                    if let Some(settled) =
-                        settle_lost!(tx, id, project_id, template_id, requeue, lost, now)
-                    {
-                        orphans.push(settled);
-                    }
+        let orphans = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let rows: Vec<Row> = sqlx::query_as(ORPHANED_TASKS)
+                .bind(me)
+                .bind(node_since)
+                .bind(runner_since)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut orphans = Vec::new();
+            for (id, project_id, template_id, requeue, node_id, runner_id, runner, address) in rows
+            {
+                let lost = Lost::of(node_id, address, runner_id, runner, leases);
+                let task = LostTask {
+                    id,
+                    project_id,
+                    template_id,
+                    requeue,
+                    line: lost.line(requeue),
+                };
+                if let Some(settled) = tx.settle_lost(task, now).await? {
+                    orphans.push(settled);
                 }
-                sqlx::query("DELETE FROM nodes WHERE touched < $1 AND id <> $2")
-                    .bind(node_since)
-                    .bind(me)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                orphans
             }
-        );
+            sqlx::query("DELETE FROM nodes WHERE touched < $1 AND id <> $2")
+                .bind(node_since)
+                .bind(me)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            orphans
+        });
         Ok(orphans)
     }
 
@@ -210,40 +151,41 @@ impl Store {
             runner: runner_name.to_string(),
             id: runner_id,
         };
-        Ok(with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let row: Option<(i64, i64, bool)> = sqlx::query_as(
-                    "SELECT t.project_id, t.template_id, tpl.requeue_when_lost
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let row: Option<(i64, i64, bool)> = sqlx::query_as(
+                "SELECT t.project_id, t.template_id, tpl.requeue_when_lost
                      FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
                      WHERE t.id = $1 AND t.runner_id = $2",
-                )
-                .bind(task_id)
-                .bind(runner_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((project_id, template_id, requeue)) = row else {
-                    return Ok(None);
-                };
-                let settled =
-                    settle_lost!(tx, task_id, project_id, template_id, requeue, lost, now);
-                tx.commit().await?;
-                settled
-            }
-        ))
+            )
+            .bind(task_id)
+            .bind(runner_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((project_id, template_id, requeue)) = row else {
+                return Ok(None);
+            };
+            let task = LostTask {
+                id: task_id,
+                project_id,
+                template_id,
+                requeue,
+                line: lost.line(requeue),
+            };
+            let settled = tx.settle_lost(task, now).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(settled)
+        })
     }
 
     /// A task's secret answers (encrypted); removed when the task finishes.
     pub async fn task_secret(&self, task_id: i64) -> Result<Option<String>> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar("SELECT secret FROM task_secrets WHERE task_id = $1")
-                    .bind(task_id)
-                    .fetch_optional(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_scalar(
+            "SELECT secret FROM task_secrets WHERE task_id = $1"
+        )
+        .bind(task_id)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     /// Sends `payload` on PostgreSQL channel `channel` to every server listening; nothing on
@@ -269,6 +211,22 @@ impl Store {
         Ok(Some(listener))
     }
 }
+
+/// The active tasks whose server (`$1` the caller, alive by definition; `$2` the oldest
+/// heartbeat of a live server) or runner (`$3` likewise) went away, with who that was.
+const ORPHANED_TASKS: &str = concatcp!(
+    "SELECT t.id, t.project_id, t.template_id, tpl.requeue_when_lost, t.node_id,
+            t.runner_id, r.name, n.address
+     FROM tasks t
+     JOIN templates tpl ON tpl.id = t.template_id
+     LEFT JOIN nodes n ON n.id = t.node_id
+     LEFT JOIN runners r ON r.id = t.runner_id
+     WHERE t.status IN (",
+    ACTIVE_LIST,
+    ")
+       AND NOT (t.node_id IS NOT NULL AND (t.node_id = $1 OR n.touched >= $2))
+       AND NOT (t.runner_id IS NOT NULL AND r.touched >= $3)"
+);
 
 fn before(now: Timestamp, lease: Duration) -> Timestamp {
     let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);

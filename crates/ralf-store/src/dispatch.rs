@@ -1,9 +1,11 @@
 //! What the task dispatcher asks of the store: claiming waiting tasks in order within the
 //! limits, status checks of running tasks, the commit a task runs.
 
+use const_format::concatcp;
 use ralf_core::TaskStatus;
 
-use crate::{Result, Store, audited, with_db};
+use crate::driver::Dialect as _;
+use crate::{Result, Store, StoreError, audited, with_db};
 
 /// The statuses of a task that holds a slot: it runs, or it waits for a decision on its plan.
 pub const ACTIVE: [TaskStatus; 5] = [
@@ -45,13 +47,22 @@ pub struct ActiveTask {
     pub runner_id: Option<i64>,
 }
 
-pub(crate) fn active_list() -> String {
-    ACTIVE
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// [`ACTIVE`] as an SQL list, for `status IN (…)`.
+pub(crate) const ACTIVE_LIST: &str =
+    "'starting', 'running', 'stopping', 'waiting_confirmation', 'confirmed'";
+
+const ACTIVE_TASKS: &str = concatcp!(
+    "SELECT id, project_id, template_id, runner_id FROM tasks WHERE status IN (",
+    ACTIVE_LIST,
+    ")"
+);
+
+const HELD_BY_RUNNER: &str = concatcp!(
+    "SELECT id, project_id, template_id, runner_id, status FROM tasks
+     WHERE runner_id = $1 AND status IN (",
+    ACTIVE_LIST,
+    ")"
+);
 
 /// Who takes a task: a server of the cluster (by node id) or a remote runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +70,6 @@ pub enum Claimant<'a> {
     Node(&'a str),
     Runner(i64),
 }
-
-/// The key of PostgreSQL's advisory lock that makes claims of all servers take turns, so the
-/// limits (which count every active task) hold across the cluster.
-const CLAIM_LOCK: i64 = 0x7261_6c66; // "ralf"
 
 impl Store {
     /// Claims waiting tasks for `claimant` in one transaction: `pick` is shown the oldest
@@ -76,77 +83,52 @@ impl Store {
         lookahead: i64,
         pick: impl FnOnce(&[QueuedTask], &[ActiveTask]) -> Vec<i64>,
     ) -> Result<Vec<QueuedTask>> {
-        let postgres = matches!(self.db, crate::Db::Postgres(_));
-        let active_sql = format!(
-            "SELECT id, project_id, template_id, runner_id FROM tasks WHERE status IN ({})",
-            active_list()
-        );
         let (node_id, runner_id) = match claimant {
             Claimant::Node(id) => (Some(id), None),
             Claimant::Runner(id) => (None, Some(id)),
         };
-        let claimed = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                if postgres {
-                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                        .bind(CLAIM_LOCK)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let queued: Vec<QueuedTask> = sqlx::query_as(
-                    "SELECT t.id, t.project_id, t.template_id, tpl.allow_parallel_tasks,
-                            p.max_parallel_tasks AS project_max_parallel_tasks, tpl.runner_tags
-                     FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
-                     JOIN projects p ON p.id = t.project_id
-                     WHERE t.status = 'waiting' ORDER BY t.id LIMIT $1",
-                )
-                .bind(lookahead)
-                .fetch_all(&mut *tx)
-                .await?;
-                if queued.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let active: Vec<ActiveTask> = sqlx::query_as(audited(&active_sql))
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let picked = pick(&queued, &active);
-                let mut claimed = Vec::with_capacity(picked.len());
-                for task in queued.into_iter().filter(|t| picked.contains(&t.id)) {
-                    // Only the chosen rows are locked (locking every candidate costs a write
-                    // each); one being changed meanwhile (a stop) is skipped, not waited for.
-                    if postgres {
-                        let free: Option<i64> = sqlx::query_scalar(
-                            "SELECT id FROM tasks WHERE id = $1 AND status = 'waiting'
-                             FOR UPDATE SKIP LOCKED",
-                        )
-                        .bind(task.id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        if free.is_none() {
-                            continue;
-                        }
-                    }
-                    let changed = sqlx::query(
-                        "UPDATE tasks SET status = 'starting', node_id = $2, runner_id = $3
-                         WHERE id = $1 AND status = 'waiting'",
-                    )
-                    .bind(task.id)
-                    .bind(node_id)
-                    .bind(runner_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if changed == 1 {
-                        claimed.push(task);
-                    }
-                }
-                tx.commit().await?;
-                claimed
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.serialize_claims().await?;
+            let queued: Vec<QueuedTask> = sqlx::query_as(
+                "SELECT t.id, t.project_id, t.template_id, tpl.allow_parallel_tasks,
+                        p.max_parallel_tasks AS project_max_parallel_tasks, tpl.runner_tags
+                 FROM tasks t JOIN templates tpl ON tpl.id = t.template_id
+                 JOIN projects p ON p.id = t.project_id
+                 WHERE t.status = 'waiting' ORDER BY t.id LIMIT $1",
+            )
+            .bind(lookahead)
+            .fetch_all(&mut *tx)
+            .await?;
+            if queued.is_empty() {
+                return Ok(Vec::new());
             }
-        );
-        Ok(claimed)
+            let active: Vec<ActiveTask> = sqlx::query_as(ACTIVE_TASKS).fetch_all(&mut *tx).await?;
+            let picked = pick(&queued, &active);
+            let mut claimed = Vec::with_capacity(picked.len());
+            for task in queued.into_iter().filter(|t| picked.contains(&t.id)) {
+                // Only the chosen rows are locked (locking every candidate costs a write
+                // each).
+                if !tx.lock_waiting_task(task.id).await? {
+                    continue;
+                }
+                let changed = sqlx::query(
+                    "UPDATE tasks SET status = 'starting', node_id = $2, runner_id = $3
+                     WHERE id = $1 AND status = 'waiting'",
+                )
+                .bind(task.id)
+                .bind(node_id)
+                .bind(runner_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed == 1 {
+                    claimed.push(task);
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(claimed)
+        })
     }
 
     /// The current status of each of these tasks (missing ones were deleted).
@@ -160,10 +142,9 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!("SELECT id, status FROM tasks WHERE id IN ({list})");
-        let rows: Vec<(i64, String)> = with_db!(
-            self,
-            read | pool | sqlx::query_as(audited(&sql)).fetch_all(pool).await
-        )?;
+        let rows: Vec<(i64, String)> = with_db!(self, read, |pool| sqlx::query_as(audited(&sql))
+            .fetch_all(pool)
+            .await)?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, s)| TaskStatus::parse(&s).map(|s| (id, s)))
@@ -182,20 +163,15 @@ impl Store {
         commit_hash: &str,
         commit_message: &str,
     ) -> Result<()> {
-        with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(
-                    "UPDATE tasks SET commit_hash = $1, commit_message = $2 WHERE id = $3"
-                )
-                .bind(commit_hash)
-                .bind(commit_message)
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        )?;
+        with_db!(self, write, |pool| sqlx::query(
+            "UPDATE tasks SET commit_hash = $1, commit_message = $2 WHERE id = $3"
+        )
+        .bind(commit_hash)
+        .bind(commit_message)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }
@@ -213,32 +189,32 @@ pub struct HeldTask {
 impl Store {
     /// Every active task runner `runner_id` holds.
     pub async fn runner_tasks(&self, runner_id: i64) -> Result<Vec<HeldTask>> {
-        let sql = format!(
-            "SELECT id, project_id, template_id, runner_id, status FROM tasks
-             WHERE runner_id = $1 AND status IN ({})",
-            active_list()
-        );
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, HeldTask>(audited(&sql))
-                    .bind(runner_id)
-                    .fetch_all(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<_, HeldTask>(
+            HELD_BY_RUNNER
+        )
+        .bind(runner_id)
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// Who holds a task and its status, whatever the status; `None`: no such task.
     pub async fn task_holder(&self, task_id: i64) -> Result<Option<HeldTask>> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, HeldTask>(
-                    "SELECT id, project_id, template_id, runner_id, status FROM tasks WHERE id = $1",
-                )
-                .bind(task_id)
-                .fetch_optional(pool)
-                .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<_, HeldTask>(
+            "SELECT id, project_id, template_id, runner_id, status FROM tasks WHERE id = $1",
+        )
+        .bind(task_id)
+        .fetch_optional(pool)
+        .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_active_list_names_the_active_statuses() {
+        let quoted: Vec<String> = ACTIVE.iter().map(|s| format!("'{s}'")).collect();
+        assert_eq!(ACTIVE_LIST, quoted.join(", "));
     }
 }

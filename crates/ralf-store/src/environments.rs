@@ -7,10 +7,28 @@ use std::collections::HashMap;
 use ralf_core::api::environments::{Environment, EnvironmentSecret};
 use ralf_core::api::refs::ObjectRefs;
 
-use crate::refs::RefQueries;
-use crate::{Result, Store, StoreError, audited, order_by, with_db};
+use const_format::concatcp;
+
+use crate::driver::{Dialect as _, INSERT_ENVIRONMENT_SECRET, Tx as _};
+use crate::in_project::InProject;
+use crate::{Result, Store, StoreError, order_by, with_db};
 
 const ENVIRONMENT_COLUMNS: &str = "id, name, project_id, json, env";
+
+/// The project's environments; deleting one is a transaction of its own (its secrets go first).
+const ENVIRONMENTS: InProject = InProject {
+    list: concatcp!(
+        "SELECT ",
+        ENVIRONMENT_COLUMNS,
+        " FROM environments WHERE project_id = $1"
+    ),
+    get: concatcp!(
+        "SELECT ",
+        ENVIRONMENT_COLUMNS,
+        " FROM environments WHERE project_id = $1 AND id = $2"
+    ),
+    delete: "DELETE FROM environments WHERE project_id = $1 AND id = $2",
+};
 
 /// What happens to the stored vault password.
 #[derive(Clone, Copy)]
@@ -100,8 +118,13 @@ impl EnvironmentRow {
     }
 }
 
-const SECRET_SELECT: &str = "SELECT id, name, owner, environment_id FROM access_keys
-     WHERE project_id = $1 AND owner <> '' AND environment_id IS NOT NULL";
+/// The secrets of project `$1`'s environments, names only.
+const SECRETS_OF_PROJECT: &str = "SELECT id, name, owner, environment_id FROM access_keys
+     WHERE project_id = $1 AND owner <> '' AND environment_id IS NOT NULL ORDER BY id";
+
+/// The secrets of environment `$2` of project `$1`, names only.
+const SECRETS_OF_ENVIRONMENT: &str = "SELECT id, name, owner, environment_id FROM access_keys
+     WHERE project_id = $1 AND owner <> '' AND environment_id = $2 ORDER BY id";
 
 impl Store {
     /// The project's environments with their secrets (names only), sorted by `name`.
@@ -112,23 +135,15 @@ impl Store {
         descending: bool,
     ) -> Result<Vec<Environment>> {
         let order = order_by(&[("name", "LOWER(name)")], sort, descending)?;
-        let sql =
-            format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE project_id = $1 {order}");
-        let secrets_sql = format!("{SECRET_SELECT} ORDER BY id");
-        let (rows, secrets) = with_db!(
-            self,
-            read | pool | {
-                let rows = sqlx::query_as::<_, EnvironmentRow>(audited(&sql))
-                    .bind(project_id)
-                    .fetch_all(pool)
-                    .await?;
-                let secrets = sqlx::query_as::<_, SecretRow>(audited(&secrets_sql))
-                    .bind(project_id)
-                    .fetch_all(pool)
-                    .await?;
-                (rows, secrets)
-            }
-        );
+        let rows: Vec<EnvironmentRow> = self
+            .list_in_project(&ENVIRONMENTS, project_id, &order)
+            .await?;
+        let secrets = with_db!(self, read, |pool| {
+            sqlx::query_as::<_, SecretRow>(SECRETS_OF_PROJECT)
+                .bind(project_id)
+                .fetch_all(pool)
+                .await
+        })?;
         let mut by_environment: HashMap<i64, Vec<EnvironmentSecret>> = HashMap::new();
         for s in secrets {
             by_environment
@@ -150,26 +165,14 @@ impl Store {
     }
 
     pub async fn environment(&self, project_id: i64, id: i64) -> Result<Environment> {
-        let sql = format!(
-            "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE id = $1 AND project_id = $2"
-        );
-        let secrets_sql = format!("{SECRET_SELECT} AND environment_id = $2 ORDER BY id");
-        let (row, secrets) = with_db!(
-            self,
-            read | pool | {
-                let row = sqlx::query_as::<_, EnvironmentRow>(audited(&sql))
-                    .bind(id)
-                    .bind(project_id)
-                    .fetch_one(pool)
-                    .await?;
-                let secrets = sqlx::query_as::<_, SecretRow>(audited(&secrets_sql))
-                    .bind(project_id)
-                    .bind(id)
-                    .fetch_all(pool)
-                    .await?;
-                (row, secrets)
-            }
-        );
+        let row: EnvironmentRow = self.get_in_project(&ENVIRONMENTS, project_id, id).await?;
+        let secrets = with_db!(self, read, |pool| {
+            sqlx::query_as::<_, SecretRow>(SECRETS_OF_ENVIRONMENT)
+                .bind(project_id)
+                .bind(id)
+                .fetch_all(pool)
+                .await
+        })?;
         let secrets = secrets
             .into_iter()
             .map(|s| EnvironmentSecret {
@@ -188,49 +191,12 @@ impl Store {
         fields: &EnvironmentFields<'_>,
         secrets: &[SealedSecretChange],
     ) -> Result<Environment> {
-        let password = match fields.password {
-            PasswordChange::Set(p) => Some(p),
-            PasswordChange::Keep | PasswordChange::Clear => None,
-        };
-        let id: i64 = with_db!(
-            self,
-            write
-                | pool
-                | {
-                    let mut tx = pool.begin().await?;
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO environments (project_id, name, password, json, env)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    )
-                    .bind(project_id)
-                    .bind(fields.name)
-                    .bind(password)
-                    .bind(fields.json)
-                    .bind(fields.env)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    for change in secrets {
-                        let SealedSecretChange::Create { name, kind, secret } = change else {
-                            return Err(StoreError::Invalid(
-                                "a new environment has no secrets to update or delete".into(),
-                            ));
-                        };
-                        sqlx::query(
-                        "INSERT INTO access_keys (project_id, name, type, secret, environment_id, owner)
-                         VALUES ($1, $2, 'string', $3, $4, $5)",
-                    )
-                    .bind(project_id)
-                    .bind(name)
-                    .bind(secret)
-                    .bind(id)
-                    .bind(kind)
-                    .execute(&mut *tx)
-                    .await?;
-                    }
-                    tx.commit().await?;
-                    id
-                }
-        );
+        let id = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let id = tx.insert_environment(project_id, fields, secrets).await?;
+            tx.commit().await?;
+            id
+        });
         self.environment(project_id, id).await
     }
 
@@ -243,38 +209,42 @@ impl Store {
         fields: &EnvironmentFields<'_>,
         secrets: &[SealedSecretChange],
     ) -> Result<()> {
-        let (password_sql, password) = match fields.password {
-            PasswordChange::Keep => ("", None),
-            PasswordChange::Clear => (", password = NULL", None),
-            PasswordChange::Set(p) => (", password = $6", Some(p)),
+        // `$1` to `$3` the fields, `$4` the environment, `$5` the project, `$6` the password.
+        let (sql, password) = match fields.password {
+            PasswordChange::Keep => (
+                "UPDATE environments SET name = $1, json = $2, env = $3
+                 WHERE id = $4 AND project_id = $5",
+                None,
+            ),
+            PasswordChange::Clear => (
+                "UPDATE environments SET name = $1, json = $2, env = $3, password = NULL
+                 WHERE id = $4 AND project_id = $5",
+                None,
+            ),
+            PasswordChange::Set(p) => (
+                "UPDATE environments SET name = $1, json = $2, env = $3, password = $6
+                 WHERE id = $4 AND project_id = $5",
+                Some(p),
+            ),
         };
-        let sql = format!(
-            "UPDATE environments SET name = $1, json = $2, env = $3{password_sql}
-             WHERE id = $4 AND project_id = $5"
-        );
-        with_db!(
-            self,
-            write
-                | pool
-                | {
-                    let mut tx = pool.begin().await?;
-                    let mut update = sqlx::query(audited(&sql))
-                        .bind(fields.name)
-                        .bind(fields.json)
-                        .bind(fields.env)
-                        .bind(id)
-                        .bind(project_id);
-                    if let Some(p) = password {
-                        update = update.bind(p);
-                    }
-                    if update.execute(&mut *tx).await?.rows_affected() == 0 {
-                        return Err(StoreError::NotFound);
-                    }
-                    for change in secrets {
-                        let done = match change {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut update = sqlx::query(sql)
+                .bind(fields.name)
+                .bind(fields.json)
+                .bind(fields.env)
+                .bind(id)
+                .bind(project_id);
+            if let Some(p) = password {
+                update = update.bind(p);
+            }
+            if update.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            for change in secrets {
+                let done = match change {
                         SealedSecretChange::Create { name, kind, secret } => sqlx::query(
-                            "INSERT INTO access_keys (project_id, name, type, secret, environment_id, owner)
-                             VALUES ($1, $2, 'string', $3, $4, $5)",
+                            INSERT_ENVIRONMENT_SECRET
                         )
                         .bind(project_id)
                         .bind(name)
@@ -314,91 +284,72 @@ impl Store {
                         .await?
                         .rows_affected(),
                     };
-                        if done == 0 {
-                            let secret_id = match change {
-                                SealedSecretChange::Update { id, .. }
-                                | SealedSecretChange::Delete { id } => *id,
-                                SealedSecretChange::Create { .. } => 0,
-                            };
-                            return Err(StoreError::Invalid(format!(
-                                "secrets: this environment has no secret with id {secret_id}"
-                            )));
-                        }
-                    }
-                    tx.commit().await?;
+                if done == 0 {
+                    let secret_id = match change {
+                        SealedSecretChange::Update { id, .. }
+                        | SealedSecretChange::Delete { id } => *id,
+                        SealedSecretChange::Create { .. } => 0,
+                    };
+                    return Err(StoreError::Invalid(format!(
+                        "secrets: this environment has no secret with id {secret_id}"
+                    )));
                 }
-        );
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// Deletes an environment with its secrets; `InUse` while a template refers to it.
     pub async fn delete_environment(&self, project_id: i64, id: i64) -> Result<()> {
-        with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "DELETE FROM access_keys
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "DELETE FROM access_keys
                      WHERE environment_id = $1 AND project_id = $2 AND owner <> ''",
-                )
-                .bind(id)
+            )
+            .bind(id)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+            let done = sqlx::query(ENVIRONMENTS.delete)
                 .bind(project_id)
+                .bind(id)
                 .execute(&mut *tx)
-                .await?;
-                let done =
-                    sqlx::query("DELETE FROM environments WHERE id = $1 AND project_id = $2")
-                        .bind(id)
-                        .bind(project_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                if done == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                tx.commit().await?;
+                .await?
+                .rows_affected();
+            if done == 0 {
+                return Err(StoreError::NotFound);
             }
-        );
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// The templates using an environment, as theirs or as one of their `environment_ids`.
     pub async fn environment_refs(&self, project_id: i64, id: i64) -> Result<ObjectRefs> {
-        let templates = match self.dialect() {
-            "sqlite" => {
-                "SELECT id, name FROM templates t WHERE project_id = $1 AND (environment_id = $2
-                    OR CASE WHEN json_valid(t.environment_ids)
-                       THEN EXISTS (SELECT 1 FROM json_each(t.environment_ids) j WHERE j.value = $2)
-                       ELSE 0 END)
-                 ORDER BY name, id"
-            }
-            _ => {
-                "SELECT id, name FROM templates t WHERE project_id = $1 AND (environment_id = $2
-                    OR CASE WHEN t.environment_ids ~ '^\\s*\\[[-0-9\\s,]*\\]\\s*$'
-                       THEN t.environment_ids::jsonb @> jsonb_build_array($2::BIGINT)
-                       ELSE FALSE END)
-                 ORDER BY name, id"
-            }
-        };
-        let queries = RefQueries {
-            templates: Some(templates),
+        let templates = with_db!(self, read, |pool| {
+            let mut conn = pool.acquire().await?;
+            conn.templates_using_environment(project_id, id).await?
+        });
+        Ok(ObjectRefs {
+            templates,
             ..Default::default()
-        };
-        self.object_refs(queries, project_id, id).await
+        })
     }
 
     /// The encrypted vault password of an environment, if it has one.
     pub async fn environment_password(&self, project_id: i64, id: i64) -> Result<Option<String>> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar::<_, Option<String>>(
-                    "SELECT password FROM environments WHERE id = $1 AND project_id = $2",
-                )
-                .bind(id)
-                .bind(project_id)
-                .fetch_one(pool)
-                .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_scalar::<
+            _,
+            Option<String>,
+        >(
+            "SELECT password FROM environments WHERE id = $1 AND project_id = $2",
+        )
+        .bind(id)
+        .bind(project_id)
+        .fetch_one(pool)
+        .await)?)
     }
 
     /// The secrets of an environment with their encrypted values.
@@ -407,17 +358,16 @@ impl Store {
         project_id: i64,
         id: i64,
     ) -> Result<Vec<SealedEnvironmentSecret>> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, SealedEnvironmentSecret>(
-                    "SELECT id, name, owner, secret FROM access_keys
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<
+            _,
+            SealedEnvironmentSecret,
+        >(
+            "SELECT id, name, owner, secret FROM access_keys
                      WHERE project_id = $1 AND environment_id = $2 AND owner <> '' ORDER BY id",
-                )
-                .bind(project_id)
-                .bind(id)
-                .fetch_all(pool)
-                .await
-        )?)
+        )
+        .bind(project_id)
+        .bind(id)
+        .fetch_all(pool)
+        .await)?)
     }
 }

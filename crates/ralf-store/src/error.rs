@@ -13,6 +13,10 @@ pub enum StoreError {
     /// The caller asked for something the store cannot do (an unknown sort field, say).
     #[error("{0}")]
     Invalid(String),
+    /// A stored row the store cannot read (an unknown status, JSON that does not parse): the
+    /// database's fault, not the caller's.
+    #[error("corrupt data in the database: {0}")]
+    Corrupt(String),
     #[error("cannot open the database: {0}")]
     Open(String),
     #[error("database migration failed: {0}")]
@@ -30,6 +34,9 @@ impl From<sqlx::Error> for StoreError {
             }
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
                 StoreError::InUse("the object is referenced by another object".into())
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
             }
             _ => StoreError::Database(e),
         }

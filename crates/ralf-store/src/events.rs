@@ -3,7 +3,9 @@
 use ralf_core::Timestamp;
 use ralf_core::api::events::{Event, NewEvent};
 
-use crate::{Result, Store, audited, with_db};
+use const_format::concatcp;
+
+use crate::{Result, Store, with_db};
 
 const EVENT_SELECT: &str = "SELECT e.id, e.project_id, e.user_id, e.object_id, e.object_type, e.description,
         e.created, p.name AS project_name, u.username AS username
@@ -11,7 +13,7 @@ const EVENT_SELECT: &str = "SELECT e.id, e.project_id, e.user_id, e.object_id, e
 
 impl Store {
     pub async fn record_event(&self, event: &NewEvent) -> Result<()> {
-        with_db!(self, write |pool| sqlx::query(
+        with_db!(self, write, |pool| sqlx::query(
             "INSERT INTO events (project_id, user_id, object_id, object_type, description, created)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -34,33 +36,38 @@ impl Store {
         admin: bool,
         limit: i64,
     ) -> Result<Vec<Event>> {
-        let filter = if admin {
-            "WHERE $1 = $1"
+        const EVERY_PROJECT: &str =
+            concatcp!(EVENT_SELECT, " WHERE $1 = $1 ORDER BY e.id DESC LIMIT $2");
+        const MEMBER_PROJECTS: &str = concatcp!(
+            EVENT_SELECT,
+            " WHERE e.project_id IN (SELECT project_id FROM project_users WHERE user_id = $1)
+             ORDER BY e.id DESC LIMIT $2"
+        );
+        let sql = if admin {
+            EVERY_PROJECT
         } else {
-            "WHERE e.project_id IN (SELECT project_id FROM project_users WHERE user_id = $1)"
+            MEMBER_PROJECTS
         };
-        let sql = format!("{EVENT_SELECT} {filter} ORDER BY e.id DESC LIMIT $2");
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, Event>(audited(&sql))
-                    .bind(user_id)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<_, Event>(
+            sql
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
     }
 
     pub async fn project_events(&self, project_id: i64, limit: i64) -> Result<Vec<Event>> {
-        let sql = format!("{EVENT_SELECT} WHERE e.project_id = $1 ORDER BY e.id DESC LIMIT $2");
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, Event>(audited(&sql))
-                    .bind(project_id)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await
-        )?)
+        const SQL: &str = concatcp!(
+            EVENT_SELECT,
+            " WHERE e.project_id = $1 ORDER BY e.id DESC LIMIT $2"
+        );
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<_, Event>(
+            SQL
+        )
+        .bind(project_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
     }
 }

@@ -4,10 +4,34 @@ use ralf_core::api::inventories::Inventory;
 use ralf_core::api::refs::ObjectRefs;
 
 use crate::refs::RefQueries;
-use crate::{Result, Store, audited, found, order_by, with_db};
+use const_format::concatcp;
+
+use crate::in_project::InProject;
+use crate::{Result, Store, found, order_by, with_db};
 
 const INVENTORY_COLUMNS: &str =
     "id, name, project_id, inventory, ssh_key_id, become_key_id, repository_id, type";
+
+const INVENTORIES: InProject = InProject {
+    list: concatcp!(
+        "SELECT ",
+        INVENTORY_COLUMNS,
+        " FROM inventories WHERE project_id = $1"
+    ),
+    get: concatcp!(
+        "SELECT ",
+        INVENTORY_COLUMNS,
+        " FROM inventories WHERE project_id = $1 AND id = $2"
+    ),
+    delete: "DELETE FROM inventories WHERE project_id = $1 AND id = $2",
+};
+
+const INSERT_INVENTORY: &str = concatcp!(
+    "INSERT INTO inventories
+        (project_id, name, type, inventory, ssh_key_id, become_key_id, repository_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+    INVENTORY_COLUMNS
+);
 
 /// The editable fields of an inventory.
 pub struct InventoryFields<'a> {
@@ -32,31 +56,11 @@ impl Store {
             sort,
             descending,
         )?;
-        let sql =
-            format!("SELECT {INVENTORY_COLUMNS} FROM inventories WHERE project_id = $1 {order}");
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, Inventory>(audited(&sql))
-                    .bind(project_id)
-                    .fetch_all(pool)
-                    .await
-        )?)
+        self.list_in_project(&INVENTORIES, project_id, &order).await
     }
 
     pub async fn inventory(&self, project_id: i64, id: i64) -> Result<Inventory> {
-        let sql = format!(
-            "SELECT {INVENTORY_COLUMNS} FROM inventories WHERE id = $1 AND project_id = $2"
-        );
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, Inventory>(audited(&sql))
-                    .bind(id)
-                    .bind(project_id)
-                    .fetch_one(pool)
-                    .await
-        )?)
+        self.get_in_project(&INVENTORIES, project_id, id).await
     }
 
     pub async fn create_inventory(
@@ -64,26 +68,18 @@ impl Store {
         project_id: i64,
         fields: &InventoryFields<'_>,
     ) -> Result<Inventory> {
-        let sql = format!(
-            "INSERT INTO inventories
-                (project_id, name, type, inventory, ssh_key_id, become_key_id, repository_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {INVENTORY_COLUMNS}"
-        );
-        Ok(with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query_as::<_, Inventory>(audited(&sql))
-                    .bind(project_id)
-                    .bind(fields.name)
-                    .bind(fields.kind)
-                    .bind(fields.inventory)
-                    .bind(fields.ssh_key_id)
-                    .bind(fields.become_key_id)
-                    .bind(fields.repository_id)
-                    .fetch_one(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, write, |pool| {
+            sqlx::query_as::<_, Inventory>(INSERT_INVENTORY)
+                .bind(project_id)
+                .bind(fields.name)
+                .bind(fields.kind)
+                .bind(fields.inventory)
+                .bind(fields.ssh_key_id)
+                .bind(fields.become_key_id)
+                .bind(fields.repository_id)
+                .fetch_one(pool)
+                .await
+        })?)
     }
 
     pub async fn update_inventory(
@@ -92,44 +88,28 @@ impl Store {
         id: i64,
         fields: &InventoryFields<'_>,
     ) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(
-                    "UPDATE inventories SET name = $1, type = $2, inventory = $3, ssh_key_id = $4,
+        let done = with_db!(self, write, |pool| sqlx::query(
+            "UPDATE inventories SET name = $1, type = $2, inventory = $3, ssh_key_id = $4,
                         become_key_id = $5, repository_id = $6
                      WHERE id = $7 AND project_id = $8",
-                )
-                .bind(fields.name)
-                .bind(fields.kind)
-                .bind(fields.inventory)
-                .bind(fields.ssh_key_id)
-                .bind(fields.become_key_id)
-                .bind(fields.repository_id)
-                .bind(id)
-                .bind(project_id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        )?;
+        )
+        .bind(fields.name)
+        .bind(fields.kind)
+        .bind(fields.inventory)
+        .bind(fields.ssh_key_id)
+        .bind(fields.become_key_id)
+        .bind(fields.repository_id)
+        .bind(id)
+        .bind(project_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         found(done)
     }
 
     /// Deletes an inventory; `InUse` while a template refers to it.
     pub async fn delete_inventory(&self, project_id: i64, id: i64) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("DELETE FROM inventories WHERE id = $1 AND project_id = $2")
-                    .bind(id)
-                    .bind(project_id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
-        found(done)
+        self.delete_in_project(&INVENTORIES, project_id, id).await
     }
 
     /// The templates using an inventory.

@@ -7,9 +7,33 @@ use ralf_core::api::keys::AccessKey;
 use ralf_core::api::refs::ObjectRefs;
 
 use crate::refs::RefQueries;
-use crate::{Result, Store, audited, found, order_by, with_db};
+use const_format::concatcp;
+
+use crate::in_project::InProject;
+use crate::{Result, Store, found, order_by, with_db};
 
 const KEY_COLUMNS: &str = "id, name, type, project_id";
+
+/// The project's keys; environment secrets (rows with an `owner`) are not among them.
+const KEYS: InProject = InProject {
+    list: concatcp!(
+        "SELECT ",
+        KEY_COLUMNS,
+        " FROM access_keys WHERE project_id = $1 AND owner = ''"
+    ),
+    get: concatcp!(
+        "SELECT ",
+        KEY_COLUMNS,
+        " FROM access_keys WHERE project_id = $1 AND id = $2 AND owner = ''"
+    ),
+    delete: "DELETE FROM access_keys WHERE project_id = $1 AND id = $2 AND owner = ''",
+};
+
+const INSERT_KEY: &str = concatcp!(
+    "INSERT INTO access_keys (project_id, name, type, secret, owner)
+     VALUES ($1, $2, $3, $4, '') RETURNING ",
+    KEY_COLUMNS
+);
 
 /// A key about to be created.
 pub struct NewKey<'a> {
@@ -55,107 +79,56 @@ impl Store {
             sort,
             descending,
         )?;
-        let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM access_keys WHERE project_id = $1 AND owner = '' {order}"
-        );
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, AccessKey>(audited(&sql))
-                    .bind(project_id)
-                    .fetch_all(pool)
-                    .await
-        )?)
+        self.list_in_project(&KEYS, project_id, &order).await
     }
 
     pub async fn key(&self, project_id: i64, id: i64) -> Result<AccessKey> {
-        let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM access_keys WHERE id = $1 AND project_id = $2 AND owner = ''"
-        );
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, AccessKey>(audited(&sql))
-                    .bind(id)
-                    .bind(project_id)
-                    .fetch_one(pool)
-                    .await
-        )?)
+        self.get_in_project(&KEYS, project_id, id).await
     }
 
     pub async fn create_key(&self, project_id: i64, key: &NewKey<'_>) -> Result<AccessKey> {
-        let sql = format!(
-            "INSERT INTO access_keys (project_id, name, type, secret, owner)
-             VALUES ($1, $2, $3, $4, '') RETURNING {KEY_COLUMNS}"
-        );
-        Ok(with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query_as::<_, AccessKey>(audited(&sql))
-                    .bind(project_id)
-                    .bind(key.name)
-                    .bind(key.kind)
-                    .bind(key.secret)
-                    .fetch_one(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, write, |pool| {
+            sqlx::query_as::<_, AccessKey>(INSERT_KEY)
+                .bind(project_id)
+                .bind(key.name)
+                .bind(key.kind)
+                .bind(key.secret)
+                .fetch_one(pool)
+                .await
+        })?)
     }
 
     pub async fn update_key(&self, project_id: i64, id: i64, update: &KeyUpdate<'_>) -> Result<()> {
         let done = match update.replace_secret {
-            None => with_db!(
-                self,
-                write
-                    | pool
-                    | sqlx::query(
-                        "UPDATE access_keys SET name = $1
+            None => with_db!(self, write, |pool| sqlx::query(
+                "UPDATE access_keys SET name = $1
                          WHERE id = $2 AND project_id = $3 AND owner = ''",
-                    )
-                    .bind(update.name)
-                    .bind(id)
-                    .bind(project_id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-            )?,
-            Some((kind, secret)) => with_db!(
-                self,
-                write
-                    | pool
-                    | sqlx::query(
-                        "UPDATE access_keys SET name = $1, type = $2, secret = $3
+            )
+            .bind(update.name)
+            .bind(id)
+            .bind(project_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?,
+            Some((kind, secret)) => with_db!(self, write, |pool| sqlx::query(
+                "UPDATE access_keys SET name = $1, type = $2, secret = $3
                          WHERE id = $4 AND project_id = $5 AND owner = ''",
-                    )
-                    .bind(update.name)
-                    .bind(kind)
-                    .bind(secret)
-                    .bind(id)
-                    .bind(project_id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-            )?,
+            )
+            .bind(update.name)
+            .bind(kind)
+            .bind(secret)
+            .bind(id)
+            .bind(project_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?,
         };
         found(done)
     }
 
     /// Deletes a key; `InUse` while a repository, inventory or template vault refers to it.
     pub async fn delete_key(&self, project_id: i64, id: i64) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(
-                    "DELETE FROM access_keys WHERE id = $1 AND project_id = $2 AND owner = ''"
-                )
-                .bind(id)
-                .bind(project_id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        )?;
-        found(done)
+        self.delete_in_project(&KEYS, project_id, id).await
     }
 
     /// The templates (through their vaults), repositories and inventories using a key.
@@ -182,16 +155,15 @@ impl Store {
     /// The type and the encrypted secret of any key of the project, environment secrets
     /// included; decrypt with `ralf_core::api::keys::KeyMaterial::open`.
     pub async fn key_secret(&self, project_id: i64, id: i64) -> Result<StoredSecret> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, StoredSecret>(
-                    "SELECT type, secret FROM access_keys WHERE id = $1 AND project_id = $2",
-                )
-                .bind(id)
-                .bind(project_id)
-                .fetch_one(pool)
-                .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<
+            _,
+            StoredSecret,
+        >(
+            "SELECT type, secret FROM access_keys WHERE id = $1 AND project_id = $2",
+        )
+        .bind(id)
+        .bind(project_id)
+        .fetch_one(pool)
+        .await)?)
     }
 }

@@ -1,7 +1,13 @@
 //! ralf's persistence. One [`Store`] over either SQLite (the embedded default) or PostgreSQL:
 //! every query is written once, with `$N` placeholders both dialects accept, and runs on
-//! whichever pool the store holds; the few statements that differ sit side by side in the same
-//! method. Each backend has its own migrations folder with the same tables and columns.
+//! whichever pool the store holds (`with_db!`); the statements several methods share inside
+//! their transactions, and the few that differ between the databases, are methods of the
+//! per-driver traits in `driver`. Each backend has its own migrations folder with the same
+//! tables and columns.
+//!
+//! Fixed statements are `&'static str` constants (a shared column list is joined in at compile
+//! time); only SQL put together at run time (a sort order, a list of ids) goes through
+//! `audited`.
 //!
 //! SQLite runs in WAL mode with one writer connection and several readers, so writers queue
 //! instead of failing with "database is locked".
@@ -9,10 +15,12 @@
 pub mod backup;
 pub mod cluster;
 pub mod dispatch;
+mod driver;
 pub mod environments;
 mod error;
 mod events;
 pub mod host_configs;
+mod in_project;
 pub mod inventories;
 pub mod keys;
 pub mod migrate;
@@ -86,43 +94,29 @@ pub struct Store {
 }
 
 /// Runs `$body` with `$pool` bound to the pool of the store's backend: `read` picks SQLite's
-/// reader pool, `write` its single writer. The body is compiled once per backend.
+/// reader pool, `write` its single writer. The body is compiled once per backend; what differs
+/// between the two is in [`driver`], never in the body.
+///
+/// `with_db!(store, read, |pool| body)`; the form without the second comma is the older
+/// spelling, which rustfmt cannot lay out.
 macro_rules! with_db {
-    ($store:expr, read |$pool:ident| $body:expr) => {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
         match &$store.db {
             $crate::Db::Sqlite { read: $pool, .. } => $body,
             $crate::Db::Postgres($pool) => $body,
         }
     };
-    ($store:expr, write |$pool:ident| $body:expr) => {
+    ($store:expr, write, |$pool:ident| $body:expr) => {
         match &$store.db {
             $crate::Db::Sqlite { write: $pool, .. } => $body,
             $crate::Db::Postgres($pool) => $body,
         }
     };
-}
-pub(crate) use with_db;
-
-/// Inside the open transaction `$tx`: checks that each `(id, query, message)` of `$checks`
-/// whose id is given names an object of project `$project_id` (`query` counts it, `$1` the id,
-/// `$2` the project), else returns [`StoreError::Invalid`] with `message` from the enclosing
-/// function.
-macro_rules! check_in_project {
-    ($tx:ident, $project_id:expr, $checks:expr) => {
-        for (id, sql, message) in $checks {
-            let Some(id) = id else { continue };
-            let found: i64 = sqlx::query_scalar(sql)
-                .bind(id)
-                .bind($project_id)
-                .fetch_one(&mut *$tx)
-                .await?;
-            if found == 0 {
-                return Err($crate::StoreError::Invalid(message.into()));
-            }
-        }
+    ($store:expr, $access:ident |$pool:ident| $body:expr) => {
+        $crate::with_db!($store, $access, |$pool| $body)
     };
 }
-pub(crate) use check_in_project;
+pub(crate) use with_db;
 
 impl Store {
     /// Opens the database and brings its schema up to date.

@@ -6,6 +6,7 @@
 use ralf_core::Timestamp;
 use ralf_core::api::tasks::TaskOutput;
 
+use crate::driver::Tx as _;
 use crate::{Result, Store, with_db};
 
 /// A batch of lines encoded as a row.
@@ -48,36 +49,6 @@ impl Chunk {
     }
 }
 
-/// Appends a [`Chunk`] to task `$task_id`'s output inside the open transaction `$tx`, after the
-/// lines already there; evaluates to the index of its first line. On PostgreSQL the task's row
-/// is locked first, so concurrent appends to one task take turns (SQLite has one writer).
-macro_rules! append_chunk {
-    ($tx:ident, $task_id:expr, $chunk:expr) => {{
-        let task_id: i64 = $task_id;
-        let chunk: &$crate::output::Chunk = &$chunk;
-        let first: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(first_line + line_count), 0) FROM task_output WHERE task_id = $1",
-        )
-        .bind(task_id)
-        .fetch_one(&mut *$tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO task_output (task_id, first_line, line_count, time, offsets, output)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(task_id)
-        .bind(first)
-        .bind(chunk.count)
-        .bind(chunk.time)
-        .bind(&chunk.offsets)
-        .bind(&chunk.output)
-        .execute(&mut *$tx)
-        .await?;
-        first
-    }};
-}
-pub(crate) use append_chunk;
-
 #[derive(sqlx::FromRow)]
 struct ChunkRow {
     first_line: i64,
@@ -98,40 +69,23 @@ impl Store {
             return self.task_output_count(task_id).await;
         }
         let chunk = Chunk::new(lines);
-        let first = match &self.db {
-            crate::Db::Sqlite { write: pool, .. } => {
-                let mut tx = pool.begin().await?;
-                let first = append_chunk!(tx, task_id, chunk);
-                tx.commit().await?;
-                first
-            }
-            crate::Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                // Concurrent appends to one task take turns on its row.
-                sqlx::query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE")
-                    .bind(task_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let first = append_chunk!(tx, task_id, chunk);
-                tx.commit().await?;
-                first
-            }
-        };
+        let first = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let first = tx.append_chunk(task_id, &chunk).await?;
+            tx.commit().await?;
+            first
+        });
         Ok(first)
     }
 
     /// How many output lines a task has.
     pub async fn task_output_count(&self, task_id: i64) -> Result<i64> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar::<_, i64>(
-                    "SELECT COALESCE(MAX(first_line + line_count), 0) FROM task_output WHERE task_id = $1",
-                )
-                .bind(task_id)
-                .fetch_one(pool)
-                .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(MAX(first_line + line_count), 0) FROM task_output WHERE task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_one(pool)
+        .await)?)
     }
 
     /// A task's output in order: `limit` lines (all when `None`) from line `offset` (0-based).
@@ -148,20 +102,16 @@ impl Store {
         if end <= offset {
             return Ok(Vec::new());
         }
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, ChunkRow>(
-                    "SELECT first_line, time, offsets, output FROM task_output
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, ChunkRow>(
+            "SELECT first_line, time, offsets, output FROM task_output
                      WHERE task_id = $1 AND first_line < $3 AND first_line + line_count > $2
                      ORDER BY first_line",
-                )
-                .bind(task_id)
-                .bind(offset)
-                .bind(end)
-                .fetch_all(pool)
-                .await
-        )?;
+        )
+        .bind(task_id)
+        .bind(offset)
+        .bind(end)
+        .fetch_all(pool)
+        .await)?;
         let mut lines = Vec::new();
         for row in rows {
             let times = row.offsets.split(',');

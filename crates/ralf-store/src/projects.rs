@@ -1,12 +1,39 @@
 //! Projects and their members.
 
+use ralf_core::Role;
 use ralf_core::api::projects::{Project, ProjectUser};
-use ralf_core::{Role, Timestamp};
 
+use const_format::concatcp;
+
+use crate::driver::Tx as _;
 use crate::{Result, Store, StoreError, audited, found, order_by, with_db};
 
-pub(crate) const PROJECT_COLUMNS: &str =
-    "id, name, created, alert, alert_chat, max_parallel_tasks, type";
+const PROJECT_COLUMNS: &str = "id, name, created, alert, alert_chat, max_parallel_tasks, type";
+
+/// A new project (`$1` to `$6`: name, created, alert, alert_chat, max_parallel_tasks, type).
+pub(crate) const INSERT_PROJECT: &str = concatcp!(
+    "INSERT INTO projects (name, created, alert, alert_chat, max_parallel_tasks, type)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    PROJECT_COLUMNS
+);
+
+const PROJECT: &str = concatcp!("SELECT ", PROJECT_COLUMNS, " FROM projects WHERE id = $1");
+
+/// Every project (`$1` is ignored).
+const EVERY_PROJECT: &str = concatcp!(
+    "SELECT ",
+    PROJECT_COLUMNS,
+    " FROM projects WHERE $1 = $1 ORDER BY name, id"
+);
+
+/// The projects user `$1` is a member of.
+const PROJECTS_OF_MEMBER: &str = concatcp!(
+    "SELECT ",
+    PROJECT_COLUMNS,
+    " FROM projects
+     WHERE id IN (SELECT project_id FROM project_users WHERE user_id = $1)
+     ORDER BY name, id"
+);
 
 /// The editable fields of a project.
 pub struct ProjectFields<'a> {
@@ -29,7 +56,7 @@ struct MemberRow {
 impl MemberRow {
     fn into_member(self) -> Result<ProjectUser> {
         let role = Role::parse(&self.role).ok_or_else(|| {
-            StoreError::Invalid(format!("stored role {:?} is unknown", self.role))
+            StoreError::Corrupt(format!("stored role {:?} is unknown", self.role))
         })?;
         Ok(ProjectUser {
             id: self.id,
@@ -44,72 +71,41 @@ impl MemberRow {
 impl Store {
     /// Creates a project with `owner` as its first member (role owner).
     pub async fn create_project(&self, fields: &ProjectFields<'_>, owner: i64) -> Result<Project> {
-        let sql = format!(
-            "INSERT INTO projects (name, created, alert, alert_chat, max_parallel_tasks, type)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {PROJECT_COLUMNS}"
-        );
-        with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let project = sqlx::query_as::<_, Project>(audited(&sql))
-                    .bind(fields.name)
-                    .bind(Timestamp::now())
-                    .bind(fields.alert)
-                    .bind(fields.alert_chat)
-                    .bind(fields.max_parallel_tasks)
-                    .bind(fields.kind)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO project_users (project_id, user_id, role) VALUES ($1, $2, $3)",
-                )
-                .bind(project.id)
-                .bind(owner)
-                .bind(Role::Owner.as_str())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(project)
-            }
-        )
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let project = tx.insert_project(fields, owner).await?;
+            tx.commit().await?;
+            Ok(project)
+        })
     }
 
     pub async fn project(&self, id: i64) -> Result<Project> {
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, Project>(audited(&sql))
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<_, Project>(
+            PROJECT
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await)?)
     }
 
     /// The projects `user_id` is a member of, or every project for an admin.
     pub async fn projects_visible_to(&self, user_id: i64, admin: bool) -> Result<Vec<Project>> {
         let sql = if admin {
-            format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE $1 = $1 ORDER BY name, id")
+            EVERY_PROJECT
         } else {
-            format!(
-                "SELECT {PROJECT_COLUMNS} FROM projects
-                 WHERE id IN (SELECT project_id FROM project_users WHERE user_id = $1)
-                 ORDER BY name, id"
-            )
+            PROJECTS_OF_MEMBER
         };
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, Project>(audited(&sql))
-                    .bind(user_id)
-                    .fetch_all(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<_, Project>(
+            sql
+        )
+        .bind(user_id)
+        .fetch_all(pool)
+        .await)?)
     }
 
     pub async fn update_project(&self, id: i64, fields: &ProjectFields<'_>) -> Result<()> {
-        let done = with_db!(self, write |pool| sqlx::query(
+        let done = with_db!(self, write, |pool| {
+            sqlx::query(
             "UPDATE projects SET name = $1, alert = $2, alert_chat = $3, max_parallel_tasks = $4, type = $5
              WHERE id = $6",
         )
@@ -121,22 +117,20 @@ impl Store {
         .bind(id)
         .execute(pool)
         .await
-        .map(|r| r.rows_affected()))?;
+        .map(|r| r.rows_affected())
+        })?;
         found(done)
     }
 
     /// Deletes a project with everything in it (keys, templates, tasks and their output).
     pub async fn delete_project(&self, id: i64) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("DELETE FROM projects WHERE id = $1")
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
+        let done = with_db!(self, write, |pool| sqlx::query(
+            "DELETE FROM projects WHERE id = $1"
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         found(done)
     }
 
@@ -144,17 +138,13 @@ impl Store {
 
     /// The role of `user_id` in the project, if a member.
     pub async fn member_role(&self, project_id: i64, user_id: i64) -> Result<Option<Role>> {
-        let role: Option<String> = with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar(
-                    "SELECT role FROM project_users WHERE project_id = $1 AND user_id = $2",
-                )
-                .bind(project_id)
-                .bind(user_id)
-                .fetch_optional(pool)
-                .await
-        )?;
+        let role: Option<String> = with_db!(self, read, |pool| sqlx::query_scalar(
+            "SELECT role FROM project_users WHERE project_id = $1 AND user_id = $2",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await)?;
         Ok(role.as_deref().and_then(Role::parse))
     }
 
@@ -179,48 +169,37 @@ impl Store {
             "SELECT u.id, u.username, u.name, u.email, pu.role FROM project_users pu
              JOIN users u ON u.id = pu.user_id WHERE pu.project_id = $1 {order}"
         );
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, MemberRow>(audited(&sql))
-                    .bind(project_id)
-                    .fetch_all(pool)
-                    .await
-        )?;
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, MemberRow>(audited(
+            &sql
+        ))
+        .bind(project_id)
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter().map(MemberRow::into_member).collect()
     }
 
     pub async fn project_user(&self, project_id: i64, user_id: i64) -> Result<ProjectUser> {
-        let row = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, MemberRow>(
-                    "SELECT u.id, u.username, u.name, u.email, pu.role FROM project_users pu
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, MemberRow>(
+            "SELECT u.id, u.username, u.name, u.email, pu.role FROM project_users pu
              JOIN users u ON u.id = pu.user_id WHERE pu.project_id = $1 AND pu.user_id = $2",
-                )
-                .bind(project_id)
-                .bind(user_id)
-                .fetch_one(pool)
-                .await
-        )?;
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .fetch_one(pool)
+        .await)?;
         row.into_member()
     }
 
     pub async fn add_project_user(&self, project_id: i64, user_id: i64, role: Role) -> Result<()> {
-        with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(
-                    "INSERT INTO project_users (project_id, user_id, role) VALUES ($1, $2, $3)",
-                )
-                .bind(project_id)
-                .bind(user_id)
-                .bind(role.as_str())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
+        with_db!(self, write, |pool| sqlx::query(
+            "INSERT INTO project_users (project_id, user_id, role) VALUES ($1, $2, $3)",
         )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
         .map_err(|e| {
             StoreError::from(e).conflict_as("the user is a member of the project already")
         })?;
@@ -233,49 +212,37 @@ impl Store {
         user_id: i64,
         role: Role,
     ) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(
-                    "UPDATE project_users SET role = $1 WHERE project_id = $2 AND user_id = $3",
-                )
-                .bind(role.as_str())
-                .bind(project_id)
-                .bind(user_id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        )?;
+        let done = with_db!(self, write, |pool| sqlx::query(
+            "UPDATE project_users SET role = $1 WHERE project_id = $2 AND user_id = $3",
+        )
+        .bind(role.as_str())
+        .bind(project_id)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         found(done)
     }
 
     pub async fn remove_project_user(&self, project_id: i64, user_id: i64) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("DELETE FROM project_users WHERE project_id = $1 AND user_id = $2",)
-                    .bind(project_id)
-                    .bind(user_id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
+        let done = with_db!(self, write, |pool| sqlx::query(
+            "DELETE FROM project_users WHERE project_id = $1 AND user_id = $2",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         found(done)
     }
 
     /// How many owners the project has (a project must keep at least one).
     pub async fn owner_count(&self, project_id: i64) -> Result<i64> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM project_users WHERE project_id = $1 AND role = 'owner'",
-                )
-                .bind(project_id)
-                .fetch_one(pool)
-                .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM project_users WHERE project_id = $1 AND role = 'owner'",
+        )
+        .bind(project_id)
+        .fetch_one(pool)
+        .await)?)
     }
 }

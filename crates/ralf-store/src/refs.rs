@@ -2,21 +2,21 @@
 
 use ralf_core::api::refs::{ObjectRef, ObjectRefs};
 
-use crate::{Result, Store, audited, with_db};
+use crate::{Result, Store, with_db};
 
 /// The queries that find the users of one object, by kind; each selects `id, name` with the
 /// project id bound as `$1` and the object's id as `$2`.
 #[derive(Default)]
-pub(crate) struct RefQueries<'a> {
-    pub templates: Option<&'a str>,
-    pub repositories: Option<&'a str>,
-    pub inventories: Option<&'a str>,
+pub(crate) struct RefQueries {
+    pub templates: Option<&'static str>,
+    pub repositories: Option<&'static str>,
+    pub inventories: Option<&'static str>,
 }
 
 impl Store {
     pub(crate) async fn object_refs(
         &self,
-        queries: RefQueries<'_>,
+        queries: RefQueries,
         project_id: i64,
         id: i64,
     ) -> Result<ObjectRefs> {
@@ -27,18 +27,21 @@ impl Store {
         })
     }
 
-    async fn refs_by(&self, sql: Option<&str>, project_id: i64, id: i64) -> Result<Vec<ObjectRef>> {
+    async fn refs_by(
+        &self,
+        sql: Option<&'static str>,
+        project_id: i64,
+        id: i64,
+    ) -> Result<Vec<ObjectRef>> {
         let Some(sql) = sql else {
             return Ok(Vec::new());
         };
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, ObjectRef>(audited(sql))
-                    .bind(project_id)
-                    .bind(id)
-                    .fetch_all(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_as::<_, ObjectRef>(sql)
+                .bind(project_id)
+                .bind(id)
+                .fetch_all(pool)
+                .await
+        })?)
     }
 }

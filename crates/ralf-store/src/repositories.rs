@@ -4,9 +4,32 @@ use ralf_core::api::refs::ObjectRefs;
 use ralf_core::api::repositories::Repository;
 
 use crate::refs::RefQueries;
-use crate::{Result, Store, audited, found, order_by, with_db};
+use const_format::concatcp;
+
+use crate::in_project::InProject;
+use crate::{Result, Store, found, order_by, with_db};
 
 const REPOSITORY_COLUMNS: &str = "id, name, project_id, git_url, git_branch, ssh_key_id";
+
+const REPOSITORIES: InProject = InProject {
+    list: concatcp!(
+        "SELECT ",
+        REPOSITORY_COLUMNS,
+        " FROM repositories WHERE project_id = $1"
+    ),
+    get: concatcp!(
+        "SELECT ",
+        REPOSITORY_COLUMNS,
+        " FROM repositories WHERE project_id = $1 AND id = $2"
+    ),
+    delete: "DELETE FROM repositories WHERE project_id = $1 AND id = $2",
+};
+
+const INSERT_REPOSITORY: &str = concatcp!(
+    "INSERT INTO repositories (project_id, name, git_url, git_branch, ssh_key_id)
+     VALUES ($1, $2, $3, $4, $5) RETURNING ",
+    REPOSITORY_COLUMNS
+);
 
 /// The editable fields of a repository.
 pub struct RepositoryFields<'a> {
@@ -36,31 +59,12 @@ impl Store {
             sort,
             descending,
         )?;
-        let sql =
-            format!("SELECT {REPOSITORY_COLUMNS} FROM repositories WHERE project_id = $1 {order}");
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, Repository>(audited(&sql))
-                    .bind(project_id)
-                    .fetch_all(pool)
-                    .await
-        )?)
+        self.list_in_project(&REPOSITORIES, project_id, &order)
+            .await
     }
 
     pub async fn repository(&self, project_id: i64, id: i64) -> Result<Repository> {
-        let sql = format!(
-            "SELECT {REPOSITORY_COLUMNS} FROM repositories WHERE id = $1 AND project_id = $2"
-        );
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, Repository>(audited(&sql))
-                    .bind(id)
-                    .bind(project_id)
-                    .fetch_one(pool)
-                    .await
-        )?)
+        self.get_in_project(&REPOSITORIES, project_id, id).await
     }
 
     pub async fn create_repository(
@@ -68,23 +72,16 @@ impl Store {
         project_id: i64,
         fields: &RepositoryFields<'_>,
     ) -> Result<Repository> {
-        let sql = format!(
-            "INSERT INTO repositories (project_id, name, git_url, git_branch, ssh_key_id)
-             VALUES ($1, $2, $3, $4, $5) RETURNING {REPOSITORY_COLUMNS}"
-        );
-        Ok(with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query_as::<_, Repository>(audited(&sql))
-                    .bind(project_id)
-                    .bind(fields.name)
-                    .bind(fields.git_url)
-                    .bind(fields.git_branch)
-                    .bind(fields.ssh_key_id)
-                    .fetch_one(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, write, |pool| {
+            sqlx::query_as::<_, Repository>(INSERT_REPOSITORY)
+                .bind(project_id)
+                .bind(fields.name)
+                .bind(fields.git_url)
+                .bind(fields.git_branch)
+                .bind(fields.ssh_key_id)
+                .fetch_one(pool)
+                .await
+        })?)
     }
 
     pub async fn update_repository(
@@ -93,41 +90,25 @@ impl Store {
         id: i64,
         fields: &RepositoryFields<'_>,
     ) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(
-                    "UPDATE repositories SET name = $1, git_url = $2, git_branch = $3, ssh_key_id = $4
+        let done = with_db!(self, write, |pool| sqlx::query(
+            "UPDATE repositories SET name = $1, git_url = $2, git_branch = $3, ssh_key_id = $4
                      WHERE id = $5 AND project_id = $6",
-                )
-                .bind(fields.name)
-                .bind(fields.git_url)
-                .bind(fields.git_branch)
-                .bind(fields.ssh_key_id)
-                .bind(id)
-                .bind(project_id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        )?;
+        )
+        .bind(fields.name)
+        .bind(fields.git_url)
+        .bind(fields.git_branch)
+        .bind(fields.ssh_key_id)
+        .bind(id)
+        .bind(project_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         found(done)
     }
 
     /// Deletes a repository; `InUse` while a template or an inventory refers to it.
     pub async fn delete_repository(&self, project_id: i64, id: i64) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("DELETE FROM repositories WHERE id = $1 AND project_id = $2")
-                    .bind(id)
-                    .bind(project_id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
-        found(done)
+        self.delete_in_project(&REPOSITORIES, project_id, id).await
     }
 
     /// The templates and inventories using a repository.

@@ -15,7 +15,9 @@ use ralf_core::api::runners::{
 };
 use ralf_core::token;
 
-use crate::{Result, Store, StoreError, audited, found, with_db};
+use const_format::concatcp;
+
+use crate::{Result, Store, StoreError, found, with_db};
 
 const RUNNER_COLUMNS: &str = "id, project_id, name, webhook, max_parallel_tasks, active, tags,
     (token_hash IS NOT NULL) AS registered, touched, cleaning_requested";
@@ -82,7 +84,7 @@ impl RunnerRow {
 
 fn parse_tags(id: i64, text: &str) -> Result<Vec<String>> {
     serde_json::from_str(text)
-        .map_err(|e| StoreError::Invalid(format!("runner {id}: stored tags are not valid: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("runner {id}: stored tags are not valid: {e}")))
 }
 
 fn tags_json(tags: &[String]) -> String {
@@ -103,63 +105,61 @@ struct PendingRegistration {
 impl Store {
     /// The owner's runners, by id.
     pub async fn runners(&self, owner: RunnerOwner) -> Result<Vec<Runner>> {
-        let sql = format!("SELECT {RUNNER_COLUMNS} FROM runners WHERE {OWNED_BY} ORDER BY id");
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, RunnerRow>(audited(&sql))
-                    .bind(owner.key())
-                    .fetch_all(pool)
-                    .await
-        )?;
+        const SQL: &str = concatcp!(
+            "SELECT ",
+            RUNNER_COLUMNS,
+            " FROM runners WHERE ",
+            OWNED_BY,
+            " ORDER BY id"
+        );
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, RunnerRow>(SQL)
+            .bind(owner.key())
+            .fetch_all(pool)
+            .await)?;
         runners_of(rows)
     }
 
     /// What a project's runner list shows: the project's runners, then the global runners that
     /// have tags (which the project's templates may ask for), each by id.
     pub async fn runners_for_project(&self, project_id: i64) -> Result<Vec<Runner>> {
-        let sql = format!(
-            "SELECT {RUNNER_COLUMNS} FROM runners
+        const SQL: &str = concatcp!(
+            "SELECT ",
+            RUNNER_COLUMNS,
+            " FROM runners
              WHERE project_id = $1 OR (project_id IS NULL AND tags <> '[]')
              ORDER BY CASE WHEN project_id IS NULL THEN 1 ELSE 0 END, id"
         );
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, RunnerRow>(audited(&sql))
-                    .bind(project_id)
-                    .fetch_all(pool)
-                    .await
-        )?;
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, RunnerRow>(SQL)
+            .bind(project_id)
+            .fetch_all(pool)
+            .await)?;
         runners_of(rows)
     }
 
     /// One of the owner's runners.
     pub async fn runner(&self, owner: RunnerOwner, id: i64) -> Result<Runner> {
-        let sql = format!("SELECT {RUNNER_COLUMNS} FROM runners WHERE {OWNED_BY} AND id = $2");
-        with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, RunnerRow>(audited(&sql))
-                    .bind(owner.key())
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-        )?
+        const SQL: &str = concatcp!(
+            "SELECT ",
+            RUNNER_COLUMNS,
+            " FROM runners WHERE ",
+            OWNED_BY,
+            " AND id = $2"
+        );
+        with_db!(self, read, |pool| sqlx::query_as::<_, RunnerRow>(SQL)
+            .bind(owner.key())
+            .bind(id)
+            .fetch_one(pool)
+            .await)?
         .into_runner()
     }
 
     /// Any runner, global or a project's (for whoever hands out work).
     pub async fn runner_by_id(&self, id: i64) -> Result<Runner> {
-        let sql = format!("SELECT {RUNNER_COLUMNS} FROM runners WHERE id = $1");
-        with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, RunnerRow>(audited(&sql))
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-        )?
+        const SQL: &str = concatcp!("SELECT ", RUNNER_COLUMNS, " FROM runners WHERE id = $1");
+        with_db!(self, read, |pool| sqlx::query_as::<_, RunnerRow>(SQL)
+            .bind(id)
+            .fetch_one(pool)
+            .await)?
         .into_runner()
     }
 
@@ -174,28 +174,24 @@ impl Store {
     ) -> Result<(Runner, Option<String>)> {
         let token = registered.then(token::generate);
         let active = registered && fields.active.unwrap_or(true);
-        let sql = format!(
+        const SQL: &str = concatcp!(
             "INSERT INTO runners (project_id, name, webhook, max_parallel_tasks, active, tags,
                                   token_hash, created)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             RETURNING {RUNNER_COLUMNS}"
+             RETURNING ",
+            RUNNER_COLUMNS
         );
-        let row = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query_as::<_, RunnerRow>(audited(&sql))
-                    .bind(owner.project_id())
-                    .bind(&fields.name)
-                    .bind(&fields.webhook)
-                    .bind(fields.max_parallel_tasks)
-                    .bind(active)
-                    .bind(tags_json(&fields.tags))
-                    .bind(token.as_deref().map(token::digest))
-                    .bind(Timestamp::now())
-                    .fetch_one(pool)
-                    .await
-        )?;
+        let row = with_db!(self, write, |pool| sqlx::query_as::<_, RunnerRow>(SQL)
+            .bind(owner.project_id())
+            .bind(&fields.name)
+            .bind(&fields.webhook)
+            .bind(fields.max_parallel_tasks)
+            .bind(active)
+            .bind(tags_json(&fields.tags))
+            .bind(token.as_deref().map(token::digest))
+            .bind(Timestamp::now())
+            .fetch_one(pool)
+            .await)?;
         Ok((row.into_runner()?, token))
     }
 
@@ -207,48 +203,42 @@ impl Store {
         id: i64,
         fields: &RunnerFields,
     ) -> Result<()> {
-        let sql = format!(
+        const SQL: &str = concatcp!(
             "UPDATE runners SET name = $3, webhook = $4, max_parallel_tasks = $5, tags = $6,
                     active = (COALESCE($7, active) AND token_hash IS NOT NULL)
-             WHERE {OWNED_BY} AND id = $2"
+             WHERE ",
+            OWNED_BY,
+            " AND id = $2"
         );
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(audited(&sql))
-                    .bind(owner.key())
-                    .bind(id)
-                    .bind(&fields.name)
-                    .bind(&fields.webhook)
-                    .bind(fields.max_parallel_tasks)
-                    .bind(tags_json(&fields.tags))
-                    .bind(fields.active)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
+        let done = with_db!(self, write, |pool| sqlx::query(SQL)
+            .bind(owner.key())
+            .bind(id)
+            .bind(&fields.name)
+            .bind(&fields.webhook)
+            .bind(fields.max_parallel_tasks)
+            .bind(tags_json(&fields.tags))
+            .bind(fields.active)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         found(done)
     }
 
     /// Turns a runner on or off. An unregistered runner stays off.
     pub async fn set_runner_active(&self, owner: RunnerOwner, id: i64, active: bool) -> Result<()> {
-        let sql = format!(
+        const SQL: &str = concatcp!(
             "UPDATE runners SET active = ($3 AND token_hash IS NOT NULL)
-             WHERE {OWNED_BY} AND id = $2"
+             WHERE ",
+            OWNED_BY,
+            " AND id = $2"
         );
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(audited(&sql))
-                    .bind(owner.key())
-                    .bind(id)
-                    .bind(active)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
+        let done = with_db!(self, write, |pool| sqlx::query(SQL)
+            .bind(owner.key())
+            .bind(id)
+            .bind(active)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         found(done)
     }
 
@@ -259,37 +249,30 @@ impl Store {
         id: i64,
         now: Timestamp,
     ) -> Result<()> {
-        let sql =
-            format!("UPDATE runners SET cleaning_requested = $3 WHERE {OWNED_BY} AND id = $2");
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(audited(&sql))
-                    .bind(owner.key())
-                    .bind(id)
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
+        const SQL: &str = concatcp!(
+            "UPDATE runners SET cleaning_requested = $3 WHERE ",
+            OWNED_BY,
+            " AND id = $2"
+        );
+        let done = with_db!(self, write, |pool| sqlx::query(SQL)
+            .bind(owner.key())
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         found(done)
     }
 
     /// Deletes a runner; the tasks it ran keep their history without it.
     pub async fn delete_runner(&self, owner: RunnerOwner, id: i64) -> Result<()> {
-        let sql = format!("DELETE FROM runners WHERE {OWNED_BY} AND id = $2");
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(audited(&sql))
-                    .bind(owner.key())
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
+        const SQL: &str = concatcp!("DELETE FROM runners WHERE ", OWNED_BY, " AND id = $2");
+        let done = with_db!(self, write, |pool| sqlx::query(SQL)
+            .bind(owner.key())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         found(done)
     }
 
@@ -305,37 +288,37 @@ impl Store {
         let registration_token = token::generate();
         let expires =
             Timestamp(now.0 + chrono::Duration::seconds(REGISTRATION_TOKEN_LIFETIME_SECS));
-        let select =
-            format!("SELECT token_hash IS NOT NULL FROM runners WHERE {OWNED_BY} AND id = $2");
-        with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let registered: bool = sqlx::query_scalar(audited(&select))
-                    .bind(owner.key())
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if registered {
-                    return Err(StoreError::Invalid(
-                        "the runner is registered already; unregister it first".into(),
-                    ));
-                }
-                let done = sqlx::query(
-                    "UPDATE runners SET registration_token_hash = $1, registration_expires = $2
-                     WHERE id = $3 AND token_hash IS NULL",
-                )
-                .bind(token::digest(&registration_token))
-                .bind(expires)
+        const SELECT: &str = concatcp!(
+            "SELECT token_hash IS NOT NULL FROM runners WHERE ",
+            OWNED_BY,
+            " AND id = $2"
+        );
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let registered: bool = sqlx::query_scalar(SELECT)
+                .bind(owner.key())
                 .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                found(done)?;
-                tx.commit().await?;
-                Ok::<_, StoreError>(())
+                .fetch_one(&mut *tx)
+                .await?;
+            if registered {
+                return Err(StoreError::Invalid(
+                    "the runner is registered already; unregister it first".into(),
+                ));
             }
-        )?;
+            let done = sqlx::query(
+                "UPDATE runners SET registration_token_hash = $1, registration_expires = $2
+                     WHERE id = $3 AND token_hash IS NULL",
+            )
+            .bind(token::digest(&registration_token))
+            .bind(expires)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            found(done)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        })?;
         Ok(RunnerRegistrationToken {
             registration_token,
             runner_id: id,
@@ -356,101 +339,92 @@ impl Store {
         let registration_digest = token::digest(registration_token);
         let runner_token = token::generate();
         let now = Timestamp::now();
-        let id = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let pending = sqlx::query_as::<_, PendingRegistration>(
-                    "SELECT id, registration_expires FROM runners
+        let id = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let pending = sqlx::query_as::<_, PendingRegistration>(
+                "SELECT id, registration_expires FROM runners
                      WHERE registration_token_hash = $1",
-                )
-                .bind(&registration_digest)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-                if pending.registration_expires.is_none_or(|t| t <= now) {
-                    sqlx::query(
-                        "UPDATE runners SET registration_token_hash = NULL,
+            )
+            .bind(&registration_digest)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            if pending.registration_expires.is_none_or(|t| t <= now) {
+                sqlx::query(
+                    "UPDATE runners SET registration_token_hash = NULL,
                                 registration_expires = NULL
                          WHERE id = $1 AND registration_token_hash = $2",
-                    )
-                    .bind(pending.id)
-                    .bind(&registration_digest)
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    return Err(StoreError::Invalid(
-                        "the registration token has expired; ask for a new one".into(),
-                    ));
-                }
-                // Conditional on the token still being there: of two registrations racing
-                // with the same token, the second changes no row.
-                let done = sqlx::query(
-                    "UPDATE runners SET token_hash = $1, registration_token_hash = NULL,
+                )
+                .bind(pending.id)
+                .bind(&registration_digest)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Err(StoreError::Invalid(
+                    "the registration token has expired; ask for a new one".into(),
+                ));
+            }
+            // Conditional on the token still being there: of two registrations racing
+            // with the same token, the second changes no row.
+            let done = sqlx::query(
+                "UPDATE runners SET token_hash = $1, registration_token_hash = NULL,
                             registration_expires = NULL, active = TRUE,
                             webhook = COALESCE($2, webhook),
                             max_parallel_tasks = COALESCE($3, max_parallel_tasks)
                      WHERE id = $4 AND registration_token_hash = $5",
-                )
-                .bind(token::digest(&runner_token))
-                .bind(fields.webhook.as_deref())
-                .bind(fields.max_parallel_tasks)
-                .bind(pending.id)
-                .bind(&registration_digest)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                found(done)?;
-                tx.commit().await?;
-                Ok::<_, StoreError>(pending.id)
-            }
-        )?;
+            )
+            .bind(token::digest(&runner_token))
+            .bind(fields.webhook.as_deref())
+            .bind(fields.max_parallel_tasks)
+            .bind(pending.id)
+            .bind(&registration_digest)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            found(done)?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(pending.id)
+        })?;
         Ok((self.runner_by_id(id).await?, runner_token))
     }
 
     /// The runner holding `token` (its `X-Runner-Token`), active or not.
     pub async fn runner_by_token(&self, token: &str) -> Result<Option<Runner>> {
-        let sql = format!("SELECT {RUNNER_COLUMNS} FROM runners WHERE token_hash = $1");
-        let row = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, RunnerRow>(audited(&sql))
-                    .bind(token::digest(token))
-                    .fetch_optional(pool)
-                    .await
-        )?;
+        const SQL: &str = concatcp!(
+            "SELECT ",
+            RUNNER_COLUMNS,
+            " FROM runners WHERE token_hash = $1"
+        );
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, RunnerRow>(SQL)
+            .bind(token::digest(token))
+            .fetch_optional(pool)
+            .await)?;
         row.map(RunnerRow::into_runner).transpose()
     }
 
     /// Forgets the runner's credential: it is unregistered and inactive until it registers
     /// again with a new registration token.
     pub async fn unregister_runner(&self, id: i64) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("UPDATE runners SET token_hash = NULL, active = FALSE WHERE id = $1")
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
+        let done = with_db!(self, write, |pool| sqlx::query(
+            "UPDATE runners SET token_hash = NULL, active = FALSE WHERE id = $1"
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         found(done)
     }
 
     /// Notes that the runner contacted the server at `now`.
     pub async fn touch_runner(&self, id: i64, now: Timestamp) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("UPDATE runners SET touched = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
+        let done = with_db!(self, write, |pool| sqlx::query(
+            "UPDATE runners SET touched = $1 WHERE id = $2"
+        )
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         found(done)
     }
 
@@ -458,16 +432,12 @@ impl Store {
     /// [`RunnerOwner::Global`] those of the global runners, for a project those of its own
     /// runners and of the global runners (all of which its tasks may use).
     pub async fn runner_tags(&self, owner: RunnerOwner) -> Result<Vec<RunnerTag>> {
-        let rows: Vec<(i64, String)> = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as(
-                    "SELECT id, tags FROM runners WHERE project_id IS NULL OR project_id = $1",
-                )
-                .bind(owner.key())
-                .fetch_all(pool)
-                .await
-        )?;
+        let rows: Vec<(i64, String)> = with_db!(self, read, |pool| sqlx::query_as(
+            "SELECT id, tags FROM runners WHERE project_id IS NULL OR project_id = $1",
+        )
+        .bind(owner.key())
+        .fetch_all(pool)
+        .await)?;
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         for (id, text) in rows {
             for tag in parse_tags(id, &text)? {

@@ -11,8 +11,12 @@ use ralf_core::Timestamp;
 use ralf_core::api::schedules::{Schedule, ScheduleFields};
 use ralf_core::api::tasks::{Task, TaskRequest};
 
-use crate::tasks::{NewTask, TASK_COLUMNS, TASK_JOINS, TaskRow, insert_task, reference_checks};
-use crate::{Result, Store, StoreError, audited, check_in_project, found, with_db};
+use const_format::concatcp;
+
+use crate::driver::{Reference, Tx as _};
+use crate::in_project::InProject;
+use crate::tasks::{NewTask, task_references};
+use crate::{Result, Store, StoreError, found, with_db};
 
 /// The columns of a schedule row with its template's name, over `schedules s` joined with
 /// `templates tpl`.
@@ -20,6 +24,39 @@ const SCHEDULE_COLUMNS: &str = "s.id, s.project_id, s.template_id, s.cron_format
     s.type, s.run_at, s.task_params, s.next_run, s.last_fired, tpl.name AS tpl_name";
 
 const SCHEDULE_FROM: &str = "schedules s JOIN templates tpl ON tpl.id = s.template_id";
+
+const SCHEDULES: InProject = InProject {
+    list: concatcp!(
+        "SELECT ",
+        SCHEDULE_COLUMNS,
+        " FROM ",
+        SCHEDULE_FROM,
+        " WHERE s.project_id = $1"
+    ),
+    get: concatcp!(
+        "SELECT ",
+        SCHEDULE_COLUMNS,
+        " FROM ",
+        SCHEDULE_FROM,
+        " WHERE s.project_id = $1 AND s.id = $2"
+    ),
+    delete: "DELETE FROM schedules WHERE project_id = $1 AND id = $2",
+};
+
+/// The project's schedules (`$1`), of template `$2` only when that is not `NULL`.
+const SCHEDULES_OF_TEMPLATE: &str = concatcp!(
+    SCHEDULES.list,
+    " AND ($2 IS NULL OR s.template_id = $2) ORDER BY s.id"
+);
+
+/// Every active schedule that will fire, of every project.
+const PENDING_SCHEDULES: &str = concatcp!(
+    "SELECT ",
+    SCHEDULE_COLUMNS,
+    " FROM ",
+    SCHEDULE_FROM,
+    " WHERE s.active AND s.next_run IS NOT NULL ORDER BY s.id"
+);
 
 #[derive(sqlx::FromRow)]
 struct ScheduleRow {
@@ -43,7 +80,7 @@ impl ScheduleRow {
         let task_params = match self.task_params.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(serde_json::from_str::<TaskRequest>(text).map_err(|e| {
-                StoreError::Invalid(format!(
+                StoreError::Corrupt(format!(
                     "schedule {} has unreadable task_params: {e}",
                     self.id
                 ))
@@ -88,24 +125,24 @@ fn params_json(fields: &ScheduleFields) -> Result<Option<String>> {
         .transpose()
 }
 
-/// The checks a schedule's references pass: its template, and the inventory its overrides
-/// name, must be the project's.
-fn schedule_checks(fields: &ScheduleFields) -> [(Option<i64>, &'static str, &'static str); 2] {
+/// The ids a schedule names that must be objects of its project: its template, and the
+/// inventory its overrides name.
+fn schedule_references(fields: &ScheduleFields) -> [Reference; 2] {
     [
-        (
-            Some(fields.template_id),
-            "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
-            "template_id: no such template in this project",
-        ),
-        (
-            fields
+        Reference {
+            id: Some(fields.template_id),
+            count: "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
+            missing: "template_id: no such template in this project",
+        },
+        Reference {
+            id: fields
                 .task_params
                 .as_ref()
                 .and_then(|p| p.inventory_id)
                 .filter(|&id| id != 0),
-            "SELECT COUNT(*) FROM inventories WHERE id = $1 AND project_id = $2",
-            "task_params.inventory_id: no such inventory in this project",
-        ),
+            count: "SELECT COUNT(*) FROM inventories WHERE id = $1 AND project_id = $2",
+            missing: "task_params.inventory_id: no such inventory in this project",
+        },
     ]
 }
 
@@ -116,51 +153,29 @@ impl Store {
         project_id: i64,
         template_id: Option<i64>,
     ) -> Result<Vec<Schedule>> {
-        let sql = format!(
-            "SELECT {SCHEDULE_COLUMNS} FROM {SCHEDULE_FROM}
-             WHERE s.project_id = $1 AND ($2 IS NULL OR s.template_id = $2) ORDER BY s.id"
-        );
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, ScheduleRow>(audited(&sql))
-                    .bind(project_id)
-                    .bind(template_id)
-                    .fetch_all(pool)
-                    .await
-        )?;
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, ScheduleRow>(
+            SCHEDULES_OF_TEMPLATE
+        )
+        .bind(project_id)
+        .bind(template_id)
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter().map(ScheduleRow::into_schedule).collect()
     }
 
     pub async fn schedule(&self, project_id: i64, id: i64) -> Result<Schedule> {
-        let sql = format!(
-            "SELECT {SCHEDULE_COLUMNS} FROM {SCHEDULE_FROM} WHERE s.project_id = $1 AND s.id = $2"
-        );
-        let row = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, ScheduleRow>(audited(&sql))
-                    .bind(project_id)
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-        )?;
-        row.into_schedule()
+        self.get_in_project::<ScheduleRow>(&SCHEDULES, project_id, id)
+            .await?
+            .into_schedule()
     }
 
     /// Every active schedule that will fire, of every project: what the scheduler looks at.
     pub async fn pending_schedules(&self) -> Result<Vec<Schedule>> {
-        let sql = format!(
-            "SELECT {SCHEDULE_COLUMNS} FROM {SCHEDULE_FROM}
-             WHERE s.active AND s.next_run IS NOT NULL ORDER BY s.id"
-        );
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, ScheduleRow>(audited(&sql))
-                    .fetch_all(pool)
-                    .await
-        )?;
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, ScheduleRow>(
+            PENDING_SCHEDULES
+        )
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter().map(ScheduleRow::into_schedule).collect()
     }
 
@@ -173,32 +188,30 @@ impl Store {
         next_run: Option<Timestamp>,
     ) -> Result<Schedule> {
         let params = params_json(fields)?;
-        let id = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                check_in_project!(tx, project_id, schedule_checks(fields));
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO schedules (project_id, template_id, name, cron_format, type,
+        let id = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.check_in_project(project_id, &schedule_references(fields))
+                .await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO schedules (project_id, template_id, name, cron_format, type,
                         run_at, active, task_params, created, next_run)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-                )
-                .bind(project_id)
-                .bind(fields.template_id)
-                .bind(&fields.name)
-                .bind(&fields.cron_format)
-                .bind(&fields.kind)
-                .bind(fields.run_at)
-                .bind(fields.active)
-                .bind(params.as_deref())
-                .bind(Timestamp::now())
-                .bind(next_run)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                id
-            }
-        );
+            )
+            .bind(project_id)
+            .bind(fields.template_id)
+            .bind(&fields.name)
+            .bind(&fields.cron_format)
+            .bind(&fields.kind)
+            .bind(fields.run_at)
+            .bind(fields.active)
+            .bind(params.as_deref())
+            .bind(Timestamp::now())
+            .bind(next_run)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            id
+        });
         self.schedule(project_id, id).await
     }
 
@@ -211,33 +224,31 @@ impl Store {
         next_run: Option<Timestamp>,
     ) -> Result<()> {
         let params = params_json(fields)?;
-        let done = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                check_in_project!(tx, project_id, schedule_checks(fields));
-                let done = sqlx::query(
-                    "UPDATE schedules SET template_id = $1, name = $2, cron_format = $3,
+        let done = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.check_in_project(project_id, &schedule_references(fields))
+                .await?;
+            let done = sqlx::query(
+                "UPDATE schedules SET template_id = $1, name = $2, cron_format = $3,
                         type = $4, run_at = $5, active = $6, task_params = $7, next_run = $8
                      WHERE project_id = $9 AND id = $10",
-                )
-                .bind(fields.template_id)
-                .bind(&fields.name)
-                .bind(&fields.cron_format)
-                .bind(&fields.kind)
-                .bind(fields.run_at)
-                .bind(fields.active)
-                .bind(params.as_deref())
-                .bind(next_run)
-                .bind(project_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                tx.commit().await?;
-                done
-            }
-        );
+            )
+            .bind(fields.template_id)
+            .bind(&fields.name)
+            .bind(&fields.cron_format)
+            .bind(&fields.kind)
+            .bind(fields.run_at)
+            .bind(fields.active)
+            .bind(params.as_deref())
+            .bind(next_run)
+            .bind(project_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            done
+        });
         found(done)
     }
 
@@ -249,38 +260,22 @@ impl Store {
         active: bool,
         next_run: Option<Timestamp>,
     ) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query(
-                    "UPDATE schedules SET active = $1, next_run = $2
+        let done = with_db!(self, write, |pool| sqlx::query(
+            "UPDATE schedules SET active = $1, next_run = $2
                      WHERE project_id = $3 AND id = $4",
-                )
-                .bind(active)
-                .bind(next_run)
-                .bind(project_id)
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        )?;
+        )
+        .bind(active)
+        .bind(next_run)
+        .bind(project_id)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         found(done)
     }
 
     pub async fn delete_schedule(&self, project_id: i64, id: i64) -> Result<()> {
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("DELETE FROM schedules WHERE project_id = $1 AND id = $2")
-                    .bind(project_id)
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )?;
-        found(done)
+        self.delete_in_project(&SCHEDULES, project_id, id).await
     }
 
     /// Claims the firing of schedule `id` that was due at `due` (its `next_run` as the caller
@@ -302,54 +297,42 @@ impl Store {
             .transpose()
             .map_err(|e| StoreError::Invalid(format!("params: {e}")))?
             .unwrap_or_default();
-        let select = format!("SELECT {TASK_COLUMNS} FROM tasks t {TASK_JOINS} WHERE t.id = $1");
         let fired = Timestamp::now();
-        let outcome = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let claimed = sqlx::query(
-                    "UPDATE schedules SET next_run = $1, active = $2, last_fired = $3
+        let outcome = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let claimed = sqlx::query(
+                "UPDATE schedules SET next_run = $1, active = $2, last_fired = $3
                      WHERE id = $4 AND active AND next_run = $5",
-                )
-                .bind(next)
-                .bind(next.is_some())
-                .bind(fired)
-                .bind(id)
-                .bind(due)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if claimed == 0 {
-                    return Ok(Firing::Lost);
-                }
-                let Some(new) = task else {
-                    tx.commit().await?;
-                    return Ok(Firing::Skipped(
-                        "the task's overrides no longer suit the template".into(),
-                    ));
-                };
-                for (ref_id, sql, message) in reference_checks(new) {
-                    let Some(ref_id) = ref_id else { continue };
-                    let n: i64 = sqlx::query_scalar(sql)
-                        .bind(ref_id)
-                        .bind(new.project_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if n == 0 {
-                        tx.commit().await?;
-                        return Ok(Firing::Skipped(message.into()));
-                    }
-                }
-                let task_id = insert_task!(&mut *tx, new, params);
-                let row = sqlx::query_as::<_, TaskRow>(audited(&select))
-                    .bind(task_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                row
+            )
+            .bind(next)
+            .bind(next.is_some())
+            .bind(fired)
+            .bind(id)
+            .bind(due)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                return Ok(Firing::Lost);
             }
-        );
+            let Some(new) = task else {
+                tx.commit().await?;
+                return Ok(Firing::Skipped(
+                    "the task's overrides no longer suit the template".into(),
+                ));
+            };
+            let missing = tx
+                .first_missing(new.project_id, &task_references(new))
+                .await?;
+            if let Some(missing) = missing {
+                tx.commit().await?;
+                return Ok(Firing::Skipped(missing.into()));
+            }
+            let task_id = tx.insert_task(new, &params).await?;
+            let row = tx.task_row(task_id).await?;
+            tx.commit().await?;
+            row
+        });
         Ok(Firing::Fired(Box::new(outcome.into_task()?)))
     }
 }

@@ -27,14 +27,12 @@ const SECRET_COLUMNS: [(&str, &str, &str); 3] = [
 impl Store {
     /// The stored key check, if a server has written one.
     pub async fn key_check(&self) -> Result<Option<String>> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar("SELECT value FROM options WHERE key = $1")
-                    .bind(KEY_CHECK_OPTION)
-                    .fetch_optional(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_scalar(
+            "SELECT value FROM options WHERE key = $1"
+        )
+        .bind(KEY_CHECK_OPTION)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     /// In one transaction: replaces the key check `expected` (`None`: there is none yet) by
@@ -49,58 +47,55 @@ impl Store {
         mut reseal: impl FnMut(&str) -> std::result::Result<String, String> + Send,
     ) -> Result<ResealReport> {
         let mut counts = [0u64; 3];
-        with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let changed = match expected {
-                    None => sqlx::query(
-                        "INSERT INTO options (key, value) VALUES ($1, $2)
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed = match expected {
+                None => sqlx::query(
+                    "INSERT INTO options (key, value) VALUES ($1, $2)
                              ON CONFLICT (key) DO NOTHING",
-                    )
-                    .bind(KEY_CHECK_OPTION)
-                    .bind(new_check)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
-                    Some(old) => {
-                        sqlx::query("UPDATE options SET value = $1 WHERE key = $2 AND value = $3")
-                            .bind(new_check)
-                            .bind(KEY_CHECK_OPTION)
-                            .bind(old)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                    }
-                };
-                if changed != 1 {
-                    return Err(StoreError::Conflict(
-                        "the key check changed meanwhile: another server or command \
+                )
+                .bind(KEY_CHECK_OPTION)
+                .bind(new_check)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+                Some(old) => {
+                    sqlx::query("UPDATE options SET value = $1 WHERE key = $2 AND value = $3")
+                        .bind(new_check)
+                        .bind(KEY_CHECK_OPTION)
+                        .bind(old)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                }
+            };
+            if changed != 1 {
+                return Err(StoreError::Conflict(
+                    "the key check changed meanwhile: another server or command \
                              changed the access key"
-                            .into(),
-                    ));
-                }
-                for ((table, id, column), count) in SECRET_COLUMNS.iter().zip(&mut counts) {
-                    let select =
-                        format!("SELECT {id}, {column} FROM {table} WHERE {column} IS NOT NULL");
-                    let rows: Vec<(i64, String)> = sqlx::query_as(crate::audited(&select))
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let update = format!("UPDATE {table} SET {column} = $1 WHERE {id} = $2");
-                    for (row_id, sealed) in rows {
-                        let resealed = reseal(&sealed)
-                            .map_err(|e| StoreError::Invalid(format!("{table} {row_id}: {e}")))?;
-                        sqlx::query(crate::audited(&update))
-                            .bind(resealed)
-                            .bind(row_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        *count += 1;
-                    }
-                }
-                tx.commit().await?;
+                        .into(),
+                ));
             }
-        );
+            for ((table, id, column), count) in SECRET_COLUMNS.iter().zip(&mut counts) {
+                let select =
+                    format!("SELECT {id}, {column} FROM {table} WHERE {column} IS NOT NULL");
+                let rows: Vec<(i64, String)> = sqlx::query_as(crate::audited(&select))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let update = format!("UPDATE {table} SET {column} = $1 WHERE {id} = $2");
+                for (row_id, sealed) in rows {
+                    let resealed = reseal(&sealed)
+                        .map_err(|e| StoreError::Invalid(format!("{table} {row_id}: {e}")))?;
+                    sqlx::query(crate::audited(&update))
+                        .bind(resealed)
+                        .bind(row_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    *count += 1;
+                }
+            }
+            tx.commit().await?;
+        });
         Ok(ResealReport {
             access_keys: counts[0],
             environments: counts[1],
@@ -111,13 +106,11 @@ impl Store {
     /// How many servers touched their row at `since` or later (running ones, given their
     /// heartbeat).
     pub async fn live_nodes(&self, since: ralf_core::Timestamp) -> Result<i64> {
-        Ok(with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE touched >= $1")
-                    .bind(since)
-                    .fetch_one(pool)
-                    .await
-        )?)
+        Ok(with_db!(self, read, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM nodes WHERE touched >= $1"
+        )
+        .bind(since)
+        .fetch_one(pool)
+        .await)?)
     }
 }

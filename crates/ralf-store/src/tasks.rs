@@ -9,7 +9,10 @@
 use ralf_core::api::tasks::{Task, TaskParams};
 use ralf_core::{TaskStatus, Timestamp};
 
-use crate::{Result, Store, StoreError, audited, check_in_project, order_by, with_db};
+use const_format::concatcp;
+
+use crate::driver::{Reference, Tx as _};
+use crate::{Result, Store, StoreError, audited, order_by, with_db};
 
 /// The columns of a task row with its template and user, over a source aliased `t`.
 pub(crate) const TASK_COLUMNS: &str = r#"t.id, t.template_id, t.project_id, t.status, t.user_id, t.playbook,
@@ -21,6 +24,18 @@ pub(crate) const TASK_COLUMNS: &str = r#"t.id, t.template_id, t.project_id, t.st
 
 pub(crate) const TASK_JOINS: &str =
     "JOIN templates tpl ON tpl.id = t.template_id LEFT JOIN users u ON u.id = t.user_id";
+
+/// One task (`$1`) of any project.
+pub(crate) const TASK_BY_ID: &str = concatcp!(
+    "SELECT ",
+    TASK_COLUMNS,
+    " FROM tasks t ",
+    TASK_JOINS,
+    " WHERE t.id = $1"
+);
+
+/// One task (`$1`) of project `$2`.
+const TASK_IN_PROJECT: &str = concatcp!(TASK_BY_ID, " AND t.project_id = $2");
 
 /// The most tasks one list call returns.
 pub const MAX_TASK_PAGE: i64 = 1000;
@@ -49,48 +64,6 @@ pub struct NewTask<'a> {
     /// server or runner takes it reads them ([`Store::task_secret`]); removed when it finishes.
     pub secret: Option<&'a str>,
 }
-
-/// Inserts the `waiting` task `$new` (a [`NewTask`]) with its `params` JSON inside a
-/// transaction; evaluates to the new id.
-macro_rules! insert_task {
-    ($tx:expr, $new:expr, $params:expr) => {{
-        let id = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO tasks (project_id, template_id, status, user_id, playbook,
-                environment, arguments, git_branch, commit_hash, message, inventory_id,
-                build_task_id, version, params, integration_id, schedule_id, created)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-             RETURNING id",
-        )
-        .bind($new.project_id)
-        .bind($new.template_id)
-        .bind(ralf_core::TaskStatus::Waiting.as_str())
-        .bind($new.user_id)
-        .bind($new.playbook)
-        .bind($new.environment)
-        .bind($new.arguments)
-        .bind($new.git_branch)
-        .bind($new.commit_hash)
-        .bind($new.message)
-        .bind($new.inventory_id)
-        .bind($new.build_task_id)
-        .bind($new.version)
-        .bind(&$params)
-        .bind($new.integration_id)
-        .bind($new.schedule_id)
-        .bind(ralf_core::Timestamp::now())
-        .fetch_one($tx)
-        .await?;
-        if let Some(secret) = $new.secret {
-            sqlx::query("INSERT INTO task_secrets (task_id, secret) VALUES ($1, $2)")
-                .bind(id)
-                .bind(secret)
-                .execute($tx)
-                .await?;
-        }
-        id
-    }};
-}
-pub(crate) use insert_task;
 
 /// Which tasks of a project a list call wants, newest first by default.
 #[derive(Debug, Clone)]
@@ -157,7 +130,7 @@ pub(crate) struct TaskRow {
 impl TaskRow {
     pub(crate) fn into_task(self) -> Result<Task> {
         let status = TaskStatus::parse(&self.status).ok_or_else(|| {
-            StoreError::Invalid(format!(
+            StoreError::Corrupt(format!(
                 "task {} has the unknown status {:?}",
                 self.id, self.status
             ))
@@ -166,7 +139,7 @@ impl TaskRow {
             TaskParams::default()
         } else {
             serde_json::from_str(&self.params).map_err(|e| {
-                StoreError::Invalid(format!("task {} has unreadable params: {e}", self.id))
+                StoreError::Corrupt(format!("task {} has unreadable params: {e}", self.id))
             })?
         };
         Ok(Task {
@@ -205,27 +178,24 @@ impl TaskRow {
     }
 }
 
-/// The ids a new task names that must be objects of its project: the id, a `COUNT(*)` query
-/// (`$1` the id, `$2` the project) and the message when it is not.
-pub(crate) fn reference_checks(
-    new: &NewTask<'_>,
-) -> [(Option<i64>, &'static str, &'static str); 3] {
+/// The ids a new task names that must be objects of its project.
+pub(crate) fn task_references(new: &NewTask<'_>) -> [Reference; 3] {
     [
-        (
-            Some(new.template_id),
-            "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
-            "template_id: no such template in this project",
-        ),
-        (
-            new.inventory_id,
-            "SELECT COUNT(*) FROM inventories WHERE id = $1 AND project_id = $2",
-            "inventory_id: no such inventory in this project",
-        ),
-        (
-            new.build_task_id,
-            "SELECT COUNT(*) FROM tasks WHERE id = $1 AND project_id = $2",
-            "build_task_id: no such task in this project",
-        ),
+        Reference {
+            id: Some(new.template_id),
+            count: "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
+            missing: "template_id: no such template in this project",
+        },
+        Reference {
+            id: new.inventory_id,
+            count: "SELECT COUNT(*) FROM inventories WHERE id = $1 AND project_id = $2",
+            missing: "inventory_id: no such inventory in this project",
+        },
+        Reference {
+            id: new.build_task_id,
+            count: "SELECT COUNT(*) FROM tasks WHERE id = $1 AND project_id = $2",
+            missing: "build_task_id: no such task in this project",
+        },
     ]
 }
 
@@ -235,39 +205,27 @@ impl Store {
     pub async fn create_task(&self, new: &NewTask<'_>) -> Result<Task> {
         let params = serde_json::to_string(new.params)
             .map_err(|e| StoreError::Invalid(format!("params: {e}")))?;
-        let checks = reference_checks(new);
-        let select = format!("SELECT {TASK_COLUMNS} FROM tasks t {TASK_JOINS} WHERE t.id = $1");
-        let row = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                check_in_project!(tx, new.project_id, checks);
-                let id = insert_task!(&mut *tx, new, params);
-                let row = sqlx::query_as::<_, TaskRow>(audited(&select))
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                row
-            }
-        );
+        let row = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.check_in_project(new.project_id, &task_references(new))
+                .await?;
+            let id = tx.insert_task(new, &params).await?;
+            let row = tx.task_row(id).await?;
+            tx.commit().await?;
+            row
+        });
         row.into_task()
     }
 
     /// One task of the project.
     pub async fn task(&self, project_id: i64, id: i64) -> Result<Task> {
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks t {TASK_JOINS} WHERE t.id = $1 AND t.project_id = $2"
-        );
-        let row = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, TaskRow>(audited(&sql))
-                    .bind(id)
-                    .bind(project_id)
-                    .fetch_one(pool)
-                    .await
-        )?;
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, TaskRow>(
+            TASK_IN_PROJECT
+        )
+        .bind(id)
+        .bind(project_id)
+        .fetch_one(pool)
+        .await)?;
         row.into_task()
     }
 
@@ -328,25 +286,22 @@ impl Store {
         );
         let limit = query.limit.clamp(0, MAX_TASK_PAGE);
         let offset = query.offset.max(0);
-        let rows = with_db!(
-            self,
-            read | pool | {
-                let mut q = sqlx::query_as::<_, TaskRow>(audited(&sql))
-                    .bind(project_id)
-                    .bind(limit)
-                    .bind(offset);
-                if let Some(template_id) = query.template_id {
-                    q = q.bind(template_id);
-                }
-                if let Some(before_id) = query.before_id {
-                    q = q.bind(before_id);
-                }
-                for status in query.statuses {
-                    q = q.bind(status.as_str());
-                }
-                q.fetch_all(pool).await?
+        let rows = with_db!(self, read, |pool| {
+            let mut q = sqlx::query_as::<_, TaskRow>(audited(&sql))
+                .bind(project_id)
+                .bind(limit)
+                .bind(offset);
+            if let Some(template_id) = query.template_id {
+                q = q.bind(template_id);
             }
-        );
+            if let Some(before_id) = query.before_id {
+                q = q.bind(before_id);
+            }
+            for status in query.statuses {
+                q = q.bind(status.as_str());
+            }
+            q.fetch_all(pool).await?
+        });
         rows.into_iter().map(TaskRow::into_task).collect()
     }
 
@@ -378,65 +333,58 @@ impl Store {
             false
         };
         sql.push_str(" WHERE id = $2 AND status = $3");
-        let done = with_db!(
-            self,
-            write | pool | {
-                let mut q = sqlx::query(audited(&sql))
-                    .bind(to.as_str())
-                    .bind(id)
-                    .bind(from.as_str());
-                if stamps {
-                    q = q.bind(now);
-                }
-                let done = q.execute(pool).await?.rows_affected();
-                if done == 1 && to.is_finished() {
-                    // A finished task needs its secret answers no more.
-                    sqlx::query("DELETE FROM task_secrets WHERE task_id = $1")
-                        .bind(id)
-                        .execute(pool)
-                        .await?;
-                }
-                done
+        let done = with_db!(self, write, |pool| {
+            let mut q = sqlx::query(audited(&sql))
+                .bind(to.as_str())
+                .bind(id)
+                .bind(from.as_str());
+            if stamps {
+                q = q.bind(now);
             }
-        );
+            let done = q.execute(pool).await?.rows_affected();
+            if done == 1 && to.is_finished() {
+                // A finished task needs its secret answers no more.
+                sqlx::query("DELETE FROM task_secrets WHERE task_id = $1")
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+            done
+        });
         Ok(done == 1)
     }
 
     /// Deletes a finished task with its output. A task that is not finished is a
     /// [`StoreError::Conflict`]; tasks built from it lose their `build_task_id`.
     pub async fn delete_task(&self, project_id: i64, id: i64) -> Result<()> {
-        with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let status: Option<String> = sqlx::query_scalar(
-                    "SELECT status FROM tasks WHERE id = $1 AND project_id = $2",
-                )
-                .bind(id)
-                .bind(project_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(status) = status else {
-                    return Err(StoreError::NotFound);
-                };
-                // Finished is final, so the status cannot change before the delete below.
-                if !TaskStatus::parse(&status).is_some_and(TaskStatus::is_finished) {
-                    return Err(StoreError::Conflict(format!(
-                        "task {id} is {status}; only finished tasks can be deleted (stop it first)"
-                    )));
-                }
-                sqlx::query("DELETE FROM task_output WHERE task_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM tasks WHERE id = $1 AND project_id = $2")
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM tasks WHERE id = $1 AND project_id = $2")
                     .bind(id)
                     .bind(project_id)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                tx.commit().await?;
+            let Some(status) = status else {
+                return Err(StoreError::NotFound);
+            };
+            // Finished is final, so the status cannot change before the delete below.
+            if !TaskStatus::parse(&status).is_some_and(TaskStatus::is_finished) {
+                return Err(StoreError::Conflict(format!(
+                    "task {id} is {status}; only finished tasks can be deleted (stop it first)"
+                )));
             }
-        );
+            sqlx::query("DELETE FROM task_output WHERE task_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM tasks WHERE id = $1 AND project_id = $2")
+                .bind(id)
+                .bind(project_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 }

@@ -11,7 +11,11 @@ use ralf_core::api::templates::{
 };
 use ralf_core::{TaskStatus, Timestamp};
 
-use crate::{Result, Store, StoreError, audited, found, order_by, with_db};
+use const_format::concatcp;
+
+use crate::driver::Tx as _;
+use crate::in_project::InProject;
+use crate::{Result, Store, StoreError, audited, order_by, with_db};
 
 /// Every column of `templates`, as [`TemplateRow`] reads them.
 const TEMPLATE_COLUMNS: &str = "id, project_id, name, app, type, repository_id, inventory_id,
@@ -21,104 +25,46 @@ const TEMPLATE_COLUMNS: &str = "id, project_id, name, app, type, repository_id, 
     start_version, autorun, task_params, executor_image, allow_parallel_tasks, timeout_secs,
     requeue_when_lost, runner_tags";
 
-/// The settable columns but `runner_tags`, in [`bind_settings!`] order: `$2` to `$28` in
-/// inserts and updates (`$1` is the project, `$29` the runner tags).
-const SETTINGS_COLUMNS: [&str; 27] = [
-    "name",
-    "app",
-    "type",
-    "repository_id",
-    "inventory_id",
-    "environment_id",
-    "environment_ids",
-    "view_id",
-    "build_template_id",
-    "playbook",
-    "working_directory",
-    "arguments",
-    "description",
-    "allow_override_args_in_task",
-    "allow_override_branch_in_task",
-    "limit_hosts",
-    "suppress_success_alerts",
-    "suppress_error_alerts",
-    "git_branch",
-    "survey_vars",
-    "start_version",
-    "autorun",
-    "task_params",
-    "executor_image",
-    "allow_parallel_tasks",
-    "timeout_secs",
-    "requeue_when_lost",
-];
+const TEMPLATES: InProject = InProject {
+    list: concatcp!(
+        "SELECT ",
+        TEMPLATE_COLUMNS,
+        " FROM templates WHERE project_id = $1"
+    ),
+    get: concatcp!(
+        "SELECT ",
+        TEMPLATE_COLUMNS,
+        " FROM templates WHERE project_id = $1 AND id = $2"
+    ),
+    delete: "DELETE FROM templates WHERE project_id = $1 AND id = $2",
+};
 
-/// Binds a template's settings in [`SETTINGS_COLUMNS`] order, then `runner_tags`.
-macro_rules! bind_settings {
-    ($query:expr, $s:expr, $json:expr) => {
-        $query
-            .bind(&$s.name)
-            .bind($s.app.as_str())
-            .bind($s.kind.as_str())
-            .bind($s.repository_id)
-            .bind($s.inventory_id)
-            .bind($s.environment_id)
-            .bind(&$json.environment_ids)
-            .bind($s.view_id)
-            .bind($s.build_template_id)
-            .bind(&$s.playbook)
-            .bind($s.working_directory.as_deref())
-            .bind($s.arguments.as_deref())
-            .bind(&$s.description)
-            .bind($s.allow_override_args_in_task)
-            .bind($s.allow_override_branch_in_task)
-            .bind(&$s.limit)
-            .bind($s.suppress_success_alerts)
-            .bind($s.suppress_error_alerts)
-            .bind($s.git_branch.as_deref())
-            .bind(&$json.survey_vars)
-            .bind($s.start_version.as_deref())
-            .bind($s.autorun)
-            .bind(&$json.task_params)
-            .bind(&$s.executor_image)
-            .bind($s.allow_parallel_tasks)
-            .bind($s.timeout_secs)
-            .bind($s.requeue_when_lost)
-            .bind(&$json.runner_tags)
-    };
-}
+/// A new template: `$1` the project, `$2` to `$29` its settings in the order of the columns
+/// here ([`Tx::save_template`](crate::driver::Tx::save_template) binds them); returns its id.
+pub(crate) const INSERT_TEMPLATE: &str = "INSERT INTO templates (project_id,
+        name, app, type, repository_id, inventory_id, environment_id, environment_ids, view_id,
+        build_template_id, playbook, working_directory, arguments, description,
+        allow_override_args_in_task, allow_override_branch_in_task, limit_hosts,
+        suppress_success_alerts, suppress_error_alerts, git_branch, survey_vars, start_version,
+        autorun, task_params, executor_image, allow_parallel_tasks, timeout_secs,
+        requeue_when_lost, runner_tags)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+            $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)
+    RETURNING id";
 
-/// Inserts one vault of template `$template` inside a transaction.
-macro_rules! insert_vault {
-    ($tx:expr, $project:expr, $template:expr, $vault:expr) => {
-        sqlx::query(
-            "INSERT INTO template_vaults (template_id, project_id, name, type, vault_key_id, script)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind($template)
-        .bind($project)
-        .bind(&$vault.name)
-        .bind($vault.kind.as_str())
-        .bind($vault.vault_key_id)
-        .bind(&$vault.script)
-        .execute($tx)
-        .await?
-    };
-}
-pub(crate) use {bind_settings, insert_vault};
-
-/// `INSERT INTO templates` of every setting, `$1` being the project, [`bind_settings!`] order;
-/// returns the new id.
-pub(crate) fn insert_template_sql() -> String {
-    let placeholders: Vec<String> = (2..=SETTINGS_COLUMNS.len() + 2)
-        .map(|n| format!("${n}"))
-        .collect();
-    format!(
-        "INSERT INTO templates (project_id, {}, runner_tags) VALUES ($1, {}) RETURNING id",
-        SETTINGS_COLUMNS.join(", "),
-        placeholders.join(", ")
-    )
-}
+/// Template `$30` of project `$1` gets the settings `$2` to `$29`, bound as for
+/// [`INSERT_TEMPLATE`]; returns its id.
+pub(crate) const UPDATE_TEMPLATE: &str = "UPDATE templates SET
+        name = $2, app = $3, type = $4, repository_id = $5, inventory_id = $6,
+        environment_id = $7, environment_ids = $8, view_id = $9, build_template_id = $10,
+        playbook = $11, working_directory = $12, arguments = $13, description = $14,
+        allow_override_args_in_task = $15, allow_override_branch_in_task = $16,
+        limit_hosts = $17, suppress_success_alerts = $18, suppress_error_alerts = $19,
+        git_branch = $20, survey_vars = $21, start_version = $22, autorun = $23,
+        task_params = $24, executor_image = $25, allow_parallel_tasks = $26,
+        timeout_secs = $27, requeue_when_lost = $28, runner_tags = $29
+    WHERE project_id = $1 AND id = $30
+    RETURNING id";
 
 /// The JSON-valued settings, serialised for their text columns.
 pub(crate) struct JsonColumns {
@@ -179,7 +125,7 @@ struct TemplateRow {
 
 fn stored_json<T: serde::de::DeserializeOwned>(id: i64, column: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| {
-        StoreError::Invalid(format!("template {id}: stored {column} is not valid: {e}"))
+        StoreError::Corrupt(format!("template {id}: stored {column} is not valid: {e}"))
     })
 }
 
@@ -187,13 +133,13 @@ impl TemplateRow {
     fn into_template(self, vaults: Vec<TemplateVault>) -> Result<Template> {
         let id = self.id;
         let app = TemplateApp::parse(&self.app).ok_or_else(|| {
-            StoreError::Invalid(format!(
+            StoreError::Corrupt(format!(
                 "template {id}: stored app {:?} is unknown",
                 self.app
             ))
         })?;
         let kind = TemplateType::parse(&self.kind).ok_or_else(|| {
-            StoreError::Invalid(format!(
+            StoreError::Corrupt(format!(
                 "template {id}: stored type {:?} is unknown",
                 self.kind
             ))
@@ -250,7 +196,7 @@ struct VaultRow {
 impl VaultRow {
     fn into_vault(self) -> Result<TemplateVault> {
         let kind = VaultType::parse(&self.kind).ok_or_else(|| {
-            StoreError::Invalid(format!(
+            StoreError::Corrupt(format!(
                 "vault {}: stored type {:?} is unknown",
                 self.id, self.kind
             ))
@@ -328,15 +274,13 @@ impl Store {
              WHERE t.project_id = $1 {view_filter} {order}",
             prefixed("t", TEMPLATE_COLUMNS)
         );
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, TemplateRow>(audited(&sql))
-                    .bind(project_id)
-                    .bind(view_id)
-                    .fetch_all(pool)
-                    .await
-        )?;
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, TemplateRow>(
+            audited(&sql)
+        )
+        .bind(project_id)
+        .bind(view_id)
+        .fetch_all(pool)
+        .await)?;
         let mut vaults = self.project_vaults(project_id).await?;
         rows.into_iter()
             .map(|row| {
@@ -348,17 +292,7 @@ impl Store {
 
     /// One template of the project.
     pub async fn template(&self, project_id: i64, id: i64) -> Result<Template> {
-        let sql =
-            format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE project_id = $1 AND id = $2");
-        let row = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, TemplateRow>(audited(&sql))
-                    .bind(project_id)
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-        )?;
+        let row: TemplateRow = self.get_in_project(&TEMPLATES, project_id, id).await?;
         let vaults = self.template_vaults(id).await?;
         row.into_template(vaults)
     }
@@ -366,17 +300,13 @@ impl Store {
     /// The template of the project called `name`. Names need not be unique: when several
     /// templates share it, this refuses to guess (`Invalid`, naming how many).
     pub async fn template_by_name(&self, project_id: i64, name: &str) -> Result<Template> {
-        let ids: Vec<i64> = with_db!(
-            self,
-            read | pool
-                | sqlx::query_scalar(
-                    "SELECT id FROM templates WHERE project_id = $1 AND name = $2 ORDER BY id LIMIT 2",
-                )
-                .bind(project_id)
-                .bind(name)
-                .fetch_all(pool)
-                .await
-        )?;
+        let ids: Vec<i64> = with_db!(self, read, |pool| sqlx::query_scalar(
+            "SELECT id FROM templates WHERE project_id = $1 AND name = $2 ORDER BY id LIMIT 2",
+        )
+        .bind(project_id)
+        .bind(name)
+        .fetch_all(pool)
+        .await)?;
         match ids.as_slice() {
             [] => Err(StoreError::NotFound),
             [id] => self.template(project_id, *id).await,
@@ -393,23 +323,18 @@ impl Store {
         settings: &TemplateSettings,
         vaults: &[NewVault],
     ) -> Result<Template> {
-        let json = JsonColumns::of(settings)?;
-        let sql = insert_template_sql();
-        let id: i64 = with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let query = sqlx::query_scalar::<_, i64>(audited(&sql)).bind(project_id);
-                let id = bind_settings!(query, settings, json)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                for vault in vaults {
-                    insert_vault!(&mut *tx, project_id, id, vault);
-                }
-                tx.commit().await?;
-                id
+        let id = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let id = tx
+                .save_template(project_id, None, settings)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            for vault in vaults {
+                tx.insert_vault(project_id, id, vault).await?;
             }
-        );
+            tx.commit().await?;
+            id
+        });
         self.template(project_id, id).await
     }
 
@@ -421,42 +346,21 @@ impl Store {
         settings: &TemplateSettings,
         vaults: &[NewVault],
     ) -> Result<()> {
-        let json = JsonColumns::of(settings)?;
-        let assignments: Vec<String> = SETTINGS_COLUMNS
-            .iter()
-            .chain(["runner_tags"].iter())
-            .enumerate()
-            .map(|(i, column)| format!("{column} = ${}", i + 2))
-            .collect();
-        let id_param = SETTINGS_COLUMNS.len() + 3;
-        let sql = format!(
-            "UPDATE templates SET {} WHERE project_id = $1 AND id = ${id_param}",
-            assignments.join(", ")
-        );
-        with_db!(
-            self,
-            write | pool | {
-                let mut tx = pool.begin().await?;
-                let query = sqlx::query(audited(&sql)).bind(project_id);
-                let done = bind_settings!(query, settings, json)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if done == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                sqlx::query("DELETE FROM template_vaults WHERE template_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                for vault in vaults {
-                    insert_vault!(&mut *tx, project_id, id, vault);
-                }
-                tx.commit().await?;
-                Ok(())
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.save_template(project_id, Some(id), settings)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            sqlx::query("DELETE FROM template_vaults WHERE template_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for vault in vaults {
+                tx.insert_vault(project_id, id, vault).await?;
             }
-        )
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Deletes a template with its vaults and tasks (as Semaphore does). A template that is the
@@ -469,40 +373,26 @@ impl Store {
                 user.name
             )));
         }
-        let done = with_db!(
-            self,
-            write
-                | pool
-                | sqlx::query("DELETE FROM templates WHERE project_id = $1 AND id = $2")
-                    .bind(project_id)
-                    .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected())
-        )
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::InUse(_) => StoreError::InUse(
-                "the template is still the build template of another template".into(),
-            ),
-            other => other,
-        })?;
-        found(done)
+        self.delete_in_project(&TEMPLATES, project_id, id)
+            .await
+            .map_err(|e| match e {
+                StoreError::InUse(_) => StoreError::InUse(
+                    "the template is still the build template of another template".into(),
+                ),
+                other => other,
+            })
     }
 
     /// The templates whose build template is `id` (what `…/templates/{id}/refs` lists).
     pub async fn templates_built_by(&self, project_id: i64, id: i64) -> Result<Vec<ObjectRef>> {
-        let rows: Vec<(i64, String)> = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as(
-                    "SELECT id, name FROM templates
+        let rows: Vec<(i64, String)> = with_db!(self, read, |pool| sqlx::query_as(
+            "SELECT id, name FROM templates
                      WHERE project_id = $1 AND build_template_id = $2 ORDER BY name, id",
-                )
-                .bind(project_id)
-                .bind(id)
-                .fetch_all(pool)
-                .await
-        )?;
+        )
+        .bind(project_id)
+        .bind(id)
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|(id, name)| ObjectRef { id, name })
@@ -560,15 +450,11 @@ impl Store {
             let sql = format!(
                 "SELECT COUNT(*) FROM {table} WHERE project_id = $1 AND id = $2 {only_project_keys}"
             );
-            let found: i64 = with_db!(
-                self,
-                read | pool
-                    | sqlx::query_scalar(audited(&sql))
-                        .bind(project_id)
-                        .bind(id)
-                        .fetch_one(pool)
-                        .await
-            )?;
+            let found: i64 = with_db!(self, read, |pool| sqlx::query_scalar(audited(&sql))
+                .bind(project_id)
+                .bind(id)
+                .fetch_one(pool)
+                .await)?;
             if found == 0 {
                 return Err(StoreError::Invalid(format!(
                     "{field}: no such {what} in this project"
@@ -595,17 +481,13 @@ impl Store {
                         .into(),
                 ));
             }
-            next = with_db!(
-                self,
-                read | pool
-                    | sqlx::query_scalar::<_, Option<i64>>(
-                        "SELECT build_template_id FROM templates WHERE project_id = $1 AND id = $2",
-                    )
-                    .bind(project_id)
-                    .bind(current)
-                    .fetch_optional(pool)
-                    .await
-            )?
+            next = with_db!(self, read, |pool| sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT build_template_id FROM templates WHERE project_id = $1 AND id = $2",
+            )
+            .bind(project_id)
+            .bind(current)
+            .fetch_optional(pool)
+            .await)?
             .flatten();
         }
         Ok(())
@@ -617,11 +499,8 @@ impl Store {
         &self,
         project_id: i64,
     ) -> Result<HashMap<i64, TemplateTaskSummary>> {
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, LastTaskRow>(
-                    r#"SELECT c.task_count, t.id, t.template_id, t.project_id, t.status, t.user_id,
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, LastTaskRow>(
+            r#"SELECT c.task_count, t.id, t.template_id, t.project_id, t.status, t.user_id,
                               u.name AS user_name, t.playbook, t.arguments, t.git_branch,
                               t.inventory_id, t.message, t.commit_hash, t.commit_message,
                               t.version, t.build_task_id, t.created, t.start, t."end"
@@ -629,15 +508,14 @@ impl Store {
                              FROM tasks WHERE project_id = $1 GROUP BY template_id) c
                        JOIN tasks t ON t.id = c.last_id
                        LEFT JOIN users u ON u.id = t.user_id"#,
-                )
-                .bind(project_id)
-                .fetch_all(pool)
-                .await
-        )?;
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter()
             .map(|row| {
                 let status = TaskStatus::parse(&row.status).ok_or_else(|| {
-                    StoreError::Invalid(format!(
+                    StoreError::Corrupt(format!(
                         "task {}: stored status {:?} is unknown",
                         row.id, row.status
                     ))
@@ -671,33 +549,25 @@ impl Store {
     }
 
     async fn template_vaults(&self, template_id: i64) -> Result<Vec<TemplateVault>> {
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, VaultRow>(
-                    "SELECT id, template_id, name, type, vault_key_id, script FROM template_vaults
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, VaultRow>(
+            "SELECT id, template_id, name, type, vault_key_id, script FROM template_vaults
                      WHERE template_id = $1 ORDER BY id",
-                )
-                .bind(template_id)
-                .fetch_all(pool)
-                .await
-        )?;
+        )
+        .bind(template_id)
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter().map(VaultRow::into_vault).collect()
     }
 
     /// Every vault of the project's templates, by template.
     async fn project_vaults(&self, project_id: i64) -> Result<HashMap<i64, Vec<TemplateVault>>> {
-        let rows = with_db!(
-            self,
-            read | pool
-                | sqlx::query_as::<_, VaultRow>(
-                    "SELECT id, template_id, name, type, vault_key_id, script FROM template_vaults
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, VaultRow>(
+            "SELECT id, template_id, name, type, vault_key_id, script FROM template_vaults
                      WHERE project_id = $1 ORDER BY id",
-                )
-                .bind(project_id)
-                .fetch_all(pool)
-                .await
-        )?;
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await)?;
         let mut by_template: HashMap<i64, Vec<TemplateVault>> = HashMap::new();
         for row in rows {
             let template_id = row.template_id;
@@ -717,4 +587,33 @@ fn prefixed(alias: &str, columns: &str) -> String {
         .map(|c| format!("{alias}.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The columns of a statement's list in parentheses, and of its `column = $n` pairs.
+    fn words(sql: &str) -> Vec<String> {
+        sql.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn inserts_and_updates_bind_the_settings_in_the_same_order() {
+        let insert = words(INSERT_TEMPLATE);
+        let first = insert.iter().position(|w| w == "project_id").unwrap();
+        let inserted: Vec<&String> = insert[first + 1..]
+            .iter()
+            .take_while(|w| *w != "VALUES")
+            .collect();
+        assert_eq!(inserted.len(), 28);
+        let update = words(UPDATE_TEMPLATE);
+        for (i, column) in inserted.iter().enumerate() {
+            let at = update.iter().position(|w| w == *column).unwrap();
+            assert_eq!(update[at + 1], format!("${}", i + 2), "{column}");
+        }
+    }
 }
