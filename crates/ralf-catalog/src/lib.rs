@@ -2,8 +2,9 @@
 //! service (`model`, `parse`), their validation together into a `Catalog` (`validate`), which
 //! services a rollout takes and in what order (`plan`), the rollout state machine the engine
 //! replays after a restart (`rollout`), each step's status object (`report`), and the
-//! dependency graph in DOT (`graph`). See docs/catalog.md.
+//! dependency graph in DOT (`graph`), and the API's shapes (`api`). See docs/catalog.md.
 
+pub mod api;
 pub mod graph;
 pub mod model;
 pub mod parse;
@@ -22,8 +23,8 @@ pub use plan::{
 };
 pub use report::{StepId, StepResult, StepStatus, step_status};
 pub use rollout::{
-    NextSteps, Rollout, RolloutError, RolloutEvent, RolloutOptions, RolloutState, ServiceProgress,
-    StepToStart,
+    Cancellation, Decision, NextSteps, Rollout, RolloutError, RolloutEvent, RolloutOptions,
+    RolloutState, ServiceProgress, StepRecord, StepToStart, step_environment,
 };
 pub use validate::{Catalog, TemplateResolver};
 

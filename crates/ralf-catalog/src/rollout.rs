@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ralf_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ServiceState, StepKind, TemplateRef};
+use crate::model::{Service, ServiceState, StepKind, TemplateRef};
 use crate::plan::{Plan, PlannedService};
 use crate::report::{StepId, StepResult, StepStatus};
 
@@ -19,6 +19,17 @@ pub const SERVICE_ENV: &str = "RALF_SERVICE";
 pub const STEP_ENV: &str = "RALF_STEP";
 pub const STEP_ID_ENV: &str = "RALF_STEP_ID";
 pub const ATTEMPT_ENV: &str = "RALF_ATTEMPT";
+
+/// The environment of a step's task: the service's `environment` and ralf's `RALF_*`
+/// variables naming the service, the step and the attempt.
+pub fn step_environment(service: &Service, step_id: &StepId) -> BTreeMap<String, String> {
+    let mut environment = service.environment.clone();
+    environment.insert(SERVICE_ENV.to_owned(), service.name.clone());
+    environment.insert(STEP_ENV.to_owned(), step_id.kind.to_string());
+    environment.insert(STEP_ID_ENV.to_owned(), step_id.to_string());
+    environment.insert(ATTEMPT_ENV.to_owned(), step_id.attempt.to_string());
+    environment
+}
 
 /// A retry's wait doubles after each failure up to this (or the first delay, when longer).
 pub const MAX_RETRY_DELAY_SECONDS: u64 = 3600;
@@ -167,6 +178,28 @@ pub enum RolloutState {
 }
 
 impl RolloutState {
+    pub const ALL: [RolloutState; 5] = [
+        RolloutState::Running,
+        RolloutState::WaitingApproval,
+        RolloutState::Succeeded,
+        RolloutState::Failed,
+        RolloutState::Cancelled,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RolloutState::Running => "running",
+            RolloutState::WaitingApproval => "waiting_approval",
+            RolloutState::Succeeded => "succeeded",
+            RolloutState::Failed => "failed",
+            RolloutState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RolloutState> {
+        RolloutState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     pub const fn is_finished(self) -> bool {
         matches!(
             self,
@@ -459,15 +492,10 @@ impl Rollout {
             .template(step_id.kind)
             .expect("a step is offered only when the service has its template")
             .clone();
-        let mut environment = service.environment.clone();
-        environment.insert(SERVICE_ENV.to_owned(), service.name.clone());
-        environment.insert(STEP_ENV.to_owned(), step_id.kind.to_string());
-        environment.insert(STEP_ID_ENV.to_owned(), step_id.to_string());
-        environment.insert(ATTEMPT_ENV.to_owned(), step_id.attempt.to_string());
         StepToStart {
+            environment: step_environment(service, &step_id),
             step_id,
             template,
-            environment,
         }
     }
 
