@@ -757,6 +757,7 @@ impl Drop for StopOnDrop {
 pub(crate) struct Checkout {
     pub dir: PathBuf,
     pub pin: Pin,
+    pub info: CheckoutInfo,
 }
 
 /// Fetches the repository into its cache and checks out the task's commit into
@@ -994,7 +995,7 @@ pub(crate) async fn checkout(
         fetched.as_millis(),
     ));
     out.checked_out(&info);
-    Ok(Checkout { dir, pin })
+    Ok(Checkout { dir, pin, info })
 }
 
 #[cfg(test)]

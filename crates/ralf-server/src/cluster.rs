@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ralf_core::api::live::CatalogServiceState;
 use ralf_core::{TaskStatus, Timestamp};
 use ralf_store::cluster::Leases;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,13 @@ enum News {
         first_index: i64,
         count: i64,
     },
+    /// A catalog rollout changed.
+    CatalogRollout {
+        project_id: i64,
+        rollout_id: i64,
+        state: String,
+        services: Vec<CatalogServiceState>,
+    },
 }
 
 /// Where the live hub and the task queue put what other servers should hear.
@@ -103,6 +111,17 @@ impl Outbox {
                 project_id: *project_id,
                 first_index: *first_index,
                 count: lines.len() as i64,
+            },
+            LiveEvent::CatalogRollout {
+                project_id,
+                rollout_id,
+                state,
+                services,
+            } => News::CatalogRollout {
+                project_id: *project_id,
+                rollout_id: *rollout_id,
+                state: state.clone(),
+                services: services.as_ref().clone(),
             },
         });
     }
@@ -267,6 +286,17 @@ async fn hear_notices(state: AppState, mut listener: ralf_store::cluster::Listen
                     tracing::warn!(task.id = task_id, error = %e, "could not read announced lines");
                 }
             },
+            News::CatalogRollout {
+                project_id,
+                rollout_id,
+                state: rollout_state,
+                services,
+            } => state.live.deliver(LiveEvent::CatalogRollout {
+                project_id,
+                rollout_id,
+                state: rollout_state,
+                services: Arc::new(services),
+            }),
         }
     }
 }

@@ -241,6 +241,11 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
             .collect();
     }
 
+    // A step of a catalog rollout: the service's environment and ralf's RALF_* variables,
+    // over everything else; the task may leave a report (see crate::catalog).
+    let catalog_step = crate::catalog::step_environment(store, task.id).await?;
+    env.extend(catalog_step.iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+
     let playbook = if task.playbook.trim().is_empty() {
         settings.playbook.clone()
     } else {
@@ -261,7 +266,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
             branch,
             commit: task.commit_hash.clone().filter(|c| !c.is_empty()),
             auth,
-            cache_key: format!("repository-{}", repository.id),
+            cache_key: cache_key(repository.id),
         },
         playbook,
         working_directory: settings.working_directory.clone(),
@@ -274,6 +279,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
         secrets,
         timeout: (settings.timeout_secs > 0)
             .then(|| std::time::Duration::from_secs(settings.timeout_secs as u64)),
+        step_report: catalog_step.is_some(),
     };
     Ok(PreparedJob { job, template })
 }
@@ -292,8 +298,14 @@ async fn key_material(
         .with_context(|| format!("key {key_id}"))
 }
 
+/// The key of a repository's cached clone, which its tasks (and the server's own reads of it)
+/// share.
+pub(crate) fn cache_key(repository_id: i64) -> String {
+    format!("repository-{repository_id}")
+}
+
 /// A key as a connection credential; every secret part is added to `secrets` for masking.
-async fn credential(
+pub(crate) async fn credential(
     state: &AppState,
     project_id: i64,
     key_id: i64,
