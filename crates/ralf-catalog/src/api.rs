@@ -171,7 +171,11 @@ pub struct InvalidCatalogBody {
 impl From<&CatalogErrors> for InvalidCatalogBody {
     fn from(errors: &CatalogErrors) -> InvalidCatalogBody {
         let count = errors.0.len();
-        let first = errors.0.first().map(ToString::to_string).unwrap_or_default();
+        let first = errors
+            .0
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let error = match count {
             0 | 1 => format!("the service catalog is invalid: {first}"),
             n => format!(
@@ -222,7 +226,11 @@ mod tests {
             request(r#"{"next": 2}"#).selection(),
             Ok(Selection::Next { count: 2 })
         );
-        assert!(request(r#"{"next": 2, "priority": "P1"}"#).selection().is_err());
+        assert!(
+            request(r#"{"next": 2, "priority": "P1"}"#)
+                .selection()
+                .is_err()
+        );
         assert!(request(r#"{"next": 0}"#).selection().is_err());
         assert!(request(r#"{"names": []}"#).selection().is_err());
         assert!(serde_json::from_str::<RolloutRequest>(r#"{"name": "a"}"#).is_err());

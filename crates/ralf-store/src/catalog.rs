@@ -11,8 +11,7 @@
 
 use ralf_catalog::api::CatalogSettings;
 use ralf_catalog::{
-    Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId,
-    StepStatus,
+    Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId, StepStatus,
 };
 use ralf_core::Timestamp;
 use ralf_core::api::tasks::Task;
@@ -521,9 +520,9 @@ impl Store {
         let Some((rollout_id, step, plan)) = row else {
             return Ok(None);
         };
-        let step_id = step.parse().map_err(|e| {
-            StoreError::Corrupt(format!("a step of rollout {rollout_id}: {e}"))
-        })?;
+        let step_id = step
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("a step of rollout {rollout_id}: {e}")))?;
         Ok(Some(CatalogStep {
             rollout_id,
             step_id,

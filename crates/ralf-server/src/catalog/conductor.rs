@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use ralf_catalog::{
-    NextSteps, Rollout, RolloutEvent, RolloutState, ServiceState, StepId, StepStatus,
-    StepToStart,
+    NextSteps, Rollout, RolloutEvent, RolloutState, ServiceState, StepId, StepStatus, StepToStart,
 };
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::tasks::{Task, TaskFields, TaskRequest};
@@ -115,7 +114,7 @@ async fn look(state: &AppState) -> Result<Option<Timestamp>, StoreError> {
 /// What one round does to a rollout.
 enum Move {
     /// Events to append in order (the first with the task of a step that starts).
-    Record(Vec<RolloutEvent>, Option<Step>),
+    Record(Vec<RolloutEvent>, Option<Box<Step>>),
     /// Nothing to do until something happens.
     Settled,
 }
@@ -190,7 +189,7 @@ async fn next_move(
         at: now,
     };
     Ok(match step_task(state, stored, to_start).await? {
-        Ok(step) => Move::Record(vec![started], Some(step)),
+        Ok(step) => Move::Record(vec![started], Some(Box::new(step))),
         // No task can be made: the step is recorded as started without one, and failed.
         Err(why) => {
             tracing::warn!(rollout.id = stored.id, step = %to_start.step_id, %why,
@@ -297,7 +296,12 @@ async fn step_task(
     };
     let fields = match request.fields_for(&template.settings) {
         Ok(fields) => fields,
-        Err(e) => return Ok(Err(format!("template {:?}: {}", template.settings.name, e.0))),
+        Err(e) => {
+            return Ok(Err(format!(
+                "template {:?}: {}",
+                template.settings.name, e.0
+            )));
+        }
     };
     // A template of the catalog's own repository runs the commit the rollout was planned
     // from, on the branch the catalog was read from.
@@ -336,7 +340,7 @@ async fn record(
     stored: &StoredRollout,
     seq: i64,
     events: &[RolloutEvent],
-    step: Option<Step>,
+    step: Option<Box<Step>>,
 ) -> Result<(), StoreError> {
     let new = step.as_ref().map(|s| NewTask {
         project_id: stored.project_id,
@@ -450,7 +454,11 @@ async fn settle(
         .update_rollout(stored.project_id, stored.id, now_state, at, &outcomes)
         .await?;
     if finished {
-        tracing::info!(rollout.id = stored.id, state = now_state.as_str(), "catalog: a rollout ended");
+        tracing::info!(
+            rollout.id = stored.id,
+            state = now_state.as_str(),
+            "catalog: a rollout ended"
+        );
         state
             .event(NewEvent {
                 project_id: Some(stored.project_id),

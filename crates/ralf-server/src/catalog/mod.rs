@@ -15,9 +15,7 @@ mod read;
 
 use std::collections::BTreeMap;
 
-use ralf_catalog::api::{
-    CatalogSettings, PlanView, RolloutSummary, RolloutView, ServiceView,
-};
+use ralf_catalog::api::{CatalogSettings, PlanView, RolloutSummary, RolloutView, ServiceView};
 use ralf_catalog::{
     CatalogErrors, Plan, Rollout, RolloutEvent, RolloutOptions, RolloutState, Selection,
     ServiceProgress, ServiceState,
@@ -146,9 +144,7 @@ pub async fn services(
                 .and_then(ServiceProgress::last_status)
                 .or(record.and_then(|r| r.last_status.as_ref()))
                 .cloned();
-            let recorded_state = progress
-                .map(|p| p.state)
-                .or(record.map(|r| r.state));
+            let recorded_state = progress.map(|p| p.state).or(record.map(|r| r.state));
             let deployed_from = progress
                 .filter(|p| p.state.is_up())
                 .and_then(|_| unfinished.as_ref().map(|(s, _)| s.commit.clone()));
@@ -398,12 +394,9 @@ async fn record_decision(
                 })?,
         };
         let history = state.store.rollout_history(stored.id).await?;
-        let mut rollout = Rollout::replay(
-            stored.plan.clone(),
-            stored.options.clone(),
-            history.events,
-        )
-        .map_err(|e| corrupt(&stored, e))?;
+        let mut rollout =
+            Rollout::replay(stored.plan.clone(), stored.options.clone(), history.events)
+                .map_err(|e| corrupt(&stored, e))?;
         rollout
             .record(event.clone())
             .map_err(|e| CatalogFailure::Conflict(e.to_string()))?;
@@ -447,10 +440,7 @@ async fn replay(store: &Store, stored: &StoredRollout) -> Result<Rollout, StoreE
 
 /// Recorded events that the state machine refuses: the database's fault.
 fn corrupt(stored: &StoredRollout, e: ralf_catalog::RolloutError) -> StoreError {
-    StoreError::Corrupt(format!(
-        "rollout {} does not replay: {e}",
-        stored.id
-    ))
+    StoreError::Corrupt(format!("rollout {} does not replay: {e}", stored.id))
 }
 
 fn unfinished_already(id: i64) -> CatalogFailure {

@@ -103,11 +103,7 @@ impl Templates {
         project_id: i64,
     ) -> Result<Templates, ralf_store::StoreError> {
         let mut templates = Templates::default();
-        for template in state
-            .store
-            .templates(project_id, None, None, false)
-            .await?
-        {
+        for template in state.store.templates(project_id, None, None, false).await? {
             templates.ids.insert(template.id);
             templates
                 .by_name

@@ -244,7 +244,12 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
     // A step of a catalog rollout: the service's environment and ralf's RALF_* variables,
     // over everything else; the task may leave a report (see crate::catalog).
     let catalog_step = crate::catalog::step_environment(store, task.id).await?;
-    env.extend(catalog_step.iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(
+        catalog_step
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
 
     let playbook = if task.playbook.trim().is_empty() {
         settings.playbook.clone()

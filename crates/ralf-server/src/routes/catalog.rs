@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use ralf_catalog::Priority;
 use ralf_catalog::api::{
-    CatalogSettings, InvalidCatalogBody, MAX_PARALLELISM, PlanView, RolloutRequest,
-    RolloutSummary, RolloutView, ServiceView,
+    CatalogSettings, InvalidCatalogBody, MAX_PARALLELISM, PlanView, RolloutRequest, RolloutSummary,
+    RolloutView, ServiceView,
 };
 use ralf_core::api::ErrorBody;
 use ralf_core::validate;
@@ -129,8 +129,7 @@ async fn put_settings(
         .filter(|b| !b.is_empty());
     if let Some(branch) = &settings.branch {
         validate::short_text("branch", branch)?;
-        if branch.starts_with('-') || branch.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if branch.starts_with('-') || branch.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ApiError::bad_request(format!(
                 "branch: {branch:?} is not a branch name"
             )));
@@ -177,10 +176,7 @@ async fn plan(
     State(state): State<AppState>,
     Params(query): Params<PlanQuery>,
 ) -> ApiResult<Json<PlanView>> {
-    let selection = query
-        .request()?
-        .selection()
-        .map_err(ApiError::BadRequest)?;
+    let selection = query.request()?.selection().map_err(ApiError::BadRequest)?;
     Ok(Json(
         catalog::plan(&state, access.project_id, selection).await?,
     ))

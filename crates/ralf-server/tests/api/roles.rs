@@ -285,7 +285,9 @@ impl Fixture {
     }
 
     fn catalog_repository(&self) -> i64 {
-        self.catalog.as_ref().map_or(self.repository, |c| c.repository)
+        self.catalog
+            .as_ref()
+            .map_or(self.repository, |c| c.repository)
     }
 
     async fn new(people: &People) -> Fixture {

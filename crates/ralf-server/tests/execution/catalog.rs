@@ -233,7 +233,10 @@ async fn services_go_after_their_dependencies_then_by_priority_then_name(backend
 
     let plan = api.get(&catalog.path("plan")).await;
     assert_eq!(plan.status, StatusCode::OK, "{}", plan.text);
-    assert_eq!(names(&plan.body["plan"]["services"]), ["web", "db", "app", "cache"]);
+    assert_eq!(
+        names(&plan.body["plan"]["services"]),
+        ["web", "db", "app", "cache"]
+    );
     assert_eq!(plan.body["plan"]["services"][2]["waits_for"], json!(["db"]));
     assert_eq!(plan.body["commit"].as_str().unwrap().len(), 40);
     let skipped = &plan.body["plan"]["skipped"];
@@ -268,7 +271,10 @@ async fn services_go_after_their_dependencies_then_by_priority_then_name(backend
         .collect();
     assert_eq!(applied.len(), 4, "{applied:#?}");
     for (message, name) in applied.iter().zip(["web", "db", "app", "cache"]) {
-        assert!(message.contains(&format!("apply of {name}")), "{applied:#?}");
+        assert!(
+            message.contains(&format!("apply of {name}")),
+            "{applied:#?}"
+        );
     }
     // The service's environment and ralf's variables reach the task.
     let db = service(&rollout, "db");
@@ -344,7 +350,11 @@ async fn independent_services_run_side_by_side_with_parallelism_2(backend: Backe
     let rollout = catalog.run(json!({})).await;
     assert_eq!(rollout["state"], "succeeded", "{rollout:#}");
     assert_eq!(rollout["options"]["parallelism"], 2);
-    let task = |name: &str| service(&rollout, name)["steps"][0]["task_id"].as_i64().unwrap();
+    let task = |name: &str| {
+        service(&rollout, name)["steps"][0]["task_id"]
+            .as_i64()
+            .unwrap()
+    };
     let (a, b, c) = (
         catalog.project.task(task("a")).await,
         catalog.project.task(task("b")).await,
@@ -410,7 +420,11 @@ async fn failures_roll_back_hold_the_dependents_and_spare_the_rest(backend: Back
     );
     assert_eq!(service(&rollout, "top")["held_by"], "base");
     for held in ["mid", "top"] {
-        assert_eq!(service(&rollout, held)["steps"], json!([]), "{held} never ran");
+        assert_eq!(
+            service(&rollout, held)["steps"],
+            json!([]),
+            "{held} never ran"
+        );
     }
     let base = service(&rollout, "base");
     let steps: Vec<&str> = base["steps"]
@@ -492,7 +506,10 @@ async fn approval_pauses_a_service_until_someone_decides(backend: Backend) {
             ("room", "pending"),
         ])
     );
-    assert!(catalog.tasks().await.is_empty(), "nothing runs before a decision");
+    assert!(
+        catalog.tasks().await.is_empty(),
+        "nothing runs before a decision"
+    );
     let services = catalog.services().await;
     assert_eq!(services["gate"]["state"], "waiting_approval");
 
@@ -500,16 +517,24 @@ async fn approval_pauses_a_service_until_someone_decides(backend: Backend) {
     let r = api.post(&catalog.path("rollouts"), json!({})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     // Only what waits can be decided.
-    let r = api.post(&catalog.path("services/room/approve"), json!({})).await;
+    let r = api
+        .post(&catalog.path("services/room/approve"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-    let r = api.post(&catalog.path("services/nope/approve"), json!({})).await;
+    let r = api
+        .post(&catalog.path("services/nope/approve"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
 
-    let r = api.post(&catalog.path("services/gate/approve"), json!({})).await;
+    let r = api
+        .post(&catalog.path("services/gate/approve"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(service(&r.body, "gate")["approval"]["approved"], true);
     assert_eq!(service(&r.body, "gate")["approval"]["by"], "admin");
-    let r = api.post(&catalog.path("services/door/reject"), json!({})).await;
+    let r = api
+        .post(&catalog.path("services/door/reject"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let done = catalog.wait(id, &["succeeded", "failed"]).await;
     assert_eq!(done["state"], "failed");
@@ -517,16 +542,28 @@ async fn approval_pauses_a_service_until_someone_decides(backend: Backend) {
         states(&done),
         map(&[("door", "failed"), ("gate", "deployed"), ("room", "held")])
     );
-    assert_eq!(catalog.tasks_per_template().await, [("Deploy".to_string(), 1)].into());
-    let r = api.post(&catalog.path("services/door/approve"), json!({})).await;
+    assert_eq!(
+        catalog.tasks_per_template().await,
+        [("Deploy".to_string(), 1)].into()
+    );
+    let r = api
+        .post(&catalog.path("services/door/approve"), json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     let r = api
         .post(&catalog.path(&format!("rollouts/{id}/cancel")), json!({}))
         .await;
-    assert_eq!(r.status, StatusCode::CONFLICT, "a finished rollout: {}", r.text);
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "a finished rollout: {}",
+        r.text
+    );
 
     // A cancelled rollout starts nothing more.
-    let id = catalog.start(json!({"names": ["door"]})).await["id"].as_i64().unwrap();
+    let id = catalog.start(json!({"names": ["door"]})).await["id"]
+        .as_i64()
+        .unwrap();
     catalog.wait(id, &["waiting_approval"]).await;
     let r = api
         .post(&catalog.path(&format!("rollouts/{id}/cancel")), json!({}))
@@ -535,7 +572,10 @@ async fn approval_pauses_a_service_until_someone_decides(backend: Backend) {
     let cancelled = catalog.wait(id, &["cancelled"]).await;
     assert_eq!(cancelled["cancelled"]["by"], "admin");
     assert_eq!(states(&cancelled), map(&[("door", "pending")]));
-    assert_eq!(catalog.tasks_per_template().await, [("Deploy".to_string(), 1)].into());
+    assert_eq!(
+        catalog.tasks_per_template().await,
+        [("Deploy".to_string(), 1)].into()
+    );
     let r = api.get(&catalog.path("rollouts/999999")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     server.stop().await;
@@ -562,10 +602,17 @@ async fn an_invalid_catalog_answers_every_error_and_starts_nothing(backend: Back
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
         let errors = r.body["errors"].as_array().unwrap();
         assert_eq!(errors.len(), 3, "{:#}", r.body);
-        assert!(r.error().starts_with("the service catalog is invalid: "), "{}", r.text);
+        assert!(
+            r.error().starts_with("the service catalog is invalid: "),
+            "{}",
+            r.text
+        );
         let cycle = &errors[0];
         assert_eq!(cycle["file"], "catalog/projects/a.yaml");
-        assert_eq!((cycle["line"].as_i64(), cycle["column"].as_i64()), (Some(3), Some(14)));
+        assert_eq!(
+            (cycle["line"].as_i64(), cycle["column"].as_i64()),
+            (Some(3), Some(14))
+        );
         assert_eq!(cycle["message"], "dependency cycle: a → b → a");
         assert_eq!(
             errors[1],
@@ -625,7 +672,10 @@ async fn a_rollout_goes_on_after_a_restart_without_applying_twice(backend: Backe
                 "second",
                 "name: second\napply: Deploy\ndepends_on: [first]\napprove: true\n",
             ),
-            ("third", "name: third\napply: Deploy\ndepends_on: [second]\n"),
+            (
+                "third",
+                "name: third\napply: Deploy\ndepends_on: [second]\n",
+            ),
         ],
     )
     .await;
@@ -652,8 +702,15 @@ async fn a_rollout_goes_on_after_a_restart_without_applying_twice(backend: Backe
         ..catalog
     };
     let waiting = catalog.wait(id, &["waiting_approval"]).await;
-    assert_eq!(service(&waiting, "first")["state"], "deployed", "{waiting:#}");
-    assert_eq!(service(&waiting, "first")["steps"][0]["task_id"], first_task);
+    assert_eq!(
+        service(&waiting, "first")["state"],
+        "deployed",
+        "{waiting:#}"
+    );
+    assert_eq!(
+        service(&waiting, "first")["steps"][0]["task_id"],
+        first_task
+    );
     let r = catalog
         .api()
         .post(&catalog.path("services/second/approve"), json!({}))
@@ -691,7 +748,10 @@ async fn rollouts_are_announced_on_the_live_feed(backend: Backend) {
         }
     }
     assert_eq!(seen[0]["state"], "running", "{seen:#?}");
-    assert_eq!(seen[0]["services"], json!([{"name": "solo", "state": "pending"}]));
+    assert_eq!(
+        seen[0]["services"],
+        json!([{"name": "solo", "state": "pending"}])
+    );
     assert_eq!(
         seen.last().unwrap()["services"],
         json!([{"name": "solo", "state": "deployed"}])
