@@ -55,6 +55,14 @@ impl CatalogEngine {
     }
 }
 
+/// Who acts on a rollout: a user, or ralf itself (a schedule, a webhook; no user id).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub user_id: Option<i64>,
+    /// Recorded with the decision (a user's login).
+    pub name: &'a str,
+}
+
 /// Why the catalog cannot do what was asked; mapped to HTTP in `crate::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogFailure {
@@ -247,30 +255,31 @@ pub async fn start_rollout(
 }
 
 /// Confirms (`approved`) or rejects the apply of `service`, which the project's unfinished
-/// rollout must be waiting to approve; `by` names who decided.
+/// rollout must be waiting to approve.
 pub async fn decide(
     state: &AppState,
     project_id: i64,
     service: &str,
     approved: bool,
-    by: &str,
+    by: Actor<'_>,
 ) -> Result<RolloutView, CatalogFailure> {
     let event = RolloutEvent::ApprovalDecided {
         service: service.to_owned(),
         approved,
-        by: by.to_owned(),
+        by: by.name.to_owned(),
         at: Timestamp::now(),
     };
     let (stored, rollout) = record_decision(state, project_id, None, event).await?;
     state
         .event(NewEvent {
             project_id: Some(project_id),
-            user_id: None,
+            user_id: by.user_id,
             object_id: Some(stored.id),
             object_type: "catalog_rollout",
             description: format!(
-                "Catalog rollout {}: {by} {} the apply of {service}",
+                "Catalog rollout {}: {} {} the apply of {service}",
                 stored.id,
+                by.name,
                 if approved { "approved" } else { "rejected" }
             ),
         })
@@ -283,20 +292,20 @@ pub async fn cancel(
     state: &AppState,
     project_id: i64,
     rollout_id: i64,
-    by: &str,
+    by: Actor<'_>,
 ) -> Result<RolloutView, CatalogFailure> {
     let event = RolloutEvent::Cancelled {
-        by: by.to_owned(),
+        by: by.name.to_owned(),
         at: Timestamp::now(),
     };
     let (stored, rollout) = record_decision(state, project_id, Some(rollout_id), event).await?;
     state
         .event(NewEvent {
             project_id: Some(project_id),
-            user_id: None,
+            user_id: by.user_id,
             object_id: Some(stored.id),
             object_type: "catalog_rollout",
-            description: format!("Catalog rollout {} cancelled by {by}", stored.id),
+            description: format!("Catalog rollout {} cancelled by {}", stored.id, by.name),
         })
         .await;
     Ok(view(&stored, &rollout))

@@ -245,9 +245,8 @@ async fn cancel_rollout(
     State(state): State<AppState>,
     Ids(RolloutPath { rollout_id }): Ids<RolloutPath>,
 ) -> ApiResult<Json<RolloutView>> {
-    let by = access.user.username.clone();
     Ok(Json(
-        catalog::cancel(&state, access.project_id, rollout_id, &by)
+        catalog::cancel(&state, access.project_id, rollout_id, actor(&access))
             .await
             .or_not_found("rollout")?,
     ))
@@ -286,8 +285,14 @@ async fn decide(
     name: String,
     approved: bool,
 ) -> ApiResult<Json<RolloutView>> {
-    let by = access.user.username.clone();
     Ok(Json(
-        catalog::decide(&state, access.project_id, &name, approved, &by).await?,
+        catalog::decide(&state, access.project_id, &name, approved, actor(&access)).await?,
     ))
+}
+
+fn actor(access: &ProjectAccess<RunTasks>) -> catalog::Actor<'_> {
+    catalog::Actor {
+        user_id: Some(access.user.id),
+        name: &access.user.username,
+    }
 }
