@@ -16,9 +16,10 @@ pub const DEFAULT_PATH: &str = "catalog/projects/";
 /// The most services a project's rollouts may run at once.
 pub const MAX_PARALLELISM: u32 = 64;
 
-/// A project's catalog: where its files are and how its rollouts run.
+/// A project's catalog: where its files are and how its rollouts run. A member it does not know
+/// is refused (a misspelt `repository_id` must not unset the catalog).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CatalogSettings {
     /// The project's repository holding the catalog; `null`: the project has no catalog.
     pub repository_id: Option<i64>,
@@ -252,5 +253,6 @@ mod tests {
         assert_eq!(settings.parallelism, 1);
         assert_eq!(settings.branch, None);
         assert!(!settings.write_back);
+        assert!(serde_json::from_str::<CatalogSettings>(r#"{"repositry_id": 3}"#).is_err());
     }
 }
