@@ -559,10 +559,16 @@ mod documented_example {
     use super::*;
     use crate::testing::catalog;
 
-    /// The service files of docs/catalog.md's example.
+    /// The service files of docs/catalog.md's example (its section "Example: five services").
     fn example_files() -> Vec<&'static str> {
         let doc = include_str!("../../../docs/catalog.md");
-        doc.split("```yaml\n")
+        let section = doc
+            .split("### Example: five services")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the example's section");
+        section
+            .split("```yaml\n")
             .skip(1)
             .map(|block| block.split("```").next().unwrap())
             .filter(|block| block.starts_with("name: "))
