@@ -274,6 +274,10 @@ pub struct Job {
     /// The task's time limit, from the start of the checkout to the end of the app.
     #[serde(default)]
     pub timeout: Option<Duration>,
+    /// A step of a catalog rollout: the task may leave a report at the path in
+    /// `$RALF_STEP_REPORT`, handed to [`crate::OutputSink::step_report`] when it ends.
+    #[serde(default)]
+    pub step_report: bool,
 }
 
 impl Job {
@@ -298,6 +302,7 @@ impl Job {
             terraform: TerraformOptions::default(),
             secrets: Vec::new(),
             timeout: None,
+            step_report: false,
         }
     }
 }
@@ -321,6 +326,7 @@ impl fmt::Debug for Job {
             .field("terraform", &self.terraform)
             .field("secrets", &format_args!("[{} values]", self.secrets.len()))
             .field("timeout", &self.timeout)
+            .field("step_report", &self.step_report)
             .finish()
     }
 }

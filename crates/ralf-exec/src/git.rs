@@ -734,6 +734,7 @@ impl Drop for StopOnDrop {
 pub(crate) struct Checkout {
     pub dir: PathBuf,
     pub pin: Pin,
+    pub info: CheckoutInfo,
 }
 
 /// Fetches the repository into its cache and checks out the task's commit into
@@ -971,7 +972,7 @@ pub(crate) async fn checkout(
         fetched.as_millis(),
     ));
     out.checked_out(&info);
-    Ok(Checkout { dir, pin })
+    Ok(Checkout { dir, pin, info })
 }
 
 #[cfg(test)]

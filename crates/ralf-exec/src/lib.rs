@@ -27,6 +27,7 @@ mod control;
 mod git;
 mod output;
 mod process;
+mod read;
 mod sandbox;
 mod workspace;
 
@@ -48,6 +49,7 @@ pub use ralf_core::job::{
     SshKey, TerraformOptions, VaultPassword,
 };
 pub use ralf_core::redact::MASK;
+pub use read::{RepositoryRead, read_repository};
 pub use sandbox::Isolation;
 pub use workspace::{Leftovers, remove_leftovers};
 
@@ -55,6 +57,13 @@ use apps::Planned;
 use output::{Masker, Out};
 use process::{Abort, Ctx};
 use workspace::TaskDir;
+
+/// The variable that tells a catalog step's task where to leave its report
+/// ([`Job::step_report`]).
+pub const STEP_REPORT_ENV: &str = "RALF_STEP_REPORT";
+
+/// The most of a step report that is read back (one byte more shows it is larger).
+pub const MAX_STEP_REPORT_BYTES: usize = 64 * 1024;
 
 /// How a task ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +137,16 @@ pub async fn run(
             );
         }
     };
+    let with_report;
+    let job = if job.step_report {
+        with_report = match offer_step_report(job, &task) {
+            Ok(job) => job,
+            Err(why) => return finish(&out, Err(Abort::Failed(why))),
+        };
+        &with_report
+    } else {
+        job
+    };
     enter(&mut ctx, &isolation, config, job, &task);
     let mut pin = None;
     let result = run_task(&ctx, job, &task, &mut pin).await;
@@ -136,6 +155,7 @@ pub async fn run(
     if let Outcome::WaitingConfirmation(_) = outcome {
         task.disarm();
     } else {
+        hand_step_report(job, &task, &out, sink);
         task.remove().await;
         if let Some(pin) = pin {
             pin.release().await;
@@ -222,6 +242,16 @@ pub async fn apply_plan(
         );
     }
     let task = TaskDir::existing(config, job.task_id);
+    let with_report;
+    let job = if job.step_report {
+        with_report = match offer_step_report(job, &task) {
+            Ok(job) => job,
+            Err(why) => return finish(&out, Err(Abort::Failed(why))),
+        };
+        &with_report
+    } else {
+        job
+    };
     enter(&mut ctx, &isolation, config, job, &task);
     let ctx = ctx;
     let result = async {
@@ -244,11 +274,42 @@ pub async fn apply_plan(
     }
     .await;
     let outcome = finish(&out, result);
+    hand_step_report(job, &task, &out, sink);
     task.remove().await;
     git::Pin::new(config, &plan.cache_key, plan.task_id)
         .release()
         .await;
     outcome
+}
+
+/// A catalog step's job (docs/catalog.md) with `$RALF_STEP_REPORT` naming a file in the
+/// task's own `report/` directory (made here; the sandbox lets the task write it).
+fn offer_step_report(job: &Job, task: &TaskDir) -> Result<Job, String> {
+    task.make_report_dir()
+        .map_err(|e| format!("cannot create the step report's directory: {e}"))?;
+    let mut job = job.clone();
+    job.env.retain(|(name, _)| name != STEP_REPORT_ENV);
+    job.env.push((
+        STEP_REPORT_ENV.to_owned(),
+        task.step_report_file().to_string_lossy().into_owned(),
+    ));
+    Ok(job)
+}
+
+/// Reads the report a catalog step's task left (before its directory goes) and hands it to
+/// the sink, secrets masked; a report that cannot be read is named in the task's output.
+fn hand_step_report(job: &Job, task: &TaskDir, out: &Out<'_>, sink: &dyn OutputSink) {
+    if !job.step_report {
+        return;
+    }
+    match task.read_step_report(MAX_STEP_REPORT_BYTES) {
+        None => {}
+        Some(Ok(bytes)) => {
+            let masked = out.masker.mask(&bytes);
+            sink.step_report(&String::from_utf8_lossy(&masked));
+        }
+        Some(Err(why)) => out.say(format!("The step report is ignored: {why}")),
+    }
 }
 
 /// Throws a waiting plan away (the task was rejected): removes the task's directory.

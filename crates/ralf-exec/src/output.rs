@@ -38,6 +38,12 @@ pub trait OutputSink: Send + Sync {
     fn checked_out(&self, info: &CheckoutInfo) {
         let _ = info;
     }
+
+    /// The report a catalog step's task left at `$RALF_STEP_REPORT` (secrets masked, at most
+    /// [`crate::MAX_STEP_REPORT_BYTES`] and one byte more), before the task ends.
+    fn step_report(&self, report: &str) {
+        let _ = report;
+    }
 }
 
 impl OutputSink for tokio::sync::mpsc::UnboundedSender<OutputLine> {

@@ -253,7 +253,7 @@ impl View {
 
     /// The task's directories bound writable (those that exist).
     fn writable(&self) -> impl Iterator<Item = PathBuf> + '_ {
-        ["repo", ".ralf", "plan", "home"]
+        ["repo", ".ralf", "plan", "home", "report"]
             .into_iter()
             .map(|d| self.task_root.join(d))
             .filter(|d| d.is_dir())

@@ -6,6 +6,8 @@
 //!   ends, whatever the outcome;
 //! - `plan/`: a saved Terraform plan waiting for its confirmation;
 //! - `home/`: the task's `HOME` in its sandbox;
+//! - `report/`: where a catalog step's task may leave its report (`$RALF_STEP_REPORT`), read
+//!   back when the task ends;
 //! - `pgid`: the process group of the command running now and its start time (outside the
 //!   sandbox's view, so the task cannot change it).
 //!
@@ -72,6 +74,46 @@ impl TaskDir {
 
     pub(crate) fn group_file(&self) -> PathBuf {
         self.root.join("pgid")
+    }
+
+    /// The file a catalog step's task may write its report to (`$RALF_STEP_REPORT`).
+    pub(crate) fn step_report_file(&self) -> PathBuf {
+        self.root.join("report").join("step-report.json")
+    }
+
+    /// Makes the directory of [`TaskDir::step_report_file`] (kept when it is there: a plan
+    /// applied after its confirmation).
+    pub(crate) fn make_report_dir(&self) -> io::Result<()> {
+        match make_private_dir(&self.root.join("report")) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The report the task left, if it left one: at most `max` bytes and one more (so a
+    /// larger one shows it is too large), decoded lossily. What is not a regular file (a
+    /// symbolic link to a file of the server's, say) is refused, not followed.
+    pub(crate) fn read_step_report(&self, max: usize) -> Option<Result<Vec<u8>, String>> {
+        use std::io::Read;
+        let path = self.step_report_file();
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => return Some(Err(format!("cannot open it: {e}"))),
+        };
+        let read = || -> io::Result<Vec<u8>> {
+            if !file.metadata()?.is_file() {
+                return Err(io::Error::other("it is not a regular file"));
+            }
+            let mut bytes = Vec::new();
+            file.take(max as u64 + 1).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        Some(read().map_err(|e| format!("cannot read it: {e}")))
     }
 
     /// Writes a secret file, mode 0600, in `.ralf/`.

@@ -206,6 +206,17 @@ async fn hear_notices(state: AppState, listener: Arc<Mutex<ralf_store::cluster::
                     tracing::warn!(task.id = task_id, error = %e, "could not read announced lines");
                 }
             },
+            News::CatalogRollout {
+                project_id,
+                rollout_id,
+                state: rollout_state,
+                services,
+            } => state.live.deliver(LiveEvent::CatalogRollout {
+                project_id,
+                rollout_id,
+                state: rollout_state,
+                services: Arc::new(services),
+            }),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The API's one error type and its mapping to HTTP: every failure becomes a status and a
-//! `{"error": "..."}` body. Internal errors are logged here, once, and shown only as
-//! "internal server error".
+//! `{"error": "..."}` body (an invalid service catalog adds its `errors`). Internal errors are
+//! logged here, once, and shown only as "internal server error".
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ralf_catalog::api::InvalidCatalogBody;
 use ralf_core::api::ErrorBody;
 use ralf_core::validate::Invalid;
 use ralf_store::StoreError;
@@ -23,6 +24,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// A service catalog with errors: a 400 listing each with its file, line and column.
+    #[error("{}", .0.error)]
+    InvalidCatalog(InvalidCatalogBody),
+    /// Something ralf depends on failed (a repository that cannot be fetched).
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -44,12 +51,13 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::InvalidCatalog(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -59,6 +67,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        if let ApiError::InvalidCatalog(body) = self {
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
         (
             self.status(),
@@ -84,6 +95,21 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::catalog::CatalogFailure> for ApiError {
+    fn from(e: crate::catalog::CatalogFailure) -> Self {
+        use crate::catalog::CatalogFailure;
+        match e {
+            CatalogFailure::Invalid(errors) => ApiError::InvalidCatalog((&errors).into()),
+            CatalogFailure::Refused(m) => ApiError::BadRequest(m),
+            CatalogFailure::NotConfigured | CatalogFailure::Conflict(_) => {
+                ApiError::Conflict(e.to_string())
+            }
+            CatalogFailure::Unreadable(_) => ApiError::BadGateway(e.to_string()),
+            CatalogFailure::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
         ApiError::BadRequest(e.0)
@@ -99,6 +125,17 @@ impl<T> OrNotFound<T> for Result<T, StoreError> {
     fn or_not_found(self, what: &str) -> ApiResult<T> {
         self.map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found(what),
+            other => other.into(),
+        })
+    }
+}
+
+impl<T> OrNotFound<T> for Result<T, crate::catalog::CatalogFailure> {
+    fn or_not_found(self, what: &str) -> ApiResult<T> {
+        self.map_err(|e| match e {
+            crate::catalog::CatalogFailure::Store(StoreError::NotFound) => {
+                ApiError::not_found(what)
+            }
             other => other.into(),
         })
     }

@@ -6,6 +6,7 @@ pub mod access;
 pub mod access_key;
 pub mod auth;
 mod backup;
+pub mod catalog;
 pub mod client;
 pub mod cluster;
 mod csrf;
@@ -50,6 +51,8 @@ pub struct RunningServer {
     /// Held while the server runs on an SQLite file, so no second server opens it.
     _sqlite_lock: Option<std::fs::File>,
     scheduling: tokio::task::JoinHandle<()>,
+    /// The catalog's conductor.
+    conducting: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -59,6 +62,9 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         self.dispatching.abort();
         self.scheduling.abort();
+        // Before the tasks are stopped: their ends are recorded by the next look of whichever
+        // server looks next, not half-way through this shutdown.
+        self.conducting.abort();
         self.dispatcher.stop_all().await;
         for task in &self.clustering {
             task.abort();
@@ -100,6 +106,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    // Tasks run in other directories, so the work directory must not be relative.
+    let work_dir = std::path::absolute(&settings.work_dir)
+        .with_context(|| format!("work directory {}", settings.work_dir.display()))?;
+    let mut exec = ralf_exec::ExecConfig::new(work_dir);
+    exec.path_env = settings.exec_path.clone();
+    exec.sandbox = settings.sandbox.clone();
 
     let state = AppState {
         store: store.clone(),
@@ -112,6 +124,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         node_id: cluster::new_node_id().into(),
         address: addr.to_string().into(),
         schedules: Default::default(),
+        catalog: Arc::new(catalog::CatalogEngine::new(exec.clone())),
     };
     // What an earlier run left active ends now: on SQLite this server is the only one (the
     // lock says so), so every other node is dead; on PostgreSQL, those silent past their lease.
@@ -124,12 +137,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     };
     cluster::beat(&state, leases).await?;
     let clustering = cluster::start(&state).await?;
-    // Tasks run in other directories, so the work directory must not be relative.
-    let work_dir = std::path::absolute(&state.settings.work_dir)
-        .with_context(|| format!("work directory {}", state.settings.work_dir.display()))?;
-    let mut exec = ralf_exec::ExecConfig::new(work_dir);
-    exec.path_env = state.settings.exec_path.clone();
-    exec.sandbox = state.settings.sandbox.clone();
     prepare_executor(&exec);
     let dispatcher = dispatch::Dispatcher::new(state.clone(), exec);
     let dispatching = supervise::spawn_restarting("dispatcher", {
@@ -139,6 +146,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let scheduling = supervise::spawn_restarting("scheduler", {
         let state = state.clone();
         move || scheduler::run(state.clone())
+    });
+    let conducting = supervise::spawn_restarting("catalog conductor", {
+        let state = state.clone();
+        move || catalog::run(state.clone())
     });
     let live = state.live.clone();
     let node_id = state.node_id.clone();
@@ -162,6 +173,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         node_id,
         _sqlite_lock: sqlite_lock,
         scheduling,
+        conducting,
     })
 }
 

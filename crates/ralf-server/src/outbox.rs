@@ -1,5 +1,5 @@
 //! What this server tells the other servers of a cluster: wake-ups ("look at the queue now")
-//! and live news of tasks, as [`Notice`]s put in an [`Outbox`]. The cluster's sender carries
+//! and live news of tasks and catalog rollouts, as [`Notice`]s put in an [`Outbox`]. The cluster's sender carries
 //! them over PostgreSQL's NOTIFY (see [`crate::cluster`]). Nothing here depends on the rest of
 //! the server, so the task queue and the live hub hold an outbox without depending on the
 //! cluster.
@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use ralf_core::TaskStatus;
+use ralf_core::api::live::CatalogServiceState;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -37,6 +38,13 @@ pub enum News {
         project_id: i64,
         first_index: i64,
         count: i64,
+    },
+    /// A catalog rollout changed.
+    CatalogRollout {
+        project_id: i64,
+        rollout_id: i64,
+        state: String,
+        services: Vec<CatalogServiceState>,
     },
 }
 

@@ -1,6 +1,6 @@
 //! What every request handler shares: the store, the secret cipher, the settings, the guard
-//! against password guessing, the task queue, the live news of tasks, and who this server is
-//! in a cluster.
+//! against password guessing, the task queue, the live news of tasks, who this server is in a
+//! cluster, and the service catalog's engine.
 
 use std::sync::Arc;
 
@@ -31,6 +31,8 @@ pub struct AppState {
     pub address: Arc<str>,
     /// Wakes the scheduler when a schedule changes.
     pub schedules: Arc<crate::scheduler::ScheduleWakeup>,
+    /// The service catalog: how it reads repositories, and its conductor's wake-up.
+    pub catalog: Arc<crate::catalog::CatalogEngine>,
 }
 
 impl AppState {

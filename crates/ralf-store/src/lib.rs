@@ -13,6 +13,7 @@
 //! instead of failing with "database is locked".
 
 pub mod backup;
+pub mod catalog;
 pub mod cluster;
 pub mod dispatch;
 mod driver;

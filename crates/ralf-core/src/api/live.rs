@@ -1,5 +1,5 @@
 //! The frames of the live WebSockets, each a JSON text frame: `GET /api/ws` (Semaphore's feed,
-//! [`FeedMessage`]) and ralf's stream of one task,
+//! [`FeedMessage`], plus ralf's `catalog_rollout` frames) and ralf's stream of one task,
 //! `GET /api/project/{project_id}/tasks/{task_id}/stream` ([`StreamMessage`]). The server
 //! sends them borrowing its text; a client reads them owned (`'static`).
 
@@ -30,6 +30,24 @@ pub enum FeedMessage<'a> {
         end: Option<Timestamp>,
         version: Option<String>,
     },
+    /// ralf's own (Semaphore has no service catalog): a catalog rollout changed; how it and
+    /// each of its services stand now (`GET .../catalog/rollouts/{rollout_id}` has the rest).
+    CatalogRollout {
+        project_id: i64,
+        rollout_id: i64,
+        /// `running`, `waiting_approval`, `succeeded`, `failed` or `cancelled`.
+        state: String,
+        services: Vec<CatalogServiceState>,
+    },
+}
+
+/// A service's state in a `catalog_rollout` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CatalogServiceState {
+    pub name: String,
+    /// `pending`, `running`, `waiting_approval`, `deployed`, `degraded`, `failed`, `held`,
+    /// `rolled_back`.
+    pub state: String,
 }
 
 /// A frame of `GET /api/project/{project_id}/tasks/{task_id}/stream`.

@@ -1,10 +1,12 @@
-//! Live news of tasks for whoever listens (WebSocket clients): output lines as they are stored
-//! and status changes, this server's and, in a cluster, the other servers' (see
+//! Live news of tasks for whoever listens (WebSocket clients, the catalog's conductor): output
+//! lines as they are stored, status changes, and catalog rollouts' changes, this server's and,
+//! in a cluster, the other servers' (see
 //! [`crate::cluster`]). A listener that falls behind is told it lagged and catches up from the
 //! store, where every line is before it is announced here.
 
 use std::sync::{Arc, OnceLock};
 
+use ralf_core::api::live::CatalogServiceState;
 use ralf_core::{TaskStatus, Timestamp};
 use tokio::sync::broadcast;
 
@@ -29,20 +31,21 @@ pub enum LiveEvent {
         template_id: i64,
         status: TaskStatus,
     },
+    /// A catalog rollout changed: how it and its services stand now.
+    CatalogRollout {
+        project_id: i64,
+        rollout_id: i64,
+        state: String,
+        services: Arc<Vec<CatalogServiceState>>,
+    },
 }
 
 impl LiveEvent {
     pub fn project_id(&self) -> i64 {
         match self {
-            LiveEvent::Output { project_id, .. } | LiveEvent::Status { project_id, .. } => {
-                *project_id
-            }
-        }
-    }
-
-    pub fn task_id(&self) -> i64 {
-        match self {
-            LiveEvent::Output { task_id, .. } | LiveEvent::Status { task_id, .. } => *task_id,
+            LiveEvent::Output { project_id, .. }
+            | LiveEvent::Status { project_id, .. }
+            | LiveEvent::CatalogRollout { project_id, .. } => *project_id,
         }
     }
 
@@ -71,6 +74,17 @@ impl LiveEvent {
                 project_id: *project_id,
                 first_index: *first_index,
                 count: lines.len() as i64,
+            },
+            LiveEvent::CatalogRollout {
+                project_id,
+                rollout_id,
+                state,
+                services,
+            } => News::CatalogRollout {
+                project_id: *project_id,
+                rollout_id: *rollout_id,
+                state: state.clone(),
+                services: services.as_ref().clone(),
             },
         }
     }

@@ -528,6 +528,9 @@ mod tests {
             node_id: "test-node".into(),
             address: "127.0.0.1:0".into(),
             schedules: Default::default(),
+            catalog: Arc::new(crate::catalog::CatalogEngine::new(ExecConfig::new(
+                dir.join("work"),
+            ))),
         };
         let user = store
             .create_user(&NewUser {

@@ -19,6 +19,8 @@ const BATCH: usize = 5000;
 enum Item {
     Line(Timestamp, String),
     Checkout(CheckoutInfo),
+    /// A catalog step's report, stored before the task ends (see crate::catalog).
+    StepReport(String),
 }
 
 /// Where the executor (and the dispatcher's own messages) put a task's output lines.
@@ -42,6 +44,10 @@ impl OutputSink for OutputPipe {
 
     fn checked_out(&self, info: &CheckoutInfo) {
         let _ = self.tx.send(Item::Checkout(info.clone()));
+    }
+
+    fn step_report(&self, report: &str) {
+        let _ = self.tx.send(Item::StepReport(report.to_owned()));
     }
 }
 
@@ -89,6 +95,11 @@ impl Writer {
                             .await
                         {
                             tracing::warn!(task.id = self.task_id, error = %e, "could not record the task's commit");
+                        }
+                    }
+                    Item::StepReport(report) => {
+                        if let Err(e) = self.store.save_step_report(self.task_id, &report).await {
+                            tracing::warn!(task.id = self.task_id, error = %e, "could not keep the step's report");
                         }
                     }
                 }

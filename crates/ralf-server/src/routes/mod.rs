@@ -3,6 +3,7 @@
 
 mod auth;
 mod backup;
+mod catalog;
 pub(crate) mod environments;
 mod events;
 mod host_configs;
@@ -85,6 +86,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(runners::router())
         .merge(runner_jobs::router())
         .merge(schedules::router())
+        .merge(catalog::router())
         .merge(ws::router())
         .split_for_parts()
 }

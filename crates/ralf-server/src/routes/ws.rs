@@ -1,7 +1,8 @@
 //! Live output over WebSocket, two ways:
 //!
 //! * `GET /api/ws` ([`feed`]): Semaphore's feed. Every output line (`log`) and status change
-//!   (`update`) of every task in the projects the caller may read, as Semaphore's web UI expects.
+//!   (`update`) of every task in the projects the caller may read, as Semaphore's web UI expects,
+//!   and the changes of their service catalog rollouts (`catalog_rollout`, ralf's own).
 //! * `GET /api/project/{project_id}/tasks/{task_id}/stream?from=N` ([`stream`]): ralf's stream
 //!   of one task: its stored lines from `from`, then the live ones, then `end`.
 //!
@@ -81,7 +82,8 @@ struct TaskPath {
 /// Semaphore's live feed of task output and status changes (WebSocket).
 ///
 /// A `log` frame for every output line and an `update` frame for every status change of the
-/// tasks in every project the caller may read (all of them for global admins). Membership is
+/// tasks in every project the caller may read (all of them for global admins), and ralf's
+/// `catalog_rollout` frame whenever a service catalog rollout of such a project changes. Membership is
 /// checked as events arrive, so a user removed from a project stops receiving its tasks within
 /// seconds. A task's lines are sent from the first one the connection sees (from its first
 /// line if it starts while connected); after that none is lost or repeated, also when the

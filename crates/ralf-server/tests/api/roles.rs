@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use ralf_testkit::reqwest::{Method, StatusCode};
-use ralf_testkit::{Api, Backend, TestServer, json, on_both_backends};
+use ralf_testkit::{Api, Backend, GitRepo, TestServer, json, on_both_backends};
 use serde_json::Value;
 
 /// What a route needs, from least to most.
@@ -174,7 +174,26 @@ fn routes() -> Vec<Route> {
         route!(GET "/api/project/{project_id}/host_configs/{host_config_id}", Read),
         route!(PUT "/api/project/{project_id}/host_configs/{host_config_id}", ManageResources, |f| json!({"id": f.host_config, "type": "url", "host": "h3"})),
         route!(DELETE "/api/project/{project_id}/host_configs/{host_config_id}", ManageResources),
+        route!(GET "/api/project/{project_id}/catalog/settings", Read),
+        route!(PUT "/api/project/{project_id}/catalog/settings", Owner, |f| json!({"repository_id": f.catalog_repository(), "parallelism": 2})),
+        route!(GET "/api/project/{project_id}/catalog/services", Read),
+        route!(GET "/api/project/{project_id}/catalog/plan", Read),
+        route!(GET "/api/project/{project_id}/catalog/rollouts", Read),
+        route!(POST "/api/project/{project_id}/catalog/rollouts", RunTasks, |_f| json!({})),
+        route!(GET "/api/project/{project_id}/catalog/rollouts/{rollout_id}", Read),
+        route!(POST "/api/project/{project_id}/catalog/rollouts/{rollout_id}/cancel", RunTasks),
+        route!(POST "/api/project/{project_id}/catalog/services/{name}/approve", RunTasks),
+        route!(POST "/api/project/{project_id}/catalog/services/{name}/reject", RunTasks),
     ]
+}
+
+impl Route {
+    /// Whether the route needs the fixture's project to have a service catalog (deleting the
+    /// project deletes it too).
+    fn needs_catalog(&self) -> bool {
+        self.path.contains("/catalog/")
+            || (self.method == Method::DELETE && self.path == "/api/project/{project_id}")
+    }
 }
 
 /// Routes answered the same way for everybody, whatever their role.
@@ -222,9 +241,55 @@ struct Fixture {
     /// A user who is not yet a member.
     spare_user: i64,
     host_config: i64,
+    /// For the catalog's routes: a repository whose catalog has one service, `app`, which
+    /// waits for approval in a rollout.
+    catalog: Option<CatalogFixture>,
+}
+
+struct CatalogFixture {
+    _repo: GitRepo,
+    repository: i64,
+    rollout: i64,
 }
 
 impl Fixture {
+    /// Gives the project a service catalog and starts a rollout of it, which waits for the
+    /// approval of its one service.
+    async fn add_catalog(&mut self, people: &People) {
+        let api = &people.admin;
+        let base = format!("/api/project/{}", self.project);
+        let service = format!("name: app\napply: {}\napprove: true\n", self.template);
+        let repo = GitRepo::new(&[("catalog/projects/app.yaml", service.as_str())]);
+        let repository = id(api
+            .create(
+                &format!("{base}/repositories"),
+                json!({"name": "catalog", "git_url": repo.url(), "git_branch": "main",
+                       "ssh_key_id": self.key}),
+            )
+            .await);
+        let r = api
+            .put(
+                &format!("{base}/catalog/settings"),
+                json!({"repository_id": repository}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        let rollout = id(api
+            .create(&format!("{base}/catalog/rollouts"), json!({}))
+            .await);
+        self.catalog = Some(CatalogFixture {
+            _repo: repo,
+            repository,
+            rollout,
+        });
+    }
+
+    fn catalog_repository(&self) -> i64 {
+        self.catalog
+            .as_ref()
+            .map_or(self.repository, |c| c.repository)
+    }
+
     async fn new(people: &People) -> Fixture {
         let api = &people.admin;
         let project = id(api.create("/api/projects", json!({"name": "matrix"})).await);
@@ -332,6 +397,7 @@ impl Fixture {
             finished_task,
             member: people.callers["member"].0,
             spare_user: people.callers["spare"].0,
+            catalog: None,
         }
     }
 
@@ -357,6 +423,11 @@ impl Fixture {
             .replace("{schedule_id}", &self.schedule.to_string())
             .replace("{user_id}", &self.member.to_string())
             .replace("{host_config_id}", &self.host_config.to_string())
+            .replace(
+                "{rollout_id}",
+                &self.catalog.as_ref().map_or(0, |c| c.rollout).to_string(),
+            )
+            .replace("{name}", "app")
     }
 }
 
@@ -417,16 +488,20 @@ async fn every_role_on_every_project_route(backend: Backend) {
         "routes without a row in the role matrix: {missing:?}"
     );
 
-    let reads = Fixture::new(&people).await;
+    let mut reads = Fixture::new(&people).await;
+    reads.add_catalog(&people).await;
     let mut failures = Vec::new();
     for route in routes() {
         for caller in Caller::ALL {
             // Reads share one fixture; anything that may change state gets a fresh one.
-            let fresh;
+            let mut fresh;
             let fixture = if route.method == Method::GET {
                 &reads
             } else {
                 fresh = Fixture::new(&people).await;
+                if route.needs_catalog() {
+                    fresh.add_catalog(&people).await;
+                }
                 &fresh
             };
             let path = fixture.path(&route);

@@ -65,7 +65,7 @@ pub struct Project {
     pub id: i64,
     pub repository: i64,
     pub api: Api,
-    made: TestProject,
+    pub(crate) made: TestProject,
 }
 
 impl Project {

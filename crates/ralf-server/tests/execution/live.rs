@@ -22,11 +22,11 @@ const COUNT_SLOWLY: &str = "for i in $(seq 1 50); do echo line-$i; sleep 0.02; d
 /// How long silence means nothing is coming.
 const QUIET: Duration = Duration::from_millis(700);
 
-type Socket = WebSocketStream<TcpStream>;
+pub(crate) type Socket = WebSocketStream<TcpStream>;
 
 /// Opens a WebSocket at `path` as `api`'s user (bearer token). A `small_buffer` socket
 /// receives little at a time, so a client that does not read holds the server up soon.
-async fn connect(api: &Api, path: &str, small_buffer: bool) -> Socket {
+pub(crate) async fn connect(api: &Api, path: &str, small_buffer: bool) -> Socket {
     match try_connect(api, path, small_buffer).await {
         Ok(socket) => socket,
         Err(e) => panic!("WebSocket {path}: {e}"),
@@ -68,7 +68,7 @@ async fn refusal(api: &Api, path: &str) -> u16 {
     }
 }
 
-enum Frame {
+pub(crate) enum Frame {
     Json(Value),
     /// The server closed the connection, with this close code.
     Closed(Option<u16>),
@@ -76,7 +76,7 @@ enum Frame {
     Silent,
 }
 
-async fn next(socket: &mut Socket, wait: Duration) -> Frame {
+pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Frame {
     loop {
         match tokio::time::timeout(wait, socket.next()).await {
             Err(_) => return Frame::Silent,

@@ -1,7 +1,8 @@
 //! Tasks run for real: git repositories in temp dirs, bash, python, ansible-playbook and
-//! terraform, through the API of a real server.
+//! terraform, through the API of a real server; the service catalog's rollouts of them.
 
 mod ansible;
+mod catalog;
 mod common;
 mod git;
 mod inputs;

@@ -31,6 +31,7 @@ pub fn build_job(task: &Task, sources: JobSources) -> anyhow::Result<PreparedJob
         inventory: stored_inventory,
         secret_answers,
         keys,
+        catalog_step,
     } = sources;
     let settings = &template.settings;
     if !settings.app.runs() {
@@ -207,6 +208,15 @@ pub fn build_job(task: &Task, sources: JobSources) -> anyhow::Result<PreparedJob
             .collect();
     }
 
+    // A step of a catalog rollout: the service's environment and ralf's RALF_* variables,
+    // over everything else.
+    env.extend(
+        catalog_step
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+
     let playbook = if task.playbook.trim().is_empty() {
         settings.playbook.clone()
     } else {
@@ -227,7 +237,7 @@ pub fn build_job(task: &Task, sources: JobSources) -> anyhow::Result<PreparedJob
             branch,
             commit: task.commit_hash.clone().filter(|c| !c.is_empty()),
             auth,
-            cache_key: format!("repository-{}", repository.id),
+            cache_key: super::cache_key(repository.id),
         },
         playbook,
         working_directory: settings.working_directory.clone(),
@@ -240,12 +250,13 @@ pub fn build_job(task: &Task, sources: JobSources) -> anyhow::Result<PreparedJob
         secrets,
         timeout: (settings.timeout_secs > 0)
             .then(|| std::time::Duration::from_secs(settings.timeout_secs as u64)),
+        step_report: catalog_step.is_some(),
     };
     Ok(PreparedJob { job, template })
 }
 
 /// A key as a connection credential; every secret part is added to `secrets` for masking.
-fn credential(
+pub(super) fn credential(
     key_id: i64,
     material: &KeyMaterial,
     secrets: &mut Vec<String>,
@@ -349,6 +360,7 @@ mod tests {
             inventory: None,
             secret_answers: None,
             keys: HashMap::new(),
+            catalog_step: None,
         }
     }
 

@@ -39,6 +39,9 @@ pub struct JobSources {
     pub secret_answers: Option<String>,
     /// The keys the job uses (the repository's, the password vaults', the inventory's), by id.
     pub keys: HashMap<i64, KeyMaterial>,
+    /// When the task is a step of a catalog rollout: the service's environment and ralf's
+    /// `RALF_*` variables (see [`crate::catalog`]); the task may then leave a report.
+    pub catalog_step: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A variable group's extra variables and environment (JSON objects in strings) and its
@@ -160,6 +163,8 @@ pub async fn load(state: &AppState, task: &Task) -> anyhow::Result<JobSources> {
         keys.insert(key_id, key_material(state, project_id, key_id).await?);
     }
 
+    let catalog_step = crate::catalog::step_environment(store, task.id).await?;
+
     Ok(JobSources {
         template,
         repository,
@@ -167,7 +172,26 @@ pub async fn load(state: &AppState, task: &Task) -> anyhow::Result<JobSources> {
         inventory,
         secret_answers,
         keys,
+        catalog_step,
     })
+}
+
+/// The key of a repository's cached clone, which its tasks (and the server's own reads of it)
+/// share.
+pub(crate) fn cache_key(repository_id: i64) -> String {
+    format!("repository-{repository_id}")
+}
+
+/// Key `key_id` as a connection credential; its secret parts are added to `secrets` for
+/// masking.
+pub(crate) async fn credential(
+    state: &AppState,
+    project_id: i64,
+    key_id: i64,
+    secrets: &mut Vec<String>,
+) -> anyhow::Result<Option<ralf_exec::Credential>> {
+    let material = key_material(state, project_id, key_id).await?;
+    build::credential(key_id, &material, secrets)
 }
 
 async fn key_material(

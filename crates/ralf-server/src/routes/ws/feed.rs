@@ -92,14 +92,36 @@ impl Feed {
 
     async fn event(&mut self, conn: &mut Conn, event: LiveEvent) -> Result<(), Stop> {
         let project_id = event.project_id();
-        let task_id = event.task_id();
+        let task_id = match &event {
+            LiveEvent::Output { task_id, .. } | LiveEvent::Status { task_id, .. } => Some(*task_id),
+            LiveEvent::CatalogRollout { .. } => None,
+        };
         if !self.viewer.may_read(&self.store, project_id).await? {
-            self.tasks.remove(&task_id);
+            if let Some(task_id) = task_id {
+                self.tasks.remove(&task_id);
+            }
             return Ok(());
         }
         match event {
+            LiveEvent::CatalogRollout {
+                rollout_id,
+                state,
+                services,
+                ..
+            } => {
+                conn.feed(&FeedMessage::CatalogRollout {
+                    project_id,
+                    rollout_id,
+                    state,
+                    services: services.as_ref().clone(),
+                })
+                .await?;
+            }
             LiveEvent::Output {
-                first_index, lines, ..
+                task_id,
+                first_index,
+                lines,
+                ..
             } => {
                 let followed = self
                     .tasks
@@ -116,6 +138,7 @@ impl Feed {
                     .await?;
             }
             LiveEvent::Status {
+                task_id,
                 template_id,
                 status,
                 ..

@@ -1,0 +1,298 @@
+//! The service catalog under `/api/project/{project_id}/catalog` (ralf's own; see
+//! docs/catalog.md): its settings, its services as they stand, plans, rollouts, and the
+//! decisions people make about them. Members read; task runners start, cancel, approve and
+//! reject; who may update the project changes the settings. The work is `crate::catalog`'s.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use ralf_catalog::Priority;
+use ralf_catalog::api::{
+    CatalogSettings, InvalidCatalogBody, MAX_PARALLELISM, PlanView, RolloutRequest, RolloutSummary,
+    RolloutView, ServiceView,
+};
+use ralf_core::api::ErrorBody;
+use ralf_core::validate;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::{ProjectAccess, Read, RunTasks, UpdateProject};
+use crate::catalog;
+use crate::error::{ApiError, ApiResult, OrNotFound};
+use crate::extract::{Ids, JsonBody, OptionalJsonBody, Params};
+use crate::state::AppState;
+
+/// The most rollouts one list answers.
+const MAX_ROLLOUTS: i64 = 100;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(services))
+        .routes(routes!(plan))
+        .routes(routes!(list_rollouts, start_rollout))
+        .routes(routes!(get_rollout))
+        .routes(routes!(cancel_rollout))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+}
+
+/// The rollout named by `{rollout_id}` in the path.
+#[derive(Deserialize)]
+struct RolloutPath {
+    rollout_id: i64,
+}
+
+/// The service named by `{name}` in the path.
+#[derive(Deserialize)]
+struct ServicePath {
+    name: String,
+}
+
+/// What a plan takes, as `POST .../catalog/rollouts` does (at most one of them).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PlanQuery {
+    /// Service names, separated by commas: these, with the dependencies they need.
+    names: Option<String>,
+    /// `P0` to `P4`: the services of this priority not yet deployed.
+    priority: Option<String>,
+    /// The next N services a rollout of all would run.
+    next: Option<usize>,
+}
+
+impl PlanQuery {
+    fn request(&self) -> Result<RolloutRequest, ApiError> {
+        let priority = match self.priority.as_deref() {
+            None => None,
+            Some(text) => Some(Priority::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "priority: must be one of P0, P1, P2, P3, P4, not {text:?}"
+                ))
+            })?),
+        };
+        Ok(RolloutRequest {
+            names: self.names.as_deref().map(|names| {
+                names
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect()
+            }),
+            priority,
+            next: self.next,
+        })
+    }
+}
+
+/// How many rollouts to list.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// At most this many, newest first (default and most: 100).
+    limit: Option<i64>,
+}
+
+/// The project's catalog settings (the defaults, with no repository, when it has none).
+#[utoipa::path(get, path = "/api/project/{project_id}/catalog/settings", tag = "catalog",
+    params(("project_id" = i64, Path)),
+    responses((status = 200, body = CatalogSettings), (status = 404, body = ErrorBody)))]
+async fn get_settings(
+    access: ProjectAccess<Read>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<CatalogSettings>> {
+    Ok(Json(
+        catalog::settings(&state.store, access.project_id).await?,
+    ))
+}
+
+/// Replaces the project's catalog settings; members left out take their defaults.
+#[utoipa::path(put, path = "/api/project/{project_id}/catalog/settings", tag = "catalog",
+    params(("project_id" = i64, Path)), request_body = CatalogSettings,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn put_settings(
+    access: ProjectAccess<UpdateProject>,
+    State(state): State<AppState>,
+    JsonBody(mut settings): JsonBody<CatalogSettings>,
+) -> ApiResult<StatusCode> {
+    settings.path = settings.path.trim().to_owned();
+    if !settings.path.is_empty() {
+        validate::inside_repository("path", &settings.path)?;
+    }
+    validate::short_text("path", &settings.path)?;
+    settings.branch = settings
+        .branch
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty());
+    if let Some(branch) = &settings.branch {
+        validate::short_text("branch", branch)?;
+        if branch.starts_with('-') || branch.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ApiError::bad_request(format!(
+                "branch: {branch:?} is not a branch name"
+            )));
+        }
+    }
+    if !(1..=MAX_PARALLELISM).contains(&settings.parallelism) {
+        return Err(ApiError::bad_request(format!(
+            "parallelism: must be between 1 and {MAX_PARALLELISM}"
+        )));
+    }
+    state
+        .store
+        .save_catalog_settings(access.project_id, &settings)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The catalog's services as they stand, read from the repository's branch now: what each file
+/// declares, and what ralf recorded of its last rollout (or the unfinished rollout is doing).
+/// Dependencies come first, then the higher priority, then the name.
+#[utoipa::path(get, path = "/api/project/{project_id}/catalog/services", tag = "catalog",
+    params(("project_id" = i64, Path)),
+    responses((status = 200, body = [ServiceView]),
+        (status = 400, description = "The catalog is invalid: every error with its file, line and column", body = InvalidCatalogBody),
+        (status = 409, description = "The project has no catalog", body = ErrorBody),
+        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+async fn services(
+    access: ProjectAccess<Read>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<ServiceView>>> {
+    Ok(Json(catalog::services(&state, access.project_id).await?))
+}
+
+/// What a rollout would deploy now, in order, each service with why it is in and what it
+/// waits for, and every other service with why not. Nothing starts.
+#[utoipa::path(get, path = "/api/project/{project_id}/catalog/plan", tag = "catalog",
+    params(("project_id" = i64, Path), PlanQuery),
+    responses((status = 200, body = PlanView),
+        (status = 400, description = "An invalid catalog (with `errors`) or query", body = InvalidCatalogBody),
+        (status = 409, description = "The project has no catalog", body = ErrorBody),
+        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+async fn plan(
+    access: ProjectAccess<Read>,
+    State(state): State<AppState>,
+    Params(query): Params<PlanQuery>,
+) -> ApiResult<Json<PlanView>> {
+    let selection = query.request()?.selection().map_err(ApiError::BadRequest)?;
+    Ok(Json(
+        catalog::plan(&state, access.project_id, selection).await?,
+    ))
+}
+
+/// The project's rollouts, newest first.
+#[utoipa::path(get, path = "/api/project/{project_id}/catalog/rollouts", tag = "catalog",
+    params(("project_id" = i64, Path), ListQuery),
+    responses((status = 200, body = [RolloutSummary])))]
+async fn list_rollouts(
+    access: ProjectAccess<Read>,
+    State(state): State<AppState>,
+    Params(query): Params<ListQuery>,
+) -> ApiResult<Json<Vec<RolloutSummary>>> {
+    let limit = query.limit.unwrap_or(MAX_ROLLOUTS).clamp(1, MAX_ROLLOUTS);
+    Ok(Json(
+        catalog::rollouts(&state.store, access.project_id, limit).await?,
+    ))
+}
+
+/// Starts a rollout of the catalog at its branch's tip: every enabled service not yet
+/// deployed, or the services named (with the dependencies they need), or one priority's, or
+/// the next N. The body may be left out.
+#[utoipa::path(post, path = "/api/project/{project_id}/catalog/rollouts", tag = "catalog",
+    params(("project_id" = i64, Path)), request_body = RolloutRequest,
+    responses((status = 201, body = RolloutView),
+        (status = 400, description = "An invalid catalog (with `errors`; nothing starts), an unknown service, or nothing to roll out", body = InvalidCatalogBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "A rollout of the project is not finished, or the project has no catalog", body = ErrorBody),
+        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+async fn start_rollout(
+    access: ProjectAccess<RunTasks>,
+    State(state): State<AppState>,
+    OptionalJsonBody(request): OptionalJsonBody<RolloutRequest>,
+) -> ApiResult<(StatusCode, Json<RolloutView>)> {
+    let selection = request.selection().map_err(ApiError::BadRequest)?;
+    let rollout =
+        catalog::start_rollout(&state, access.project_id, selection, Some(access.user.id)).await?;
+    Ok((StatusCode::CREATED, Json(rollout)))
+}
+
+/// One rollout: how it stands, and each service's state, steps, tasks and status objects.
+#[utoipa::path(get, path = "/api/project/{project_id}/catalog/rollouts/{rollout_id}", tag = "catalog",
+    params(("project_id" = i64, Path), ("rollout_id" = i64, Path)),
+    responses((status = 200, body = RolloutView), (status = 404, body = ErrorBody)))]
+async fn get_rollout(
+    access: ProjectAccess<Read>,
+    State(state): State<AppState>,
+    Ids(RolloutPath { rollout_id }): Ids<RolloutPath>,
+) -> ApiResult<Json<RolloutView>> {
+    Ok(Json(
+        catalog::rollout(&state, access.project_id, rollout_id)
+            .await
+            .or_not_found("rollout")?,
+    ))
+}
+
+/// Cancels a rollout: no further service starts; the steps under way finish.
+#[utoipa::path(post, path = "/api/project/{project_id}/catalog/rollouts/{rollout_id}/cancel", tag = "catalog",
+    params(("project_id" = i64, Path), ("rollout_id" = i64, Path)),
+    responses((status = 200, body = RolloutView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The rollout is finished", body = ErrorBody)))]
+async fn cancel_rollout(
+    access: ProjectAccess<RunTasks>,
+    State(state): State<AppState>,
+    Ids(RolloutPath { rollout_id }): Ids<RolloutPath>,
+) -> ApiResult<Json<RolloutView>> {
+    Ok(Json(
+        catalog::cancel(&state, access.project_id, rollout_id, actor(&access))
+            .await
+            .or_not_found("rollout")?,
+    ))
+}
+
+/// Confirms the apply of a service the unfinished rollout waits on.
+#[utoipa::path(post, path = "/api/project/{project_id}/catalog/services/{name}/approve", tag = "catalog",
+    params(("project_id" = i64, Path), ("name" = String, Path)),
+    responses((status = 200, body = RolloutView), (status = 403, body = ErrorBody),
+        (status = 409, description = "No rollout waits for this service's approval", body = ErrorBody)))]
+async fn approve(
+    access: ProjectAccess<RunTasks>,
+    State(state): State<AppState>,
+    Ids(ServicePath { name }): Ids<ServicePath>,
+) -> ApiResult<Json<RolloutView>> {
+    decide(access, state, name, true).await
+}
+
+/// Rejects the apply of a service the unfinished rollout waits on: the service is failed and
+/// what depends on it is held.
+#[utoipa::path(post, path = "/api/project/{project_id}/catalog/services/{name}/reject", tag = "catalog",
+    params(("project_id" = i64, Path), ("name" = String, Path)),
+    responses((status = 200, body = RolloutView), (status = 403, body = ErrorBody),
+        (status = 409, description = "No rollout waits for this service's approval", body = ErrorBody)))]
+async fn reject(
+    access: ProjectAccess<RunTasks>,
+    State(state): State<AppState>,
+    Ids(ServicePath { name }): Ids<ServicePath>,
+) -> ApiResult<Json<RolloutView>> {
+    decide(access, state, name, false).await
+}
+
+async fn decide(
+    access: ProjectAccess<RunTasks>,
+    state: AppState,
+    name: String,
+    approved: bool,
+) -> ApiResult<Json<RolloutView>> {
+    Ok(Json(
+        catalog::decide(&state, access.project_id, &name, approved, actor(&access)).await?,
+    ))
+}
+
+fn actor(access: &ProjectAccess<RunTasks>) -> catalog::Actor<'_> {
+    catalog::Actor {
+        user_id: Some(access.user.id),
+        name: &access.user.username,
+    }
+}

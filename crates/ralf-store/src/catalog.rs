@@ -1,0 +1,532 @@
+//! The service catalog's rows: each project's catalog settings, what ralf recorded of each
+//! service's last rollout, rollouts with their events, and the reports catalog steps leave.
+//!
+//! The database decides what concurrent servers cannot both do. A project has at most one
+//! unfinished rollout (a partial unique index). A rollout's events are numbered, and whoever
+//! appends one names the number after the last event it replayed: of two servers acting on the
+//! same history, one appends and the other learns it lost ([`StoreError::Conflict`]) and reads
+//! again. A step's start is recorded in the same transaction as its task
+//! ([`Store::append_rollout_event`]), and once only (a unique key on the started step), so no
+//! restart and no second server applies a service twice.
+
+use ralf_catalog::api::CatalogSettings;
+use ralf_catalog::{
+    Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId, StepStatus,
+};
+use ralf_core::Timestamp;
+use ralf_core::api::tasks::Task;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::driver::{Reference, Tx as _};
+use crate::tasks::{NewTask, task_references};
+use crate::{Result, Store, StoreError, with_db};
+
+/// What ralf recorded of a service's last rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRecord {
+    pub name: String,
+    /// Deployed, degraded, failed, held or rolled back.
+    pub state: ServiceState,
+    pub deployed_at: Option<Timestamp>,
+    /// The catalog's commit it was deployed from.
+    pub commit: Option<String>,
+    /// The status object of its last finished step.
+    pub last_status: Option<StepStatus>,
+    pub last_task_id: Option<i64>,
+    pub updated: Timestamp,
+}
+
+/// A service's outcome in a rollout, to record. `None` fields keep what is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceOutcome {
+    pub name: String,
+    pub state: ServiceState,
+    pub deployed_at: Option<Timestamp>,
+    pub commit: Option<String>,
+    pub last_status: Option<StepStatus>,
+    pub last_task_id: Option<i64>,
+}
+
+/// A rollout about to start.
+pub struct NewRollout<'a> {
+    pub project_id: i64,
+    pub state: RolloutState,
+    pub selection: &'a Selection,
+    pub plan: &'a Plan,
+    pub options: &'a RolloutOptions,
+    pub commit: &'a str,
+    pub started_by: Option<i64>,
+}
+
+/// A stored rollout (its events are read apart, [`Store::rollout_history`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRollout {
+    pub id: i64,
+    pub project_id: i64,
+    /// As last recorded; the events decide.
+    pub state: RolloutState,
+    pub selection: Selection,
+    pub plan: Plan,
+    pub options: RolloutOptions,
+    pub commit: String,
+    pub started_by: Option<i64>,
+    pub created: Timestamp,
+    pub finished: Option<Timestamp>,
+}
+
+/// A rollout's events in order, and the number the next one takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutHistory {
+    pub events: Vec<RolloutEvent>,
+    pub next_seq: i64,
+}
+
+/// The rollout step a task runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogStep {
+    pub rollout_id: i64,
+    pub step_id: StepId,
+    /// The rollout's plan, which holds the service's environment.
+    pub plan: Plan,
+}
+
+#[derive(sqlx::FromRow)]
+struct SettingsRow {
+    repository_id: Option<i64>,
+    path: String,
+    branch: Option<String>,
+    write_back: bool,
+    parallelism: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ServiceRow {
+    name: String,
+    state: String,
+    deployed_at: Option<Timestamp>,
+    commit: Option<String>,
+    last_status: Option<String>,
+    last_task_id: Option<i64>,
+    updated: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct RolloutRow {
+    id: i64,
+    project_id: i64,
+    status: String,
+    selection: String,
+    plan: String,
+    options: String,
+    commit: String,
+    started_by: Option<i64>,
+    created: Timestamp,
+    finished: Option<Timestamp>,
+}
+
+const ROLLOUT_COLUMNS: &str = r#"SELECT id, project_id, status, selection, plan, options, "commit",
+    started_by, created, finished FROM catalog_rollouts"#;
+
+const SAVE_SETTINGS: &str = "INSERT INTO catalog_settings
+        (project_id, repository_id, path, branch, write_back, parallelism)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (project_id) DO UPDATE SET repository_id = excluded.repository_id,
+        path = excluded.path, branch = excluded.branch, write_back = excluded.write_back,
+        parallelism = excluded.parallelism";
+
+/// Records a service's outcome; a `NULL` keeps what is recorded.
+const RECORD_SERVICE: &str = r#"INSERT INTO catalog_services
+        (project_id, name, state, deployed_at, "commit", last_status, last_task_id, updated)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (project_id, name) DO UPDATE SET state = excluded.state,
+        deployed_at = COALESCE(excluded.deployed_at, catalog_services.deployed_at),
+        "commit" = COALESCE(excluded."commit", catalog_services."commit"),
+        last_status = COALESCE(excluded.last_status, catalog_services.last_status),
+        last_task_id = COALESCE(excluded.last_task_id, catalog_services.last_task_id),
+        updated = excluded.updated"#;
+
+const INSERT_EVENT: &str = "INSERT INTO catalog_rollout_events
+        (rollout_id, seq, started_step, task_id, event, created)
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("{what}: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, what: impl FnOnce() -> String) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{}: {e}", what())))
+}
+
+impl SettingsRow {
+    fn into_settings(self) -> CatalogSettings {
+        CatalogSettings {
+            repository_id: self.repository_id,
+            path: self.path,
+            branch: self.branch,
+            write_back: self.write_back,
+            parallelism: u32::try_from(self.parallelism).unwrap_or(1),
+        }
+    }
+}
+
+impl ServiceRow {
+    fn into_record(self, project_id: i64) -> Result<ServiceRecord> {
+        let state = ServiceState::parse(&self.state).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "catalog service {:?} of project {project_id} has the unknown state {:?}",
+                self.name, self.state
+            ))
+        })?;
+        let last_status = match &self.last_status {
+            Some(text) => Some(from_json(text, || {
+                format!("the last status of catalog service {:?}", self.name)
+            })?),
+            None => None,
+        };
+        Ok(ServiceRecord {
+            name: self.name,
+            state,
+            deployed_at: self.deployed_at,
+            commit: self.commit,
+            last_status,
+            last_task_id: self.last_task_id,
+            updated: self.updated,
+        })
+    }
+}
+
+impl RolloutRow {
+    fn into_rollout(self) -> Result<StoredRollout> {
+        let id = self.id;
+        let state = RolloutState::parse(&self.status).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "rollout {id} has the unknown status {:?}",
+                self.status
+            ))
+        })?;
+        Ok(StoredRollout {
+            id,
+            project_id: self.project_id,
+            state,
+            selection: from_json(&self.selection, || format!("the selection of rollout {id}"))?,
+            plan: from_json(&self.plan, || format!("the plan of rollout {id}"))?,
+            options: from_json(&self.options, || format!("the options of rollout {id}"))?,
+            commit: self.commit,
+            started_by: self.started_by,
+            created: self.created,
+            finished: self.finished,
+        })
+    }
+}
+
+impl Store {
+    /// The project's catalog settings; `None` when it never had any.
+    pub async fn catalog_settings(&self, project_id: i64) -> Result<Option<CatalogSettings>> {
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, SettingsRow>(
+            "SELECT repository_id, path, branch, write_back, parallelism FROM catalog_settings
+             WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(SettingsRow::into_settings))
+    }
+
+    /// Replaces the project's catalog settings. The repository must be the project's, else
+    /// [`StoreError::Invalid`].
+    pub async fn save_catalog_settings(
+        &self,
+        project_id: i64,
+        settings: &CatalogSettings,
+    ) -> Result<()> {
+        let repository = Reference {
+            id: settings.repository_id,
+            count: "SELECT COUNT(*) FROM repositories WHERE id = $1 AND project_id = $2",
+            missing: "repository_id: no such repository in this project",
+        };
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.check_in_project(project_id, &[repository]).await?;
+            sqlx::query(SAVE_SETTINGS)
+                .bind(project_id)
+                .bind(settings.repository_id)
+                .bind(&settings.path)
+                .bind(settings.branch.as_deref())
+                .bind(settings.write_back)
+                .bind(i64::from(settings.parallelism))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// What ralf recorded of the project's services, by name.
+    pub async fn catalog_services(&self, project_id: i64) -> Result<Vec<ServiceRecord>> {
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, ServiceRow>(
+            r#"SELECT name, state, deployed_at, "commit", last_status, last_task_id, updated
+               FROM catalog_services WHERE project_id = $1 ORDER BY name"#,
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter()
+            .map(|row| row.into_record(project_id))
+            .collect()
+    }
+
+    /// Starts a rollout; [`StoreError::Conflict`] when the project has an unfinished one.
+    pub async fn create_rollout(&self, new: &NewRollout<'_>) -> Result<StoredRollout> {
+        let selection = to_json(new.selection, "selection")?;
+        let plan = to_json(new.plan, "plan")?;
+        let options = to_json(new.options, "options")?;
+        let id: i64 = with_db!(self, write, |pool| sqlx::query_scalar(
+            r#"INSERT INTO catalog_rollouts
+                (project_id, status, selection, plan, options, "commit", started_by, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"#,
+        )
+        .bind(new.project_id)
+        .bind(new.state.as_str())
+        .bind(&selection)
+        .bind(&plan)
+        .bind(&options)
+        .bind(new.commit)
+        .bind(new.started_by)
+        .bind(Timestamp::now())
+        .fetch_one(pool)
+        .await)
+        .map_err(|e| {
+            StoreError::from(e).conflict_as("the project has an unfinished rollout already")
+        })?;
+        self.rollout(new.project_id, id).await
+    }
+
+    /// Rollout `id` of the project.
+    pub async fn rollout(&self, project_id: i64, id: i64) -> Result<StoredRollout> {
+        let sql = const_format::concatcp!(ROLLOUT_COLUMNS, " WHERE project_id = $1 AND id = $2");
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, RolloutRow>(sql)
+            .bind(project_id)
+            .bind(id)
+            .fetch_one(pool)
+            .await)?;
+        row.into_rollout()
+    }
+
+    /// The project's newest rollouts, at most `limit`.
+    pub async fn rollouts(&self, project_id: i64, limit: i64) -> Result<Vec<StoredRollout>> {
+        let sql = const_format::concatcp!(
+            ROLLOUT_COLUMNS,
+            " WHERE project_id = $1 ORDER BY id DESC LIMIT $2"
+        );
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, RolloutRow>(sql)
+            .bind(project_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(RolloutRow::into_rollout).collect()
+    }
+
+    /// The project's unfinished rollout, if it has one.
+    pub async fn unfinished_rollout(&self, project_id: i64) -> Result<Option<StoredRollout>> {
+        let sql = const_format::concatcp!(
+            ROLLOUT_COLUMNS,
+            " WHERE project_id = $1 AND finished IS NULL"
+        );
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, RolloutRow>(sql)
+            .bind(project_id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(RolloutRow::into_rollout).transpose()
+    }
+
+    /// The ids of every unfinished rollout, of every project, oldest first.
+    pub async fn unfinished_rollout_ids(&self) -> Result<Vec<(i64, i64)>> {
+        Ok(with_db!(self, read, |pool| sqlx::query_as(
+            "SELECT id, project_id FROM catalog_rollouts WHERE finished IS NULL ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Rollout `id`'s events, in the order they were recorded.
+    pub async fn rollout_history(&self, id: i64) -> Result<RolloutHistory> {
+        let rows: Vec<(i64, String)> = with_db!(self, read, |pool| sqlx::query_as(
+            "SELECT seq, event FROM catalog_rollout_events WHERE rollout_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await)?;
+        let next_seq = rows.last().map_or(1, |(seq, _)| seq + 1);
+        let events = rows
+            .iter()
+            .map(|(seq, text)| from_json(text, || format!("event {seq} of rollout {id}")))
+            .collect::<Result<_>>()?;
+        Ok(RolloutHistory { events, next_seq })
+    }
+
+    /// Appends `event` to rollout `rollout_id`'s history as number `seq` (the `next_seq` of the
+    /// history the caller replayed); [`StoreError::Conflict`] when that number is taken (someone
+    /// appended first: read again) or the event starts a step already started.
+    ///
+    /// With a `task` (for a [`RolloutEvent::StepStarted`] only), the task is inserted in the
+    /// same transaction and the event records its id: both are stored or neither. The task
+    /// must name objects of its project (else [`StoreError::Invalid`]); it is returned.
+    pub async fn append_rollout_event(
+        &self,
+        rollout_id: i64,
+        seq: i64,
+        event: &RolloutEvent,
+        task: Option<&NewTask<'_>>,
+    ) -> Result<Option<Task>> {
+        let params = task
+            .map(|t| to_json(t.params, "params"))
+            .transpose()?
+            .unwrap_or_default();
+        if task.is_some() && !matches!(event, RolloutEvent::StepStarted { .. }) {
+            return Err(StoreError::Invalid(
+                "only a step's start creates a task".into(),
+            ));
+        }
+        let row = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut event = event.clone();
+            let mut created = None;
+            if let Some(new) = task {
+                tx.check_in_project(new.project_id, &task_references(new))
+                    .await?;
+                let id = tx.insert_task(new, &params).await?;
+                if let RolloutEvent::StepStarted { task_id, .. } = &mut event {
+                    *task_id = Some(id);
+                }
+                created = Some(id);
+            }
+            let (started_step, task_id) = match &event {
+                RolloutEvent::StepStarted {
+                    step_id, task_id, ..
+                } => (Some(step_id.to_string()), *task_id),
+                _ => (None, None),
+            };
+            sqlx::query(INSERT_EVENT)
+                .bind(rollout_id)
+                .bind(seq)
+                .bind(started_step)
+                .bind(task_id)
+                .bind(to_json(&event, "event")?)
+                .bind(Timestamp::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from(e).conflict_as("the rollout changed meanwhile"))?;
+            let row = match created {
+                Some(id) => Some(tx.task_row(id).await?),
+                None => None,
+            };
+            tx.commit().await?;
+            row
+        });
+        row.map(|r| r.into_task()).transpose()
+    }
+
+    /// Records how rollout `id` of the project stands and the outcomes of its services, in one
+    /// transaction; with `finished`, the rollout ends (once: a rollout already finished is left
+    /// as it is, and so are its services).
+    pub async fn update_rollout(
+        &self,
+        project_id: i64,
+        id: i64,
+        state: RolloutState,
+        finished: Option<Timestamp>,
+        outcomes: &[ServiceOutcome],
+    ) -> Result<()> {
+        let outcomes: Vec<(&ServiceOutcome, Option<String>)> = outcomes
+            .iter()
+            .map(|o| {
+                let status = o
+                    .last_status
+                    .as_ref()
+                    .map(|s| to_json(s, "last status"))
+                    .transpose()?;
+                Ok((o, status))
+            })
+            .collect::<Result<_>>()?;
+        let now = Timestamp::now();
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE catalog_rollouts SET status = $1, finished = $2
+                 WHERE project_id = $3 AND id = $4 AND finished IS NULL",
+            )
+            .bind(state.as_str())
+            .bind(finished)
+            .bind(project_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 1 {
+                for (outcome, status) in &outcomes {
+                    sqlx::query(RECORD_SERVICE)
+                        .bind(project_id)
+                        .bind(&outcome.name)
+                        .bind(outcome.state.as_str())
+                        .bind(outcome.deployed_at)
+                        .bind(outcome.commit.as_deref())
+                        .bind(status.as_deref())
+                        .bind(outcome.last_task_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Keeps the report a catalog step's task left (replacing an earlier one).
+    pub async fn save_step_report(&self, task_id: i64, report: &str) -> Result<()> {
+        with_db!(self, write, |pool| sqlx::query(
+            "INSERT INTO catalog_step_reports (task_id, report) VALUES ($1, $2)
+             ON CONFLICT (task_id) DO UPDATE SET report = excluded.report",
+        )
+        .bind(task_id)
+        .bind(report)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The report task `task_id` left, if any.
+    pub async fn step_report(&self, task_id: i64) -> Result<Option<String>> {
+        Ok(with_db!(self, read, |pool| sqlx::query_scalar(
+            "SELECT report FROM catalog_step_reports WHERE task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// The rollout step task `task_id` runs, if it runs one.
+    pub async fn catalog_step(&self, task_id: i64) -> Result<Option<CatalogStep>> {
+        let row: Option<(i64, String, String)> = with_db!(self, read, |pool| sqlx::query_as(
+            "SELECT e.rollout_id, e.started_step, r.plan
+             FROM catalog_rollout_events e JOIN catalog_rollouts r ON r.id = e.rollout_id
+             WHERE e.task_id = $1 AND e.started_step IS NOT NULL",
+        )
+        .bind(task_id)
+        .fetch_optional(pool)
+        .await)?;
+        let Some((rollout_id, step, plan)) = row else {
+            return Ok(None);
+        };
+        let step_id = step
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("a step of rollout {rollout_id}: {e}")))?;
+        Ok(Some(CatalogStep {
+            rollout_id,
+            step_id,
+            plan: from_json(&plan, || format!("the plan of rollout {rollout_id}"))?,
+        }))
+    }
+}
