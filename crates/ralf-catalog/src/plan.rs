@@ -23,6 +23,9 @@ pub enum Selection {
     Priority { priority: Priority },
     /// The first `count` services that [`Selection::All`] would run.
     Next { count: usize },
+    /// A health check: the smoke of every deployed (or degraded) service that has one, and no
+    /// apply.
+    Check,
 }
 
 /// What a rollout would run, in order, and why not the others.
@@ -36,6 +39,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// True when nothing in it is applied: every service only runs its smoke.
+    pub fn is_check(&self) -> bool {
+        self.services.iter().all(PlannedService::smoke_only)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.services.is_empty()
     }
@@ -55,6 +63,39 @@ pub struct PlannedService {
     pub selected: Selected,
 }
 
+impl PlannedService {
+    /// Runs its smoke and nothing else: a check, or a deployed service whose dependency this
+    /// rollout applies. A failing smoke leaves it `degraded`; it is never applied or rolled back.
+    pub fn smoke_only(&self) -> bool {
+        smoke_only(&self.selected)
+    }
+}
+
+fn smoke_only(selected: &Selected) -> bool {
+    matches!(
+        selected,
+        Selected::Check | Selected::DependencyApplied { .. }
+    )
+}
+
+/// Keeps `services` in their order, except that each moves after every service it waits for
+/// (a smoke waits also for what it stands on through services outside the plan).
+fn after_what_they_wait_for(mut services: Vec<PlannedService>) -> Vec<PlannedService> {
+    let mut ordered: Vec<PlannedService> = Vec::with_capacity(services.len());
+    while !services.is_empty() {
+        let free = services
+            .iter()
+            .position(|s| {
+                s.waits_for
+                    .iter()
+                    .all(|w| ordered.iter().any(|o| &o.service.name == w))
+            })
+            .expect("waits_for follows the dependencies, which have no cycle");
+        ordered.push(services.remove(free));
+    }
+    ordered
+}
+
 /// Why a service is in the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "because", rename_all = "snake_case")]
@@ -65,6 +106,11 @@ pub enum Selected {
     Named,
     /// A selected service needs it and it is not deployed.
     NeededBy { service: String },
+    /// A health check runs its smoke.
+    Check,
+    /// It is deployed and depends, directly or not, on `service`, which this rollout applies:
+    /// its smoke runs again once that is done.
+    DependencyApplied { service: String },
 }
 
 impl fmt::Display for Selected {
@@ -73,6 +119,10 @@ impl fmt::Display for Selected {
             Selected::NotDeployed { state } => write!(f, "not deployed ({state})"),
             Selected::Named => f.write_str("asked for by name"),
             Selected::NeededBy { service } => write!(f, "needed by {service}"),
+            Selected::Check => f.write_str("checked"),
+            Selected::DependencyApplied { service } => {
+                write!(f, "smoked again after {service} is applied")
+            }
         }
     }
 }
@@ -106,6 +156,10 @@ pub enum SkipReason {
         dependency: String,
         state: ServiceState,
     },
+    /// A check: it is not deployed, so there is nothing to check.
+    NotDeployed,
+    /// A check: it has no smoke.
+    NoSmoke,
 }
 
 impl fmt::Display for SkipReason {
@@ -121,6 +175,8 @@ impl fmt::Display for SkipReason {
                 f,
                 "depends on {dependency} ({state}), which this rollout does not deploy"
             ),
+            SkipReason::NotDeployed => f.write_str("not deployed, nothing to check"),
+            SkipReason::NoSmoke => f.write_str("no smoke to check it with"),
         }
     }
 }
@@ -177,6 +233,13 @@ pub fn plan(
                 }
             }
         }
+        Selection::Check => {
+            for service in catalog.services() {
+                if states[service.name.as_str()].is_up() && service.smoke.is_some() {
+                    chosen.insert(&service.name, Selected::Check);
+                }
+            }
+        }
         Selection::Named { names } => {
             for name in names {
                 let Some(service) = catalog.get(name) else {
@@ -218,9 +281,12 @@ pub fn plan(
         }
         let mut dependencies: Vec<&String> = service.depends_on.iter().collect();
         dependencies.sort();
-        let unmet = dependencies
-            .into_iter()
-            .find(|d| !states[d.as_str()].is_up() && !going.contains(d.as_str()));
+        // A check smokes what stands, whatever stands below it.
+        let unmet = dependencies.into_iter().find(|d| {
+            selection != Selection::Check
+                && !states[d.as_str()].is_up()
+                && !going.contains(d.as_str())
+        });
         match unmet {
             Some(dependency) => {
                 blocked.insert(
@@ -250,21 +316,63 @@ pub fn plan(
         }
         order.truncate(count);
     }
+
+    // A change below may break what stands on it: the deployed services that depend on what
+    // this rollout applies get their smoke run again after it.
+    let applied: BTreeSet<&str> = order
+        .iter()
+        .filter(|s| chosen[s.name.as_str()] != Selected::Check)
+        .map(|s| s.name.as_str())
+        .collect();
+    for name in &applied {
+        for dependent in catalog.dependents(name) {
+            let service = catalog.get(dependent).expect("a dependent in the catalog");
+            if !applied.contains(dependent)
+                && !chosen.contains_key(dependent)
+                && states[dependent].is_up()
+                && service.smoke.is_some()
+            {
+                chosen.insert(
+                    dependent,
+                    Selected::DependencyApplied {
+                        service: (*name).to_owned(),
+                    },
+                );
+                order.push(service);
+            }
+        }
+    }
+    let order = order_by_dependencies(order);
     let planned: BTreeSet<&str> = order.iter().map(|s| s.name.as_str()).collect();
 
-    let services = order
+    let services: Vec<PlannedService> = order
         .iter()
-        .map(|service| PlannedService {
-            service: (*service).clone(),
-            waits_for: service
-                .depends_on
-                .iter()
-                .filter(|d| planned.contains(d.as_str()))
-                .cloned()
-                .collect(),
-            selected: chosen[service.name.as_str()].clone(),
+        .map(|service| {
+            let selected = chosen[service.name.as_str()].clone();
+            // A smoke waits for what it stands on, also through services that are not in the
+            // plan; an apply for its direct dependencies.
+            let waits_for = if smoke_only(&selected) {
+                planned
+                    .iter()
+                    .filter(|p| catalog.dependents(p).contains(service.name.as_str()))
+                    .map(|p| (*p).to_owned())
+                    .collect()
+            } else {
+                service
+                    .depends_on
+                    .iter()
+                    .filter(|d| planned.contains(d.as_str()))
+                    .cloned()
+                    .collect()
+            };
+            PlannedService {
+                service: (*service).clone(),
+                waits_for,
+                selected,
+            }
         })
         .collect();
+    let services = after_what_they_wait_for(services);
 
     let skipped = catalog
         .services()
@@ -272,7 +380,14 @@ pub fn plan(
         .map(|service| {
             let name = service.name.as_str();
             let state = states[name];
-            let reason = if let Some(reason) = blocked.get(name) {
+            let reason = if selection == Selection::Check && state.is_up() {
+                SkipReason::NoSmoke
+            } else if selection == Selection::Check
+                && state != ServiceState::Disabled
+                && !state.is_in_rollout()
+            {
+                SkipReason::NotDeployed
+            } else if let Some(reason) = blocked.get(name) {
                 reason.clone()
             } else if beyond.contains(name) {
                 let Selection::Next { count } = selection else {
@@ -551,6 +666,66 @@ mod tests {
                 priority: Priority::P2
             }
         );
+    }
+
+    /// db (deployed) ← app (deployed) ← web (deployed, no smoke) ← api (deployed); new
+    /// (pending) ← db.
+    fn standing() -> Catalog {
+        catalog(&[
+            "name: db\npriority: P1\napply: 1\nsmoke: 2\nstatus: deployed\n",
+            "name: app\napply: 1\nsmoke: 2\ndepends_on: [db]\nstatus: deployed\n",
+            "name: web\napply: 1\ndepends_on: [app]\nstatus: deployed\n",
+            "name: api\napply: 1\nsmoke: 2\ndepends_on: [web]\nstatus: degraded\n",
+            "name: new\napply: 1\nsmoke: 2\ndepends_on: [db]\n",
+        ])
+    }
+
+    fn skip_reason<'a>(plan: &'a Plan, name: &str) -> &'a SkipReason {
+        &plan.skipped.iter().find(|s| s.name == name).unwrap().reason
+    }
+
+    #[test]
+    fn a_check_smokes_every_deployed_service_that_has_a_smoke() {
+        let p = plan(&standing(), &BTreeMap::new(), Selection::Check).unwrap();
+        assert_eq!(names(&p), ["db", "app", "api"]);
+        assert!(p.is_check());
+        assert!(p.services.iter().all(|p| p.selected == Selected::Check));
+        assert_eq!(p.get("app").unwrap().waits_for, ["db"]);
+        assert_eq!(skip_reason(&p, "web"), &SkipReason::NoSmoke);
+        assert_eq!(skip_reason(&p, "new"), &SkipReason::NotDeployed);
+
+        // A failed dependency does not keep a deployed service from being checked.
+        let recorded = BTreeMap::from([("db".to_owned(), ServiceState::Failed)]);
+        let p = plan(&standing(), &recorded, Selection::Check).unwrap();
+        assert_eq!(names(&p), ["app", "api"]);
+    }
+
+    #[test]
+    fn applying_a_service_again_smokes_its_deployed_dependents_after_it() {
+        let named = Selection::Named {
+            names: vec!["db".into()],
+        };
+        let p = plan(&standing(), &BTreeMap::new(), named).unwrap();
+        assert_eq!(names(&p), ["db", "app", "api"]);
+        assert!(!p.is_check());
+        assert!(!p.get("db").unwrap().smoke_only());
+        let app = p.get("app").unwrap();
+        assert!(app.smoke_only());
+        assert_eq!(
+            app.selected,
+            Selected::DependencyApplied {
+                service: "db".into()
+            }
+        );
+        assert_eq!(app.waits_for, ["db"]);
+        // Through web, which has no smoke and is not in the p.
+        assert_eq!(p.get("api").unwrap().waits_for, ["app", "db"]);
+        assert_eq!(skip_reason(&p, "web"), &SkipReason::Deployed);
+        assert_eq!(skip_reason(&p, "new"), &SkipReason::NotNamed);
+
+        // Deploying what is pending smokes nothing when nothing deployed stands on it.
+        let p = plan(&standing(), &BTreeMap::new(), Selection::All).unwrap();
+        assert_eq!(names(&p), ["new"]);
     }
 }
 

@@ -435,9 +435,8 @@ impl Rollout {
                     }
                 }
                 ServiceState::WaitingApproval => next.awaiting_approval.push(progress.name.clone()),
-                ServiceState::Pending if busy < limit && self.ready_to_apply(i) => {
-                    let step_id = StepId::new(&progress.name, StepKind::Apply, 1);
-                    next.start.push(self.step_to_start(i, step_id));
+                ServiceState::Pending if busy < limit && self.ready_to_start(i) => {
+                    next.start.push(self.step_to_start(i, self.first_step(i)));
                     busy += 1;
                 }
                 _ => {}
@@ -462,23 +461,40 @@ impl Rollout {
             .filter_map(|name| self.services.iter().find(|s| &s.name == name))
     }
 
-    /// Pending, every dependency up, approved if it must be, and the rollout not cancelled.
-    fn ready_to_apply(&self, i: usize) -> bool {
+    /// Pending and the rollout not cancelled; for an apply, every dependency up and approved
+    /// if it must be; for a smoke only, every dependency done, however it ended.
+    fn ready_to_start(&self, i: usize) -> bool {
         let progress = &self.services[i];
+        let planned = &self.plan.services[i];
+        let ready = if planned.smoke_only() {
+            self.dependencies(i)
+                .all(|d| d.state.is_up() || d.state.is_down())
+        } else {
+            self.dependencies(i).all(|d| d.state.is_up())
+                && (!planned.service.approve
+                    || progress.approval.as_ref().is_some_and(|d| d.approved))
+        };
         progress.state == ServiceState::Pending
             && progress.steps.is_empty()
             && self.cancelled.is_none()
-            && self.dependencies(i).all(|d| d.state.is_up())
-            && (!self.plan.services[i].service.approve
-                || progress.approval.as_ref().is_some_and(|d| d.approved))
+            && ready
+    }
+
+    /// A service's first step: its apply, or its smoke when it only runs that.
+    fn first_step(&self, i: usize) -> StepId {
+        let kind = if self.plan.services[i].smoke_only() {
+            StepKind::Smoke
+        } else {
+            StepKind::Apply
+        };
+        StepId::new(&self.services[i].name, kind, 1)
     }
 
     /// The one step service `i` may start now, regardless of parallelism and back-off.
     fn startable_step(&self, i: usize) -> Option<StepId> {
         let progress = &self.services[i];
         if progress.steps.is_empty() {
-            self.ready_to_apply(i)
-                .then(|| StepId::new(&progress.name, StepKind::Apply, 1))
+            self.ready_to_start(i).then(|| self.first_step(i))
         } else if progress.state == ServiceState::Running && progress.in_flight().is_none() {
             progress.next_step.clone()
         } else {
@@ -519,6 +535,9 @@ impl Rollout {
         if !progress.steps.is_empty() {
             return self.derive_from_steps(i);
         }
+        if self.plan.services[i].smoke_only() {
+            return Derived::new(ServiceState::Pending);
+        }
         if let Some(down) = self.dependencies(i).find(|d| d.state.is_down()) {
             let root = down.held_by.clone().unwrap_or_else(|| down.name.clone());
             return Derived {
@@ -554,8 +573,10 @@ impl Rollout {
             next_step_at: at,
             ..Derived::new(ServiceState::Running)
         };
+        // A smoke alone deploys nothing: the service keeps when it was deployed.
+        let smoke_only = planned.smoke_only();
         let up = |state: ServiceState| Derived {
-            deployed_at: Some(finished_at),
+            deployed_at: (!smoke_only).then_some(finished_at),
             ..Derived::new(state)
         };
         match (step.kind, status.result) {
@@ -574,6 +595,8 @@ impl Rollout {
                     let wait = policy.delay_after(step.attempt);
                     let due = Timestamp(add_seconds(finished_at.0, wait));
                     then(kind, step.attempt + 1, Some(due))
+                } else if smoke_only {
+                    up(ServiceState::Degraded)
                 } else if service.rollback.is_some() {
                     then(StepKind::Rollback, 1, None)
                 } else {
@@ -595,7 +618,7 @@ impl Rollout {
                 RolloutState::Cancelled
             };
         }
-        let can_start = (0..self.services.len()).any(|i| self.ready_to_apply(i));
+        let can_start = (0..self.services.len()).any(|i| self.ready_to_start(i));
         if running || can_start {
             RolloutState::Running
         } else if self
@@ -1071,5 +1094,56 @@ mod tests {
         assert_eq!(json["state"], "running");
         assert_eq!(json["services"][0]["state"], "running");
         assert_eq!(json["services"][0]["steps"][0]["step_id"], "db.apply.1");
+    }
+
+    const DEPLOYED_DB: &str =
+        "name: db\npriority: P1\napply: 1\nsmoke: 2\nrollback: 3\nstatus: deployed\n";
+    const DEPLOYED_APP: &str =
+        "name: app\npriority: P2\napply: 1\nsmoke: 2\ndepends_on: [db]\nstatus: deployed\n";
+
+    fn rollout_of(selection: Selection) -> Rollout {
+        let catalog = catalog(&[DEPLOYED_DB, DEPLOYED_APP]);
+        let plan = plan(&catalog, &BTreeMap::new(), selection).unwrap();
+        Rollout::new(plan, RolloutOptions::default())
+    }
+
+    #[test]
+    fn a_check_runs_smokes_only_and_a_failing_one_leaves_the_service_degraded() {
+        let mut r = rollout_of(Selection::Check);
+        assert_eq!(to_start(&r, 0), ["db.smoke.1"]);
+        run(&mut r, "db.smoke.1", StepResult::Fail, 0);
+        let db = r.service("db").unwrap();
+        assert_eq!(db.state, ServiceState::Degraded);
+        assert_eq!(db.deployed_at, None, "a smoke deploys nothing");
+        assert_eq!(
+            to_start(&r, 2),
+            ["app.smoke.1"],
+            "no rollback after a check"
+        );
+        run(&mut r, "app.smoke.1", StepResult::Ok, 2);
+        assert_eq!(r.service("app").unwrap().state, ServiceState::Deployed);
+        assert_eq!(r.state(), RolloutState::Succeeded);
+        assert!(
+            r.clone().record(started("app.apply.1", 9, 9)).is_err(),
+            "a checked service is never applied"
+        );
+    }
+
+    #[test]
+    fn a_dependents_smoke_runs_after_the_apply_however_that_ends() {
+        let named = Selection::Named {
+            names: vec!["db".into()],
+        };
+        let mut r = rollout_of(named);
+        assert_eq!(to_start(&r, 0), ["db.apply.1"]);
+        assert_eq!(r.service("app").unwrap().state, ServiceState::Pending);
+        run(&mut r, "db.apply.1", StepResult::Fail, 0);
+        assert_eq!(to_start(&r, 2), ["db.rollback.1"]);
+        run(&mut r, "db.rollback.1", StepResult::Ok, 2);
+        assert_eq!(r.service("db").unwrap().state, ServiceState::RolledBack);
+        assert_eq!(to_start(&r, 4), ["app.smoke.1"]);
+        run(&mut r, "app.smoke.1", StepResult::Fail, 4);
+        assert_eq!(r.service("app").unwrap().state, ServiceState::Degraded);
+        assert_eq!(r.state(), RolloutState::Failed);
     }
 }
