@@ -442,7 +442,8 @@ async fn settle(
                 name: p.name.clone(),
                 state: p.state,
                 deployed_at: p.deployed_at,
-                commit: p.state.is_up().then(|| stored.commit.clone()),
+                // Applied by this rollout (a smoke alone changes neither).
+                commit: p.deployed_at.map(|_| stored.commit.clone()),
                 last_status: last.cloned(),
                 last_task_id: last.and_then(|s| s.task_id),
             }

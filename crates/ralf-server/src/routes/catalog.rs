@@ -6,11 +6,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use ralf_catalog::Priority;
 use ralf_catalog::api::{
     CatalogSettings, InvalidCatalogBody, MAX_PARALLELISM, PlanView, RolloutRequest, RolloutSummary,
     RolloutView, ServiceView,
 };
+use ralf_catalog::{Priority, Selection};
 use ralf_core::api::ErrorBody;
 use ralf_core::validate;
 use serde::Deserialize;
@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(services))
         .routes(routes!(plan))
         .routes(routes!(list_rollouts, start_rollout))
+        .routes(routes!(check))
         .routes(routes!(get_rollout))
         .routes(routes!(cancel_rollout))
         .routes(routes!(approve))
@@ -215,6 +216,30 @@ async fn start_rollout(
     let selection = request.selection().map_err(ApiError::BadRequest)?;
     let rollout =
         catalog::start_rollout(&state, access.project_id, selection, Some(access.user.id)).await?;
+    Ok((StatusCode::CREATED, Json(rollout)))
+}
+
+/// Checks the health of what is deployed: a rollout that runs the smoke of every deployed (or
+/// degraded) service that has one, and nothing else. A failing smoke leaves its service
+/// `degraded`, a passing one `deployed`.
+#[utoipa::path(post, path = "/api/project/{project_id}/catalog/check", tag = "catalog",
+    params(("project_id" = i64, Path)),
+    responses((status = 201, body = RolloutView),
+        (status = 400, description = "An invalid catalog (with `errors`; nothing starts), or nothing to check", body = InvalidCatalogBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "A rollout of the project is not finished, or the project has no catalog", body = ErrorBody),
+        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+async fn check(
+    access: ProjectAccess<RunTasks>,
+    State(state): State<AppState>,
+) -> ApiResult<(StatusCode, Json<RolloutView>)> {
+    let rollout = catalog::start_rollout(
+        &state,
+        access.project_id,
+        Selection::Check,
+        Some(access.user.id),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(rollout)))
 }
 

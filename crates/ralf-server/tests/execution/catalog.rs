@@ -22,6 +22,7 @@ echo "applied $RALF_SERVICE"
 "#;
 
 const SMOKE: &str = r#"echo "smoke $RALF_SERVICE"
+if [ "$(cat "health/$RALF_SERVICE" 2>/dev/null)" = fail ]; then echo "$RALF_SERVICE is unhealthy"; exit 1; fi
 if [ -n "$SMOKE_REPORT" ]; then printf '%s' "$SMOKE_REPORT" > "$RALF_STEP_REPORT"; fi
 if [ "$SMOKE" = fail ]; then echo "smoke of $RALF_SERVICE failed"; exit 1; fi
 echo "smoke of $RALF_SERVICE passed"
@@ -767,7 +768,139 @@ on_both_backends!(
     an_invalid_catalog_answers_every_error_and_starts_nothing,
     a_rollout_goes_on_after_a_restart_without_applying_twice,
     rollouts_are_announced_on_the_live_feed,
+    a_check_degrades_a_service_whose_smoke_fails_and_restores_it_when_it_passes,
+    applying_a_service_again_smokes_its_deployed_dependents,
 );
+
+/// The smoke fails for a service while `health/<service>` says `fail` at the tip.
+fn set_health(catalog: &Catalog, service: &str, health: &str) {
+    let path = format!("health/{service}");
+    catalog.repo.commit(
+        &[(path.as_str(), health)],
+        &format!("{service} is {health}"),
+    );
+}
+
+async fn a_check_degrades_a_service_whose_smoke_fails_and_restores_it_when_it_passes(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let catalog = Catalog::new(
+        &server,
+        &[
+            (
+                "db",
+                "name: db\napply: Deploy\nsmoke: Smoke\nrollback: Rollback\nstatus: deployed\n",
+            ),
+            (
+                "app",
+                "name: app\napply: Deploy\nsmoke: Smoke\ndepends_on: [db]\nstatus: deployed\n",
+            ),
+            ("web", "name: web\napply: Deploy\nstatus: deployed\n"),
+            ("new", "name: new\napply: Deploy\nsmoke: Smoke\n"),
+        ],
+    )
+    .await;
+    let api = catalog.api();
+    let catalog = &catalog;
+    let check = move || async move {
+        let r = api.post(&catalog.path("check"), json!({})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert_eq!(names(&r.body["services"]), ["db", "app"]);
+        let id = r.body["id"].as_i64().unwrap();
+        catalog
+            .wait(id, &["succeeded", "failed", "cancelled"])
+            .await
+    };
+
+    let healthy = check().await;
+    assert_eq!(healthy["state"], "succeeded", "{healthy:#}");
+    assert_eq!(
+        states(&healthy),
+        map(&[("db", "deployed"), ("app", "deployed")])
+    );
+    assert_eq!(
+        service(&healthy, "app")["steps"][0]["step_id"],
+        "app.smoke.1"
+    );
+
+    set_health(&catalog, "app", "fail");
+    let sick = check().await;
+    assert_eq!(
+        states(&sick),
+        map(&[("db", "deployed"), ("app", "degraded")])
+    );
+    let services = catalog.services().await;
+    assert_eq!(services["app"]["state"], "degraded");
+    assert_eq!(services["app"]["last_result"]["result"], "FAIL");
+    assert_eq!(services["db"]["state"], "deployed");
+    assert_eq!(services["web"]["state"], "deployed");
+    assert_eq!(services["new"]["state"], "pending");
+
+    set_health(&catalog, "app", "ok");
+    let recovered = check().await;
+    assert_eq!(states(&recovered)["app"], "deployed");
+    assert_eq!(catalog.services().await["app"]["state"], "deployed");
+
+    // A check applies nothing and rolls nothing back: only smokes ran.
+    assert_eq!(
+        catalog.tasks_per_template().await,
+        BTreeMap::from([("Smoke".to_owned(), 6)])
+    );
+
+    // Without a catalog there is nothing to check.
+    catalog.settings(json!({"repository_id": null})).await;
+    let r = api.post(&catalog.path("check"), json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+}
+
+async fn applying_a_service_again_smokes_its_deployed_dependents(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let catalog = Catalog::new(
+        &server,
+        &[
+            (
+                "db",
+                "name: db\napply: Deploy\nsmoke: Smoke\nstatus: deployed\n",
+            ),
+            (
+                "app",
+                "name: app\napply: Deploy\nsmoke: Smoke\ndepends_on: [db]\nstatus: deployed\n",
+            ),
+            (
+                "other",
+                "name: other\napply: Deploy\nsmoke: Smoke\nstatus: deployed\n",
+            ),
+        ],
+    )
+    .await;
+    set_health(&catalog, "app", "fail");
+
+    let rollout = catalog.run(json!({"names": ["db"]})).await;
+    assert_eq!(
+        states(&rollout),
+        map(&[("db", "deployed"), ("app", "degraded")])
+    );
+    let steps: Vec<&Value> = service(&rollout, "app")["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(steps.len(), 1, "{rollout:#}");
+    assert_eq!(steps[0]["step_id"], "app.smoke.1");
+    assert_eq!(
+        catalog.tasks_per_template().await,
+        BTreeMap::from([("Deploy".to_owned(), 1), ("Smoke".to_owned(), 2)])
+    );
+    let services = catalog.services().await;
+    assert_eq!(services["app"]["state"], "degraded");
+    assert_eq!(
+        services["app"]["commit"],
+        Value::Null,
+        "app was not applied"
+    );
+    assert_eq!(services["other"]["state"], "deployed");
+}
 
 /// Two servers on one PostgreSQL database both conduct the same rollout: each step starts
 /// once, whichever server wins it.
