@@ -824,7 +824,7 @@ async fn a_check_degrades_a_service_whose_smoke_fails_and_restores_it_when_it_pa
         "app.smoke.1"
     );
 
-    set_health(&catalog, "app", "fail");
+    set_health(catalog, "app", "fail");
     let sick = check().await;
     assert_eq!(
         states(&sick),
@@ -837,7 +837,7 @@ async fn a_check_degrades_a_service_whose_smoke_fails_and_restores_it_when_it_pa
     assert_eq!(services["web"]["state"], "deployed");
     assert_eq!(services["new"]["state"], "pending");
 
-    set_health(&catalog, "app", "ok");
+    set_health(catalog, "app", "ok");
     let recovered = check().await;
     assert_eq!(states(&recovered)["app"], "deployed");
     assert_eq!(catalog.services().await["app"]["state"], "deployed");
