@@ -33,6 +33,9 @@ pub struct CatalogSettings {
     /// How many services a rollout runs at once (1 to 64).
     #[schema(default = 1)]
     pub parallelism: u32,
+    /// A cron pattern (5 fields, UTC) at which a rollout of every service not yet deployed
+    /// starts; `null`: none.
+    pub schedule: Option<String>,
 }
 
 impl Default for CatalogSettings {
@@ -43,6 +46,7 @@ impl Default for CatalogSettings {
             branch: None,
             write_back: false,
             parallelism: 1,
+            schedule: None,
         }
     }
 }

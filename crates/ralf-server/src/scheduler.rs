@@ -73,8 +73,15 @@ fn until(soonest: Option<Timestamp>) -> Duration {
 
 /// Fires every due schedule; returns the soonest next firing.
 async fn look(state: &AppState) -> Result<Option<Timestamp>, StoreError> {
+    // The service catalogs' schedules fire here too (see `catalog::schedule`).
     let now = Timestamp::now();
-    let mut soonest: Option<Timestamp> = None;
+    let mut soonest = match crate::catalog::schedule::look(state).await {
+        Ok(soonest) => soonest,
+        Err(e) => {
+            tracing::error!(error = %e, "scheduler: firing the catalogs' schedules failed; retrying");
+            Some(Timestamp(now.0 + RETRY))
+        }
+    };
     for schedule in state.store.pending_schedules().await? {
         let Some(due) = schedule.next_run else {
             continue;

@@ -91,6 +91,15 @@ pub struct CatalogStep {
     pub plan: Plan,
 }
 
+/// A project's catalog schedule and when it fires next.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CatalogSchedule {
+    pub project_id: i64,
+    pub schedule: String,
+    #[sqlx(rename = "schedule_next_run")]
+    pub next_run: Timestamp,
+}
+
 #[derive(sqlx::FromRow)]
 struct SettingsRow {
     repository_id: Option<i64>,
@@ -98,6 +107,7 @@ struct SettingsRow {
     branch: Option<String>,
     write_back: bool,
     parallelism: i64,
+    schedule: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -129,11 +139,13 @@ const ROLLOUT_COLUMNS: &str = r#"SELECT id, project_id, status, selection, plan,
     started_by, created, finished FROM catalog_rollouts"#;
 
 const SAVE_SETTINGS: &str = "INSERT INTO catalog_settings
-        (project_id, repository_id, path, branch, write_back, parallelism)
-     VALUES ($1, $2, $3, $4, $5, $6)
+        (project_id, repository_id, path, branch, write_back, parallelism, schedule,
+         schedule_next_run)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (project_id) DO UPDATE SET repository_id = excluded.repository_id,
         path = excluded.path, branch = excluded.branch, write_back = excluded.write_back,
-        parallelism = excluded.parallelism";
+        parallelism = excluded.parallelism, schedule = excluded.schedule,
+        schedule_next_run = excluded.schedule_next_run";
 
 /// Records a service's outcome; a `NULL` keeps what is recorded.
 const RECORD_SERVICE: &str = r#"INSERT INTO catalog_services
@@ -166,6 +178,7 @@ impl SettingsRow {
             branch: self.branch,
             write_back: self.write_back,
             parallelism: u32::try_from(self.parallelism).unwrap_or(1),
+            schedule: self.schedule,
         }
     }
 }
@@ -224,8 +237,8 @@ impl Store {
     /// The project's catalog settings; `None` when it never had any.
     pub async fn catalog_settings(&self, project_id: i64) -> Result<Option<CatalogSettings>> {
         let row = with_db!(self, read, |pool| sqlx::query_as::<_, SettingsRow>(
-            "SELECT repository_id, path, branch, write_back, parallelism FROM catalog_settings
-             WHERE project_id = $1",
+            "SELECT repository_id, path, branch, write_back, parallelism, schedule
+             FROM catalog_settings WHERE project_id = $1",
         )
         .bind(project_id)
         .fetch_optional(pool)
@@ -233,12 +246,14 @@ impl Store {
         Ok(row.map(SettingsRow::into_settings))
     }
 
-    /// Replaces the project's catalog settings. The repository must be the project's, else
-    /// [`StoreError::Invalid`].
+    /// Replaces the project's catalog settings, with when its schedule fires next (the caller
+    /// works it out from the cron pattern; `None` without a schedule). The repository must be
+    /// the project's, else [`StoreError::Invalid`].
     pub async fn save_catalog_settings(
         &self,
         project_id: i64,
         settings: &CatalogSettings,
+        schedule_next_run: Option<Timestamp>,
     ) -> Result<()> {
         let repository = Reference {
             id: settings.repository_id,
@@ -255,11 +270,50 @@ impl Store {
                 .bind(settings.branch.as_deref())
                 .bind(settings.write_back)
                 .bind(i64::from(settings.parallelism))
+                .bind(settings.schedule.as_deref())
+                .bind(schedule_next_run)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Every catalog schedule, with when it fires next.
+    pub async fn catalog_schedules(&self) -> Result<Vec<CatalogSchedule>> {
+        Ok(with_db!(self, read, |pool| sqlx::query_as::<
+            _,
+            CatalogSchedule,
+        >(
+            "SELECT project_id, schedule, schedule_next_run FROM catalog_settings
+             WHERE schedule IS NOT NULL AND schedule_next_run IS NOT NULL",
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Claims the firing of the project's catalog schedule due at `due` by moving its next run
+    /// on to `next`: true for the one caller (of several servers) whose compare-and-set changed
+    /// the row; that caller starts the rollout.
+    pub async fn claim_catalog_schedule(
+        &self,
+        project_id: i64,
+        due: Timestamp,
+        next: Option<Timestamp>,
+    ) -> Result<bool> {
+        let claimed = with_db!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE catalog_settings SET schedule_next_run = $1
+                 WHERE project_id = $2 AND schedule_next_run = $3",
+            )
+            .bind(next)
+            .bind(project_id)
+            .bind(due)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(claimed == 1)
     }
 
     /// What ralf recorded of the project's services, by name.

@@ -162,7 +162,7 @@ async fn settings_name_a_repository_of_the_project(backend: Backend) {
         ..CatalogSettings::default()
     };
     f.store
-        .save_catalog_settings(f.project, &settings)
+        .save_catalog_settings(f.project, &settings, None)
         .await
         .unwrap();
     assert_eq!(
@@ -179,6 +179,7 @@ async fn settings_name_a_repository_of_the_project(backend: Backend) {
                 repository_id: Some(foreign),
                 ..settings.clone()
             },
+            None,
         )
         .await;
     assert!(
@@ -362,6 +363,7 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
                 repository_id: Some(f.repository),
                 ..CatalogSettings::default()
             },
+            None,
         )
         .await
         .unwrap();

@@ -12,6 +12,7 @@
 
 mod conductor;
 mod read;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 

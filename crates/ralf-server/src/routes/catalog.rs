@@ -11,7 +11,9 @@ use ralf_catalog::api::{
     RolloutView, ServiceView,
 };
 use ralf_catalog::{Priority, Selection};
+use ralf_core::Timestamp;
 use ralf_core::api::ErrorBody;
+use ralf_core::api::schedules::{next_cron_time, parse_cron};
 use ralf_core::validate;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -141,10 +143,22 @@ async fn put_settings(
             "parallelism: must be between 1 and {MAX_PARALLELISM}"
         )));
     }
+    settings.schedule = settings
+        .schedule
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let next_run = match &settings.schedule {
+        Some(pattern) => {
+            parse_cron(pattern).map_err(|e| ApiError::bad_request(format!("schedule: {e}")))?;
+            next_cron_time(pattern, Timestamp::now())
+        }
+        None => None,
+    };
     state
         .store
-        .save_catalog_settings(access.project_id, &settings)
+        .save_catalog_settings(access.project_id, &settings, next_run)
         .await?;
+    state.schedules.changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

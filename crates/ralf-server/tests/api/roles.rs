@@ -180,6 +180,7 @@ fn routes() -> Vec<Route> {
         route!(GET "/api/project/{project_id}/catalog/plan", Read),
         route!(GET "/api/project/{project_id}/catalog/rollouts", Read),
         route!(POST "/api/project/{project_id}/catalog/rollouts", RunTasks, |_f| json!({})),
+        route!(POST "/api/project/{project_id}/catalog/check", RunTasks, |_f| json!({})),
         route!(GET "/api/project/{project_id}/catalog/rollouts/{rollout_id}", Read),
         route!(POST "/api/project/{project_id}/catalog/rollouts/{rollout_id}/cancel", RunTasks),
         route!(POST "/api/project/{project_id}/catalog/services/{name}/approve", RunTasks),

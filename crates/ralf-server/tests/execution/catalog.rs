@@ -645,7 +645,7 @@ async fn an_invalid_catalog_answers_every_error_and_starts_nothing(backend: Back
     assert_eq!(
         r.body,
         json!({"repository_id": null, "path": "catalog/projects/", "branch": null,
-               "write_back": false, "parallelism": 1})
+               "write_back": false, "parallelism": 1, "schedule": null})
     );
     // Settings are checked.
     for bad in [
@@ -770,6 +770,7 @@ on_both_backends!(
     rollouts_are_announced_on_the_live_feed,
     a_check_degrades_a_service_whose_smoke_fails_and_restores_it_when_it_passes,
     applying_a_service_again_smokes_its_deployed_dependents,
+    the_schedule_starts_a_rollout_of_what_is_pending_once,
 );
 
 /// The smoke fails for a service while `health/<service>` says `fail` at the tip.
@@ -932,4 +933,65 @@ async fn two_servers_conduct_one_rollout_and_start_each_step_once() {
     );
     b.stop().await;
     a.stop().await;
+}
+
+async fn the_schedule_starts_a_rollout_of_what_is_pending_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let catalog = Catalog::new(
+        &server,
+        &[
+            ("db", "name: db\napply: Deploy\nstatus: deployed\n"),
+            ("app", "name: app\napply: Deploy\ndepends_on: [db]\n"),
+        ],
+    )
+    .await;
+    let api = catalog.api();
+    let r = api
+        .put(
+            &catalog.path("settings"),
+            json!({"repository_id": catalog.project.repository, "schedule": "every hour"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+
+    // Once a year: the test makes it due now below, as the turn of the year would.
+    let yearly = json!({"repository_id": catalog.project.repository, "schedule": "0 0 1 1 *"});
+    catalog.settings(yearly.clone()).await;
+    let r = api.get(&catalog.path("settings")).await;
+    assert_eq!(r.body["schedule"], "0 0 1 1 *");
+    let settings: ralf_catalog::api::CatalogSettings = serde_json::from_value(yearly).unwrap();
+    server
+        .store()
+        .save_catalog_settings(
+            catalog.project.id,
+            &settings,
+            Some(ralf_core::Timestamp::now()),
+        )
+        .await
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let rollout = loop {
+        let r = api.get(&catalog.path("rollouts")).await;
+        if let Some(first) = r.body.as_array().and_then(|list| list.first()) {
+            break first.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the schedule never fired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(rollout["selection"], json!({"select": "all"}));
+    assert_eq!(rollout["started_by"], Value::Null, "ralf started it");
+    assert_eq!(rollout["services"], json!(["app"]));
+    let done = catalog
+        .wait(rollout["id"].as_i64().unwrap(), &["succeeded", "failed"])
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+
+    // The firing moved on to next year: nothing else starts.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = api.get(&catalog.path("rollouts")).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.text);
 }
