@@ -127,6 +127,27 @@ pub async fn services(
     project_id: i64,
 ) -> Result<Vec<ServiceView>, CatalogFailure> {
     let at = load(state, project_id).await?;
+    services_at(state, project_id, &at).await
+}
+
+/// The catalog's dependency graph in Graphviz DOT, each service in the state
+/// [`services`] gives it.
+pub async fn graph(state: &AppState, project_id: i64) -> Result<String, CatalogFailure> {
+    let at = load(state, project_id).await?;
+    let states: BTreeMap<String, ServiceState> = services_at(state, project_id, &at)
+        .await?
+        .into_iter()
+        .map(|view| (view.name, view.state))
+        .collect();
+    Ok(ralf_catalog::graph::dot(&at.catalog, &states))
+}
+
+/// [`services`] of the catalog as `at` read it.
+async fn services_at(
+    state: &AppState,
+    project_id: i64,
+    at: &CatalogAt,
+) -> Result<Vec<ServiceView>, CatalogFailure> {
     let recorded: BTreeMap<String, ServiceRecord> = state
         .store
         .catalog_services(project_id)

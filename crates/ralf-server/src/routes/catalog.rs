@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use ralf_catalog::Priority;
 use ralf_catalog::api::{
     CatalogSettings, InvalidCatalogBody, MAX_PARALLELISM, PlanView, RolloutRequest, RolloutSummary,
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_settings, put_settings))
         .routes(routes!(services))
+        .routes(routes!(graph))
         .routes(routes!(plan))
         .routes(routes!(list_rollouts, start_rollout))
         .routes(routes!(get_rollout))
@@ -161,6 +162,25 @@ async fn services(
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<ServiceView>>> {
     Ok(Json(catalog::services(&state, access.project_id).await?))
+}
+
+/// The catalog's dependency graph in Graphviz DOT: a box per service with its priority and
+/// state (as `services` gives it), an arrow from each dependency to what needs it.
+#[utoipa::path(get, path = "/api/project/{project_id}/catalog/graph", tag = "catalog",
+    params(("project_id" = i64, Path)),
+    responses((status = 200, description = "The graph in DOT", content_type = "text/vnd.graphviz", body = String),
+        (status = 400, description = "The catalog is invalid: every error with its file, line and column", body = InvalidCatalogBody),
+        (status = 409, description = "The project has no catalog", body = ErrorBody),
+        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+async fn graph(
+    access: ProjectAccess<Read>,
+    State(state): State<AppState>,
+) -> ApiResult<([(header::HeaderName, &'static str); 1], String)> {
+    let dot = catalog::graph(&state, access.project_id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")],
+        dot,
+    ))
 }
 
 /// What a rollout would deploy now, in order, each service with why it is in and what it
