@@ -471,3 +471,43 @@ fn count(n: usize, what: &str) -> String {
         format!("{n} {what}s")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ralf_client::RolloutService;
+
+    fn rollout(state: &str, services: &[&str]) -> Rollout {
+        Rollout {
+            state: state.into(),
+            services: services
+                .iter()
+                .map(|s| RolloutService {
+                    state: s.to_string(),
+                    ..RolloutService::default()
+                })
+                .collect(),
+            ..Rollout::default()
+        }
+    }
+
+    #[test]
+    fn exit_codes_of_a_finished_rollout() {
+        let exit = |state, services: &[&str]| outcome(&rollout(state, services));
+        assert_eq!(exit("succeeded", &["deployed", "degraded"]), code::SUCCESS);
+        assert_eq!(exit("failed", &["deployed", "failed"]), code::TASK_FAILED);
+        assert_eq!(exit("failed", &["rolled_back", "held"]), code::TASK_FAILED);
+        assert_eq!(
+            exit("cancelled", &["deployed", "pending"]),
+            code::TASK_STOPPED
+        );
+        assert_eq!(exit("cancelled", &["held", "pending"]), code::TASK_FAILED);
+    }
+
+    #[test]
+    fn step_results_read_as_one_line() {
+        let status = json!({"result": "WARN", "summary": "7/10 PASS", "task_id": 4});
+        assert_eq!(result_text(&status), "WARN: 7/10 PASS (task 4)");
+        assert_eq!(result_text(&json!({"result": "OK"})), "OK");
+    }
+}
