@@ -322,19 +322,26 @@ impl Store {
                 "a {from} task cannot become {to}"
             )));
         }
-        let mut sql = String::from("UPDATE tasks SET status = $1");
-        let stamps = if to == TaskStatus::Running {
-            sql.push_str(", start = COALESCE(start, $4)");
-            true
+        // `$1` the new status, `$2` the task, `$3` the old status, `$4` the time.
+        let (sql, stamps) = if to == TaskStatus::Running {
+            (
+                "UPDATE tasks SET status = $1, start = COALESCE(start, $4)
+                 WHERE id = $2 AND status = $3",
+                true,
+            )
         } else if to.is_finished() {
-            sql.push_str(", \"end\" = $4");
-            true
+            (
+                "UPDATE tasks SET status = $1, \"end\" = $4 WHERE id = $2 AND status = $3",
+                true,
+            )
         } else {
-            false
+            (
+                "UPDATE tasks SET status = $1 WHERE id = $2 AND status = $3",
+                false,
+            )
         };
-        sql.push_str(" WHERE id = $2 AND status = $3");
         let done = with_db!(self, write, |pool| {
-            let mut q = sqlx::query(audited(&sql))
+            let mut q = sqlx::query(sql)
                 .bind(to.as_str())
                 .bind(id)
                 .bind(from.as_str());
