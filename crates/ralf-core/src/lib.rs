@@ -3,6 +3,7 @@
 //! machine, and the crypto rules for secrets at rest and passwords.
 
 pub mod api;
+pub mod ids;
 pub mod password;
 pub mod role;
 pub mod secret;
@@ -11,6 +12,7 @@ pub mod time;
 pub mod token;
 pub mod validate;
 
+pub use ids::{ProjectId, TaskId, TemplateId};
 pub use role::{Permission, Role};
 pub use task_status::TaskStatus;
 pub use time::Timestamp;

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{TaskId, TaskStatus, Timestamp};
 use ralf_store::cluster::Leases;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -253,7 +253,7 @@ async fn hear_notices(state: AppState, mut listener: ralf_store::cluster::Listen
                 count,
             } => match state
                 .store
-                .task_output(task_id, first_index, Some(count))
+                .task_output(TaskId(task_id), first_index, Some(count))
                 .await
             {
                 Ok(lines) => state.live.deliver(LiveEvent::Output {

@@ -13,6 +13,7 @@ use ralf_core::api::inventories::InventoryKind;
 use ralf_core::api::keys::KeyMaterial;
 use ralf_core::api::tasks::Task;
 use ralf_core::api::templates::{SurveyVarTarget, Template, TemplateApp, VaultType};
+use ralf_core::{ProjectId, TaskId, TemplateId};
 use ralf_exec::{
     AnsibleOptions, App, Credential, Inventory, Job, LoginPassword, RepositorySource, SshKey,
     TerraformOptions, VaultPassword,
@@ -31,7 +32,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
     let store = &state.store;
     let project_id = task.project_id;
     let template = store
-        .template(project_id, task.template_id)
+        .template(ProjectId(project_id), TemplateId(task.template_id))
         .await
         .context("loading the template")?;
     let settings = &template.settings;
@@ -46,7 +47,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
     let mut secrets: Vec<String> = Vec::new();
 
     let repository = store
-        .repository(project_id, settings.repository_id)
+        .repository(ProjectId(project_id), settings.repository_id)
         .await
         .context("loading the repository")?;
     let auth = match repository.ssh_key_id {
@@ -68,7 +69,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
         .chain(&settings.environment_ids)
     {
         let group = store
-            .environment(project_id, *environment_id)
+            .environment(ProjectId(project_id), *environment_id)
             .await
             .context("loading the variable group")?;
         merge_object(
@@ -80,7 +81,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
             env.push((name, scalar_text(&value)));
         }
         for secret in store
-            .environment_secret_values(project_id, *environment_id)
+            .environment_secret_values(ProjectId(project_id), *environment_id)
             .await?
         {
             let value = match secret.secret.as_deref() {
@@ -101,7 +102,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
 
     // The task's own variables and survey answers, then its secret answers.
     let answers = parse_object(&task.environment, "the task's environment")?;
-    let secret_answers = match state.store.task_secret(task.id).await? {
+    let secret_answers = match state.store.task_secret(TaskId(task.id)).await? {
         Some(stored) => {
             let text = state
                 .cipher
@@ -201,7 +202,7 @@ pub async fn prepare(state: &AppState, task: &Task) -> anyhow::Result<PreparedJo
     let mut inventory = None;
     if let Some(inventory_id) = inventory_id {
         let inv = store
-            .inventory(project_id, inventory_id)
+            .inventory(ProjectId(project_id), inventory_id)
             .await
             .context("loading the inventory")?;
         inventory = match inv.kind {
@@ -286,7 +287,7 @@ async fn key_material(
 ) -> anyhow::Result<KeyMaterial> {
     let stored = state
         .store
-        .key_secret(project_id, key_id)
+        .key_secret(ProjectId(project_id), key_id)
         .await
         .context("loading a key")?;
     KeyMaterial::open(&state.cipher, stored.kind, stored.secret.as_deref())

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{ProjectId, TaskId, TaskStatus, Timestamp};
 use ralf_exec::{Control, ExecConfig, Outcome, PlanHandle};
 use ralf_store::dispatch::Claimant;
 
@@ -254,7 +254,7 @@ impl Dispatcher {
         let task = self
             .state
             .store
-            .task(project_id, task_id)
+            .task(ProjectId(project_id), TaskId(task_id))
             .await
             .map_err(|e| format!("cannot load the task: {e}"))?;
         let prepared = job::prepare(&self.state, &task)
@@ -264,7 +264,7 @@ impl Dispatcher {
             .state
             .store
             .set_task_status(
-                task_id,
+                TaskId(task_id),
                 TaskStatus::Starting,
                 TaskStatus::Running,
                 Timestamp::now(),
@@ -297,7 +297,7 @@ impl Dispatcher {
             .state
             .store
             .set_task_status(
-                task_id,
+                TaskId(task_id),
                 TaskStatus::Confirmed,
                 TaskStatus::Running,
                 Timestamp::now(),
@@ -371,7 +371,7 @@ pub async fn finish(
 ) -> bool {
     let store = &state.store;
     for _ in 0..5 {
-        let current = match store.task_status(task_id).await {
+        let current = match store.task_status(TaskId(task_id)).await {
             Ok(Some(s)) => s,
             Ok(None) => return false, // deleted
             Err(e) => {
@@ -390,7 +390,7 @@ pub async fn finish(
             return false;
         }
         match store
-            .set_task_status(task_id, current, to, Timestamp::now())
+            .set_task_status(TaskId(task_id), current, to, Timestamp::now())
             .await
         {
             Ok(true) => {

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use ralf_core::Timestamp;
 use ralf_core::api::backup::{
     BackupEnvironment, BackupHostConfig, BackupInventory, BackupKey, BackupMeta, BackupRepository,
     BackupSchedule, BackupSecret, BackupTemplate, BackupVault, BackupView, NameIndex,
@@ -31,7 +30,7 @@ use ralf_core::api::tasks::TaskRequest;
 use ralf_core::api::templates::{Template, TemplateRequest, TemplateVaultRequest, VaultType};
 use ralf_core::api::views::{View, ViewFields, ViewRequest};
 use ralf_core::secret::SecretCipher;
-use ralf_core::validate;
+use ralf_core::{Timestamp, validate};
 use ralf_store::backup::{ProjectRestore, RestoredEnvironment, RestoredSchedule, RestoredTemplate};
 use ralf_store::environments::{EnvironmentFields, PasswordChange};
 use ralf_store::inventories::InventoryFields;
