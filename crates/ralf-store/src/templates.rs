@@ -24,6 +24,8 @@ const TEMPLATE_COLUMNS: &str = "id, project_id, name, app, type, repository_id, 
     start_version, autorun, task_params, executor_image, allow_parallel_tasks, timeout_secs,
     requeue_when_lost, runner_tags";
 
+/// A template is read and deleted like any project object; the list ([`Store::templates`])
+/// joins the objects it may sort by, so it has its own statement and `list` goes unused.
 const TEMPLATES: InProject = InProject {
     list: concatcp!(
         "SELECT ",
