@@ -13,8 +13,8 @@ use ralf_catalog::api::CatalogSettings;
 use ralf_catalog::{
     Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId, StepStatus,
 };
-use ralf_core::Timestamp;
 use ralf_core::api::tasks::Task;
+use ralf_core::{ProjectId, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -247,7 +247,8 @@ impl Store {
         };
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            tx.check_in_project(project_id, &[repository]).await?;
+            tx.check_in_project(ProjectId(project_id), &[repository])
+                .await?;
             sqlx::query(SAVE_SETTINGS)
                 .bind(project_id)
                 .bind(settings.repository_id)

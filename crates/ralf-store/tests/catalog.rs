@@ -10,6 +10,7 @@ use ralf_catalog::{
 };
 use ralf_core::Timestamp;
 use ralf_core::api::tasks::TaskParams;
+use ralf_core::{ProjectId, TemplateId};
 use ralf_store::catalog::{NewRollout, ServiceOutcome};
 use ralf_store::projects::ProjectFields;
 use ralf_store::repositories::RepositoryFields;
@@ -101,7 +102,7 @@ async fn project(store: &Store, owner: i64, name: &str) -> i64 {
 async fn repository(store: &Store, project: i64) -> i64 {
     store
         .create_repository(
-            project,
+            ProjectId(project),
             &RepositoryFields {
                 name: "catalog",
                 git_url: "file:///srv/catalog",
@@ -147,7 +148,7 @@ fn started(step: &str) -> RolloutEvent {
 
 async fn task_count(f: &Fixture) -> usize {
     f.store
-        .tasks(f.project, &TaskQuery::default())
+        .tasks(ProjectId(f.project), &TaskQuery::default())
         .await
         .unwrap()
         .len()
@@ -187,7 +188,9 @@ async fn settings_name_a_repository_of_the_project(backend: Backend) {
     );
     // The catalog's repository stays while the catalog reads it.
     assert!(matches!(
-        f.store.delete_repository(f.project, f.repository).await,
+        f.store
+            .delete_repository(ProjectId(f.project), f.repository)
+            .await,
         Err(StoreError::InUse(_))
     ));
 }
@@ -211,8 +214,8 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
 
     let params = TaskParams::default();
     let task = NewTask {
-        project_id: f.project,
-        template_id: f.template,
+        project_id: ProjectId(f.project),
+        template_id: TemplateId(f.template),
         user_id: Some(f.user),
         playbook: "",
         environment: "{}",
@@ -365,7 +368,7 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
         )
         .await
         .unwrap();
-    f.store.delete_project(f.project).await.unwrap();
+    f.store.delete_project(ProjectId(f.project)).await.unwrap();
     assert_eq!(f.store.catalog_settings(f.project).await.unwrap(), None);
     assert!(
         f.store

@@ -105,7 +105,7 @@ async fn get_settings(
     State(state): State<AppState>,
 ) -> ApiResult<Json<CatalogSettings>> {
     Ok(Json(
-        catalog::settings(&state.store, access.project_id).await?,
+        catalog::settings(&state.store, access.project_id.0).await?,
     ))
 }
 
@@ -143,7 +143,7 @@ async fn put_settings(
     }
     state
         .store
-        .save_catalog_settings(access.project_id, &settings)
+        .save_catalog_settings(access.project_id.0, &settings)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -161,7 +161,7 @@ async fn services(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<ServiceView>>> {
-    Ok(Json(catalog::services(&state, access.project_id).await?))
+    Ok(Json(catalog::services(&state, access.project_id.0).await?))
 }
 
 /// The catalog's dependency graph in Graphviz DOT: a box per service with its priority and
@@ -198,7 +198,7 @@ async fn plan(
 ) -> ApiResult<Json<PlanView>> {
     let selection = query.request()?.selection().map_err(ApiError::BadRequest)?;
     Ok(Json(
-        catalog::plan(&state, access.project_id, selection).await?,
+        catalog::plan(&state, access.project_id.0, selection).await?,
     ))
 }
 
@@ -213,7 +213,7 @@ async fn list_rollouts(
 ) -> ApiResult<Json<Vec<RolloutSummary>>> {
     let limit = query.limit.unwrap_or(MAX_ROLLOUTS).clamp(1, MAX_ROLLOUTS);
     Ok(Json(
-        catalog::rollouts(&state.store, access.project_id, limit).await?,
+        catalog::rollouts(&state.store, access.project_id.0, limit).await?,
     ))
 }
 
@@ -234,7 +234,8 @@ async fn start_rollout(
 ) -> ApiResult<(StatusCode, Json<RolloutView>)> {
     let selection = request.selection().map_err(ApiError::BadRequest)?;
     let rollout =
-        catalog::start_rollout(&state, access.project_id, selection, Some(access.user.id)).await?;
+        catalog::start_rollout(&state, access.project_id.0, selection, Some(access.user.id))
+            .await?;
     Ok((StatusCode::CREATED, Json(rollout)))
 }
 
@@ -248,7 +249,7 @@ async fn get_rollout(
     Ids(RolloutPath { rollout_id }): Ids<RolloutPath>,
 ) -> ApiResult<Json<RolloutView>> {
     Ok(Json(
-        catalog::rollout(&state, access.project_id, rollout_id)
+        catalog::rollout(&state, access.project_id.0, rollout_id)
             .await
             .or_not_found("rollout")?,
     ))
@@ -266,7 +267,7 @@ async fn cancel_rollout(
     Ids(RolloutPath { rollout_id }): Ids<RolloutPath>,
 ) -> ApiResult<Json<RolloutView>> {
     Ok(Json(
-        catalog::cancel(&state, access.project_id, rollout_id, actor(&access))
+        catalog::cancel(&state, access.project_id.0, rollout_id, actor(&access))
             .await
             .or_not_found("rollout")?,
     ))
@@ -306,7 +307,7 @@ async fn decide(
     approved: bool,
 ) -> ApiResult<Json<RolloutView>> {
     Ok(Json(
-        catalog::decide(&state, access.project_id, &name, approved, actor(&access)).await?,
+        catalog::decide(&state, access.project_id.0, &name, approved, actor(&access)).await?,
     ))
 }
 
