@@ -176,7 +176,7 @@ async fn graph(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
 ) -> ApiResult<([(header::HeaderName, &'static str); 1], String)> {
-    let dot = catalog::graph(&state, access.project_id).await?;
+    let dot = catalog::graph(&state, access.project_id.0).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")],
         dot,
