@@ -11,7 +11,7 @@ use ralf_catalog::{
 use ralf_core::Timestamp;
 use ralf_core::api::tasks::TaskParams;
 use ralf_core::{ProjectId, TemplateId};
-use ralf_store::catalog::{NewRollout, ServiceOutcome};
+use ralf_store::catalog::{Advice, NewRollout, ServiceOutcome};
 use ralf_store::projects::ProjectFields;
 use ralf_store::repositories::RepositoryFields;
 use ralf_store::tasks::{NewTask, TaskQuery};
@@ -382,7 +382,34 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
     assert_eq!(f.store.catalog_step(created.id).await.unwrap(), None);
 }
 
+async fn the_advisors_answers_are_kept_per_rollout_and_step(backend: Backend) {
+    let f = fixture(backend).await;
+    let id = start(&f, &empty_plan()).await.unwrap();
+    assert_eq!(f.store.advice(id).await.unwrap(), Advice::default());
+    let step: StepId = "api.apply.1".parse().unwrap();
+    f.store
+        .save_advice(id, None, "the order is sound")
+        .await
+        .unwrap();
+    f.store.save_advice(id, Some(&step), "first").await.unwrap();
+    // A second answer replaces the first.
+    f.store
+        .save_advice(id, Some(&step), "check the database")
+        .await
+        .unwrap();
+    let advice = f.store.advice(id).await.unwrap();
+    assert_eq!(advice.order.as_deref(), Some("the order is sound"));
+    assert_eq!(
+        advice.steps,
+        [("api.apply.1".to_string(), "check the database".to_string())].into()
+    );
+    // Deleting the project deletes its rollouts' advice.
+    f.store.delete_project(ProjectId(f.project)).await.unwrap();
+    assert_eq!(f.store.advice(id).await.unwrap(), Advice::default());
+}
+
 on_both_backends!(
     settings_name_a_repository_of_the_project,
     one_unfinished_rollout_and_each_event_and_step_once,
+    the_advisors_answers_are_kept_per_rollout_and_step,
 );

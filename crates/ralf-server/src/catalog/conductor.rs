@@ -383,6 +383,7 @@ async fn record(
             RolloutEvent::StepFinished { status, .. } => {
                 tracing::info!(rollout.id = stored.id, step = %status.step_id,
                     result = ?status.result, summary = %status.summary, "catalog: a step ended");
+                super::advisor::diagnose(state, stored, status);
             }
             _ => {}
         }

@@ -10,6 +10,7 @@
 //! nothing after that reads the repository again; its steps' tasks run at the commit it was
 //! planned from when their template uses the catalog's repository.
 
+mod advisor;
 mod conductor;
 mod read;
 
@@ -272,6 +273,7 @@ pub async fn start_rollout(
         .await;
     announce(state, &stored, &rollout);
     state.catalog.changed();
+    advisor::advise_order(state, &stored);
     Ok(view(&stored, &rollout))
 }
 
@@ -340,7 +342,8 @@ pub async fn rollout(
 ) -> Result<RolloutView, CatalogFailure> {
     let stored = state.store.rollout(project_id, id).await?;
     let rollout = replay(&state.store, &stored).await?;
-    Ok(view(&stored, &rollout))
+    let advice = state.store.advice(id).await?;
+    Ok(advisor::with_advice(view(&stored, &rollout), advice))
 }
 
 /// The project's newest rollouts (at most `limit`), as recorded.
@@ -511,6 +514,7 @@ fn view(stored: &StoredRollout, rollout: &Rollout) -> RolloutView {
         created: stored.created,
         finished: stored.finished,
         cancelled: rollout.cancelled().cloned(),
+        advice: None,
         services: rollout.services().to_vec(),
     }
 }

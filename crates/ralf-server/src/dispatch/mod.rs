@@ -517,6 +517,7 @@ mod tests {
             session_lifetime: crate::settings::DEFAULT_SESSION_LIFETIME,
             http_idle_timeout: crate::settings::DEFAULT_HTTP_IDLE_TIMEOUT,
             initial_admin_password_file: None,
+            advisor: None,
         };
         let state = AppState {
             store: store.clone(),

@@ -3,6 +3,8 @@
 //! (ordering, parallelism, failures and rollbacks, smoke reports, approvals, invalid catalogs,
 //! a restart half-way, two servers sharing one rollout).
 
+mod advisor;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
