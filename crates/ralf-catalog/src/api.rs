@@ -152,6 +152,10 @@ pub struct RolloutView {
     pub created: Timestamp,
     pub finished: Option<Timestamp>,
     pub cancelled: Option<Cancellation>,
+    /// The advisor's advice on the order of the rollout, when one is configured and answered
+    /// in time. Its diagnosis of a failed step is the step's `advice`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
     /// In plan order.
     pub services: Vec<ServiceProgress>,
 }

@@ -114,6 +114,10 @@ pub struct StepRecord {
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
     pub status: Option<StepStatus>,
+    /// The advisor's diagnosis of a failed step, when one was asked for and came (filled in
+    /// when the rollout is shown; never part of its events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 /// Who decided, and when.
@@ -350,6 +354,7 @@ impl Rollout {
                     started_at: at,
                     finished_at: None,
                     status: None,
+                    advice: None,
                 });
             }
             RolloutEvent::StepFinished { status, at } => {

@@ -10,18 +10,22 @@
 //!   a value serialized again shows what the server said. Requests are ralf-core's wire types;
 //! * telling what a server supports ([`Capabilities`], read from ralf's OpenAPI document; a
 //!   Semaphore server has none, and gets the plain Semaphore API);
+//! * the service catalog's calls ([`Client::catalog_plan`], [`Client::start_rollout`], …;
+//!   ralf only);
 //! * following a task's log ([`Client::follow`]): live over ralf's WebSocket stream
 //!   (`…/tasks/{id}/stream?from=N`) where the server has it, else by polling `…/output`
 //!   (with `?offset=N` where the server honours it). Each line is delivered once, in order,
 //!   also when the connection drops or the server restarts in between: the follower knows the
 //!   index of the next line and asks for it when it is back.
 
+mod catalog;
 mod client;
 mod error;
 mod follow;
 mod runner;
 pub mod types;
 
+pub use catalog::{CatalogSelection, Rollout, RolloutService, RolloutStep};
 pub use client::{Capabilities, Client, ClientConfig, RetryNotice, RetryPolicy, TaskFilter};
 pub use error::Error;
 pub use follow::{FollowEvent, FollowOptions, Transport};

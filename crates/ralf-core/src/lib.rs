@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod database;
+pub mod ids;
 pub mod job;
 pub mod password;
 pub mod redact;
@@ -17,6 +18,7 @@ pub mod time;
 pub mod token;
 pub mod validate;
 
+pub use ids::{ProjectId, TaskId, TemplateId};
 pub use role::{Permission, Role};
 pub use task_status::TaskStatus;
 pub use time::Timestamp;

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use ralf_core::api::users::User;
-use ralf_core::{Permission, Role};
+use ralf_core::{Permission, ProjectId, Role};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -44,7 +44,7 @@ needs! {
 /// Proof that `user` may do `N` in project `project_id`.
 #[derive(Debug)]
 pub struct ProjectAccess<N> {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub user: User,
     /// The caller's role; global admins who are not members act as owners.
     pub role: Role,
@@ -59,10 +59,11 @@ impl<N: Need> FromRequestParts<AppState> for ProjectAccess<N> {
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let project_id: i64 = params
+        let project_id = params
             .get("project_id")
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route has no {{project_id}}")))?
             .parse()
+            .map(ProjectId)
             .map_err(|_| {
                 ApiError::bad_request("invalid id in path: project_id must be a number")
             })?;

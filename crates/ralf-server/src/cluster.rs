@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ralf_core::Timestamp;
+use ralf_core::{TaskId, Timestamp};
 use ralf_store::cluster::Leases;
 use tokio::sync::{Mutex, mpsc};
 
@@ -192,7 +192,7 @@ async fn hear_notices(state: AppState, listener: Arc<Mutex<ralf_store::cluster::
                 count,
             } => match state
                 .store
-                .task_output(task_id, first_index, Some(count))
+                .task_output(TaskId(task_id), first_index, Some(count))
                 .await
             {
                 Ok(lines) => state.live.deliver(LiveEvent::Output {

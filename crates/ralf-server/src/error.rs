@@ -27,9 +27,6 @@ pub enum ApiError {
     /// A service catalog with errors: a 400 listing each with its file, line and column.
     #[error("{}", .0.error)]
     InvalidCatalog(InvalidCatalogBody),
-    /// Something ralf depends on failed (a repository that cannot be fetched).
-    #[error("{0}")]
-    BadGateway(String),
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -57,7 +54,6 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,10 +97,11 @@ impl From<crate::catalog::CatalogFailure> for ApiError {
         match e {
             CatalogFailure::Invalid(errors) => ApiError::InvalidCatalog((&errors).into()),
             CatalogFailure::Refused(m) => ApiError::BadRequest(m),
-            CatalogFailure::NotConfigured | CatalogFailure::Conflict(_) => {
-                ApiError::Conflict(e.to_string())
-            }
-            CatalogFailure::Unreadable(_) => ApiError::BadGateway(e.to_string()),
+            // A repository that cannot be fetched is the project's state, which its owner
+            // fixes (the URL, the key, the remote), not a fault of ralf's: no 5xx.
+            CatalogFailure::NotConfigured
+            | CatalogFailure::Conflict(_)
+            | CatalogFailure::Unreadable(_) => ApiError::Conflict(e.to_string()),
             CatalogFailure::Store(e) => e.into(),
         }
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::schedules::{Schedule, next_cron_time};
 use ralf_core::api::tasks::TaskRequest;
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{ProjectId, TaskId, TaskStatus, TemplateId, Timestamp};
 use ralf_store::StoreError;
 use ralf_store::schedules::Firing;
 use ralf_store::tasks::NewTask;
@@ -125,7 +125,10 @@ async fn fire(
     };
     let template = match state
         .store
-        .template(schedule.project_id, schedule.template_id)
+        .template(
+            ProjectId(schedule.project_id),
+            TemplateId(schedule.template_id),
+        )
         .await
     {
         Ok(t) => Some(t),
@@ -150,8 +153,8 @@ async fn fire(
         .and_then(|f| f.secret.as_deref())
         .map(|s| state.cipher.encrypt(s));
     let new = fields.as_ref().map(|f| NewTask {
-        project_id: schedule.project_id,
-        template_id: schedule.template_id,
+        project_id: ProjectId(schedule.project_id),
+        template_id: TemplateId(schedule.template_id),
         user_id: None,
         playbook: &f.playbook,
         environment: &f.environment,
@@ -182,7 +185,7 @@ async fn fire(
             );
             if let Err(e) = state
                 .store
-                .append_task_output(task.id, &[(Timestamp::now(), line)])
+                .append_task_output(TaskId(task.id), &[(Timestamp::now(), line)])
                 .await
             {
                 tracing::warn!(error = %e, task_id = task.id, "could not write the first line");

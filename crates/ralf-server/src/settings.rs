@@ -72,6 +72,34 @@ pub struct Settings {
     /// The file holding the generated password of the first admin, if ralf generated one;
     /// it is removed once that admin has changed the password.
     pub initial_admin_password_file: Option<PathBuf>,
+    /// The catalog's advisor (docs/catalog.md), when one is configured.
+    pub advisor: Option<AdvisorSettings>,
+}
+
+/// An OpenAI-compatible chat endpoint the catalog asks for advice; never authoritative.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdvisorSettings {
+    /// The base URL before `/chat/completions` (e.g. `http://127.0.0.1:11434/v1`).
+    pub url: String,
+    pub model: String,
+    /// Sent as a bearer token; never logged or shown.
+    pub api_key: Option<String>,
+    /// How long one question may take before ralf goes on without its answer.
+    pub timeout: Duration,
+}
+
+/// The default of [`AdvisorSettings::timeout`].
+pub const DEFAULT_ADVISOR_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl std::fmt::Debug for AdvisorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdvisorSettings")
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "**********"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// The default of [`Settings::session_lifetime`].
@@ -107,6 +135,7 @@ impl std::fmt::Debug for Settings {
                 "initial_admin_password_file",
                 &self.initial_admin_password_file,
             )
+            .field("advisor", &self.advisor)
             .finish()
     }
 }
@@ -151,6 +180,7 @@ impl Settings {
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             http_idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
             initial_admin_password_file: None,
+            advisor: None,
         }
     }
 }

@@ -4,12 +4,12 @@
 //! Reading a backup needs no method of its own: the server assembles it from the resources'
 //! list calls.
 
-use ralf_core::Timestamp;
 use ralf_core::api::host_configs::HostConfigFields;
 use ralf_core::api::projects::Project;
 use ralf_core::api::schedules::ScheduleFields;
 use ralf_core::api::templates::{NewVault, TemplateSettings};
 use ralf_core::api::views::ViewFields;
+use ralf_core::{ProjectId, Timestamp};
 
 use crate::driver::Tx as _;
 use crate::environments::{EnvironmentFields, SealedSecretChange};
@@ -102,7 +102,7 @@ impl Store {
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let project = tx.insert_project(&restore.project, owner).await?;
-            let project_id = project.id;
+            let project_id = ProjectId(project.id);
 
             let mut keys = Vec::with_capacity(restore.keys.len());
             for key in &restore.keys {
@@ -224,7 +224,7 @@ impl Store {
                     };
                     tx.insert_vault(project_id, id, &vault).await?;
                 }
-                templates.push(id);
+                templates.push(id.0);
             }
             // Build templates may come after the templates that name them.
             for (template, &id) in restore.templates.iter().zip(&templates) {

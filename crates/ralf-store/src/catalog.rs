@@ -1,5 +1,6 @@
 //! The service catalog's rows: each project's catalog settings, what ralf recorded of each
-//! service's last rollout, rollouts with their events, and the reports catalog steps leave.
+//! service's last rollout, rollouts with their events, the reports catalog steps leave, and the
+//! advisor's answers.
 //!
 //! The database decides what concurrent servers cannot both do. A project has at most one
 //! unfinished rollout (a partial unique index). A rollout's events are numbered, and whoever
@@ -13,8 +14,8 @@ use ralf_catalog::api::CatalogSettings;
 use ralf_catalog::{
     Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId, StepStatus,
 };
-use ralf_core::Timestamp;
 use ralf_core::api::tasks::Task;
+use ralf_core::{ProjectId, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -73,6 +74,15 @@ pub struct StoredRollout {
     pub started_by: Option<i64>,
     pub created: Timestamp,
     pub finished: Option<Timestamp>,
+}
+
+/// The advisor's answers for one rollout.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Advice {
+    /// On the order of its services.
+    pub order: Option<String>,
+    /// A diagnosis per failed step, by the step's id.
+    pub steps: std::collections::BTreeMap<String, String>,
 }
 
 /// A rollout's events in order, and the number the next one takes.
@@ -262,7 +272,8 @@ impl Store {
         };
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            tx.check_in_project(project_id, &[repository]).await?;
+            tx.check_in_project(ProjectId(project_id), &[repository])
+                .await?;
             sqlx::query(SAVE_SETTINGS)
                 .bind(project_id)
                 .bind(settings.repository_id)
@@ -582,5 +593,48 @@ impl Store {
             step_id,
             plan: from_json(&plan, || format!("the plan of rollout {rollout_id}"))?,
         }))
+    }
+
+    /// Keeps the advisor's answer for rollout `rollout_id`: on its order (`step` `None`) or
+    /// on one of its steps (by the step's id), replacing an earlier one.
+    pub async fn save_advice(
+        &self,
+        rollout_id: i64,
+        step: Option<&StepId>,
+        advice: &str,
+    ) -> Result<()> {
+        let step = step.map(ToString::to_string).unwrap_or_default();
+        with_db!(self, write, |pool| sqlx::query(
+            "INSERT INTO catalog_advice (rollout_id, step, advice, created) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (rollout_id, step) DO UPDATE SET advice = excluded.advice,
+                created = excluded.created",
+        )
+        .bind(rollout_id)
+        .bind(&step)
+        .bind(advice)
+        .bind(Timestamp::now())
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The advisor's answers for rollout `rollout_id`: on its order, and by step id.
+    pub async fn advice(&self, rollout_id: i64) -> Result<Advice> {
+        let rows: Vec<(String, String)> = with_db!(self, read, |pool| sqlx::query_as(
+            "SELECT step, advice FROM catalog_advice WHERE rollout_id = $1",
+        )
+        .bind(rollout_id)
+        .fetch_all(pool)
+        .await)?;
+        let mut advice = Advice::default();
+        for (step, text) in rows {
+            if step.is_empty() {
+                advice.order = Some(text);
+            } else {
+                advice.steps.insert(step, text);
+            }
+        }
+        Ok(advice)
     }
 }

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use ralf_core::{TaskStatus, Timestamp};
-
 use const_format::concatcp;
+use ralf_core::{TaskId, TaskStatus, Timestamp};
 
 use crate::dispatch::ACTIVE_LIST;
 use crate::driver::Tx as _;
@@ -42,7 +41,7 @@ pub struct Leases {
 
 /// An active task whose server or runner went away, about to be settled.
 pub(crate) struct LostTask {
-    pub id: i64,
+    pub id: TaskId,
     pub project_id: i64,
     pub template_id: i64,
     /// Its template says running it again is safe (`requeue_when_lost`).
@@ -116,7 +115,7 @@ impl Store {
             {
                 let lost = Lost::of(node_id, address, runner_id, runner, leases);
                 let task = LostTask {
-                    id,
+                    id: TaskId(id),
                     project_id,
                     template_id,
                     requeue,
@@ -142,7 +141,7 @@ impl Store {
     /// longer active.
     pub async fn settle_task_lost_by_runner(
         &self,
-        task_id: i64,
+        task_id: TaskId,
         runner_id: i64,
         runner_name: &str,
         now: Timestamp,
@@ -179,7 +178,7 @@ impl Store {
     }
 
     /// A task's secret answers (encrypted); removed when the task finishes.
-    pub async fn task_secret(&self, task_id: i64) -> Result<Option<String>> {
+    pub async fn task_secret(&self, task_id: TaskId) -> Result<Option<String>> {
         Ok(with_db!(self, read, |pool| sqlx::query_scalar(
             "SELECT secret FROM task_secrets WHERE task_id = $1"
         )

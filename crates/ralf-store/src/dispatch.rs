@@ -2,7 +2,7 @@
 //! limits, status checks of running tasks, the commit a task runs.
 
 use const_format::concatcp;
-use ralf_core::TaskStatus;
+use ralf_core::{TaskId, TaskStatus};
 
 use crate::driver::Dialect as _;
 use crate::{Result, Store, StoreError, audited, with_db};
@@ -152,14 +152,14 @@ impl Store {
     }
 
     /// The current status of one task.
-    pub async fn task_status(&self, id: i64) -> Result<Option<TaskStatus>> {
-        Ok(self.task_statuses(&[id]).await?.first().map(|(_, s)| *s))
+    pub async fn task_status(&self, id: TaskId) -> Result<Option<TaskStatus>> {
+        Ok(self.task_statuses(&[id.0]).await?.first().map(|(_, s)| *s))
     }
 
     /// Records the commit a task checked out.
     pub async fn set_task_checkout(
         &self,
-        id: i64,
+        id: TaskId,
         commit_hash: &str,
         commit_message: &str,
     ) -> Result<()> {
@@ -198,7 +198,7 @@ impl Store {
     }
 
     /// Who holds a task and its status, whatever the status; `None`: no such task.
-    pub async fn task_holder(&self, task_id: i64) -> Result<Option<HeldTask>> {
+    pub async fn task_holder(&self, task_id: TaskId) -> Result<Option<HeldTask>> {
         Ok(with_db!(self, read, |pool| sqlx::query_as::<_, HeldTask>(
             "SELECT id, project_id, template_id, runner_id, status FROM tasks WHERE id = $1",
         )

@@ -9,7 +9,7 @@ use const_format::concatcp;
 use ralf_core::api::projects::Project;
 use ralf_core::api::refs::ObjectRef;
 use ralf_core::api::templates::{NewVault, TemplateSettings};
-use ralf_core::{Role, TaskStatus, Timestamp};
+use ralf_core::{ProjectId, Role, TaskId, TaskStatus, TemplateId, Timestamp};
 use sqlx::{PgConnection, SqliteConnection};
 
 use crate::cluster::{LostTask, OrphanedTask};
@@ -33,7 +33,7 @@ pub(crate) struct Reference {
 pub(crate) trait Dialect {
     /// Makes concurrent appends to task `task_id`'s output take turns until the transaction
     /// ends. PostgreSQL locks the task's row; SQLite's one writer serializes them already.
-    async fn lock_task_output(&mut self, task_id: i64) -> Result<()>;
+    async fn lock_task_output(&mut self, task_id: TaskId) -> Result<()>;
 
     /// Makes the task claims of every server take turns until the transaction ends, so the
     /// limits (which count every active task) hold across a cluster. PostgreSQL takes an
@@ -50,13 +50,13 @@ pub(crate) trait Dialect {
     /// `environment_ids` (a JSON array, read with each database's JSON functions).
     async fn templates_using_environment(
         &mut self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
     ) -> Result<Vec<ObjectRef>>;
 }
 
 impl Dialect for SqliteConnection {
-    async fn lock_task_output(&mut self, _task_id: i64) -> Result<()> {
+    async fn lock_task_output(&mut self, _task_id: TaskId) -> Result<()> {
         Ok(())
     }
 
@@ -70,7 +70,7 @@ impl Dialect for SqliteConnection {
 
     async fn templates_using_environment(
         &mut self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
     ) -> Result<Vec<ObjectRef>> {
         Ok(sqlx::query_as(
@@ -91,7 +91,7 @@ impl Dialect for SqliteConnection {
 const CLAIM_LOCK: i64 = 0x7261_6c66; // "ralf"
 
 impl Dialect for PgConnection {
-    async fn lock_task_output(&mut self, task_id: i64) -> Result<()> {
+    async fn lock_task_output(&mut self, task_id: TaskId) -> Result<()> {
         sqlx::query("SELECT id FROM tasks WHERE id = $1 FOR UPDATE")
             .bind(task_id)
             .execute(&mut *self)
@@ -119,7 +119,7 @@ impl Dialect for PgConnection {
 
     async fn templates_using_environment(
         &mut self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
     ) -> Result<Vec<ObjectRef>> {
         Ok(sqlx::query_as(
@@ -142,13 +142,17 @@ pub(crate) trait Tx: Dialect {
     /// project; `None` when all are (or name nothing).
     async fn first_missing(
         &mut self,
-        project_id: i64,
+        project_id: ProjectId,
         references: &[Reference],
     ) -> Result<Option<&'static str>>;
 
     /// [`StoreError::Invalid`] with the message of the first of `references` that is not an
     /// object of the project.
-    async fn check_in_project(&mut self, project_id: i64, references: &[Reference]) -> Result<()> {
+    async fn check_in_project(
+        &mut self,
+        project_id: ProjectId,
+        references: &[Reference],
+    ) -> Result<()> {
         match self.first_missing(project_id, references).await? {
             Some(missing) => Err(StoreError::Invalid(missing.into())),
             None => Ok(()),
@@ -164,7 +168,7 @@ pub(crate) trait Tx: Dialect {
 
     /// Appends a [`Chunk`] to task `task_id`'s output, after the lines already there;
     /// returns the index of its first line.
-    async fn append_chunk(&mut self, task_id: i64, chunk: &Chunk) -> Result<i64>;
+    async fn append_chunk(&mut self, task_id: TaskId, chunk: &Chunk) -> Result<i64>;
 
     /// Moves `task` back to `waiting` (when it may be requeued) or to `error`, appending its
     /// last line; `None` when the task was no longer active (a compare-and-set, so a task
@@ -178,7 +182,7 @@ pub(crate) trait Tx: Dialect {
     /// Creates an environment with its secrets (`Create` changes only); returns its id.
     async fn insert_environment(
         &mut self,
-        project_id: i64,
+        project_id: ProjectId,
         fields: &EnvironmentFields<'_>,
         secrets: &[SealedSecretChange],
     ) -> Result<i64>;
@@ -187,16 +191,16 @@ pub(crate) trait Tx: Dialect {
     /// template `id` of the project. Returns its id; `None` when there is no such template.
     async fn save_template(
         &mut self,
-        project_id: i64,
-        id: Option<i64>,
+        project_id: ProjectId,
+        id: Option<TemplateId>,
         settings: &TemplateSettings,
-    ) -> Result<Option<i64>>;
+    ) -> Result<Option<TemplateId>>;
 
     /// Adds a vault to template `template_id`.
     async fn insert_vault(
         &mut self,
-        project_id: i64,
-        template_id: i64,
+        project_id: ProjectId,
+        template_id: TemplateId,
         vault: &NewVault,
     ) -> Result<()>;
 }
@@ -207,7 +211,7 @@ macro_rules! impl_tx {
         impl Tx for $conn {
             async fn first_missing(
                 &mut self,
-                project_id: i64,
+                project_id: ProjectId,
                 references: &[Reference],
             ) -> Result<Option<&'static str>> {
                 for reference in references {
@@ -269,7 +273,7 @@ macro_rules! impl_tx {
                     .await?)
             }
 
-            async fn append_chunk(&mut self, task_id: i64, chunk: &Chunk) -> Result<i64> {
+            async fn append_chunk(&mut self, task_id: TaskId, chunk: &Chunk) -> Result<i64> {
                 self.lock_task_output(task_id).await?;
                 let first: i64 = sqlx::query_scalar(
                     "SELECT COALESCE(MAX(first_line + line_count), 0) FROM task_output
@@ -325,7 +329,7 @@ macro_rules! impl_tx {
                 let chunk = Chunk::new(&[(now, task.line.clone())]);
                 let line_index = self.append_chunk(task.id, &chunk).await?;
                 Ok(Some(OrphanedTask {
-                    id: task.id,
+                    id: task.id.0,
                     project_id: task.project_id,
                     template_id: task.template_id,
                     status: if task.requeue {
@@ -365,7 +369,7 @@ macro_rules! impl_tx {
 
             async fn insert_environment(
                 &mut self,
-                project_id: i64,
+                project_id: ProjectId,
                 fields: &EnvironmentFields<'_>,
                 secrets: &[SealedSecretChange],
             ) -> Result<i64> {
@@ -404,10 +408,10 @@ macro_rules! impl_tx {
 
             async fn save_template(
                 &mut self,
-                project_id: i64,
-                id: Option<i64>,
+                project_id: ProjectId,
+                id: Option<TemplateId>,
                 settings: &TemplateSettings,
-            ) -> Result<Option<i64>> {
+            ) -> Result<Option<TemplateId>> {
                 let s = settings;
                 let json = JsonColumns::of(s)?;
                 let sql = if id.is_some() {
@@ -415,7 +419,7 @@ macro_rules! impl_tx {
                 } else {
                     INSERT_TEMPLATE
                 };
-                let mut query = sqlx::query_scalar::<_, i64>(sql)
+                let mut query = sqlx::query_scalar::<_, TemplateId>(sql)
                     .bind(project_id)
                     .bind(&s.name)
                     .bind(s.app.as_str())
@@ -453,8 +457,8 @@ macro_rules! impl_tx {
 
             async fn insert_vault(
                 &mut self,
-                project_id: i64,
-                template_id: i64,
+                project_id: ProjectId,
+                template_id: TemplateId,
                 vault: &NewVault,
             ) -> Result<()> {
                 sqlx::query(

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
+use const_format::concatcp;
+use ralf_core::ProjectId;
 use ralf_core::api::environments::{Environment, EnvironmentSecret, SecretKind};
 use ralf_core::api::refs::ObjectRefs;
-
-use const_format::concatcp;
 
 use crate::driver::{Dialect as _, INSERT_ENVIRONMENT_SECRET, Tx as _};
 use crate::in_project::InProject;
@@ -130,7 +130,7 @@ impl Store {
     /// The project's environments with their secrets (names only), sorted by `name`.
     pub async fn environments(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         sort: Option<&str>,
         descending: bool,
     ) -> Result<Vec<Environment>> {
@@ -164,7 +164,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn environment(&self, project_id: i64, id: i64) -> Result<Environment> {
+    pub async fn environment(&self, project_id: ProjectId, id: i64) -> Result<Environment> {
         let row: EnvironmentRow = self.get_in_project(&ENVIRONMENTS, project_id, id).await?;
         let secrets = with_db!(self, read, |pool| {
             sqlx::query_as::<_, SecretRow>(SECRETS_OF_ENVIRONMENT)
@@ -187,7 +187,7 @@ impl Store {
     /// Creates an environment with its secrets (only `Create` changes make sense here).
     pub async fn create_environment(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         fields: &EnvironmentFields<'_>,
         secrets: &[SealedSecretChange],
     ) -> Result<Environment> {
@@ -204,7 +204,7 @@ impl Store {
     /// secret that is not this environment's is `Invalid`.
     pub async fn update_environment(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
         fields: &EnvironmentFields<'_>,
         secrets: &[SealedSecretChange],
@@ -301,7 +301,7 @@ impl Store {
     }
 
     /// Deletes an environment with its secrets; `InUse` while a template refers to it.
-    pub async fn delete_environment(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_environment(&self, project_id: ProjectId, id: i64) -> Result<()> {
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -327,7 +327,7 @@ impl Store {
     }
 
     /// The templates using an environment, as theirs or as one of their `environment_ids`.
-    pub async fn environment_refs(&self, project_id: i64, id: i64) -> Result<ObjectRefs> {
+    pub async fn environment_refs(&self, project_id: ProjectId, id: i64) -> Result<ObjectRefs> {
         let templates = with_db!(self, read, |pool| {
             let mut conn = pool.acquire().await?;
             conn.templates_using_environment(project_id, id).await?
@@ -339,7 +339,11 @@ impl Store {
     }
 
     /// The encrypted vault password of an environment, if it has one.
-    pub async fn environment_password(&self, project_id: i64, id: i64) -> Result<Option<String>> {
+    pub async fn environment_password(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+    ) -> Result<Option<String>> {
         Ok(with_db!(self, read, |pool| sqlx::query_scalar::<
             _,
             Option<String>,
@@ -355,7 +359,7 @@ impl Store {
     /// The secrets of an environment with their encrypted values.
     pub async fn environment_secret_values(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
     ) -> Result<Vec<SealedEnvironmentSecret>> {
         Ok(with_db!(self, read, |pool| sqlx::query_as::<

@@ -1,9 +1,8 @@
 //! The activity log: what happened to which object, by whom.
 
-use ralf_core::Timestamp;
-use ralf_core::api::events::{Event, NewEvent};
-
 use const_format::concatcp;
+use ralf_core::api::events::{Event, NewEvent};
+use ralf_core::{ProjectId, Timestamp};
 
 use crate::{Result, Store, with_db};
 
@@ -57,7 +56,7 @@ impl Store {
         .await)?)
     }
 
-    pub async fn project_events(&self, project_id: i64, limit: i64) -> Result<Vec<Event>> {
+    pub async fn project_events(&self, project_id: ProjectId, limit: i64) -> Result<Vec<Event>> {
         const SQL: &str = concatcp!(
             EVENT_SELECT,
             " WHERE e.project_id = $1 ORDER BY e.id DESC LIMIT $2"

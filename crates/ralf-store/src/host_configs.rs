@@ -1,8 +1,8 @@
 //! Host configs: a project's mapping of hosts and git URL prefixes to ssh keys.
 
-use ralf_core::api::host_configs::{HostConfig, HostConfigFields};
-
 use const_format::concatcp;
+use ralf_core::ProjectId;
+use ralf_core::api::host_configs::{HostConfig, HostConfigFields};
 
 use crate::in_project::InProject;
 use crate::{Result, Store, found, with_db};
@@ -30,18 +30,18 @@ const INSERT_HOST_CONFIG: &str = concatcp!(
 );
 
 impl Store {
-    pub async fn host_configs(&self, project_id: i64) -> Result<Vec<HostConfig>> {
+    pub async fn host_configs(&self, project_id: ProjectId) -> Result<Vec<HostConfig>> {
         self.list_in_project(&HOST_CONFIGS, project_id, "ORDER BY id")
             .await
     }
 
-    pub async fn host_config(&self, project_id: i64, id: i64) -> Result<HostConfig> {
+    pub async fn host_config(&self, project_id: ProjectId, id: i64) -> Result<HostConfig> {
         self.get_in_project(&HOST_CONFIGS, project_id, id).await
     }
 
     pub async fn create_host_config(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         fields: &HostConfigFields,
     ) -> Result<HostConfig> {
         Ok(with_db!(self, write, |pool| {
@@ -57,7 +57,7 @@ impl Store {
 
     pub async fn update_host_config(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
         fields: &HostConfigFields,
     ) -> Result<()> {
@@ -76,7 +76,7 @@ impl Store {
         found(done)
     }
 
-    pub async fn delete_host_config(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_host_config(&self, project_id: ProjectId, id: i64) -> Result<()> {
         self.delete_in_project(&HOST_CONFIGS, project_id, id).await
     }
 }

@@ -1,6 +1,7 @@
 //! Objects that belong to one project: the get, list and delete every such resource shares,
 //! each confined to the project, so the id of another project's object is simply not found.
 
+use ralf_core::ProjectId;
 use sqlx::FromRow;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -34,7 +35,7 @@ impl Store {
     pub(crate) async fn get_in_project<T: Readable>(
         &self,
         of: &InProject,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
     ) -> Result<T> {
         Ok(with_db!(self, read, |pool| {
@@ -51,7 +52,7 @@ impl Store {
     pub(crate) async fn list_in_project<T: Readable>(
         &self,
         of: &InProject,
-        project_id: i64,
+        project_id: ProjectId,
         order: &str,
     ) -> Result<Vec<T>> {
         let sql = format!("{} {order}", of.list);
@@ -68,7 +69,7 @@ impl Store {
     pub(crate) async fn delete_in_project(
         &self,
         of: &InProject,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
     ) -> Result<()> {
         let done = with_db!(self, write, |pool| {

@@ -1,12 +1,12 @@
 //! A project's inventories.
 
+use const_format::concatcp;
+use ralf_core::ProjectId;
 use ralf_core::api::inventories::{Inventory, InventoryKind};
 use ralf_core::api::refs::ObjectRefs;
 
-use crate::refs::RefQueries;
-use const_format::concatcp;
-
 use crate::in_project::InProject;
+use crate::refs::RefQueries;
 use crate::{Result, Store, found, order_by, with_db};
 
 const INVENTORY_COLUMNS: &str =
@@ -47,7 +47,7 @@ impl Store {
     /// The project's inventories, sorted by `name` (default) or `type`.
     pub async fn inventories(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         sort: Option<&str>,
         descending: bool,
     ) -> Result<Vec<Inventory>> {
@@ -59,13 +59,13 @@ impl Store {
         self.list_in_project(&INVENTORIES, project_id, &order).await
     }
 
-    pub async fn inventory(&self, project_id: i64, id: i64) -> Result<Inventory> {
+    pub async fn inventory(&self, project_id: ProjectId, id: i64) -> Result<Inventory> {
         self.get_in_project(&INVENTORIES, project_id, id).await
     }
 
     pub async fn create_inventory(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         fields: &InventoryFields<'_>,
     ) -> Result<Inventory> {
         Ok(with_db!(self, write, |pool| {
@@ -84,7 +84,7 @@ impl Store {
 
     pub async fn update_inventory(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
         fields: &InventoryFields<'_>,
     ) -> Result<()> {
@@ -108,12 +108,12 @@ impl Store {
     }
 
     /// Deletes an inventory; `InUse` while a template refers to it.
-    pub async fn delete_inventory(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_inventory(&self, project_id: ProjectId, id: i64) -> Result<()> {
         self.delete_in_project(&INVENTORIES, project_id, id).await
     }
 
     /// The templates using an inventory.
-    pub async fn inventory_refs(&self, project_id: i64, id: i64) -> Result<ObjectRefs> {
+    pub async fn inventory_refs(&self, project_id: ProjectId, id: i64) -> Result<ObjectRefs> {
         let queries = RefQueries {
             templates: Some(
                 "SELECT id, name FROM templates WHERE project_id = $1 AND inventory_id = $2

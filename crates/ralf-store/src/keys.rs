@@ -3,13 +3,13 @@
 //!
 //! Secrets arrive already encrypted: the store never sees key material in the clear.
 
+use const_format::concatcp;
+use ralf_core::ProjectId;
 use ralf_core::api::keys::{AccessKey, KeyKind};
 use ralf_core::api::refs::ObjectRefs;
 
-use crate::refs::RefQueries;
-use const_format::concatcp;
-
 use crate::in_project::InProject;
+use crate::refs::RefQueries;
 use crate::{Result, Store, found, order_by, with_db};
 
 const KEY_COLUMNS: &str = "id, name, type, project_id";
@@ -70,7 +70,7 @@ impl Store {
     /// The project's keys (environment secrets left out), sorted by `name` (default) or `type`.
     pub async fn keys(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         sort: Option<&str>,
         descending: bool,
     ) -> Result<Vec<AccessKey>> {
@@ -82,11 +82,11 @@ impl Store {
         self.list_in_project(&KEYS, project_id, &order).await
     }
 
-    pub async fn key(&self, project_id: i64, id: i64) -> Result<AccessKey> {
+    pub async fn key(&self, project_id: ProjectId, id: i64) -> Result<AccessKey> {
         self.get_in_project(&KEYS, project_id, id).await
     }
 
-    pub async fn create_key(&self, project_id: i64, key: &NewKey<'_>) -> Result<AccessKey> {
+    pub async fn create_key(&self, project_id: ProjectId, key: &NewKey<'_>) -> Result<AccessKey> {
         Ok(with_db!(self, write, |pool| {
             sqlx::query_as::<_, AccessKey>(INSERT_KEY)
                 .bind(project_id)
@@ -98,7 +98,12 @@ impl Store {
         })?)
     }
 
-    pub async fn update_key(&self, project_id: i64, id: i64, update: &KeyUpdate<'_>) -> Result<()> {
+    pub async fn update_key(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+        update: &KeyUpdate<'_>,
+    ) -> Result<()> {
         let done = match update.replace_secret {
             None => with_db!(self, write, |pool| sqlx::query(
                 "UPDATE access_keys SET name = $1
@@ -127,12 +132,12 @@ impl Store {
     }
 
     /// Deletes a key; `InUse` while a repository, inventory or template vault refers to it.
-    pub async fn delete_key(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_key(&self, project_id: ProjectId, id: i64) -> Result<()> {
         self.delete_in_project(&KEYS, project_id, id).await
     }
 
     /// The templates (through their vaults), repositories and inventories using a key.
-    pub async fn key_refs(&self, project_id: i64, id: i64) -> Result<ObjectRefs> {
+    pub async fn key_refs(&self, project_id: ProjectId, id: i64) -> Result<ObjectRefs> {
         let queries = RefQueries {
             templates: Some(
                 "SELECT DISTINCT t.id, t.name FROM templates t
@@ -154,7 +159,7 @@ impl Store {
 
     /// The type and the encrypted secret of any key of the project, environment secrets
     /// included; decrypt with `ralf_core::api::keys::KeyMaterial::open`.
-    pub async fn key_secret(&self, project_id: i64, id: i64) -> Result<StoredSecret> {
+    pub async fn key_secret(&self, project_id: ProjectId, id: i64) -> Result<StoredSecret> {
         Ok(with_db!(self, read, |pool| sqlx::query_as::<
             _,
             StoredSecret,

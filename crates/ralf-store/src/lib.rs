@@ -83,9 +83,6 @@ macro_rules! with_db {
             $crate::Db::Postgres($pool) => $body,
         }
     };
-    ($store:expr, $access:ident |$pool:ident| $body:expr) => {
-        $crate::with_db!($store, $access, |$pool| $body)
-    };
 }
 pub(crate) use with_db;
 

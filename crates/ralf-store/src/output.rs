@@ -3,8 +3,8 @@
 //! from the chunk's first). A million-line log is a few hundred rows, written at the speed of
 //! the text itself, and any range of lines is read through the `(task_id, first_line)` index.
 
-use ralf_core::Timestamp;
 use ralf_core::api::tasks::TaskOutput;
+use ralf_core::{TaskId, Timestamp};
 
 use crate::driver::Tx as _;
 use crate::{Result, Store, with_db};
@@ -62,7 +62,7 @@ impl Store {
     /// index (0-based) of the first line appended.
     pub async fn append_task_output(
         &self,
-        task_id: i64,
+        task_id: TaskId,
         lines: &[(Timestamp, String)],
     ) -> Result<i64> {
         if lines.is_empty() {
@@ -79,7 +79,7 @@ impl Store {
     }
 
     /// How many output lines a task has.
-    pub async fn task_output_count(&self, task_id: i64) -> Result<i64> {
+    pub async fn task_output_count(&self, task_id: TaskId) -> Result<i64> {
         Ok(with_db!(self, read, |pool| sqlx::query_scalar::<_, i64>(
             "SELECT COALESCE(MAX(first_line + line_count), 0) FROM task_output WHERE task_id = $1",
         )
@@ -91,7 +91,7 @@ impl Store {
     /// A task's output in order: `limit` lines (all when `None`) from line `offset` (0-based).
     pub async fn task_output(
         &self,
-        task_id: i64,
+        task_id: TaskId,
         offset: i64,
         limit: Option<i64>,
     ) -> Result<Vec<TaskOutput>> {
@@ -122,7 +122,7 @@ impl Store {
                 }
                 let micros: i64 = micros.parse().unwrap_or(0);
                 lines.push(TaskOutput {
-                    task_id,
+                    task_id: task_id.0,
                     time: Timestamp(row.time.0 + chrono::Duration::microseconds(micros)),
                     output: text.to_string(),
                 });

@@ -1,9 +1,8 @@
 //! Projects and their members.
 
-use ralf_core::Role;
-use ralf_core::api::projects::{Project, ProjectUser};
-
 use const_format::concatcp;
+use ralf_core::api::projects::{Project, ProjectUser};
+use ralf_core::{ProjectId, Role};
 
 use crate::driver::Tx as _;
 use crate::{Result, Store, StoreError, audited, found, order_by, with_db};
@@ -79,7 +78,7 @@ impl Store {
         })
     }
 
-    pub async fn project(&self, id: i64) -> Result<Project> {
+    pub async fn project(&self, id: ProjectId) -> Result<Project> {
         Ok(with_db!(self, read, |pool| sqlx::query_as::<_, Project>(
             PROJECT
         )
@@ -103,7 +102,7 @@ impl Store {
         .await)?)
     }
 
-    pub async fn update_project(&self, id: i64, fields: &ProjectFields<'_>) -> Result<()> {
+    pub async fn update_project(&self, id: ProjectId, fields: &ProjectFields<'_>) -> Result<()> {
         let done = with_db!(self, write, |pool| {
             sqlx::query(
             "UPDATE projects SET name = $1, alert = $2, alert_chat = $3, max_parallel_tasks = $4, type = $5
@@ -123,7 +122,7 @@ impl Store {
     }
 
     /// Deletes a project with everything in it (keys, templates, tasks and their output).
-    pub async fn delete_project(&self, id: i64) -> Result<()> {
+    pub async fn delete_project(&self, id: ProjectId) -> Result<()> {
         let done = with_db!(self, write, |pool| sqlx::query(
             "DELETE FROM projects WHERE id = $1"
         )
@@ -137,7 +136,7 @@ impl Store {
     // ----- members -----
 
     /// The role of `user_id` in the project, if a member.
-    pub async fn member_role(&self, project_id: i64, user_id: i64) -> Result<Option<Role>> {
+    pub async fn member_role(&self, project_id: ProjectId, user_id: i64) -> Result<Option<Role>> {
         let role: Option<String> = with_db!(self, read, |pool| sqlx::query_scalar(
             "SELECT role FROM project_users WHERE project_id = $1 AND user_id = $2",
         )
@@ -150,7 +149,7 @@ impl Store {
 
     pub async fn project_users(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         sort: Option<&str>,
         descending: bool,
     ) -> Result<Vec<ProjectUser>> {
@@ -178,7 +177,7 @@ impl Store {
         rows.into_iter().map(MemberRow::into_member).collect()
     }
 
-    pub async fn project_user(&self, project_id: i64, user_id: i64) -> Result<ProjectUser> {
+    pub async fn project_user(&self, project_id: ProjectId, user_id: i64) -> Result<ProjectUser> {
         let row = with_db!(self, read, |pool| sqlx::query_as::<_, MemberRow>(
             "SELECT u.id, u.username, u.name, u.email, pu.role FROM project_users pu
              JOIN users u ON u.id = pu.user_id WHERE pu.project_id = $1 AND pu.user_id = $2",
@@ -190,7 +189,12 @@ impl Store {
         row.into_member()
     }
 
-    pub async fn add_project_user(&self, project_id: i64, user_id: i64, role: Role) -> Result<()> {
+    pub async fn add_project_user(
+        &self,
+        project_id: ProjectId,
+        user_id: i64,
+        role: Role,
+    ) -> Result<()> {
         with_db!(self, write, |pool| sqlx::query(
             "INSERT INTO project_users (project_id, user_id, role) VALUES ($1, $2, $3)",
         )
@@ -208,7 +212,7 @@ impl Store {
 
     pub async fn set_project_user_role(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         user_id: i64,
         role: Role,
     ) -> Result<()> {
@@ -224,7 +228,7 @@ impl Store {
         found(done)
     }
 
-    pub async fn remove_project_user(&self, project_id: i64, user_id: i64) -> Result<()> {
+    pub async fn remove_project_user(&self, project_id: ProjectId, user_id: i64) -> Result<()> {
         let done = with_db!(self, write, |pool| sqlx::query(
             "DELETE FROM project_users WHERE project_id = $1 AND user_id = $2",
         )
@@ -237,7 +241,7 @@ impl Store {
     }
 
     /// How many owners the project has (a project must keep at least one).
-    pub async fn owner_count(&self, project_id: i64) -> Result<i64> {
+    pub async fn owner_count(&self, project_id: ProjectId) -> Result<i64> {
         Ok(with_db!(self, read, |pool| sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM project_users WHERE project_id = $1 AND role = 'owner'",
         )

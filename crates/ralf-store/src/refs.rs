@@ -1,5 +1,6 @@
 //! Who uses an object: the queries behind `GET …/{id}/refs` and the messages of refused deletes.
 
+use ralf_core::ProjectId;
 use ralf_core::api::refs::{ObjectRef, ObjectRefs};
 
 use crate::{Result, Store, with_db};
@@ -17,7 +18,7 @@ impl Store {
     pub(crate) async fn object_refs(
         &self,
         queries: RefQueries,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
     ) -> Result<ObjectRefs> {
         Ok(ObjectRefs {
@@ -30,7 +31,7 @@ impl Store {
     async fn refs_by(
         &self,
         sql: Option<&'static str>,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
     ) -> Result<Vec<ObjectRef>> {
         let Some(sql) = sql else {

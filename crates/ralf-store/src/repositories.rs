@@ -1,12 +1,12 @@
 //! A project's repositories.
 
+use const_format::concatcp;
+use ralf_core::ProjectId;
 use ralf_core::api::refs::ObjectRefs;
 use ralf_core::api::repositories::Repository;
 
-use crate::refs::RefQueries;
-use const_format::concatcp;
-
 use crate::in_project::InProject;
+use crate::refs::RefQueries;
 use crate::{Result, Store, found, order_by, with_db};
 
 const REPOSITORY_COLUMNS: &str = "id, name, project_id, git_url, git_branch, ssh_key_id";
@@ -43,7 +43,7 @@ impl Store {
     /// The project's repositories, sorted by `name` (default), `git_url` or `ssh_key` (its name).
     pub async fn repositories(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         sort: Option<&str>,
         descending: bool,
     ) -> Result<Vec<Repository>> {
@@ -63,13 +63,13 @@ impl Store {
             .await
     }
 
-    pub async fn repository(&self, project_id: i64, id: i64) -> Result<Repository> {
+    pub async fn repository(&self, project_id: ProjectId, id: i64) -> Result<Repository> {
         self.get_in_project(&REPOSITORIES, project_id, id).await
     }
 
     pub async fn create_repository(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         fields: &RepositoryFields<'_>,
     ) -> Result<Repository> {
         Ok(with_db!(self, write, |pool| {
@@ -86,7 +86,7 @@ impl Store {
 
     pub async fn update_repository(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
         fields: &RepositoryFields<'_>,
     ) -> Result<()> {
@@ -107,12 +107,12 @@ impl Store {
     }
 
     /// Deletes a repository; `InUse` while a template or an inventory refers to it.
-    pub async fn delete_repository(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_repository(&self, project_id: ProjectId, id: i64) -> Result<()> {
         self.delete_in_project(&REPOSITORIES, project_id, id).await
     }
 
     /// The templates and inventories using a repository.
-    pub async fn repository_refs(&self, project_id: i64, id: i64) -> Result<ObjectRefs> {
+    pub async fn repository_refs(&self, project_id: ProjectId, id: i64) -> Result<ObjectRefs> {
         let queries = RefQueries {
             templates: Some(
                 "SELECT id, name FROM templates WHERE project_id = $1 AND repository_id = $2

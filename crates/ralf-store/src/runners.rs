@@ -8,14 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use ralf_core::Timestamp;
+use const_format::concatcp;
 use ralf_core::api::runners::{
     REGISTRATION_TOKEN_LIFETIME_SECS, RegistrationFields, Runner, RunnerFields,
     RunnerRegistrationToken, RunnerTag,
 };
-use ralf_core::token;
-
-use const_format::concatcp;
+use ralf_core::{ProjectId, Timestamp, token};
 
 use crate::{Result, Store, StoreError, found, with_db};
 
@@ -121,7 +119,7 @@ impl Store {
 
     /// What a project's runner list shows: the project's runners, then the global runners that
     /// have tags (which the project's templates may ask for), each by id.
-    pub async fn runners_for_project(&self, project_id: i64) -> Result<Vec<Runner>> {
+    pub async fn runners_for_project(&self, project_id: ProjectId) -> Result<Vec<Runner>> {
         const SQL: &str = concatcp!(
             "SELECT ",
             RUNNER_COLUMNS,

@@ -7,11 +7,10 @@
 //! in the same transaction: of several servers that saw the same firing due, exactly one
 //! changes the row and creates the task, and a crash in between leaves neither.
 
-use ralf_core::Timestamp;
+use const_format::concatcp;
 use ralf_core::api::schedules::{Schedule, ScheduleFields};
 use ralf_core::api::tasks::{Task, TaskRequest};
-
-use const_format::concatcp;
+use ralf_core::{ProjectId, TemplateId, Timestamp};
 
 use crate::driver::{Reference, Tx as _};
 use crate::in_project::InProject;
@@ -150,8 +149,8 @@ impl Store {
     /// The project's schedules (of one template, if given), oldest first.
     pub async fn schedules(
         &self,
-        project_id: i64,
-        template_id: Option<i64>,
+        project_id: ProjectId,
+        template_id: Option<TemplateId>,
     ) -> Result<Vec<Schedule>> {
         let rows = with_db!(self, read, |pool| sqlx::query_as::<_, ScheduleRow>(
             SCHEDULES_OF_TEMPLATE
@@ -163,7 +162,7 @@ impl Store {
         rows.into_iter().map(ScheduleRow::into_schedule).collect()
     }
 
-    pub async fn schedule(&self, project_id: i64, id: i64) -> Result<Schedule> {
+    pub async fn schedule(&self, project_id: ProjectId, id: i64) -> Result<Schedule> {
         self.get_in_project::<ScheduleRow>(&SCHEDULES, project_id, id)
             .await?
             .into_schedule()
@@ -183,7 +182,7 @@ impl Store {
     /// overrides name) must be the project's, else [`StoreError::Invalid`].
     pub async fn create_schedule(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         fields: &ScheduleFields,
         next_run: Option<Timestamp>,
     ) -> Result<Schedule> {
@@ -218,7 +217,7 @@ impl Store {
     /// Replaces a schedule's settings and when it fires next.
     pub async fn update_schedule(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
         fields: &ScheduleFields,
         next_run: Option<Timestamp>,
@@ -255,7 +254,7 @@ impl Store {
     /// Switches a schedule on (firing next at `next_run`) or off.
     pub async fn set_schedule_active(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         id: i64,
         active: bool,
         next_run: Option<Timestamp>,
@@ -274,7 +273,7 @@ impl Store {
         found(done)
     }
 
-    pub async fn delete_schedule(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_schedule(&self, project_id: ProjectId, id: i64) -> Result<()> {
         self.delete_in_project(&SCHEDULES, project_id, id).await
     }
 

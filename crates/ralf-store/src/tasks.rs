@@ -6,10 +6,9 @@
 //! concurrent changes from the same status, one wins and the other learns it lost.
 //! Their output is kept in `output.rs`.
 
-use ralf_core::api::tasks::{Task, TaskParams};
-use ralf_core::{TaskStatus, Timestamp};
-
 use const_format::concatcp;
+use ralf_core::api::tasks::{Task, TaskParams};
+use ralf_core::{ProjectId, TaskId, TaskStatus, TemplateId, Timestamp};
 
 use crate::driver::{Reference, Tx as _};
 use crate::{Result, Store, StoreError, audited, order_by, with_db};
@@ -43,8 +42,8 @@ pub const MAX_TASK_PAGE: i64 = 1000;
 /// A task about to be queued. The handler has checked every field and that the template
 /// belongs to the project; the store checks the ids it is given against the project.
 pub struct NewTask<'a> {
-    pub project_id: i64,
-    pub template_id: i64,
+    pub project_id: ProjectId,
+    pub template_id: TemplateId,
     pub user_id: Option<i64>,
     pub playbook: &'a str,
     /// A JSON object.
@@ -68,7 +67,7 @@ pub struct NewTask<'a> {
 /// Which tasks of a project a list call wants, newest first by default.
 #[derive(Debug, Clone)]
 pub struct TaskQuery<'a> {
-    pub template_id: Option<i64>,
+    pub template_id: Option<TemplateId>,
     /// Only tasks in one of these statuses (all when empty).
     pub statuses: &'a [TaskStatus],
     /// Only tasks with a smaller id (keyset paging: pass the last id of the previous page).
@@ -182,7 +181,7 @@ impl TaskRow {
 pub(crate) fn task_references(new: &NewTask<'_>) -> [Reference; 3] {
     [
         Reference {
-            id: Some(new.template_id),
+            id: Some(new.template_id.0),
             count: "SELECT COUNT(*) FROM templates WHERE id = $1 AND project_id = $2",
             missing: "template_id: no such template in this project",
         },
@@ -218,7 +217,7 @@ impl Store {
     }
 
     /// One task of the project.
-    pub async fn task(&self, project_id: i64, id: i64) -> Result<Task> {
+    pub async fn task(&self, project_id: ProjectId, id: TaskId) -> Result<Task> {
         let row = with_db!(self, read, |pool| sqlx::query_as::<_, TaskRow>(
             TASK_IN_PROJECT
         )
@@ -233,7 +232,7 @@ impl Store {
     /// `(project_id, id)`, `(project_id, status, id)` or `(template_id, id)` index), then joined.
     /// Sorting by `created` is sorting by `id`: tasks get their `created` from the server clock
     /// as they are inserted, in id order.
-    pub async fn tasks(&self, project_id: i64, query: &TaskQuery<'_>) -> Result<Vec<Task>> {
+    pub async fn tasks(&self, project_id: ProjectId, query: &TaskQuery<'_>) -> Result<Vec<Task>> {
         self.tasks_of(Some(project_id), query).await
     }
 
@@ -242,7 +241,11 @@ impl Store {
         self.tasks_of(None, query).await
     }
 
-    async fn tasks_of(&self, project_id: Option<i64>, query: &TaskQuery<'_>) -> Result<Vec<Task>> {
+    async fn tasks_of(
+        &self,
+        project_id: Option<ProjectId>,
+        query: &TaskQuery<'_>,
+    ) -> Result<Vec<Task>> {
         const INNER: [(&str, &str); 4] = [
             ("id", "id"),
             ("created", "id"),
@@ -262,7 +265,7 @@ impl Store {
         // Every project: every id is above 0.
         let (mut filter, project_id) = match project_id {
             Some(id) => (String::from("project_id = $1"), id),
-            None => (String::from("project_id > $1"), 0),
+            None => (String::from("project_id > $1"), ProjectId(0)),
         };
         let mut next = 4;
         if query.template_id.is_some() {
@@ -312,7 +315,7 @@ impl Store {
     /// [`StoreError::Invalid`].
     pub async fn set_task_status(
         &self,
-        id: i64,
+        id: TaskId,
         from: TaskStatus,
         to: TaskStatus,
         now: Timestamp,
@@ -322,19 +325,26 @@ impl Store {
                 "a {from} task cannot become {to}"
             )));
         }
-        let mut sql = String::from("UPDATE tasks SET status = $1");
-        let stamps = if to == TaskStatus::Running {
-            sql.push_str(", start = COALESCE(start, $4)");
-            true
+        // `$1` the new status, `$2` the task, `$3` the old status, `$4` the time.
+        let (sql, stamps) = if to == TaskStatus::Running {
+            (
+                "UPDATE tasks SET status = $1, start = COALESCE(start, $4)
+                 WHERE id = $2 AND status = $3",
+                true,
+            )
         } else if to.is_finished() {
-            sql.push_str(", \"end\" = $4");
-            true
+            (
+                "UPDATE tasks SET status = $1, \"end\" = $4 WHERE id = $2 AND status = $3",
+                true,
+            )
         } else {
-            false
+            (
+                "UPDATE tasks SET status = $1 WHERE id = $2 AND status = $3",
+                false,
+            )
         };
-        sql.push_str(" WHERE id = $2 AND status = $3");
         let done = with_db!(self, write, |pool| {
-            let mut q = sqlx::query(audited(&sql))
+            let mut q = sqlx::query(sql)
                 .bind(to.as_str())
                 .bind(id)
                 .bind(from.as_str());
@@ -356,7 +366,7 @@ impl Store {
 
     /// Deletes a finished task with its output. A task that is not finished is a
     /// [`StoreError::Conflict`]; tasks built from it lose their `build_task_id`.
-    pub async fn delete_task(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_task(&self, project_id: ProjectId, id: TaskId) -> Result<()> {
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let status: Option<String> =

@@ -4,14 +4,13 @@
 
 use std::collections::HashMap;
 
+use const_format::concatcp;
 use ralf_core::api::refs::ObjectRef;
 use ralf_core::api::templates::{
     NewVault, Template, TemplateApp, TemplateLastTask, TemplateSettings, TemplateTaskSummary,
     TemplateType, TemplateVault, VaultType,
 };
-use ralf_core::{TaskStatus, Timestamp};
-
-use const_format::concatcp;
+use ralf_core::{ProjectId, TaskStatus, TemplateId, Timestamp};
 
 use crate::driver::Tx as _;
 use crate::in_project::InProject;
@@ -25,6 +24,8 @@ const TEMPLATE_COLUMNS: &str = "id, project_id, name, app, type, repository_id, 
     start_version, autorun, task_params, executor_image, allow_parallel_tasks, timeout_secs,
     requeue_when_lost, runner_tags";
 
+/// A template is read and deleted like any project object; the list ([`Store::templates`])
+/// joins the objects it may sort by, so it has its own statement and `list` goes unused.
 const TEMPLATES: InProject = InProject {
     list: concatcp!(
         "SELECT ",
@@ -242,7 +243,7 @@ impl Store {
     /// `playbook`, `inventory`, `environment`, `repository` or `ssh_key` (the repository's key).
     pub async fn templates(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         view_id: Option<i64>,
         sort: Option<&str>,
         descending: bool,
@@ -291,15 +292,15 @@ impl Store {
     }
 
     /// One template of the project.
-    pub async fn template(&self, project_id: i64, id: i64) -> Result<Template> {
-        let row: TemplateRow = self.get_in_project(&TEMPLATES, project_id, id).await?;
+    pub async fn template(&self, project_id: ProjectId, id: TemplateId) -> Result<Template> {
+        let row: TemplateRow = self.get_in_project(&TEMPLATES, project_id, id.0).await?;
         let vaults = self.template_vaults(id).await?;
         row.into_template(vaults)
     }
 
     /// The template of the project called `name`. Names need not be unique: when several
     /// templates share it, this refuses to guess (`Invalid`, naming how many).
-    pub async fn template_by_name(&self, project_id: i64, name: &str) -> Result<Template> {
+    pub async fn template_by_name(&self, project_id: ProjectId, name: &str) -> Result<Template> {
         let ids: Vec<i64> = with_db!(self, read, |pool| sqlx::query_scalar(
             "SELECT id FROM templates WHERE project_id = $1 AND name = $2 ORDER BY id LIMIT 2",
         )
@@ -309,7 +310,7 @@ impl Store {
         .await)?;
         match ids.as_slice() {
             [] => Err(StoreError::NotFound),
-            [id] => self.template(project_id, *id).await,
+            [id] => self.template(project_id, TemplateId(*id)).await,
             _ => Err(StoreError::Invalid(format!(
                 "several templates are called {name:?}; name the template by its id"
             ))),
@@ -319,7 +320,7 @@ impl Store {
     /// Creates a template with its vaults.
     pub async fn create_template(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         settings: &TemplateSettings,
         vaults: &[NewVault],
     ) -> Result<Template> {
@@ -341,8 +342,8 @@ impl Store {
     /// Replaces a template's settings and vaults.
     pub async fn update_template(
         &self,
-        project_id: i64,
-        id: i64,
+        project_id: ProjectId,
+        id: TemplateId,
         settings: &TemplateSettings,
         vaults: &[NewVault],
     ) -> Result<()> {
@@ -365,7 +366,7 @@ impl Store {
 
     /// Deletes a template with its vaults and tasks (as Semaphore does). A template that is the
     /// build template of another cannot go (`InUse`, naming the other).
-    pub async fn delete_template(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_template(&self, project_id: ProjectId, id: TemplateId) -> Result<()> {
         let users = self.templates_built_by(project_id, id).await?;
         if let Some(user) = users.first() {
             return Err(StoreError::InUse(format!(
@@ -373,7 +374,7 @@ impl Store {
                 user.name
             )));
         }
-        self.delete_in_project(&TEMPLATES, project_id, id)
+        self.delete_in_project(&TEMPLATES, project_id, id.0)
             .await
             .map_err(|e| match e {
                 StoreError::InUse(_) => StoreError::InUse(
@@ -384,7 +385,11 @@ impl Store {
     }
 
     /// The templates whose build template is `id` (what `…/templates/{id}/refs` lists).
-    pub async fn templates_built_by(&self, project_id: i64, id: i64) -> Result<Vec<ObjectRef>> {
+    pub async fn templates_built_by(
+        &self,
+        project_id: ProjectId,
+        id: TemplateId,
+    ) -> Result<Vec<ObjectRef>> {
         let rows: Vec<(i64, String)> = with_db!(self, read, |pool| sqlx::query_as(
             "SELECT id, name FROM templates
                      WHERE project_id = $1 AND build_template_id = $2 ORDER BY name, id",
@@ -404,8 +409,8 @@ impl Store {
     /// for a create): its build template may not lead back to it.
     pub async fn check_template_references(
         &self,
-        project_id: i64,
-        template_id: Option<i64>,
+        project_id: ProjectId,
+        template_id: Option<TemplateId>,
         settings: &TemplateSettings,
         vaults: &[NewVault],
     ) -> Result<()> {
@@ -462,14 +467,14 @@ impl Store {
             }
         }
         if let (Some(me), Some(build)) = (template_id, settings.build_template_id) {
-            self.refuse_build_cycle(project_id, me, build).await?;
+            self.refuse_build_cycle(project_id, me.0, build).await?;
         }
         Ok(())
     }
 
     /// Follows the chain of build templates from `build`; reaching `me` would make deploys
     /// trigger each other for ever.
-    async fn refuse_build_cycle(&self, project_id: i64, me: i64, build: i64) -> Result<()> {
+    async fn refuse_build_cycle(&self, project_id: ProjectId, me: i64, build: i64) -> Result<()> {
         let mut next = Some(build);
         for _ in 0..MAX_BUILD_CHAIN {
             let Some(current) = next else {
@@ -497,7 +502,7 @@ impl Store {
     /// lists show both; templates without tasks are absent.
     pub async fn template_task_summaries(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
     ) -> Result<HashMap<i64, TemplateTaskSummary>> {
         let rows = with_db!(self, read, |pool| sqlx::query_as::<_, LastTaskRow>(
             r#"SELECT c.task_count, t.id, t.template_id, t.project_id, t.status, t.user_id,
@@ -548,7 +553,7 @@ impl Store {
             .collect()
     }
 
-    async fn template_vaults(&self, template_id: i64) -> Result<Vec<TemplateVault>> {
+    async fn template_vaults(&self, template_id: TemplateId) -> Result<Vec<TemplateVault>> {
         let rows = with_db!(self, read, |pool| sqlx::query_as::<_, VaultRow>(
             "SELECT id, template_id, name, type, vault_key_id, script FROM template_vaults
                      WHERE template_id = $1 ORDER BY id",
@@ -560,7 +565,10 @@ impl Store {
     }
 
     /// Every vault of the project's templates, by template.
-    async fn project_vaults(&self, project_id: i64) -> Result<HashMap<i64, Vec<TemplateVault>>> {
+    async fn project_vaults(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<HashMap<i64, Vec<TemplateVault>>> {
         let rows = with_db!(self, read, |pool| sqlx::query_as::<_, VaultRow>(
             "SELECT id, template_id, name, type, vault_key_id, script FROM template_vaults
                      WHERE project_id = $1 ORDER BY id",

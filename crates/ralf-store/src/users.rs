@@ -1,9 +1,8 @@
 //! Users, their login sessions and their API tokens.
 
+use const_format::concatcp;
 use ralf_core::Timestamp;
 use ralf_core::api::users::{ApiToken, User};
-
-use const_format::concatcp;
 
 use crate::{Result, Store, StoreError, audited, found, order_by, with_db};
 

@@ -1,8 +1,8 @@
 //! Views: a project's template tabs, in the order of their `position`.
 
-use ralf_core::api::views::{View, ViewFields, ViewPosition};
-
 use const_format::concatcp;
+use ralf_core::ProjectId;
+use ralf_core::api::views::{View, ViewFields, ViewPosition};
 
 use crate::in_project::InProject;
 use crate::{Result, Store, StoreError, found, with_db};
@@ -32,17 +32,17 @@ const INSERT_VIEW: &str = concatcp!(
 
 impl Store {
     /// The project's views, by position.
-    pub async fn views(&self, project_id: i64) -> Result<Vec<View>> {
+    pub async fn views(&self, project_id: ProjectId) -> Result<Vec<View>> {
         self.list_in_project(&VIEWS, project_id, "ORDER BY position, id")
             .await
     }
 
-    pub async fn view(&self, project_id: i64, id: i64) -> Result<View> {
+    pub async fn view(&self, project_id: ProjectId, id: i64) -> Result<View> {
         self.get_in_project(&VIEWS, project_id, id).await
     }
 
     /// Creates a view; without a position it goes after the last one.
-    pub async fn create_view(&self, project_id: i64, fields: &ViewFields) -> Result<View> {
+    pub async fn create_view(&self, project_id: ProjectId, fields: &ViewFields) -> Result<View> {
         Ok(with_db!(self, write, |pool| sqlx::query_as::<_, View>(
             INSERT_VIEW
         )
@@ -58,7 +58,12 @@ impl Store {
     }
 
     /// Changes a view; without a position it stays where it is.
-    pub async fn update_view(&self, project_id: i64, id: i64, fields: &ViewFields) -> Result<()> {
+    pub async fn update_view(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+        fields: &ViewFields,
+    ) -> Result<()> {
         let done = with_db!(self, write, |pool| sqlx::query(
             "UPDATE views SET title = $1, position = COALESCE($2, position), hidden = $3,
                             type = $4, sort_column = $5, sort_reverse = $6
@@ -79,7 +84,7 @@ impl Store {
     }
 
     /// Deletes a view; its templates stay, in no view.
-    pub async fn delete_view(&self, project_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_view(&self, project_id: ProjectId, id: i64) -> Result<()> {
         self.delete_in_project(&VIEWS, project_id, id).await
     }
 
@@ -87,7 +92,7 @@ impl Store {
     /// the whole change.
     pub async fn set_view_positions(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         positions: &[ViewPosition],
     ) -> Result<()> {
         with_db!(self, write, |pool| {

@@ -10,7 +10,8 @@ use ralf_catalog::{
 };
 use ralf_core::Timestamp;
 use ralf_core::api::tasks::TaskParams;
-use ralf_store::catalog::{NewRollout, ServiceOutcome};
+use ralf_core::{ProjectId, TemplateId};
+use ralf_store::catalog::{Advice, NewRollout, ServiceOutcome};
 use ralf_store::projects::ProjectFields;
 use ralf_store::repositories::RepositoryFields;
 use ralf_store::tasks::{NewTask, TaskQuery};
@@ -101,7 +102,7 @@ async fn project(store: &Store, owner: i64, name: &str) -> i64 {
 async fn repository(store: &Store, project: i64) -> i64 {
     store
         .create_repository(
-            project,
+            ProjectId(project),
             &RepositoryFields {
                 name: "catalog",
                 git_url: "file:///srv/catalog",
@@ -147,7 +148,7 @@ fn started(step: &str) -> RolloutEvent {
 
 async fn task_count(f: &Fixture) -> usize {
     f.store
-        .tasks(f.project, &TaskQuery::default())
+        .tasks(ProjectId(f.project), &TaskQuery::default())
         .await
         .unwrap()
         .len()
@@ -188,7 +189,9 @@ async fn settings_name_a_repository_of_the_project(backend: Backend) {
     );
     // The catalog's repository stays while the catalog reads it.
     assert!(matches!(
-        f.store.delete_repository(f.project, f.repository).await,
+        f.store
+            .delete_repository(ProjectId(f.project), f.repository)
+            .await,
         Err(StoreError::InUse(_))
     ));
 }
@@ -212,8 +215,8 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
 
     let params = TaskParams::default();
     let task = NewTask {
-        project_id: f.project,
-        template_id: f.template,
+        project_id: ProjectId(f.project),
+        template_id: TemplateId(f.template),
         user_id: Some(f.user),
         playbook: "",
         environment: "{}",
@@ -367,7 +370,7 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
         )
         .await
         .unwrap();
-    f.store.delete_project(f.project).await.unwrap();
+    f.store.delete_project(ProjectId(f.project)).await.unwrap();
     assert_eq!(f.store.catalog_settings(f.project).await.unwrap(), None);
     assert!(
         f.store
@@ -381,7 +384,34 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
     assert_eq!(f.store.catalog_step(created.id).await.unwrap(), None);
 }
 
+async fn the_advisors_answers_are_kept_per_rollout_and_step(backend: Backend) {
+    let f = fixture(backend).await;
+    let id = start(&f, &empty_plan()).await.unwrap();
+    assert_eq!(f.store.advice(id).await.unwrap(), Advice::default());
+    let step: StepId = "api.apply.1".parse().unwrap();
+    f.store
+        .save_advice(id, None, "the order is sound")
+        .await
+        .unwrap();
+    f.store.save_advice(id, Some(&step), "first").await.unwrap();
+    // A second answer replaces the first.
+    f.store
+        .save_advice(id, Some(&step), "check the database")
+        .await
+        .unwrap();
+    let advice = f.store.advice(id).await.unwrap();
+    assert_eq!(advice.order.as_deref(), Some("the order is sound"));
+    assert_eq!(
+        advice.steps,
+        [("api.apply.1".to_string(), "check the database".to_string())].into()
+    );
+    // Deleting the project deletes its rollouts' advice.
+    f.store.delete_project(ProjectId(f.project)).await.unwrap();
+    assert_eq!(f.store.advice(id).await.unwrap(), Advice::default());
+}
+
 on_both_backends!(
     settings_name_a_repository_of_the_project,
     one_unfinished_rollout_and_each_event_and_step_once,
+    the_advisors_answers_are_kept_per_rollout_and_step,
 );

@@ -2,6 +2,7 @@
 //! backends: the database refuses to delete what is used, refs find the users, environment
 //! secrets stay out of the key list, and a project goes with everything in it.
 
+use ralf_core::ProjectId;
 use ralf_core::api::environments::SecretKind;
 use ralf_core::api::inventories::InventoryKind;
 use ralf_core::api::keys::KeyKind;
@@ -16,8 +17,8 @@ use ralf_testdb::{Backend, TestDatabase, on_both_backends};
 
 struct Fixture {
     store: Store,
-    project: i64,
-    other: i64,
+    project: ProjectId,
+    other: ProjectId,
     db: TestDatabase,
 }
 
@@ -37,9 +38,10 @@ async fn fixture(backend: Backend) -> Fixture {
         .await
         .unwrap()
         .id;
-    let mut ids = [0; 2];
+    let mut ids = [ProjectId(0); 2];
     for (i, name) in ["mine", "theirs"].into_iter().enumerate() {
-        ids[i] = store
+        ids[i] = ProjectId(0);
+        ids[i].0 = store
             .create_project(
                 &ProjectFields {
                     name,

@@ -3,8 +3,8 @@
 //! user leaves and what was theirs goes with them. (Resources and tasks have their own store
 //! tests beside this one: `resources.rs`, `tasks.rs`.)
 
-use ralf_core::Role;
 use ralf_core::api::events::NewEvent;
+use ralf_core::{ProjectId, Role};
 use ralf_store::projects::ProjectFields;
 use ralf_store::users::{NewUser, UserUpdate};
 use ralf_store::{Store, StoreError};
@@ -185,10 +185,19 @@ async fn a_team_works_in_a_project(backend: Backend) {
     };
     let project = store.create_project(&fields, bob.id).await.unwrap();
     assert_eq!(
-        store.member_role(project.id, bob.id).await.unwrap(),
+        store
+            .member_role(ProjectId(project.id), bob.id)
+            .await
+            .unwrap(),
         Some(Role::Owner)
     );
-    assert_eq!(store.member_role(project.id, ada.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .member_role(ProjectId(project.id), ada.id)
+            .await
+            .unwrap(),
+        None
+    );
     assert!(
         store
             .projects_visible_to(ada.id, false)
@@ -202,28 +211,28 @@ async fn a_team_works_in_a_project(backend: Backend) {
         "admins see all"
     );
     store
-        .add_project_user(project.id, ada.id, Role::Guest)
+        .add_project_user(ProjectId(project.id), ada.id, Role::Guest)
         .await
         .unwrap();
     assert!(matches!(
         store
-            .add_project_user(project.id, ada.id, Role::Manager)
+            .add_project_user(ProjectId(project.id), ada.id, Role::Manager)
             .await,
         Err(StoreError::Conflict(_))
     ));
     store
-        .set_project_user_role(project.id, ada.id, Role::Manager)
+        .set_project_user_role(ProjectId(project.id), ada.id, Role::Manager)
         .await
         .unwrap();
     let members = store
-        .project_users(project.id, Some("role"), false)
+        .project_users(ProjectId(project.id), Some("role"), false)
         .await
         .unwrap();
     assert_eq!(
         members.iter().map(|m| m.role).collect::<Vec<_>>(),
         [Role::Manager, Role::Owner]
     );
-    assert_eq!(store.owner_count(project.id).await.unwrap(), 1);
+    assert_eq!(store.owner_count(ProjectId(project.id)).await.unwrap(), 1);
 
     // Events: per project, and what each user may see.
     store
@@ -236,7 +245,10 @@ async fn a_team_works_in_a_project(backend: Backend) {
         })
         .await
         .unwrap();
-    let events = store.project_events(project.id, 10).await.unwrap();
+    let events = store
+        .project_events(ProjectId(project.id), 10)
+        .await
+        .unwrap();
     assert_eq!(events[0].project_name.as_deref(), Some("homelab"));
     assert_eq!(events[0].username.as_deref(), Some("bob"));
     assert_eq!(
@@ -247,7 +259,10 @@ async fn a_team_works_in_a_project(backend: Backend) {
             .len(),
         1
     );
-    store.remove_project_user(project.id, ada.id).await.unwrap();
+    store
+        .remove_project_user(ProjectId(project.id), ada.id)
+        .await
+        .unwrap();
     assert!(
         store
             .events_visible_to(ada.id, false, 10)
@@ -258,18 +273,18 @@ async fn a_team_works_in_a_project(backend: Backend) {
 
     // Deleting a user ends their memberships and tokens; deleting a project its events.
     store.delete_user(bob.id).await.unwrap();
-    assert_eq!(store.owner_count(project.id).await.unwrap(), 0);
+    assert_eq!(store.owner_count(ProjectId(project.id)).await.unwrap(), 0);
     assert!(store.api_tokens(bob.id).await.unwrap().is_empty());
-    store.delete_project(project.id).await.unwrap();
+    store.delete_project(ProjectId(project.id)).await.unwrap();
     assert!(
         store
-            .project_events(project.id, 10)
+            .project_events(ProjectId(project.id), 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(matches!(
-        store.project(project.id).await,
+        store.project(ProjectId(project.id)).await,
         Err(StoreError::NotFound)
     ));
     store.close().await;

@@ -2,7 +2,7 @@
 //! compare-and-set status changes, batched output, deleting.
 
 use ralf_core::api::tasks::TaskParams;
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{ProjectId, TaskId, TaskStatus, TemplateId, Timestamp};
 use ralf_store::projects::ProjectFields;
 use ralf_store::tasks::{NewTask, TaskQuery};
 use ralf_store::users::NewUser;
@@ -14,8 +14,8 @@ const TASKS: i64 = 300;
 /// A store with a project, two templates and a user.
 struct Fixture {
     store: Store,
-    project: i64,
-    templates: [i64; 2],
+    project: ProjectId,
+    templates: [TemplateId; 2],
     user: i64,
     _db: TestDatabase,
 }
@@ -50,12 +50,13 @@ async fn fixture(backend: Backend) -> Fixture {
         .await
         .unwrap()
         .id;
-    let mut templates = [0; 2];
+    let project = ProjectId(project);
+    let mut templates = [TemplateId(0); 2];
     for (i, name) in ["build", "deploy"].into_iter().enumerate() {
         let sql = format!(
             "INSERT INTO templates (project_id, name, app, playbook) VALUES ({project}, '{name}', 'bash', 'run.sh') RETURNING id"
         );
-        templates[i] = raw_scalar(&db.settings, &sql).await;
+        templates[i] = TemplateId(raw_scalar(&db.settings, &sql).await);
     }
     Fixture {
         store,
@@ -241,13 +242,13 @@ async fn status_changes_are_compare_and_set(backend: Backend) {
     // Two concurrent starts: exactly one wins.
     let (a, b) = tokio::join!(
         f.store.set_task_status(
-            task.id,
+            TaskId(task.id),
             TaskStatus::Waiting,
             TaskStatus::Starting,
             Timestamp::now()
         ),
         f.store.set_task_status(
-            task.id,
+            TaskId(task.id),
             TaskStatus::Waiting,
             TaskStatus::Starting,
             Timestamp::now()
@@ -258,29 +259,44 @@ async fn status_changes_are_compare_and_set(backend: Backend) {
     let now = Timestamp::now();
     assert!(
         f.store
-            .set_task_status(task.id, TaskStatus::Starting, TaskStatus::Running, now)
+            .set_task_status(
+                TaskId(task.id),
+                TaskStatus::Starting,
+                TaskStatus::Running,
+                now
+            )
             .await
             .unwrap()
     );
-    let running = f.store.task(f.project, task.id).await.unwrap();
+    let running = f.store.task(f.project, TaskId(task.id)).await.unwrap();
     assert_eq!(running.status, TaskStatus::Running);
     assert!(running.start.is_some() && running.end.is_none());
 
     // The state machine is enforced before any SQL.
     let e = f
         .store
-        .set_task_status(task.id, TaskStatus::Running, TaskStatus::Waiting, now)
+        .set_task_status(
+            TaskId(task.id),
+            TaskStatus::Running,
+            TaskStatus::Waiting,
+            now,
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Invalid(_)));
 
     assert!(
         f.store
-            .set_task_status(task.id, TaskStatus::Running, TaskStatus::Success, now)
+            .set_task_status(
+                TaskId(task.id),
+                TaskStatus::Running,
+                TaskStatus::Success,
+                now
+            )
             .await
             .unwrap()
     );
-    let done = f.store.task(f.project, task.id).await.unwrap();
+    let done = f.store.task(f.project, TaskId(task.id)).await.unwrap();
     assert_eq!(done.status, TaskStatus::Success);
     assert_eq!(done.start, running.start, "start is kept");
     assert!(done.end.is_some());
@@ -293,29 +309,43 @@ async fn output_is_appended_in_batches_and_read_in_slices(backend: Backend) {
     let task = f.store.create_task(&new_task(&f, &params)).await.unwrap();
     let now = Timestamp::now();
     let lines: Vec<(Timestamp, String)> = (0..12_001).map(|i| (now, format!("line {i}"))).collect();
-    f.store.append_task_output(task.id, &lines).await.unwrap();
     f.store
-        .append_task_output(task.id, &[(now, "last".into())])
+        .append_task_output(TaskId(task.id), &lines)
+        .await
+        .unwrap();
+    f.store
+        .append_task_output(TaskId(task.id), &[(now, "last".into())])
         .await
         .unwrap();
 
-    let all = f.store.task_output(task.id, 0, None).await.unwrap();
+    let all = f.store.task_output(TaskId(task.id), 0, None).await.unwrap();
     assert_eq!(all.len(), 12_002);
     assert_eq!(all[0].output, "line 0");
     assert_eq!(all[12_000].output, "line 12000");
     assert_eq!(all[12_001].output, "last");
-    let slice = f.store.task_output(task.id, 5_000, Some(2)).await.unwrap();
+    let slice = f
+        .store
+        .task_output(TaskId(task.id), 5_000, Some(2))
+        .await
+        .unwrap();
     let texts: Vec<&str> = slice.iter().map(|l| l.output.as_str()).collect();
     assert_eq!(texts, ["line 5000", "line 5001"]);
 
     // A range across two chunks, and the count.
-    let across = f.store.task_output(task.id, 11_999, Some(3)).await.unwrap();
+    let across = f
+        .store
+        .task_output(TaskId(task.id), 11_999, Some(3))
+        .await
+        .unwrap();
     let texts: Vec<&str> = across.iter().map(|l| l.output.as_str()).collect();
     assert_eq!(texts, ["line 11999", "line 12000", "last"]);
-    assert_eq!(f.store.task_output_count(task.id).await.unwrap(), 12_002);
+    assert_eq!(
+        f.store.task_output_count(TaskId(task.id)).await.unwrap(),
+        12_002
+    );
     assert!(
         f.store
-            .task_output(task.id, 12_002, None)
+            .task_output(TaskId(task.id), 12_002, None)
             .await
             .unwrap()
             .is_empty()
@@ -329,13 +359,19 @@ async fn only_finished_tasks_are_deleted(backend: Backend) {
     let task = f.store.create_task(&new_task(&f, &params)).await.unwrap();
     let now = Timestamp::now();
     f.store
-        .append_task_output(task.id, &[(now, "hello".into())])
+        .append_task_output(TaskId(task.id), &[(now, "hello".into())])
         .await
         .unwrap();
-    let e = f.store.delete_task(f.project, task.id).await.unwrap_err();
+    let e = f
+        .store
+        .delete_task(f.project, TaskId(task.id))
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e}");
     assert!(matches!(
-        f.store.delete_task(f.project + 1, task.id).await,
+        f.store
+            .delete_task(ProjectId(f.project.0 + 1), TaskId(task.id))
+            .await,
         Err(StoreError::NotFound)
     ));
 
@@ -346,22 +382,30 @@ async fn only_finished_tasks_are_deleted(backend: Backend) {
     assert_eq!(deploy.build_task_id, Some(task.id));
 
     f.store
-        .set_task_status(task.id, TaskStatus::Waiting, TaskStatus::Stopped, now)
+        .set_task_status(
+            TaskId(task.id),
+            TaskStatus::Waiting,
+            TaskStatus::Stopped,
+            now,
+        )
         .await
         .unwrap();
-    f.store.delete_task(f.project, task.id).await.unwrap();
+    f.store
+        .delete_task(f.project, TaskId(task.id))
+        .await
+        .unwrap();
     assert!(matches!(
-        f.store.task(f.project, task.id).await,
+        f.store.task(f.project, TaskId(task.id)).await,
         Err(StoreError::NotFound)
     ));
     assert!(
         f.store
-            .task_output(task.id, 0, None)
+            .task_output(TaskId(task.id), 0, None)
             .await
             .unwrap()
             .is_empty()
     );
-    let deploy = f.store.task(f.project, deploy.id).await.unwrap();
+    let deploy = f.store.task(f.project, TaskId(deploy.id)).await.unwrap();
     assert_eq!(deploy.build_task_id, None);
     f.store.close().await;
 }
@@ -380,7 +424,7 @@ async fn ids_from_elsewhere_are_refused(backend: Backend) {
         "inventory_id: no such inventory in this project"
     );
     new.inventory_id = None;
-    new.project_id = f.project + 1;
+    new.project_id = ProjectId(f.project.0 + 1);
     let e = f.store.create_task(&new).await.unwrap_err();
     assert_eq!(
         e.to_string(),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub use crate::client::cli::{
-    ClientArgs, LoginArgs, ProjectCommand, RunArgs, TaskCommand, TemplateCommand,
+    CatalogCommand, ClientArgs, LoginArgs, ProjectCommand, RunArgs, TaskCommand, TemplateCommand,
 };
 use crate::config::ServerFlags;
 
@@ -87,6 +87,14 @@ enum Command {
         client: ClientArgs,
         #[command(subcommand)]
         command: TaskCommand,
+    },
+    /// The service catalog: plan, deploy, approve and reject, status, graph.
+    #[command(subcommand_required = true)]
+    Catalog {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: CatalogCommand,
     },
     /// Print a shell completion script: `ralf completions bash > /etc/bash_completion.d/ralf`.
     Completions {
@@ -255,6 +263,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client: args,
             command,
         } => Ok(client::task(args, command).await),
+        Command::Catalog {
+            client: args,
+            command,
+        } => Ok(client::catalog(args, command).await),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "ralf", &mut std::io::stdout());

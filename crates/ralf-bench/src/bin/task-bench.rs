@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ralf_bench::{median, ms, quantile};
+use ralf_core::{ProjectId, TaskId};
 use ralf_testkit::{Backend, GitRepo, ProjectFixture, TestServer, json};
 
 #[tokio::main]
@@ -110,7 +111,7 @@ async fn wait_finished(setup: &Setup, task: i64) -> String {
         let status = setup
             .server
             .store()
-            .task_status(task)
+            .task_status(TaskId(task))
             .await
             .unwrap()
             .unwrap();
@@ -155,8 +156,11 @@ async fn dispatch(n: usize) {
         let status = wait_finished(&setup, task).await;
         let done = Instant::now();
         assert_eq!(status, "success");
-        let row = store.task(setup.project, task).await.unwrap();
-        let lines = store.task_output(task, 0, None).await.unwrap();
+        let row = store
+            .task(ProjectId(setup.project), TaskId(task))
+            .await
+            .unwrap();
+        let lines = store.task_output(TaskId(task), 0, None).await.unwrap();
         let checked_out = lines
             .iter()
             .find(|l| l.output.starts_with("Checked out"))

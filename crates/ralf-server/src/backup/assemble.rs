@@ -1,6 +1,7 @@
 //! A project as a backup: its objects listed by the resources' own reads, each reference
 //! turned from an id into the (made unique) name of what it refers to, secrets left out.
 
+use ralf_core::ProjectId;
 use std::collections::HashMap;
 
 use ralf_core::api::backup::{
@@ -73,14 +74,14 @@ impl Contents {
     /// object may go in between: [`assemble`] says so).
     pub async fn read(store: &Store, id: i64) -> ApiResult<Contents> {
         Ok(Contents {
-            keys: store.keys(id, None, false).await?,
-            repositories: store.repositories(id, None, false).await?,
-            inventories: store.inventories(id, None, false).await?,
-            environments: store.environments(id, None, false).await?,
-            views: store.views(id).await?,
-            templates: store.templates(id, None, None, false).await?,
-            schedules: store.schedules(id, None).await?,
-            host_configs: store.host_configs(id).await?,
+            keys: store.keys(ProjectId(id), None, false).await?,
+            repositories: store.repositories(ProjectId(id), None, false).await?,
+            inventories: store.inventories(ProjectId(id), None, false).await?,
+            environments: store.environments(ProjectId(id), None, false).await?,
+            views: store.views(ProjectId(id)).await?,
+            templates: store.templates(ProjectId(id), None, None, false).await?,
+            schedules: store.schedules(ProjectId(id), None).await?,
+            host_configs: store.host_configs(ProjectId(id)).await?,
         })
     }
 }

@@ -15,6 +15,7 @@
 //! seconds anyway. A failed look is logged and tried again; a panicking one is caught and
 //! logged too, so the loop never ends silently.
 
+use ralf_core::{ProjectId, TaskId, TemplateId};
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -223,7 +224,11 @@ async fn finished_step(
             at: now,
         }));
     };
-    let task = match state.store.task(stored.project_id, task_id).await {
+    let task = match state
+        .store
+        .task(ProjectId(stored.project_id), TaskId(task_id))
+        .await
+    {
         Ok(task) => task,
         Err(StoreError::NotFound) => {
             return Ok(Some(RolloutEvent::StepFinished {
@@ -240,11 +245,11 @@ async fn finished_step(
     if !task.status.is_finished() {
         return Ok(None);
     }
-    let count = state.store.task_output_count(task_id).await?;
+    let count = state.store.task_output_count(TaskId(task_id)).await?;
     let first = (count - ralf_catalog::report::LOG_TAIL_LINES as i64).max(0);
     let tail: Vec<String> = state
         .store
-        .task_output(task_id, first, None)
+        .task_output(TaskId(task_id), first, None)
         .await?
         .into_iter()
         .map(|line| line.output)
@@ -278,7 +283,11 @@ async fn step_task(
             step.step_id.kind, step.template
         )));
     };
-    let template = match state.store.template(project_id, template_id).await {
+    let template = match state
+        .store
+        .template(ProjectId(project_id), TemplateId(template_id))
+        .await
+    {
         Ok(t) => t,
         Err(StoreError::NotFound) => {
             return Ok(Err(format!("template {template_id} was deleted")));
@@ -313,7 +322,7 @@ async fn step_task(
                 None => {
                     state
                         .store
-                        .repository(project_id, template.settings.repository_id)
+                        .repository(ProjectId(project_id), template.settings.repository_id)
                         .await?
                         .git_branch
                 }
@@ -343,8 +352,8 @@ async fn record(
     step: Option<Box<Step>>,
 ) -> Result<(), StoreError> {
     let new = step.as_ref().map(|s| NewTask {
-        project_id: stored.project_id,
-        template_id: s.template_id,
+        project_id: ProjectId(stored.project_id),
+        template_id: TemplateId(s.template_id),
         user_id: stored.started_by,
         playbook: &s.fields.playbook,
         environment: &s.fields.environment,
@@ -374,6 +383,7 @@ async fn record(
             RolloutEvent::StepFinished { status, .. } => {
                 tracing::info!(rollout.id = stored.id, step = %status.step_id,
                     result = ?status.result, summary = %status.summary, "catalog: a step ended");
+                super::advisor::diagnose(state, stored, status);
             }
             _ => {}
         }
@@ -392,7 +402,7 @@ async fn queued(state: &AppState, stored: &StoredRollout, task: &Task) {
     );
     if let Err(e) = state
         .store
-        .append_task_output(task.id, &[(Timestamp::now(), line)])
+        .append_task_output(TaskId(task.id), &[(Timestamp::now(), line)])
         .await
     {
         tracing::warn!(error = %e, task.id = task.id, "could not write the first line");

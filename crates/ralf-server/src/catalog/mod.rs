@@ -10,6 +10,7 @@
 //! nothing after that reads the repository again; its steps' tasks run at the commit it was
 //! planned from when their template uses the catalog's repository.
 
+mod advisor;
 mod conductor;
 mod read;
 pub mod schedule;
@@ -128,6 +129,27 @@ pub async fn services(
     project_id: i64,
 ) -> Result<Vec<ServiceView>, CatalogFailure> {
     let at = load(state, project_id).await?;
+    services_at(state, project_id, &at).await
+}
+
+/// The catalog's dependency graph in Graphviz DOT, each service in the state
+/// [`services`] gives it.
+pub async fn graph(state: &AppState, project_id: i64) -> Result<String, CatalogFailure> {
+    let at = load(state, project_id).await?;
+    let states: BTreeMap<String, ServiceState> = services_at(state, project_id, &at)
+        .await?
+        .into_iter()
+        .map(|view| (view.name, view.state))
+        .collect();
+    Ok(ralf_catalog::graph::dot(&at.catalog, &states))
+}
+
+/// [`services`] of the catalog as `at` read it.
+async fn services_at(
+    state: &AppState,
+    project_id: i64,
+    at: &CatalogAt,
+) -> Result<Vec<ServiceView>, CatalogFailure> {
     let recorded: BTreeMap<String, ServiceRecord> = state
         .store
         .catalog_services(project_id)
@@ -252,6 +274,7 @@ pub async fn start_rollout(
         .await;
     announce(state, &stored, &rollout);
     state.catalog.changed();
+    advisor::advise_order(state, &stored);
     Ok(view(&stored, &rollout))
 }
 
@@ -320,7 +343,8 @@ pub async fn rollout(
 ) -> Result<RolloutView, CatalogFailure> {
     let stored = state.store.rollout(project_id, id).await?;
     let rollout = replay(&state.store, &stored).await?;
-    Ok(view(&stored, &rollout))
+    let advice = state.store.advice(id).await?;
+    Ok(advisor::with_advice(view(&stored, &rollout), advice))
 }
 
 /// The project's newest rollouts (at most `limit`), as recorded.
@@ -491,6 +515,7 @@ fn view(stored: &StoredRollout, rollout: &Rollout) -> RolloutView {
         created: stored.created,
         finished: stored.finished,
         cancelled: rollout.cancelled().cloned(),
+        advice: None,
         services: rollout.services().to_vec(),
     }
 }

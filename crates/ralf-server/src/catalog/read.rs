@@ -3,6 +3,7 @@
 //! the repository's tasks), the files at the settings' path parsed and checked against the
 //! project's templates, at the commit the branch's tip was when fetched.
 
+use ralf_core::ProjectId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -36,7 +37,10 @@ pub async fn load(state: &AppState, project_id: i64) -> Result<CatalogAt, Catalo
     let Some(repository_id) = settings.repository_id else {
         return Err(CatalogFailure::NotConfigured);
     };
-    let repository = state.store.repository(project_id, repository_id).await?;
+    let repository = state
+        .store
+        .repository(ProjectId(project_id), repository_id)
+        .await?;
     let mut secrets = Vec::new();
     let auth = match repository.ssh_key_id {
         None => None,
@@ -103,7 +107,11 @@ impl Templates {
         project_id: i64,
     ) -> Result<Templates, ralf_store::StoreError> {
         let mut templates = Templates::default();
-        for template in state.store.templates(project_id, None, None, false).await? {
+        for template in state
+            .store
+            .templates(ProjectId(project_id), None, None, false)
+            .await?
+        {
             templates.ids.insert(template.id);
             templates
                 .by_name

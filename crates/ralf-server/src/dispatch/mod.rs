@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{ProjectId, TaskId, TaskStatus, Timestamp};
 use ralf_exec::{Control, ExecConfig, Outcome, PlanHandle};
 use ralf_store::dispatch::Claimant;
 
@@ -308,7 +308,7 @@ impl Dispatcher {
         let task = self
             .state
             .store
-            .task(project_id, task_id)
+            .task(ProjectId(project_id), TaskId(task_id))
             .await
             .map_err(|e| format!("cannot load the task: {e}"))?;
         let prepared = job::prepare(&self.state, &task)
@@ -318,7 +318,7 @@ impl Dispatcher {
             .state
             .store
             .set_task_status(
-                task_id,
+                TaskId(task_id),
                 TaskStatus::Starting,
                 TaskStatus::Running,
                 Timestamp::now(),
@@ -357,7 +357,7 @@ impl Dispatcher {
             .state
             .store
             .set_task_status(
-                task_id,
+                TaskId(task_id),
                 TaskStatus::Confirmed,
                 TaskStatus::Running,
                 Timestamp::now(),
@@ -425,7 +425,7 @@ pub async fn finish(
 ) -> bool {
     let store = &state.store;
     for _ in 0..5 {
-        let current = match store.task_status(task_id).await {
+        let current = match store.task_status(TaskId(task_id)).await {
             Ok(Some(s)) => s,
             Ok(None) => return false, // deleted
             Err(e) => {
@@ -444,7 +444,7 @@ pub async fn finish(
             return false;
         }
         match store
-            .set_task_status(task_id, current, to, Timestamp::now())
+            .set_task_status(TaskId(task_id), current, to, Timestamp::now())
             .await
         {
             Ok(true) => {
@@ -491,6 +491,7 @@ mod tests {
 
     use super::*;
     use crate::settings::Settings;
+    use ralf_core::TemplateId;
 
     /// A dispatcher over a fresh SQLite store holding one template whose tasks run one at a
     /// time; it is not running (the test drives it).
@@ -516,6 +517,7 @@ mod tests {
             session_lifetime: crate::settings::DEFAULT_SESSION_LIFETIME,
             http_idle_timeout: crate::settings::DEFAULT_HTTP_IDLE_TIMEOUT,
             initial_admin_password_file: None,
+            advisor: None,
         };
         let state = AppState {
             store: store.clone(),
@@ -561,7 +563,7 @@ mod tests {
             .id;
         let repository = store
             .create_repository(
-                project,
+                ProjectId(project),
                 &RepositoryFields {
                     name: "r",
                     git_url: "https://git.example/r.git",
@@ -582,7 +584,7 @@ mod tests {
         .check()
         .expect("a valid template");
         let template = store
-            .create_template(project, &settings, &vaults)
+            .create_template(ProjectId(project), &settings, &vaults)
             .await
             .expect("template")
             .id;
@@ -595,8 +597,8 @@ mod tests {
         let store = &dispatcher.state.store;
         store
             .create_task(&NewTask {
-                project_id: project,
-                template_id: template,
+                project_id: ProjectId(project),
+                template_id: TemplateId(template),
                 user_id: None,
                 playbook: "",
                 environment: "",
@@ -657,11 +659,11 @@ mod tests {
             .expect("the supervising task itself ends normally");
 
         assert_eq!(
-            store.task_status(task_id).await.unwrap(),
+            store.task_status(TaskId(task_id)).await.unwrap(),
             Some(TaskStatus::Error)
         );
         let lines: Vec<String> = store
-            .task_output(task_id, 0, None)
+            .task_output(TaskId(task_id), 0, None)
             .await
             .unwrap()
             .into_iter()

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ralf_core::Timestamp;
+use ralf_core::{TaskId, Timestamp};
 use ralf_exec::{CheckoutInfo, OutputLine, OutputSink};
 use tokio::sync::mpsc;
 
@@ -88,7 +88,7 @@ impl Writer {
                         if let Err(e) = self
                             .store
                             .set_task_checkout(
-                                self.task_id,
+                                TaskId(self.task_id),
                                 &info.commit_hash,
                                 &info.commit_message,
                             )
@@ -152,7 +152,7 @@ pub async fn store_and_announce(
     project_id: i64,
     lines: &Arc<Vec<(Timestamp, String)>>,
 ) -> Result<i64, ralf_store::StoreError> {
-    let first_index = store.append_task_output(task_id, lines).await?;
+    let first_index = store.append_task_output(TaskId(task_id), lines).await?;
     live.publish(LiveEvent::Output {
         task_id,
         project_id,

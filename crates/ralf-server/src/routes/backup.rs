@@ -42,7 +42,7 @@ async fn backup(
     let store = &state.store;
     let id = access.project_id;
     let project = store.project(id).await.or_not_found("project")?;
-    let contents = Contents::read(store, id).await?;
+    let contents = Contents::read(store, id.0).await?;
     Ok(Json(assemble(project, &contents)?))
 }
 

@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use ralf_catalog::api::{
     CatalogSettings, InvalidCatalogBody, MAX_PARALLELISM, PlanView, RolloutRequest, RolloutSummary,
     RolloutView, ServiceView,
@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_settings, put_settings))
         .routes(routes!(services))
+        .routes(routes!(graph))
         .routes(routes!(plan))
         .routes(routes!(list_rollouts, start_rollout))
         .routes(routes!(check))
@@ -107,7 +108,7 @@ async fn get_settings(
     State(state): State<AppState>,
 ) -> ApiResult<Json<CatalogSettings>> {
     Ok(Json(
-        catalog::settings(&state.store, access.project_id).await?,
+        catalog::settings(&state.store, access.project_id.0).await?,
     ))
 }
 
@@ -156,7 +157,7 @@ async fn put_settings(
     };
     state
         .store
-        .save_catalog_settings(access.project_id, &settings, next_run)
+        .save_catalog_settings(access.project_id.0, &settings, next_run)
         .await?;
     state.schedules.changed();
     Ok(StatusCode::NO_CONTENT)
@@ -169,13 +170,30 @@ async fn put_settings(
     params(("project_id" = i64, Path)),
     responses((status = 200, body = [ServiceView]),
         (status = 400, description = "The catalog is invalid: every error with its file, line and column", body = InvalidCatalogBody),
-        (status = 409, description = "The project has no catalog", body = ErrorBody),
-        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+        (status = 409, description = "The project has no catalog, or its repository cannot be read", body = ErrorBody)))]
 async fn services(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<ServiceView>>> {
-    Ok(Json(catalog::services(&state, access.project_id).await?))
+    Ok(Json(catalog::services(&state, access.project_id.0).await?))
+}
+
+/// The catalog's dependency graph in Graphviz DOT: a box per service with its priority and
+/// state (as `services` gives it), an arrow from each dependency to what needs it.
+#[utoipa::path(get, path = "/api/project/{project_id}/catalog/graph", tag = "catalog",
+    params(("project_id" = i64, Path)),
+    responses((status = 200, description = "The graph in DOT", content_type = "text/vnd.graphviz", body = String),
+        (status = 400, description = "The catalog is invalid: every error with its file, line and column", body = InvalidCatalogBody),
+        (status = 409, description = "The project has no catalog, or its repository cannot be read", body = ErrorBody)))]
+async fn graph(
+    access: ProjectAccess<Read>,
+    State(state): State<AppState>,
+) -> ApiResult<([(header::HeaderName, &'static str); 1], String)> {
+    let dot = catalog::graph(&state, access.project_id.0).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")],
+        dot,
+    ))
 }
 
 /// What a rollout would deploy now, in order, each service with why it is in and what it
@@ -184,8 +202,7 @@ async fn services(
     params(("project_id" = i64, Path), PlanQuery),
     responses((status = 200, body = PlanView),
         (status = 400, description = "An invalid catalog (with `errors`) or query", body = InvalidCatalogBody),
-        (status = 409, description = "The project has no catalog", body = ErrorBody),
-        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+        (status = 409, description = "The project has no catalog, or its repository cannot be read", body = ErrorBody)))]
 async fn plan(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
@@ -193,7 +210,7 @@ async fn plan(
 ) -> ApiResult<Json<PlanView>> {
     let selection = query.request()?.selection().map_err(ApiError::BadRequest)?;
     Ok(Json(
-        catalog::plan(&state, access.project_id, selection).await?,
+        catalog::plan(&state, access.project_id.0, selection).await?,
     ))
 }
 
@@ -208,7 +225,7 @@ async fn list_rollouts(
 ) -> ApiResult<Json<Vec<RolloutSummary>>> {
     let limit = query.limit.unwrap_or(MAX_ROLLOUTS).clamp(1, MAX_ROLLOUTS);
     Ok(Json(
-        catalog::rollouts(&state.store, access.project_id, limit).await?,
+        catalog::rollouts(&state.store, access.project_id.0, limit).await?,
     ))
 }
 
@@ -220,8 +237,7 @@ async fn list_rollouts(
     responses((status = 201, body = RolloutView),
         (status = 400, description = "An invalid catalog (with `errors`; nothing starts), an unknown service, or nothing to roll out", body = InvalidCatalogBody),
         (status = 403, body = ErrorBody),
-        (status = 409, description = "A rollout of the project is not finished, or the project has no catalog", body = ErrorBody),
-        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+        (status = 409, description = "A rollout of the project is not finished, the project has no catalog, or its repository cannot be read", body = ErrorBody)))]
 async fn start_rollout(
     access: ProjectAccess<RunTasks>,
     State(state): State<AppState>,
@@ -229,7 +245,8 @@ async fn start_rollout(
 ) -> ApiResult<(StatusCode, Json<RolloutView>)> {
     let selection = request.selection().map_err(ApiError::BadRequest)?;
     let rollout =
-        catalog::start_rollout(&state, access.project_id, selection, Some(access.user.id)).await?;
+        catalog::start_rollout(&state, access.project_id.0, selection, Some(access.user.id))
+            .await?;
     Ok((StatusCode::CREATED, Json(rollout)))
 }
 
@@ -241,15 +258,14 @@ async fn start_rollout(
     responses((status = 201, body = RolloutView),
         (status = 400, description = "An invalid catalog (with `errors`; nothing starts), or nothing to check", body = InvalidCatalogBody),
         (status = 403, body = ErrorBody),
-        (status = 409, description = "A rollout of the project is not finished, or the project has no catalog", body = ErrorBody),
-        (status = 502, description = "The repository cannot be read", body = ErrorBody)))]
+        (status = 409, description = "A rollout of the project is not finished, the project has no catalog, or its repository cannot be read", body = ErrorBody)))]
 async fn check(
     access: ProjectAccess<RunTasks>,
     State(state): State<AppState>,
 ) -> ApiResult<(StatusCode, Json<RolloutView>)> {
     let rollout = catalog::start_rollout(
         &state,
-        access.project_id,
+        access.project_id.0,
         Selection::Check,
         Some(access.user.id),
     )
@@ -267,7 +283,7 @@ async fn get_rollout(
     Ids(RolloutPath { rollout_id }): Ids<RolloutPath>,
 ) -> ApiResult<Json<RolloutView>> {
     Ok(Json(
-        catalog::rollout(&state, access.project_id, rollout_id)
+        catalog::rollout(&state, access.project_id.0, rollout_id)
             .await
             .or_not_found("rollout")?,
     ))
@@ -285,7 +301,7 @@ async fn cancel_rollout(
     Ids(RolloutPath { rollout_id }): Ids<RolloutPath>,
 ) -> ApiResult<Json<RolloutView>> {
     Ok(Json(
-        catalog::cancel(&state, access.project_id, rollout_id, actor(&access))
+        catalog::cancel(&state, access.project_id.0, rollout_id, actor(&access))
             .await
             .or_not_found("rollout")?,
     ))
@@ -325,7 +341,7 @@ async fn decide(
     approved: bool,
 ) -> ApiResult<Json<RolloutView>> {
     Ok(Json(
-        catalog::decide(&state, access.project_id, &name, approved, actor(&access)).await?,
+        catalog::decide(&state, access.project_id.0, &name, approved, actor(&access)).await?,
     ))
 }
 

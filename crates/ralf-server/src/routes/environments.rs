@@ -285,7 +285,7 @@ async fn environment_event<N>(
 ) {
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(environment_id),
             object_type: "environment",

@@ -7,7 +7,7 @@ use ralf_core::api::events::NewEvent;
 use ralf_core::api::inventories::{self, Inventory, InventoryKind, InventoryRequest};
 use ralf_core::api::refs::ObjectRefs;
 use ralf_core::api::{ListQuery, Order};
-use ralf_core::validate;
+use ralf_core::{ProjectId, validate};
 use ralf_store::StoreError;
 use ralf_store::inventories::InventoryFields;
 use utoipa_axum::router::OpenApiRouter;
@@ -188,7 +188,7 @@ async fn refs(
 /// Checks a request; returns the trimmed name and the type.
 async fn check(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     body: &InventoryRequest,
 ) -> ApiResult<(String, InventoryKind)> {
     let name = validate::name("name", &body.name)?;
@@ -222,7 +222,7 @@ async fn inventory_event<N>(
 ) {
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(inventory_id),
             object_type: "inventory",

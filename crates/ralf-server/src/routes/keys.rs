@@ -13,7 +13,7 @@ use ralf_core::api::keys::{
 };
 use ralf_core::api::refs::ObjectRefs;
 use ralf_core::api::{ListQuery, Order};
-use ralf_core::validate;
+use ralf_core::{ProjectId, validate};
 use ralf_store::StoreError;
 use ralf_store::keys::{KeyUpdate, NewKey};
 use utoipa_axum::router::OpenApiRouter;
@@ -230,7 +230,7 @@ async fn key_event<N>(
 ) {
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(key_id),
             object_type: "key",
@@ -244,7 +244,7 @@ async fn key_event<N>(
 #[allow(dead_code)] // the executor is its first user
 pub(crate) async fn key_material(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     key_id: i64,
 ) -> ApiResult<KeyMaterial> {
     let stored = state
@@ -259,9 +259,9 @@ pub(crate) async fn key_material(
 // ----- shared by the project resources -----
 
 /// A body's `project_id`, when sent, must be the path's.
-pub(super) fn same_project(body: Option<i64>, project_id: i64) -> ApiResult<()> {
+pub(super) fn same_project(body: Option<i64>, project_id: ProjectId) -> ApiResult<()> {
     match body {
-        Some(id) if id != project_id => Err(ApiError::bad_request(
+        Some(id) if id != project_id.0 => Err(ApiError::bad_request(
             "Project ID in body and URL must be the same",
         )),
         _ => Ok(()),
@@ -271,7 +271,7 @@ pub(super) fn same_project(body: Option<i64>, project_id: i64) -> ApiResult<()> 
 /// A key id a body refers to (`field`) must name a key of the project: 400 otherwise.
 pub(super) async fn require_key(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     field: &str,
     key_id: Option<i64>,
 ) -> ApiResult<()> {

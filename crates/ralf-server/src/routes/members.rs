@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use ralf_core::Role;
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::projects::{ProjectUser, ProjectUserRequest, ProjectUserRoleRequest};
 use ralf_core::api::{ListQuery, Order};
+use ralf_core::{ProjectId, Role};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -65,7 +65,7 @@ async fn add(
         .await?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(user.id),
             object_type: "user",
@@ -145,7 +145,7 @@ async fn remove(
         .or_not_found("project member")?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(user_id),
             object_type: "user",
@@ -155,7 +155,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn keep_an_owner(state: &AppState, project_id: i64) -> ApiResult<()> {
+async fn keep_an_owner(state: &AppState, project_id: ProjectId) -> ApiResult<()> {
     if state.store.owner_count(project_id).await? <= 1 {
         return Err(ApiError::bad_request(
             "a project must keep at least one owner",

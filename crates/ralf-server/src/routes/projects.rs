@@ -84,7 +84,7 @@ async fn update(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ProjectRequest>,
 ) -> ApiResult<StatusCode> {
-    same_id(body.id, access.project_id, "Project")?;
+    same_id(body.id, access.project_id.0, "Project")?;
     let name = validate::name("name", &body.name)?;
     state
         .store
@@ -93,9 +93,9 @@ async fn update(
         .or_not_found("project")?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
-            object_id: Some(access.project_id),
+            object_id: Some(access.project_id.0),
             object_type: "project",
             description: format!("Project {name} updated"),
         })

@@ -7,7 +7,7 @@ use ralf_core::api::events::NewEvent;
 use ralf_core::api::refs::ObjectRefs;
 use ralf_core::api::repositories::{self, Repository, RepositoryRequest};
 use ralf_core::api::{ListQuery, Order};
-use ralf_core::validate;
+use ralf_core::{ProjectId, validate};
 use ralf_store::StoreError;
 use ralf_store::repositories::RepositoryFields;
 use utoipa_axum::router::OpenApiRouter;
@@ -195,7 +195,7 @@ async fn refs(
 /// A repository id a body refers to (`field`) must name a repository of the project.
 pub(super) async fn require_repository(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     field: &str,
     repository_id: Option<i64>,
 ) -> ApiResult<()> {
@@ -218,7 +218,11 @@ struct Checked {
 }
 
 impl Checked {
-    async fn new(state: &AppState, project_id: i64, body: &RepositoryRequest) -> ApiResult<Self> {
+    async fn new(
+        state: &AppState,
+        project_id: ProjectId,
+        body: &RepositoryRequest,
+    ) -> ApiResult<Self> {
         let name = validate::name("name", &body.name)?;
         let git_url = repositories::git_url(&body.git_url)?;
         state
@@ -248,7 +252,7 @@ async fn repository_event<N>(
 ) {
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(repository_id),
             object_type: "repository",

@@ -14,7 +14,7 @@ use axum::extract::State;
 use ralf_core::api::runners::Runner;
 use ralf_core::job::Job;
 use ralf_core::runner_wire::{HeldTask, OutputBatch, Poll, PollAnswer, StatusAnswer, StatusReport};
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{ProjectId, TaskId, TaskStatus, Timestamp};
 use ralf_store::dispatch::Claimant;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -116,7 +116,11 @@ async fn claim(state: &AppState, runner: &Runner, free: u32) -> ApiResult<Vec<Jo
             task.template_id,
             TaskStatus::Starting,
         );
-        let prepared = match state.store.task(task.project_id, task.id).await {
+        let prepared = match state
+            .store
+            .task(ProjectId(task.project_id), TaskId(task.id))
+            .await
+        {
             Ok(stored) => job::prepare(state, &stored)
                 .await
                 .map_err(|e| format!("cannot prepare the task: {e:#}")),
@@ -162,7 +166,7 @@ async fn forget_lost_tasks(
         let now = Timestamp::now();
         if let Some(settled) = state
             .store
-            .settle_task_lost_by_runner(task.id, runner.id, &runner.name, now)
+            .settle_task_lost_by_runner(TaskId(task.id), runner.id, &runner.name, now)
             .await?
         {
             crate::cluster::announce_settled(state, settled, now);
@@ -199,7 +203,11 @@ async fn task_output(
     if let Some(checkout) = &batch.checkout {
         state
             .store
-            .set_task_checkout(task_id, &checkout.commit_hash, &checkout.commit_message)
+            .set_task_checkout(
+                TaskId(task_id),
+                &checkout.commit_hash,
+                &checkout.commit_message,
+            )
             .await?;
     }
     if !batch.lines.is_empty() {
@@ -236,7 +244,7 @@ async fn task_status(
             for from in [TaskStatus::Starting, TaskStatus::Confirmed] {
                 if state
                     .store
-                    .set_task_status(task_id, from, TaskStatus::Running, Timestamp::now())
+                    .set_task_status(TaskId(task_id), from, TaskStatus::Running, Timestamp::now())
                     .await?
                 {
                     moved = true;
@@ -245,7 +253,8 @@ async fn task_status(
             }
             if !moved {
                 // A report sent again after its answer was lost finds the task running.
-                moved = state.store.task_status(task_id).await? == Some(TaskStatus::Running);
+                moved =
+                    state.store.task_status(TaskId(task_id)).await? == Some(TaskStatus::Running);
             } else {
                 dispatch::announce(
                     &state,
@@ -283,7 +292,7 @@ async fn held_by(
     runner: &Runner,
     task_id: i64,
 ) -> ApiResult<ralf_store::dispatch::HeldTask> {
-    match state.store.task_holder(task_id).await? {
+    match state.store.task_holder(TaskId(task_id)).await? {
         Some(task) if task.runner_id == Some(runner.id) => Ok(task),
         Some(_) => Err(ApiError::Conflict(format!(
             "task {task_id} is not held by this runner"

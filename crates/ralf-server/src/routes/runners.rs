@@ -66,7 +66,7 @@ impl Actor {
 
     fn project<N>(access: &ProjectAccess<N>) -> Actor {
         Actor {
-            owner: RunnerOwner::Project(access.project_id),
+            owner: RunnerOwner::Project(access.project_id.0),
             user_id: access.user.id,
         }
     }
@@ -348,7 +348,7 @@ async fn get_project(
     State(state): State<AppState>,
     Ids(RunnerPath { runner_id }): Ids<RunnerPath>,
 ) -> ApiResult<Json<Runner>> {
-    let owner = RunnerOwner::Project(access.project_id);
+    let owner = RunnerOwner::Project(access.project_id.0);
     Ok(Json(get_one(&state, owner, runner_id).await?))
 }
 
@@ -427,7 +427,7 @@ async fn tags_project(
     Ok(Json(
         state
             .store
-            .runner_tags(RunnerOwner::Project(access.project_id))
+            .runner_tags(RunnerOwner::Project(access.project_id.0))
             .await?,
     ))
 }

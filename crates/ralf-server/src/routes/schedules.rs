@@ -6,11 +6,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use ralf_core::Timestamp;
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::schedules::{
     CronValidation, Schedule, ScheduleActive, ScheduleFields, ScheduleRequest, check_cron,
 };
+use ralf_core::{ProjectId, TemplateId, Timestamp};
 use ralf_store::StoreError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -63,13 +63,13 @@ async fn template_schedules(
 ) -> ApiResult<Json<Vec<Schedule>>> {
     state
         .store
-        .template(access.project_id, template_id)
+        .template(access.project_id, TemplateId(template_id))
         .await
         .or_not_found("template")?;
     Ok(Json(
         state
             .store
-            .schedules(access.project_id, Some(template_id))
+            .schedules(access.project_id, Some(TemplateId(template_id)))
             .await?,
     ))
 }
@@ -96,7 +96,7 @@ async fn create(
     state.schedules.changed();
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(schedule.id),
             object_type: "schedule",
@@ -167,7 +167,7 @@ async fn update(
     state.schedules.changed();
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(schedule_id),
             object_type: "schedule",
@@ -220,7 +220,7 @@ async fn set_active(
     };
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(schedule_id),
             object_type: "schedule",
@@ -252,7 +252,7 @@ async fn delete(
     state.schedules.changed();
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(schedule_id),
             object_type: "schedule",
@@ -275,14 +275,14 @@ fn label(name: &str, id: i64) -> String {
 /// the task overrides suit the template as `POST /tasks` would check them.
 async fn checked(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     body: &ScheduleRequest,
 ) -> ApiResult<ScheduleFields> {
     same_project(body.project_id, project_id)?;
     let fields = body.check()?;
     let template = state
         .store
-        .template(project_id, fields.template_id)
+        .template(project_id, TemplateId(fields.template_id))
         .await
         .map_err(|e| match e {
             StoreError::NotFound => {

@@ -15,7 +15,7 @@ use ralf_core::api::events::NewEvent;
 use ralf_core::api::tasks::{StopRequest, Task, TaskOutput, TaskRequest};
 use ralf_core::api::templates::Template;
 use ralf_core::api::{ErrorBody, Order};
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{ProjectId, TaskId, TaskStatus, TemplateId, Timestamp};
 use ralf_store::StoreError;
 use ralf_store::tasks::{MAX_TASK_PAGE, NewTask, TaskQuery};
 use serde::Deserialize;
@@ -126,11 +126,11 @@ async fn stop_all_tasks(
     Ids(TemplatePath { template_id }): Ids<TemplatePath>,
     OptionalJsonBody(StopRequest { force }): OptionalJsonBody<StopRequest>,
 ) -> ApiResult<StatusCode> {
-    template_of(&state, access.project_id, template_id).await?;
+    template_of(&state, access.project_id, TemplateId(template_id)).await?;
     let statuses = active_statuses();
     loop {
         let query = TaskQuery {
-            template_id: Some(template_id),
+            template_id: Some(TemplateId(template_id)),
             statuses: &statuses,
             ..Default::default()
         };
@@ -174,7 +174,7 @@ async fn create(
         .store
         .create_task(&NewTask {
             project_id: access.project_id,
-            template_id: template.id,
+            template_id: TemplateId(template.id),
             user_id: Some(access.user.id),
             playbook: &fields.playbook,
             environment: &fields.environment,
@@ -196,7 +196,7 @@ async fn create(
     state.task_queue.changed();
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(task.id),
             object_type: "task",
@@ -245,7 +245,7 @@ async fn get(
     Ok(Json(
         state
             .store
-            .task(access.project_id, task_id)
+            .task(access.project_id, TaskId(task_id))
             .await
             .or_not_found("task")?,
     ))
@@ -263,7 +263,7 @@ async fn delete(
 ) -> ApiResult<StatusCode> {
     let task = state
         .store
-        .task(access.project_id, task_id)
+        .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
     if !task.status.is_finished() {
@@ -275,12 +275,12 @@ async fn delete(
     }
     state
         .store
-        .delete_task(access.project_id, task_id)
+        .delete_task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(task_id),
             object_type: "task",
@@ -309,11 +309,14 @@ async fn output(
     }
     let task = state
         .store
-        .task(access.project_id, task_id)
+        .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
     Ok(Json(
-        state.store.task_output(task.id, offset, q.limit).await?,
+        state
+            .store
+            .task_output(TaskId(task.id), offset, q.limit)
+            .await?,
     ))
 }
 
@@ -329,7 +332,7 @@ async fn raw_output(
 ) -> ApiResult<Response> {
     let task = state
         .store
-        .task(access.project_id, task_id)
+        .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
     let store = state.store.clone();
@@ -340,7 +343,7 @@ async fn raw_output(
         async move {
             let after = after?;
             match store
-                .task_output(task_id, after, Some(RAW_OUTPUT_PAGE))
+                .task_output(TaskId(task_id), after, Some(RAW_OUTPUT_PAGE))
                 .await
             {
                 Err(e) => {
@@ -397,7 +400,7 @@ async fn stop_task<N>(
     for _ in 0..STOP_ATTEMPTS {
         let task = state
             .store
-            .task(access.project_id, task_id)
+            .task(access.project_id, TaskId(task_id))
             .await
             .or_not_found("task")?;
         let from = task.status;
@@ -422,7 +425,7 @@ async fn stop_task<N>(
         }
         if !state
             .store
-            .set_task_status(task_id, from, to, Timestamp::now())
+            .set_task_status(TaskId(task_id), from, to, Timestamp::now())
             .await?
         {
             continue; // Changed under us: look again.
@@ -478,7 +481,7 @@ async fn template_tasks(
     Ids(TemplatePath { template_id }): Ids<TemplatePath>,
     Params(q): Params<TaskListQuery>,
 ) -> ApiResult<Json<Vec<Task>>> {
-    let template = template_of(&state, access.project_id, template_id).await?;
+    let template = template_of(&state, access.project_id, TemplateId(template_id)).await?;
     Ok(Json(
         page(
             &state,
@@ -516,7 +519,7 @@ async fn template_tasks_last(
     Ids(TemplatePath { template_id }): Ids<TemplatePath>,
     Params(q): Params<TaskListQuery>,
 ) -> ApiResult<Json<Vec<Task>>> {
-    let template = template_of(&state, access.project_id, template_id).await?;
+    let template = template_of(&state, access.project_id, TemplateId(template_id)).await?;
     Ok(Json(
         page(&state, access.project_id, Some(template.id), &q, MAX_LAST).await?,
     ))
@@ -526,13 +529,13 @@ async fn template_tasks_last(
 /// `template_name`. A template that is not in the project is a 400 naming the field.
 async fn requested_template(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     body: &TaskRequest,
 ) -> ApiResult<Template> {
     if let Some(id) = body.template_id.filter(|&id| id != 0) {
         return state
             .store
-            .template(project_id, id)
+            .template(project_id, TemplateId(id))
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => {
@@ -558,7 +561,11 @@ async fn requested_template(
     }
 }
 
-async fn template_of(state: &AppState, project_id: i64, template_id: i64) -> ApiResult<Template> {
+async fn template_of(
+    state: &AppState,
+    project_id: ProjectId,
+    template_id: TemplateId,
+) -> ApiResult<Template> {
     state
         .store
         .template(project_id, template_id)
@@ -569,7 +576,7 @@ async fn template_of(state: &AppState, project_id: i64, template_id: i64) -> Api
 /// One page of a project's (or a template's) tasks, as a list call asked for it.
 async fn page(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     template_id: Option<i64>,
     q: &TaskListQuery,
     cap: i64,
@@ -600,7 +607,7 @@ async fn page(
             .collect::<ApiResult<Vec<_>>>()?,
     };
     let query = TaskQuery {
-        template_id: template_id.or(q.template_id),
+        template_id: template_id.or(q.template_id).map(TemplateId),
         statuses: &statuses,
         before_id: q.before_id,
         offset,
@@ -620,7 +627,7 @@ async fn decide(
 ) -> ApiResult<StatusCode> {
     let task = state
         .store
-        .task(access.project_id, task_id)
+        .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
     let verb = if to == TaskStatus::Confirmed {
@@ -638,12 +645,12 @@ async fn decide(
     }
     if !state
         .store
-        .set_task_status(task_id, task.status, to, Timestamp::now())
+        .set_task_status(TaskId(task_id), task.status, to, Timestamp::now())
         .await?
     {
         let now = state
             .store
-            .task(access.project_id, task_id)
+            .task(access.project_id, TaskId(task_id))
             .await
             .or_not_found("task")?;
         return Err(refuse(now.status));
@@ -664,7 +671,7 @@ async fn decide(
 async fn line(state: &AppState, task_id: i64, text: String) -> ApiResult<()> {
     state
         .store
-        .append_task_output(task_id, &[(Timestamp::now(), text)])
+        .append_task_output(TaskId(task_id), &[(Timestamp::now(), text)])
         .await?;
     Ok(())
 }
@@ -683,7 +690,7 @@ fn announce(state: &AppState, task: &Task, status: TaskStatus) {
 async fn task_event<N>(state: &AppState, access: &ProjectAccess<N>, task_id: i64, to: TaskStatus) {
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(task_id),
             object_type: "task",

@@ -10,6 +10,7 @@ use ralf_core::api::templates::{
     NewVault, Template, TemplateListItem, TemplateRefs, TemplateRequest, TemplateSettings,
 };
 use ralf_core::api::{ListQuery, Order};
+use ralf_core::{ProjectId, TemplateId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -75,7 +76,7 @@ async fn view_templates(
 
 async fn list_items(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     view_id: Option<i64>,
     q: &ListQuery,
 ) -> ApiResult<Vec<TemplateListItem>> {
@@ -118,7 +119,7 @@ async fn create(
         .await?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(template.id),
             object_type: "template",
@@ -139,7 +140,7 @@ async fn get(
     Ok(Json(
         state
             .store
-            .template(access.project_id, template_id)
+            .template(access.project_id, TemplateId(template_id))
             .await
             .or_not_found("template")?,
     ))
@@ -158,18 +159,23 @@ async fn update(
     same_id(body.id, template_id, "Template")?;
     state
         .store
-        .template(access.project_id, template_id)
+        .template(access.project_id, TemplateId(template_id))
         .await
         .or_not_found("template")?;
     let (settings, vaults) = checked(&state, access.project_id, Some(template_id), &body).await?;
     state
         .store
-        .update_template(access.project_id, template_id, &settings, &vaults)
+        .update_template(
+            access.project_id,
+            TemplateId(template_id),
+            &settings,
+            &vaults,
+        )
         .await
         .or_not_found("template")?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(template_id),
             object_type: "template",
@@ -191,17 +197,17 @@ async fn delete(
 ) -> ApiResult<StatusCode> {
     let template = state
         .store
-        .template(access.project_id, template_id)
+        .template(access.project_id, TemplateId(template_id))
         .await
         .or_not_found("template")?;
     state
         .store
-        .delete_template(access.project_id, template_id)
+        .delete_template(access.project_id, TemplateId(template_id))
         .await
         .or_not_found("template")?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(template_id),
             object_type: "template",
@@ -222,12 +228,12 @@ async fn refs(
 ) -> ApiResult<Json<TemplateRefs>> {
     state
         .store
-        .template(access.project_id, template_id)
+        .template(access.project_id, TemplateId(template_id))
         .await
         .or_not_found("template")?;
     let templates = state
         .store
-        .templates_built_by(access.project_id, template_id)
+        .templates_built_by(access.project_id, TemplateId(template_id))
         .await?;
     Ok(Json(TemplateRefs {
         templates,
@@ -239,7 +245,7 @@ async fn refs(
 /// project. `template_id` is the template being updated.
 async fn checked(
     state: &AppState,
-    project_id: i64,
+    project_id: ProjectId,
     template_id: Option<i64>,
     body: &TemplateRequest,
 ) -> ApiResult<(TemplateSettings, Vec<NewVault>)> {
@@ -252,7 +258,7 @@ async fn checked(
     }
     state
         .store
-        .check_template_references(project_id, template_id, &settings, &vaults)
+        .check_template_references(project_id, template_id.map(TemplateId), &settings, &vaults)
         .await?;
     Ok((settings, vaults))
 }

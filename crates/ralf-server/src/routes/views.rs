@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use ralf_core::ProjectId;
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::views::{View, ViewPositions, ViewRequest};
 use utoipa_axum::router::OpenApiRouter;
@@ -51,7 +52,7 @@ async fn create(
     let view = state.store.create_view(access.project_id, &fields).await?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(view.id),
             object_type: "view",
@@ -98,7 +99,7 @@ async fn update(
         .or_not_found("view")?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(view_id),
             object_type: "view",
@@ -129,7 +130,7 @@ async fn delete(
         .or_not_found("view")?;
     state
         .event(NewEvent {
-            project_id: Some(access.project_id),
+            project_id: Some(access.project_id.0),
             user_id: Some(access.user.id),
             object_id: Some(view_id),
             object_type: "view",
@@ -159,9 +160,9 @@ async fn positions(
 }
 
 /// A body's `project_id`, when given, must be the path's: objects do not move between projects.
-pub(crate) fn same_project(body_project: Option<i64>, project_id: i64) -> ApiResult<()> {
+pub(crate) fn same_project(body_project: Option<i64>, project_id: ProjectId) -> ApiResult<()> {
     match body_project {
-        Some(id) if id != 0 && id != project_id => Err(ApiError::bad_request(
+        Some(id) if id != 0 && id != project_id.0 => Err(ApiError::bad_request(
             "project_id in body and URL must be the same",
         )),
         _ => Ok(()),

@@ -28,9 +28,9 @@ use axum::http::header::UPGRADE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
-use ralf_core::Timestamp;
 use ralf_core::api::ErrorBody;
 use ralf_core::api::live::{FeedMessage, StreamMessage};
+use ralf_core::{ProjectId, TaskId, Timestamp};
 use ralf_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -139,14 +139,14 @@ async fn task_stream(
     }
     let task = state
         .store
-        .task(access.project_id, task_id)
+        .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
     // Listening starts before anything is read from the store, so no line falls between.
     let events = state.live.subscribe();
     let viewer = Viewer::new(access.user.id, access.user.admin);
     let follow = stream::Follow {
-        project_id: access.project_id,
+        project_id: access.project_id.0,
         task_id: task.id,
         from,
     };
@@ -338,7 +338,10 @@ impl Viewer {
         {
             return Ok(*allowed);
         }
-        let allowed = store.member_role(project_id, self.user_id).await?.is_some();
+        let allowed = store
+            .member_role(ProjectId(project_id), self.user_id)
+            .await?
+            .is_some();
         self.projects.insert(project_id, (allowed, Instant::now()));
         Ok(allowed)
     }
@@ -440,7 +443,7 @@ impl Cursor {
                 return Ok(());
             }
             let page = store
-                .task_output(self.task_id, self.next, Some(want))
+                .task_output(TaskId(self.task_id), self.next, Some(want))
                 .await?;
             let short = (page.len() as i64) < want;
             for line in &page {

@@ -2,6 +2,7 @@
 //! project, carries no secret, reads backups shaped like Semaphore's own, and a bad backup is
 //! refused whole, with a message naming the object and field, leaving no project behind.
 
+use ralf_core::ProjectId;
 use ralf_core::api::keys::{KeyKind, KeyMaterial};
 use ralf_core::api::projects::Project;
 use ralf_core::api::templates::{TemplateSettings, TemplateType};
@@ -301,7 +302,11 @@ async fn backup_round_trips(backend: Backend) {
     // Secrets did not travel: keys have none, environment secrets are empty, no vault password.
     let keys = admin.get(&format!("/api/project/{b}/keys")).await.body;
     for key in keys.as_array().unwrap() {
-        let stored = server.store().key_secret(b, id(key)).await.unwrap();
+        let stored = server
+            .store()
+            .key_secret(ProjectId(b), id(key))
+            .await
+            .unwrap();
         assert_eq!(stored.secret, None, "key {key}");
     }
     let environments = admin
@@ -317,13 +322,17 @@ async fn backup_round_trips(backend: Backend) {
     assert_eq!(
         server
             .store()
-            .environment_password(b, id(vars))
+            .environment_password(ProjectId(b), id(vars))
             .await
             .unwrap(),
         None
     );
     for secret in vars["secrets"].as_array().unwrap() {
-        let stored = server.store().key_secret(b, id(secret)).await.unwrap();
+        let stored = server
+            .store()
+            .key_secret(ProjectId(b), id(secret))
+            .await
+            .unwrap();
         let value = KeyMaterial::open(&cipher(), stored.kind, stored.secret.as_deref()).unwrap();
         assert_eq!(value, KeyMaterial::String(String::new()));
     }

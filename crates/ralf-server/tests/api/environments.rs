@@ -1,6 +1,7 @@
 //! Environments: extra variables, environment variables, secrets and a vault password. Secret
 //! values and the password are written, stored encrypted, and never answered.
 
+use ralf_core::ProjectId;
 use ralf_core::api::keys::{KeyKind, KeyMaterial};
 use ralf_testkit::reqwest::StatusCode;
 use ralf_testkit::{Backend, TestServer, json, on_both_backends};
@@ -51,7 +52,11 @@ fn secret_id(env: &Value, name: &str) -> i64 {
 }
 
 async fn secret_value(server: &TestServer, project: i64, secret: i64) -> String {
-    let stored = server.store().key_secret(project, secret).await.unwrap();
+    let stored = server
+        .store()
+        .key_secret(ProjectId(project), secret)
+        .await
+        .unwrap();
     assert_eq!(stored.kind, KeyKind::String);
     match KeyMaterial::open(&cipher(), stored.kind, stored.secret.as_deref()).unwrap() {
         KeyMaterial::String(value) => value,
@@ -62,7 +67,7 @@ async fn secret_value(server: &TestServer, project: i64, secret: i64) -> String 
 async fn vault_password(server: &TestServer, project: i64, env: i64) -> Option<String> {
     server
         .store()
-        .environment_password(project, env)
+        .environment_password(ProjectId(project), env)
         .await
         .unwrap()
         .map(|sealed| {
@@ -204,7 +209,13 @@ async fn environments_round_trip_without_their_secrets(backend: Backend) {
         secret_value(&server, p, secret_id(&got, "extra")).await,
         EXTRA
     );
-    assert!(server.store().key_secret(p, db_id).await.is_err());
+    assert!(
+        server
+            .store()
+            .key_secret(ProjectId(p), db_id)
+            .await
+            .is_err()
+    );
     assert_eq!(
         vault_password(&server, p, prod_id).await.as_deref(),
         Some(NEW_VAULT_PASSWORD)
@@ -272,7 +283,13 @@ async fn environments_round_trip_without_their_secrets(backend: Backend) {
         &admin.get(&format!("{envs}/{prod_id}")).await,
         StatusCode::NOT_FOUND,
     );
-    assert!(server.store().key_secret(p, token_id).await.is_err());
+    assert!(
+        server
+            .store()
+            .key_secret(ProjectId(p), token_id)
+            .await
+            .is_err()
+    );
     assert_eq!(names(&admin.get(&envs).await), ["dev", "staging"]);
 
     let events = column(
@@ -303,7 +320,7 @@ async fn environment_secrets_are_encrypted_at_rest(backend: Backend) {
         .await;
     let stored = server
         .store()
-        .environment_secret_values(p, id(&env))
+        .environment_secret_values(ProjectId(p), id(&env))
         .await
         .unwrap();
     assert_eq!(stored.len(), 2);
@@ -318,7 +335,7 @@ async fn environment_secrets_are_encrypted_at_rest(backend: Backend) {
     );
     let password = server
         .store()
-        .environment_password(p, id(&env))
+        .environment_password(ProjectId(p), id(&env))
         .await
         .unwrap()
         .unwrap();

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use ralf_core::ProjectId;
 use ralf_core::api::keys::{KeyKind, KeyMaterial, LoginPassword, SshKey};
 use ralf_core::secret::SecretCipher;
 use ralf_testkit::reqwest::StatusCode;
@@ -372,7 +373,11 @@ async fn keys_round_trip_without_their_secrets(backend: Backend) {
 }
 
 async fn material(server: &TestServer, project: i64, key: i64) -> KeyMaterial {
-    let stored = server.store().key_secret(project, key).await.unwrap();
+    let stored = server
+        .store()
+        .key_secret(ProjectId(project), key)
+        .await
+        .unwrap();
     KeyMaterial::open(&cipher(), stored.kind, stored.secret.as_deref()).unwrap()
 }
 
@@ -393,7 +398,7 @@ async fn key_material_is_encrypted_at_rest(backend: Backend) {
         .create(&keys, json!({"name": "none", "type": "none"}))
         .await);
 
-    let stored = server.store().key_secret(p, ssh).await.unwrap();
+    let stored = server.store().key_secret(ProjectId(p), ssh).await.unwrap();
     assert_eq!(stored.kind, KeyKind::Ssh);
     let sealed = stored.secret.clone().expect("an ssh key has a secret");
     let plaintext = format!(
@@ -415,7 +420,7 @@ async fn key_material_is_encrypted_at_rest(backend: Backend) {
     let other = SecretCipher::new(Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")).unwrap();
     assert!(other.decrypt(&sealed).is_err());
 
-    let stored = server.store().key_secret(p, lp).await.unwrap();
+    let stored = server.store().key_secret(ProjectId(p), lp).await.unwrap();
     assert_sealed(stored.secret.as_deref().unwrap(), &[PASSWORD]);
     assert_eq!(
         material(&server, p, lp).await,
@@ -425,11 +430,22 @@ async fn key_material_is_encrypted_at_rest(backend: Backend) {
         })
     );
     assert_eq!(
-        server.store().key_secret(p, none).await.unwrap().secret,
+        server
+            .store()
+            .key_secret(ProjectId(p), none)
+            .await
+            .unwrap()
+            .secret,
         None
     );
     // Another project's id finds nothing.
-    assert!(server.store().key_secret(p + 1, ssh).await.is_err());
+    assert!(
+        server
+            .store()
+            .key_secret(ProjectId(p + 1), ssh)
+            .await
+            .is_err()
+    );
     server.stop().await;
 }
 

@@ -177,6 +177,7 @@ fn routes() -> Vec<Route> {
         route!(GET "/api/project/{project_id}/catalog/settings", Read),
         route!(PUT "/api/project/{project_id}/catalog/settings", Owner, |f| json!({"repository_id": f.catalog_repository(), "parallelism": 2})),
         route!(GET "/api/project/{project_id}/catalog/services", Read),
+        route!(GET "/api/project/{project_id}/catalog/graph", Read),
         route!(GET "/api/project/{project_id}/catalog/plan", Read),
         route!(GET "/api/project/{project_id}/catalog/rollouts", Read),
         route!(POST "/api/project/{project_id}/catalog/rollouts", RunTasks, |_f| json!({})),

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{TaskId, TaskStatus, Timestamp};
 use ralf_testkit::reqwest::{Method, StatusCode};
 use ralf_testkit::{
     Api, Backend, ProjectFixture, TestProject, TestServer, json, merge_fields, on_both_backends,
@@ -364,7 +364,7 @@ async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
     server
         .store()
         .append_task_output(
-            task_id,
+            TaskId(task_id),
             &[
                 (now, "PLAY [all]".into()),
                 (now, "".into()),
@@ -414,7 +414,7 @@ async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
     let long: Vec<(Timestamp, String)> = (0..12_345).map(|i| (now, format!("line {i}"))).collect();
     server
         .store()
-        .append_task_output(long_id, &long)
+        .append_task_output(TaskId(long_id), &long)
         .await
         .unwrap();
     let raw = admin
@@ -436,7 +436,7 @@ async fn walk(server: &TestServer, task_id: i64, path: &[TaskStatus]) {
     for pair in path.windows(2) {
         let changed = server
             .store()
-            .set_task_status(task_id, pair[0], pair[1], Timestamp::now())
+            .set_task_status(TaskId(task_id), pair[0], pair[1], Timestamp::now())
             .await
             .unwrap();
         assert!(changed, "{} -> {}", pair[0], pair[1]);
@@ -552,7 +552,7 @@ async fn stop_confirm_reject_and_delete(backend: Backend) {
     assert!(
         server
             .store()
-            .task_output(waiting, 0, None)
+            .task_output(TaskId(waiting), 0, None)
             .await
             .unwrap()
             .is_empty()

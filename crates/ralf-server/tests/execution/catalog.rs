@@ -3,6 +3,8 @@
 //! (ordering, parallelism, failures and rollbacks, smoke reports, approvals, invalid catalogs,
 //! a restart half-way, two servers sharing one rollout).
 
+mod advisor;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -466,6 +468,16 @@ async fn failures_roll_back_hold_the_dependents_and_spare_the_rest(backend: Back
     assert_eq!(services["vault"]["state"], "degraded");
     assert_eq!(services["vault"]["last_result"]["summary"], "7/10 PASS");
     assert_eq!(services["brittle"]["state"], "failed");
+    // The graph shows the same states.
+    let graph = catalog.api().get(&catalog.path("graph")).await;
+    assert_eq!(graph.status, StatusCode::OK, "{}", graph.text);
+    assert_eq!(
+        graph.headers["content-type"],
+        "text/vnd.graphviz; charset=utf-8"
+    );
+    assert!(graph.text.contains("base\\nP"), "{}", graph.text);
+    assert!(graph.text.contains("· rolled_back"), "{}", graph.text);
+    assert!(graph.text.contains("\"base\" -> \"mid\""), "{}", graph.text);
     // Nobody applied what waited on a failure.
     assert_eq!(
         catalog.tasks_per_template().await,

@@ -1,8 +1,8 @@
 //! A server started on the database of one that died: what the dead one left active ends in
 //! error, saying why, and the queue it left runs.
 
-use ralf_core::TaskStatus;
 use ralf_core::api::tasks::TaskParams;
+use ralf_core::{ProjectId, TaskId, TaskStatus, TemplateId};
 use ralf_server::dispatch::INTERRUPTED_LINE;
 use ralf_store::Store;
 use ralf_store::tasks::NewTask;
@@ -24,8 +24,8 @@ async fn tasks_left_active_by_a_dead_server_end_in_error(backend: Backend) {
     let store = Store::connect(&db.settings).await.unwrap();
     let params = TaskParams::default();
     let new = NewTask {
-        project_id: project.id,
-        template_id: template,
+        project_id: ProjectId(project.id),
+        template_id: TemplateId(template),
         user_id: None,
         playbook: "",
         environment: "{}",
@@ -54,7 +54,7 @@ async fn tasks_left_active_by_a_dead_server_end_in_error(backend: Backend) {
         for &to in path {
             assert!(
                 store
-                    .set_task_status(id, from, to, ralf_core::Timestamp::now())
+                    .set_task_status(TaskId(id), from, to, ralf_core::Timestamp::now())
                     .await
                     .unwrap()
             );

@@ -116,69 +116,54 @@ impl Store {
         target: &Store,
         options: &MigrateOptions,
     ) -> Result<Vec<TableReport>, MigrateError> {
-        with_db!(
-            self,
-            read | source | {
-                let mut snapshot = source.begin().await.map_err(doing("opening the source"))?;
-                with_db!(
-                    target,
-                    write | target | {
-                        let mut tx = target.begin().await.map_err(doing("opening the target"))?;
-                        let copied = copy_all(&mut *snapshot, &mut *tx, options).await;
-                        match copied {
-                            Ok(reports) if reports.iter().all(TableReport::ok) => {
-                                tx.commit().await.map_err(doing("committing the target"))?;
-                                Ok(reports)
-                            }
-                            Ok(reports) => {
-                                tx.rollback()
-                                    .await
-                                    .map_err(doing("rolling back the target"))?;
-                                Err(MigrateError::Mismatch(reports))
-                            }
-                            Err(e) => {
-                                let _ = tx.rollback().await;
-                                Err(e)
-                            }
-                        }
+        with_db!(self, read, |source| {
+            let mut snapshot = source.begin().await.map_err(doing("opening the source"))?;
+            with_db!(target, write, |target| {
+                let mut tx = target.begin().await.map_err(doing("opening the target"))?;
+                let copied = copy_all(&mut *snapshot, &mut *tx, options).await;
+                match copied {
+                    Ok(reports) if reports.iter().all(TableReport::ok) => {
+                        tx.commit().await.map_err(doing("committing the target"))?;
+                        Ok(reports)
                     }
-                )
-            }
-        )
+                    Ok(reports) => {
+                        tx.rollback()
+                            .await
+                            .map_err(doing("rolling back the target"))?;
+                        Err(MigrateError::Mismatch(reports))
+                    }
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            })
+        })
     }
 
     /// Compares every table of this store with `other` the way [`Store::migrate_into`] checks
     /// its copy, without changing either.
     pub async fn compare_with(&self, other: &Store) -> Result<Vec<TableReport>, MigrateError> {
-        with_db!(
-            self,
-            read | left | {
-                let mut left = left.begin().await.map_err(doing("opening the source"))?;
-                with_db!(
-                    other,
-                    read | right | {
-                        let mut right = right.begin().await.map_err(doing("opening the target"))?;
-                        let tables =
-                            plan(&catalog(&mut *left).await?, &catalog(&mut *right).await?)?;
-                        let mut reports = Vec::new();
-                        for table in &tables {
-                            let (source_rows, source_checksum) =
-                                checksum(&mut *left, table).await?;
-                            let (target_rows, target_checksum) =
-                                checksum(&mut *right, table).await?;
-                            reports.push(TableReport {
-                                table: table.name.clone(),
-                                source_rows,
-                                target_rows,
-                                source_checksum,
-                                target_checksum,
-                            });
-                        }
-                        Ok(reports)
-                    }
-                )
-            }
-        )
+        with_db!(self, read, |left| {
+            let mut left = left.begin().await.map_err(doing("opening the source"))?;
+            with_db!(other, read, |right| {
+                let mut right = right.begin().await.map_err(doing("opening the target"))?;
+                let tables = plan(&catalog(&mut *left).await?, &catalog(&mut *right).await?)?;
+                let mut reports = Vec::new();
+                for table in &tables {
+                    let (source_rows, source_checksum) = checksum(&mut *left, table).await?;
+                    let (target_rows, target_checksum) = checksum(&mut *right, table).await?;
+                    reports.push(TableReport {
+                        table: table.name.clone(),
+                        source_rows,
+                        target_rows,
+                        source_checksum,
+                        target_checksum,
+                    });
+                }
+                Ok(reports)
+            })
+        })
     }
 }
 
@@ -193,22 +178,19 @@ mod tests {
     }
 
     async fn exec(store: &Store, sql: &str) {
-        with_db!(
-            store,
-            write | pool | sqlx::raw_sql(audited(sql)).execute(pool).await.map(|_| ())
-        )
+        with_db!(store, write, |pool| sqlx::raw_sql(audited(sql))
+            .execute(pool)
+            .await
+            .map(|_| ()))
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     async fn count(store: &Store, sql: &str) -> i64 {
-        with_db!(
-            store,
-            read | pool | {
-                sqlx::query_scalar::<_, i64>(audited(sql))
-                    .fetch_one(pool)
-                    .await
-            }
-        )
+        with_db!(store, read, |pool| {
+            sqlx::query_scalar::<_, i64>(audited(sql))
+                .fetch_one(pool)
+                .await
+        })
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 

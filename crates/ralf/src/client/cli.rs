@@ -1,4 +1,5 @@
-//! The flags of the client commands (`ralf login`, `ralf run`, `ralf task …`, …).
+//! The flags of the client commands (`ralf login`, `ralf run`, `ralf task …`, `ralf catalog …`,
+//! …).
 
 use std::time::Duration;
 
@@ -194,6 +195,67 @@ pub enum TaskCommand {
         /// Do not ask on a terminal.
         #[arg(long, short = 'y')]
         yes: bool,
+    },
+}
+
+/// Which services a catalog plan or rollout takes (at most one of them; none: every enabled
+/// service not yet deployed).
+#[derive(Args, Debug, Clone)]
+pub struct CatalogSelectionArgs {
+    /// These services, with the dependencies they need that are not deployed.
+    #[arg(value_name = "NAME", conflicts_with_all = ["priority", "next"])]
+    pub names: Vec<String>,
+    /// The services of this priority (P0 to P4) not yet deployed.
+    #[arg(long, value_name = "P0..P4", conflicts_with = "next")]
+    pub priority: Option<String>,
+    /// The next N services a rollout of all would run.
+    #[arg(long, value_name = "N")]
+    pub next: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCommand {
+    /// Show what a rollout would deploy now, in order, and why each other service is left
+    /// out. Nothing starts.
+    Plan {
+        #[command(flatten)]
+        selection: CatalogSelectionArgs,
+    },
+    /// Start a rollout; with --wait or --follow, exit 0 when every service of it ended up
+    /// (deployed or degraded), 1 when any failed, was rolled back or held.
+    Deploy {
+        #[command(flatten)]
+        selection: CatalogSelectionArgs,
+        /// Wait until the rollout ends, then print each service's end state.
+        #[arg(long, short = 'w')]
+        wait: bool,
+        /// Print each step (with its task) as it starts and ends, until the rollout ends
+        /// (implies --wait).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// With --wait or --follow: stop waiting after this long (90, 90s, 10m, 1h) and exit
+        /// with 3; the rollout goes on.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// Confirm the apply of a service the unfinished rollout waits on.
+    Approve {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Reject the apply of a service the unfinished rollout waits on: it fails, and what
+    /// depends on it is held.
+    Reject {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// The services as they stand: state, priority, dependencies, last deploy and result.
+    Status,
+    /// The dependency graph in Graphviz DOT (or SVG, through Graphviz's `dot`).
+    Graph {
+        /// Print SVG instead of DOT (needs Graphviz's `dot` on the PATH).
+        #[arg(long)]
+        svg: bool,
     },
 }
 

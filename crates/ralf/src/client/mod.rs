@@ -1,12 +1,13 @@
-//! The client commands: `ralf login`, `ping`, `info`, `project`, `template`, `run`, `task`.
-//! They talk only Semaphore's API where it has the call, so they work against a Semaphore
-//! server too; what only ralf offers (the live log stream, output from an offset, filters on
+//! The client commands: `ralf login`, `ping`, `info`, `project`, `template`, `run`, `task`,
+//! `catalog`. They talk only Semaphore's API where it has the call, so they work against a
+//! Semaphore server too (but `catalog`, which is ralf's own); what only ralf offers (the live log stream, output from an offset, filters on
 //! the server) is asked of ralf_client's `Capabilities` and done another way elsewhere.
 //!
 //! Every command ends in an exit code (see `EXIT_CODES` in `cli.rs` and docs/cli.md): task
 //! outcomes are 0–3, failures of the command itself 4 and up.
 
 mod browse;
+mod catalog;
 pub mod cli;
 mod login;
 mod settings;
@@ -19,7 +20,9 @@ use std::sync::Arc;
 use ralf_client::types::{Project, Template};
 use ralf_client::{Client, ClientConfig, Error, RetryPolicy};
 
-use self::cli::{ClientArgs, LoginArgs, ProjectCommand, RunArgs, TaskCommand, TemplateCommand};
+use self::cli::{
+    CatalogCommand, ClientArgs, LoginArgs, ProjectCommand, RunArgs, TaskCommand, TemplateCommand,
+};
 use self::settings::Target;
 use self::ui::Ui;
 
@@ -297,4 +300,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
 
 pub async fn task(args: ClientArgs, command: TaskCommand) -> ExitCode {
     finish(tasks::task(args, command).await)
+}
+
+pub async fn catalog(args: ClientArgs, command: CatalogCommand) -> ExitCode {
+    finish(catalog::catalog(args, command).await)
 }

@@ -41,6 +41,10 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "trusted_proxies",
     "session_lifetime",
     "http_idle_timeout",
+    "advisor_url",
+    "advisor_model",
+    "advisor_api_key",
+    "advisor_timeout",
 ];
 
 /// File keys whose value is a list.
@@ -92,6 +96,10 @@ pub(super) const RALF_VARS: &[EnvVar] = &[
     var("RALF_TRUSTED_PROXIES", "trusted_proxies"),
     var("RALF_SESSION_LIFETIME", "session_lifetime"),
     var("RALF_HTTP_IDLE_TIMEOUT", "http_idle_timeout"),
+    var("RALF_ADVISOR_URL", "advisor_url"),
+    var("RALF_ADVISOR_MODEL", "advisor_model"),
+    secret("RALF_ADVISOR_API_KEY", "advisor_api_key"),
+    var("RALF_ADVISOR_TIMEOUT", "advisor_timeout"),
     var("RALF_ADMIN_LOGIN", "admin.login"),
     secret("RALF_ADMIN_PASSWORD", "admin.password"),
     var("RALF_ADMIN_NAME", "admin.name"),

@@ -841,6 +841,9 @@ mod tests {
             ("RALF_ACCESS_KEY_ENCRYPTION", KEY),
             ("RALF_ADMIN_PASSWORD", "admin-secret"),
             ("RALF_DB", "postgres://u:db-secret@h/d"),
+            ("RALF_ADVISOR_URL", "http://127.0.0.1:11434/v1"),
+            ("RALF_ADVISOR_MODEL", "llama3"),
+            ("RALF_ADVISOR_API_KEY", "advisor-secret"),
         ];
         let flags = ServerFlags {
             admin_password: Some("flag-secret".into()),
@@ -854,9 +857,42 @@ mod tests {
             "db-secret",
             "flag-secret",
             "flag-db-secret",
+            "advisor-secret",
         ] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    #[test]
+    fn the_advisor_is_configured_by_its_url_and_model() {
+        assert!(ok(&no_flags(), &[]).advisor.is_none());
+        let file = config_file(
+            "advisor_url = \"http://127.0.0.1:11434/v1/\"\nadvisor_model = \"llama3\"\n",
+        );
+        let advisor = ok(&with_config(&file), &[("RALF_ADVISOR_TIMEOUT", "3s")])
+            .advisor
+            .expect("an advisor");
+        assert_eq!(advisor.url, "http://127.0.0.1:11434/v1");
+        assert_eq!(advisor.model, "llama3");
+        assert_eq!(advisor.api_key, None);
+        assert_eq!(advisor.timeout, std::time::Duration::from_secs(3));
+        let defaults = ok(
+            &no_flags(),
+            &[
+                ("RALF_ADVISOR_URL", "http://h/v1"),
+                ("RALF_ADVISOR_MODEL", "m"),
+                ("RALF_ADVISOR_API_KEY", "k"),
+            ],
+        )
+        .advisor
+        .expect("an advisor");
+        assert_eq!(defaults.api_key.as_deref(), Some("k"));
+        assert_eq!(
+            defaults.timeout,
+            ralf_server::settings::DEFAULT_ADVISOR_TIMEOUT
+        );
+        let e = err(&no_flags(), &[("RALF_ADVISOR_URL", "http://h/v1")]);
+        assert!(e.contains("advisor_model"), "{e}");
     }
 
     #[test]

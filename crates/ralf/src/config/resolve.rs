@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use figment::Figment;
 use figment::value::Value;
+use ralf_server::settings::AdvisorSettings;
 use ralf_server::{AdminBootstrap, DatabaseSettings, Settings};
 
 use super::ConfigError;
@@ -92,7 +93,37 @@ impl Resolver {
                 None => ralf_server::settings::DEFAULT_HTTP_IDLE_TIMEOUT,
             },
             initial_admin_password_file: None,
+            advisor: self.advisor()?,
         })
+    }
+
+    /// The catalog's advisor: configured by its URL; a model is then required.
+    fn advisor(&self) -> Result<Option<AdvisorSettings>, ConfigError> {
+        let Some(found_url) = self.find("advisor_url", "advisor_url") else {
+            return Ok(None);
+        };
+        let url = found_url.text()?.trim().trim_end_matches('/').to_string();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let model = match self.find("advisor_model", "advisor_model") {
+            Some(found) => found.non_empty_text()?.trim().to_string(),
+            None => return Err(found_url.invalid("an advisor needs advisor_model too")),
+        };
+        let api_key = match self.find("advisor_api_key", "advisor_api_key") {
+            Some(found) => Some(found.secret_text()?.trim().to_string()).filter(|k| !k.is_empty()),
+            None => None,
+        };
+        let timeout = match self.find("advisor_timeout", "advisor_timeout") {
+            Some(found) => found.duration()?,
+            None => ralf_server::settings::DEFAULT_ADVISOR_TIMEOUT,
+        };
+        Ok(Some(AdvisorSettings {
+            url,
+            model,
+            api_key,
+            timeout,
+        }))
     }
 
     /// The tasks' sandbox: whether it may be missing, the uid and gid tasks run as, and what

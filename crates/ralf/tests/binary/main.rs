@@ -1,6 +1,7 @@
 //! The built `ralf` binary, started as a user would start it.
 
 mod admin;
+mod catalog;
 mod cli;
 mod cluster;
 mod front_door;

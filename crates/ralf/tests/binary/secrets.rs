@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use ralf_core::ProjectId;
 use ralf_core::secret::SecretCipher;
 use ralf_server::DatabaseSettings;
 use ralf_testkit::reqwest::StatusCode;
@@ -116,7 +117,7 @@ async fn output(api: &Api, project: i64, task: i64) -> String {
 async fn sealed_secret(settings: &DatabaseSettings, project: i64, environment: i64) -> String {
     let store = ralf_store::Store::connect(settings).await.unwrap();
     let secrets = store
-        .environment_secret_values(project, environment)
+        .environment_secret_values(ProjectId(project), environment)
         .await
         .unwrap();
     store.close().await;

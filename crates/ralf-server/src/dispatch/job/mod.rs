@@ -4,6 +4,7 @@
 
 mod build;
 
+use ralf_core::{ProjectId, TaskId, TemplateId};
 use std::collections::HashMap;
 
 use anyhow::Context;
@@ -81,12 +82,12 @@ pub async fn load(state: &AppState, task: &Task) -> anyhow::Result<JobSources> {
     let store = &state.store;
     let project_id = task.project_id;
     let template = store
-        .template(project_id, task.template_id)
+        .template(ProjectId(project_id), TemplateId(task.template_id))
         .await
         .context("loading the template")?;
     let settings = &template.settings;
     let repository = store
-        .repository(project_id, settings.repository_id)
+        .repository(ProjectId(project_id), settings.repository_id)
         .await
         .context("loading the repository")?;
 
@@ -97,12 +98,12 @@ pub async fn load(state: &AppState, task: &Task) -> anyhow::Result<JobSources> {
         .chain(&settings.environment_ids)
     {
         let group = store
-            .environment(project_id, *environment_id)
+            .environment(ProjectId(project_id), *environment_id)
             .await
             .context("loading the variable group")?;
         let mut secrets = Vec::new();
         for secret in store
-            .environment_secret_values(project_id, *environment_id)
+            .environment_secret_values(ProjectId(project_id), *environment_id)
             .await?
         {
             let value = match secret.secret.as_deref() {
@@ -125,7 +126,7 @@ pub async fn load(state: &AppState, task: &Task) -> anyhow::Result<JobSources> {
         });
     }
 
-    let secret_answers = match store.task_secret(task.id).await? {
+    let secret_answers = match store.task_secret(TaskId(task.id)).await? {
         Some(stored) => Some(
             state
                 .cipher
@@ -138,7 +139,7 @@ pub async fn load(state: &AppState, task: &Task) -> anyhow::Result<JobSources> {
     let inventory = match task.inventory_id.or(settings.inventory_id) {
         Some(inventory_id) => Some(
             store
-                .inventory(project_id, inventory_id)
+                .inventory(ProjectId(project_id), inventory_id)
                 .await
                 .context("loading the inventory")?,
         ),
@@ -201,7 +202,7 @@ async fn key_material(
 ) -> anyhow::Result<KeyMaterial> {
     let stored = state
         .store
-        .key_secret(project_id, key_id)
+        .key_secret(ProjectId(project_id), key_id)
         .await
         .context("loading a key")?;
     KeyMaterial::open(&state.cipher, stored.kind, stored.secret.as_deref())

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ralf_core::TaskStatus;
 use ralf_core::api::live::FeedMessage;
+use ralf_core::{ProjectId, TaskId, TaskStatus};
 use ralf_store::{Store, StoreError};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
@@ -229,11 +229,12 @@ async fn send_update(
     template_id: i64,
     status: TaskStatus,
 ) -> Result<(), Stop> {
-    let (template_id, start, end, version) = match store.task(project_id, task_id).await {
-        Ok(task) => (task.template_id, task.start, task.end, task.version),
-        Err(StoreError::NotFound) => (template_id, None, None, None),
-        Err(e) => return Err(e.into()),
-    };
+    let (template_id, start, end, version) =
+        match store.task(ProjectId(project_id), TaskId(task_id)).await {
+            Ok(task) => (task.template_id, task.start, task.end, task.version),
+            Err(StoreError::NotFound) => (template_id, None, None, None),
+            Err(e) => return Err(e.into()),
+        };
     conn.feed(&FeedMessage::Update {
         task_id,
         project_id,

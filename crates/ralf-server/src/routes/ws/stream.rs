@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use ralf_core::api::live::StreamMessage;
-use ralf_core::{TaskStatus, Timestamp};
+use ralf_core::{ProjectId, TaskId, TaskStatus, Timestamp};
 use ralf_store::Store;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
@@ -69,7 +69,11 @@ impl TaskStream {
         events: &mut Receiver<LiveEvent>,
     ) -> Result<(), Stop> {
         let task_id = self.cursor.task_id;
-        let task = match self.store.task(self.project_id, task_id).await {
+        let task = match self
+            .store
+            .task(ProjectId(self.project_id), TaskId(task_id))
+            .await
+        {
             Ok(task) => task,
             Err(ralf_store::StoreError::NotFound) => return Err(Stop::Deleted),
             Err(e) => return Err(e.into()),
@@ -124,7 +128,7 @@ impl TaskStream {
     /// status is returned (every line of the run is stored before a task finishes), any other
     /// is sent if it is news.
     async fn look(&mut self, conn: &mut Conn) -> Result<Option<TaskStatus>, Stop> {
-        let Some(status) = self.store.task_status(self.cursor.task_id).await? else {
+        let Some(status) = self.store.task_status(TaskId(self.cursor.task_id)).await? else {
             return Err(Stop::Deleted);
         };
         self.cursor.stored(conn, &self.store, None).await?;
