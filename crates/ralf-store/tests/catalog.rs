@@ -3,6 +3,8 @@
 //! conflict that leaves nothing behind (not even the step's task), outcomes recorded once, and
 //! everything gone with the project.
 
+mod common;
+
 use ralf_catalog::api::CatalogSettings;
 use ralf_catalog::{
     Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId, StepKind,
@@ -12,11 +14,9 @@ use ralf_core::Timestamp;
 use ralf_core::api::tasks::TaskParams;
 use ralf_core::{ProjectId, TemplateId};
 use ralf_store::catalog::{Advice, NewRollout, ServiceOutcome};
-use ralf_store::projects::ProjectFields;
 use ralf_store::repositories::RepositoryFields;
 use ralf_store::tasks::{NewTask, TaskQuery};
-use ralf_store::users::NewUser;
-use ralf_store::{DatabaseSettings, Store, StoreError};
+use ralf_store::{Store, StoreError};
 use ralf_testdb::{Backend, TestDatabase, on_both_backends};
 
 struct Fixture {
@@ -31,22 +31,10 @@ struct Fixture {
 async fn fixture(backend: Backend) -> Fixture {
     let db = TestDatabase::new(backend).await;
     let store = Store::connect(&db.settings).await.expect("store");
-    let user = store
-        .create_user(&NewUser {
-            username: "ops",
-            name: "Ops",
-            email: "ops@example.test",
-            password_hash: "",
-            admin: false,
-            external: false,
-            alert: false,
-        })
-        .await
-        .unwrap()
-        .id;
-    let project = project(&store, user, "p").await;
+    let user = common::user(&store, "ops").await;
+    let project = common::project(&store, user, "p").await;
     let repository = repository(&store, project).await;
-    let template = raw_scalar(
+    let template = common::raw_scalar(
         &db.settings,
         &format!(
             "INSERT INTO templates (project_id, name, app, playbook, repository_id)
@@ -62,41 +50,6 @@ async fn fixture(backend: Backend) -> Fixture {
         user,
         _db: db,
     }
-}
-
-/// Runs test-made SQL (constants only) on a connection of its own; returns the first column.
-async fn raw_scalar(settings: &DatabaseSettings, sql: &str) -> i64 {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
-    match settings {
-        DatabaseSettings::Sqlite { path } => {
-            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-        DatabaseSettings::Postgres { url } => {
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-    }
-}
-
-async fn project(store: &Store, owner: i64, name: &str) -> i64 {
-    store
-        .create_project(
-            &ProjectFields {
-                name,
-                alert: false,
-                alert_chat: None,
-                max_parallel_tasks: 0,
-                kind: "",
-            },
-            owner,
-        )
-        .await
-        .unwrap()
-        .id
 }
 
 async fn repository(store: &Store, project: i64) -> i64 {
@@ -170,7 +123,7 @@ async fn settings_name_a_repository_of_the_project(backend: Backend) {
         f.store.catalog_settings(f.project).await.unwrap(),
         Some(settings.clone())
     );
-    let other = project(&f.store, f.user, "other").await;
+    let other = common::project(&f.store, f.user, "other").await;
     let foreign = repository(&f.store, other).await;
     let refused = f
         .store

@@ -2,6 +2,8 @@
 //! backends: the database refuses to delete what is used, refs find the users, environment
 //! secrets stay out of the key list, and a project goes with everything in it.
 
+mod common;
+
 use ralf_core::ProjectId;
 use ralf_core::api::environments::SecretKind;
 use ralf_core::api::inventories::InventoryKind;
@@ -9,10 +11,8 @@ use ralf_core::api::keys::KeyKind;
 use ralf_store::environments::{EnvironmentFields, PasswordChange, SealedSecretChange};
 use ralf_store::inventories::InventoryFields;
 use ralf_store::keys::{KeyUpdate, NewKey};
-use ralf_store::projects::ProjectFields;
 use ralf_store::repositories::RepositoryFields;
-use ralf_store::users::NewUser;
-use ralf_store::{DatabaseSettings, Store, StoreError};
+use ralf_store::{Store, StoreError};
 use ralf_testdb::{Backend, TestDatabase, on_both_backends};
 
 struct Fixture {
@@ -25,59 +25,16 @@ struct Fixture {
 async fn fixture(backend: Backend) -> Fixture {
     let db = TestDatabase::new(backend).await;
     let store = Store::connect(&db.settings).await.expect("store");
-    let user = store
-        .create_user(&NewUser {
-            username: "owner",
-            name: "Owner",
-            email: "owner@example.test",
-            password_hash: "",
-            admin: false,
-            external: false,
-            alert: false,
-        })
-        .await
-        .unwrap()
-        .id;
+    let user = common::user(&store, "owner").await;
     let mut ids = [ProjectId(0); 2];
     for (i, name) in ["mine", "theirs"].into_iter().enumerate() {
-        ids[i] = ProjectId(0);
-        ids[i].0 = store
-            .create_project(
-                &ProjectFields {
-                    name,
-                    alert: false,
-                    alert_chat: None,
-                    max_parallel_tasks: 0,
-                    kind: "",
-                },
-                user,
-            )
-            .await
-            .unwrap()
-            .id;
+        ids[i] = ProjectId(common::project(&store, user, name).await);
     }
     Fixture {
         store,
         project: ids[0],
         other: ids[1],
         db,
-    }
-}
-
-async fn raw_scalar(settings: &DatabaseSettings, sql: &str) -> i64 {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
-    match settings {
-        DatabaseSettings::Sqlite { path } => {
-            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-        DatabaseSettings::Postgres { url } => {
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
     }
 }
 
@@ -134,7 +91,7 @@ async fn the_database_refuses_to_delete_what_is_used(backend: Backend) {
         .create_environment(p, &env_fields("e"), &[])
         .await
         .unwrap();
-    let template = raw_scalar(
+    let template = common::raw_scalar(
         &f.db.settings,
         &format!(
             "INSERT INTO templates (project_id, name, repository_id, inventory_id, environment_id)
@@ -208,7 +165,7 @@ async fn environment_ids_count_as_refs(backend: Backend) {
         .create_environment(p, &env_fields("b"), &[])
         .await
         .unwrap();
-    let t = raw_scalar(
+    let t = common::raw_scalar(
         &f.db.settings,
         &format!(
             "INSERT INTO templates (project_id, name, environment_ids)
@@ -218,7 +175,7 @@ async fn environment_ids_count_as_refs(backend: Backend) {
     )
     .await;
     // A malformed column does not break the query.
-    raw_scalar(
+    common::raw_scalar(
         &f.db.settings,
         &format!(
             "INSERT INTO templates (project_id, name, environment_ids)
@@ -322,7 +279,7 @@ async fn unreadable_rows_are_corrupt(backend: Backend) {
         )
         .await
         .unwrap();
-    let changed = raw_scalar(
+    let changed = common::raw_scalar(
         &f.db.settings,
         &format!(
             "UPDATE access_keys SET type = 'rsa' WHERE id = {} RETURNING id",

@@ -1,12 +1,12 @@
 //! The store's tasks on both backends: paging a few hundred rows (no page overlaps or skips),
 //! compare-and-set status changes, batched output, deleting.
 
+mod common;
+
 use ralf_core::api::tasks::TaskParams;
 use ralf_core::{ProjectId, TaskId, TaskStatus, TemplateId, Timestamp};
-use ralf_store::projects::ProjectFields;
 use ralf_store::tasks::{NewTask, TaskQuery};
-use ralf_store::users::NewUser;
-use ralf_store::{DatabaseSettings, Store, StoreError};
+use ralf_store::{Store, StoreError};
 use ralf_testdb::{Backend, TestDatabase, on_both_backends};
 
 const TASKS: i64 = 300;
@@ -23,40 +23,14 @@ struct Fixture {
 async fn fixture(backend: Backend) -> Fixture {
     let db = TestDatabase::new(backend).await;
     let store = Store::connect(&db.settings).await.expect("store");
-    let user = store
-        .create_user(&NewUser {
-            username: "runner",
-            name: "Runner",
-            email: "runner@example.test",
-            password_hash: "",
-            admin: false,
-            external: false,
-            alert: false,
-        })
-        .await
-        .unwrap()
-        .id;
-    let project = store
-        .create_project(
-            &ProjectFields {
-                name: "p",
-                alert: false,
-                alert_chat: None,
-                max_parallel_tasks: 0,
-                kind: "",
-            },
-            user,
-        )
-        .await
-        .unwrap()
-        .id;
-    let project = ProjectId(project);
+    let user = common::user(&store, "runner").await;
+    let project = ProjectId(common::project(&store, user, "p").await);
     let mut templates = [TemplateId(0); 2];
     for (i, name) in ["build", "deploy"].into_iter().enumerate() {
         let sql = format!(
             "INSERT INTO templates (project_id, name, app, playbook) VALUES ({project}, '{name}', 'bash', 'run.sh') RETURNING id"
         );
-        templates[i] = TemplateId(raw_scalar(&db.settings, &sql).await);
+        templates[i] = TemplateId(common::raw_scalar(&db.settings, &sql).await);
     }
     Fixture {
         store,
@@ -64,24 +38,6 @@ async fn fixture(backend: Backend) -> Fixture {
         templates,
         user,
         _db: db,
-    }
-}
-
-/// Runs test-made SQL (constants only) on a connection of its own; returns the first column.
-async fn raw_scalar(settings: &DatabaseSettings, sql: &str) -> i64 {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
-    match settings {
-        DatabaseSettings::Sqlite { path } => {
-            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-        DatabaseSettings::Postgres { url } => {
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
     }
 }
 
@@ -104,7 +60,7 @@ async fn many_tasks(f: &Fixture) {
          RETURNING id",
         rows.join(", ")
     );
-    raw_scalar(&f._db.settings, &sql).await;
+    common::raw_scalar(&f._db.settings, &sql).await;
 }
 
 fn new_task<'a>(f: &Fixture, params: &'a TaskParams) -> NewTask<'a> {
