@@ -13,6 +13,7 @@ pub mod redact;
 pub mod role;
 pub mod runner_wire;
 pub mod secret;
+pub mod signature;
 pub mod task_status;
 pub mod time;
 pub mod token;

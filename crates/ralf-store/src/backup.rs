@@ -5,6 +5,7 @@
 //! list calls.
 
 use ralf_core::api::host_configs::HostConfigFields;
+use ralf_core::api::integrations::{ExtractValueFields, IntegrationFields, MatcherFields};
 use ralf_core::api::projects::Project;
 use ralf_core::api::schedules::ScheduleFields;
 use ralf_core::api::templates::{NewVault, TemplateSettings};
@@ -34,6 +35,25 @@ pub struct ProjectRestore<'a> {
     pub schedules: Vec<RestoredSchedule>,
     /// `ssh_key_id` is an index, as in all of [`ProjectRestore`].
     pub host_configs: Vec<HostConfigFields>,
+    pub integrations: Vec<RestoredIntegration>,
+    /// The project's own aliases.
+    pub integration_aliases: Vec<RestoredAlias>,
+}
+
+/// An integration; `fields.template_id` and `fields.auth_secret_id` are indices, as in all of
+/// [`ProjectRestore`].
+pub struct RestoredIntegration {
+    pub fields: IntegrationFields,
+    pub matchers: Vec<MatcherFields>,
+    pub values: Vec<ExtractValueFields>,
+    pub aliases: Vec<RestoredAlias>,
+}
+
+/// An alias of the backup, kept when no other project has it, else replaced by `fallback`
+/// (made by the caller, random) so that a restore next to the original project works.
+pub struct RestoredAlias {
+    pub alias: String,
+    pub fallback: String,
 }
 
 /// An environment with its secrets (only `Create` changes make sense here).
@@ -263,6 +283,91 @@ impl Store {
                 .bind(schedule.next_run)
                 .execute(&mut *tx)
                 .await?;
+            }
+
+            let mut aliases: Vec<(Option<i64>, &RestoredAlias)> = Vec::new();
+            for integration in &restore.integrations {
+                let f = &integration.fields;
+                let params = f
+                    .task_params
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Invalid(format!("task_params: {e}")))?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO integrations (project_id, template_id, name, auth_method,
+                            auth_secret_id, auth_header, searchable, task_params)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(project_id)
+                .bind(new_id(&templates, "template", f.template_id)?)
+                .bind(&f.name)
+                .bind(&f.auth_method)
+                .bind(new_ids(&keys, "key", f.auth_secret_id)?)
+                .bind(&f.auth_header)
+                .bind(f.searchable)
+                .bind(params)
+                .fetch_one(&mut *tx)
+                .await?;
+                for m in &integration.matchers {
+                    sqlx::query(
+                        "INSERT INTO integration_matchers (integration_id, name, match_type,
+                                method, body_data_type, match_key, match_value)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(id)
+                    .bind(&m.name)
+                    .bind(&m.match_type)
+                    .bind(&m.method)
+                    .bind(&m.body_data_type)
+                    .bind(&m.key)
+                    .bind(&m.value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for v in &integration.values {
+                    sqlx::query(
+                        "INSERT INTO integration_extract_values (integration_id, name,
+                                value_source, body_data_type, value_key, variable, variable_type)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(id)
+                    .bind(&v.name)
+                    .bind(&v.value_source)
+                    .bind(&v.body_data_type)
+                    .bind(&v.key)
+                    .bind(&v.variable)
+                    .bind(&v.variable_type)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                aliases.extend(integration.aliases.iter().map(|a| (Some(id), a)));
+            }
+            aliases.extend(restore.integration_aliases.iter().map(|a| (None, a)));
+            // An alias of the backup is kept when it is free, else the fallback takes its
+            // place (a restore next to the original project).
+            for (integration_id, alias) in aliases {
+                let mut inserted = 0;
+                for candidate in [&alias.alias, &alias.fallback] {
+                    inserted = sqlx::query(
+                        "INSERT INTO integration_aliases (alias, project_id, integration_id)
+                             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(candidate)
+                    .bind(project_id)
+                    .bind(integration_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted > 0 {
+                        break;
+                    }
+                }
+                if inserted == 0 {
+                    return Err(StoreError::Conflict(
+                        "restore: an integration alias of the backup is taken".into(),
+                    ));
+                }
             }
 
             tx.commit().await?;

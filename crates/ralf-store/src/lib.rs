@@ -22,6 +22,7 @@ mod error;
 mod events;
 pub mod host_configs;
 mod in_project;
+pub mod integrations;
 pub mod inventories;
 pub mod keys;
 pub mod migrate;

@@ -42,10 +42,72 @@ pub struct ProjectBackup {
     /// The project's host configs; each names its key.
     #[serde(default, deserialize_with = "null_default")]
     pub host_configs: Vec<BackupHostConfig>,
-    /// Always empty: ralf has no integrations yet. Accepted on restore and ignored.
+    /// The project's integrations; each names its template and its secret's key.
     #[serde(default, deserialize_with = "null_default")]
-    #[schema(value_type = Vec<Object>)]
-    pub integrations: Vec<serde_json::Value>,
+    pub integrations: Vec<BackupIntegration>,
+    /// The project's own aliases (the last part of their webhook URLs).
+    #[serde(default, deserialize_with = "null_default")]
+    pub integration_aliases: Vec<String>,
+}
+
+/// An integration with its matchers, extract values and aliases; `template` names its
+/// template, `auth_secret` the key holding its secret (restored without the secret, as keys
+/// are).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupIntegration {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub template: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub auth_method: String,
+    #[serde(default)]
+    pub auth_secret: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub auth_header: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub searchable: bool,
+    /// The task's overrides, without object ids.
+    #[serde(default)]
+    pub task_params: Option<TaskRequest>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub aliases: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub matchers: Vec<BackupIntegrationMatcher>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub extract_values: Vec<BackupIntegrationExtractValue>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupIntegrationMatcher {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub match_type: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub method: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub body_data_type: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub key: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupIntegrationExtractValue {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub value_source: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub body_data_type: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub key: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub variable: String,
+    #[serde(default, deserialize_with = "null_default")]
+    pub variable_type: String,
 }
 
 /// A host config; `ssh_key` names its key.

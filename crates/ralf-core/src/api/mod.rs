@@ -6,6 +6,7 @@ pub mod backup;
 pub mod environments;
 pub mod events;
 pub mod host_configs;
+pub mod integrations;
 pub mod inventories;
 pub mod keys;
 pub mod live;

@@ -5,12 +5,14 @@ use ralf_core::ProjectId;
 use std::collections::HashMap;
 
 use ralf_core::api::backup::{
-    BackupEnvironment, BackupHostConfig, BackupInventory, BackupKey, BackupMeta, BackupRepository,
+    BackupEnvironment, BackupHostConfig, BackupIntegration, BackupIntegrationExtractValue,
+    BackupIntegrationMatcher, BackupInventory, BackupKey, BackupMeta, BackupRepository,
     BackupSchedule, BackupSecret, BackupTemplate, BackupVault, BackupView, ProjectBackup,
     unique_names,
 };
 use ralf_core::api::environments::Environment;
 use ralf_core::api::host_configs::HostConfig;
+use ralf_core::api::integrations::{Integration, IntegrationExtractValue, IntegrationMatcher};
 use ralf_core::api::inventories::Inventory;
 use ralf_core::api::keys::AccessKey;
 use ralf_core::api::projects::Project;
@@ -67,6 +69,16 @@ pub struct Contents {
     templates: Vec<Template>,
     schedules: Vec<Schedule>,
     host_configs: Vec<HostConfig>,
+    integrations: Vec<IntegrationContents>,
+    integration_aliases: Vec<String>,
+}
+
+/// An integration with what belongs to it.
+struct IntegrationContents {
+    integration: Integration,
+    matchers: Vec<IntegrationMatcher>,
+    values: Vec<IntegrationExtractValue>,
+    aliases: Vec<String>,
 }
 
 impl Contents {
@@ -82,6 +94,13 @@ impl Contents {
             templates: store.templates(ProjectId(id), None, None, false).await?,
             schedules: store.schedules(ProjectId(id), None).await?,
             host_configs: store.host_configs(ProjectId(id)).await?,
+            integrations: integration_contents(store, ProjectId(id)).await?,
+            integration_aliases: store
+                .integration_aliases(ProjectId(id), None)
+                .await?
+                .into_iter()
+                .map(|a| a.alias)
+                .collect(),
         })
     }
 }
@@ -96,6 +115,8 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
         templates,
         schedules,
         host_configs,
+        integrations,
+        integration_aliases,
     } = contents;
     let (key_names, key_list) = Names::new("key", keys.iter().map(|k| (k.id, k.name.as_str())));
     let (repository_names, repository_list) = Names::new(
@@ -277,11 +298,74 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
                 })
             })
             .collect::<ApiResult<_>>()?,
-        integrations: Vec::new(),
+        integrations: integrations
+            .iter()
+            .map(|c| {
+                let i = &c.integration;
+                Ok(BackupIntegration {
+                    name: i.name.clone(),
+                    template: template_names.of(i.template_id)?,
+                    auth_method: i.auth_method.clone(),
+                    auth_secret: key_names.of_opt(i.auth_secret_id)?,
+                    auth_header: i.auth_header.clone(),
+                    searchable: i.searchable,
+                    task_params: i.task_params.as_ref().map(without_ids),
+                    aliases: c.aliases.clone(),
+                    matchers: c
+                        .matchers
+                        .iter()
+                        .map(|m| BackupIntegrationMatcher {
+                            name: m.name.clone(),
+                            match_type: m.match_type.clone(),
+                            method: m.method.clone(),
+                            body_data_type: m.body_data_type.clone(),
+                            key: m.key.clone(),
+                            value: m.value.clone(),
+                        })
+                        .collect(),
+                    extract_values: c
+                        .values
+                        .iter()
+                        .map(|v| BackupIntegrationExtractValue {
+                            name: v.name.clone(),
+                            value_source: v.value_source.clone(),
+                            body_data_type: v.body_data_type.clone(),
+                            key: v.key.clone(),
+                            variable: v.variable.clone(),
+                            variable_type: v.variable_type.clone(),
+                        })
+                        .collect(),
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+        integration_aliases: integration_aliases.clone(),
     })
 }
 
-/// A schedule's task overrides without the ids of objects, which a restore cannot keep.
+/// The project's integrations, each with its matchers, extract values and aliases.
+async fn integration_contents(
+    store: &Store,
+    project_id: ProjectId,
+) -> ApiResult<Vec<IntegrationContents>> {
+    let mut all = Vec::new();
+    for integration in store.integrations(project_id).await? {
+        let id = integration.id;
+        all.push(IntegrationContents {
+            matchers: store.integration_matchers(project_id, id).await?,
+            values: store.integration_values(project_id, id).await?,
+            aliases: store
+                .integration_aliases(project_id, Some(id))
+                .await?
+                .into_iter()
+                .map(|a| a.alias)
+                .collect(),
+            integration,
+        });
+    }
+    Ok(all)
+}
+
+/// A schedule's or integration's task overrides without the ids of objects, which a restore cannot keep.
 pub(super) fn without_ids(params: &TaskRequest) -> TaskRequest {
     TaskRequest {
         template_id: None,

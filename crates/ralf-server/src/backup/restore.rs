@@ -10,6 +10,10 @@ use ralf_core::api::environments::{
     EnvironmentSecretRequest, SecretChange, check_env, check_extra_vars, secret_changes,
 };
 use ralf_core::api::host_configs::{HostConfigFields, HostConfigRequest};
+use ralf_core::api::integrations::{
+    ExtractValueFields, IntegrationExtractValueRequest, IntegrationFields,
+    IntegrationMatcherRequest, IntegrationRequest, MatcherFields,
+};
 use ralf_core::api::inventories::{InventoryKind, check_inventory};
 use ralf_core::api::keys::{KeyKind, check_key_type};
 use ralf_core::api::projects::ProjectRequest;
@@ -19,7 +23,10 @@ use ralf_core::api::templates::{TemplateRequest, TemplateVaultRequest, VaultType
 use ralf_core::api::views::{ViewFields, ViewRequest};
 use ralf_core::secret::SecretCipher;
 use ralf_core::validate;
-use ralf_store::backup::{ProjectRestore, RestoredEnvironment, RestoredSchedule, RestoredTemplate};
+use ralf_store::backup::{
+    ProjectRestore, RestoredAlias, RestoredEnvironment, RestoredIntegration, RestoredSchedule,
+    RestoredTemplate,
+};
 use ralf_store::environments::{EnvironmentFields, PasswordChange};
 use ralf_store::inventories::InventoryFields;
 use ralf_store::keys::NewKey;
@@ -121,6 +128,32 @@ pub struct Checked {
     templates: Vec<RestoredTemplate>,
     schedules: Vec<ScheduleFields>,
     host_configs: Vec<HostConfigFields>,
+    integrations: Vec<CheckedIntegration>,
+    integration_aliases: Vec<String>,
+}
+
+/// An integration of a restore; its template and key are indices.
+struct CheckedIntegration {
+    fields: IntegrationFields,
+    matchers: Vec<MatcherFields>,
+    values: Vec<ExtractValueFields>,
+    aliases: Vec<String>,
+}
+
+/// An alias of a backup: the last part of a URL, so letters, digits, `-` and `_` only.
+fn check_alias(alias: &str) -> ApiResult<String> {
+    let alias = alias.trim();
+    if alias.is_empty()
+        || alias.len() > 64
+        || !alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::BadRequest(format!(
+            "alias {alias:?} must be 1 to 64 letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(alias.to_string())
 }
 
 /// An index as a row's id field holds it in a restore.
@@ -327,6 +360,72 @@ impl Checked {
             host_configs.push(check().at(&place)?);
         }
 
+        let mut integrations = Vec::new();
+        for (i, bi) in b.integrations.iter().enumerate() {
+            let place = describe("integrations", i, &bi.name);
+            let check = || -> ApiResult<CheckedIntegration> {
+                let template = ix.templates.require("template", &bi.template)?;
+                let key = ix.keys.resolve("auth_secret", bi.auth_secret.as_deref())?;
+                let request = IntegrationRequest {
+                    name: Some(bi.name.clone()),
+                    template_id: Some(as_id(template) + 1),
+                    auth_method: Some(bi.auth_method.clone()),
+                    auth_secret_id: key.map(|k| as_id(k) + 1),
+                    auth_header: Some(bi.auth_header.clone()),
+                    searchable: Some(bi.searchable),
+                    task_params: bi.task_params.as_ref().map(without_ids),
+                    ..Default::default()
+                };
+                let mut fields = request.check()?;
+                fields.template_id = as_id(template);
+                fields.auth_secret_id = key.map(as_id);
+                let mut matchers = Vec::new();
+                for (j, m) in bi.matchers.iter().enumerate() {
+                    let request = IntegrationMatcherRequest {
+                        name: Some(m.name.clone()),
+                        match_type: Some(m.match_type.clone()).filter(|t| !t.is_empty()),
+                        method: Some(m.method.clone()).filter(|t| !t.is_empty()),
+                        body_data_type: Some(m.body_data_type.clone()),
+                        key: Some(m.key.clone()),
+                        value: Some(m.value.clone()),
+                        ..Default::default()
+                    };
+                    matchers.push(request.check().at(&format!("matchers[{j}]"))?);
+                }
+                let mut values = Vec::new();
+                for (j, v) in bi.extract_values.iter().enumerate() {
+                    let request = IntegrationExtractValueRequest {
+                        name: Some(v.name.clone()),
+                        value_source: Some(v.value_source.clone()).filter(|t| !t.is_empty()),
+                        body_data_type: Some(v.body_data_type.clone()),
+                        key: Some(v.key.clone()),
+                        variable: Some(v.variable.clone()),
+                        variable_type: Some(v.variable_type.clone()),
+                        ..Default::default()
+                    };
+                    values.push(request.check().at(&format!("extract_values[{j}]"))?);
+                }
+                let aliases = bi
+                    .aliases
+                    .iter()
+                    .map(|a| check_alias(a))
+                    .collect::<ApiResult<_>>()?;
+                Ok(CheckedIntegration {
+                    fields,
+                    matchers,
+                    values,
+                    aliases,
+                })
+            };
+            integrations.push(check().at(&place)?);
+        }
+        let integration_aliases = b
+            .integration_aliases
+            .iter()
+            .map(|a| check_alias(a))
+            .collect::<ApiResult<_>>()
+            .at("integration_aliases")?;
+
         Ok(Checked {
             meta,
             name,
@@ -338,6 +437,8 @@ impl Checked {
             templates,
             schedules,
             host_configs,
+            integrations,
+            integration_aliases,
         })
     }
 
@@ -410,7 +511,30 @@ impl Checked {
                 })
                 .collect(),
             host_configs: self.host_configs.clone(),
+            integrations: self
+                .integrations
+                .iter()
+                .map(|i| RestoredIntegration {
+                    fields: i.fields.clone(),
+                    matchers: i.matchers.clone(),
+                    values: i.values.clone(),
+                    aliases: i.aliases.iter().map(|a| restored_alias(a)).collect(),
+                })
+                .collect(),
+            integration_aliases: self
+                .integration_aliases
+                .iter()
+                .map(|a| restored_alias(a))
+                .collect(),
         })
+    }
+}
+
+/// An alias to restore, with a fresh random one in case another project has it.
+fn restored_alias(alias: &str) -> RestoredAlias {
+    RestoredAlias {
+        alias: alias.to_string(),
+        fallback: ralf_core::token::generate()[..32].to_string(),
     }
 }
 

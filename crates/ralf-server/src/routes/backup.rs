@@ -50,7 +50,8 @@ async fn backup(
 /// Semaphore's spec says). Admins may restore, and everyone when non-admins may create
 /// projects. Keys come back without their secrets and environment secrets with empty values:
 /// enter them again. Schedules come back as they were (a template's older `cron` as a
-/// schedule); integrations in the backup are ignored.
+/// schedule); integrations with their matchers, extract values and aliases (an alias another
+/// project has is replaced by a new one; an integration's key comes back without its secret).
 #[utoipa::path(post, path = "/api/projects/restore", tag = "projects", request_body = ProjectBackup,
     responses((status = 200, body = Project), (status = 400), (status = 403)))]
 async fn restore(

@@ -7,6 +7,7 @@ mod catalog;
 pub(crate) mod environments;
 mod events;
 mod host_configs;
+mod integrations;
 mod inventories;
 mod keys;
 mod members;
@@ -86,6 +87,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(runners::router())
         .merge(runner_jobs::router())
         .merge(schedules::router())
+        .merge(integrations::router())
         .merge(catalog::router())
         .merge(ws::router())
         .split_for_parts()
