@@ -753,6 +753,8 @@ async fn a_failed_restore_rolls_back(backend: Backend) {
         ],
         schedules: Vec::new(),
         host_configs: Vec::new(),
+        integrations: Vec::new(),
+        integration_aliases: Vec::new(),
     };
     let e = server
         .store()

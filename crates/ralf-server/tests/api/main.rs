@@ -7,6 +7,7 @@ mod conventions;
 mod environments;
 mod front_door;
 mod inputs;
+mod integrations;
 mod inventories;
 mod keys;
 mod parity;
