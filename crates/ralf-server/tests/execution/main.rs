@@ -6,6 +6,7 @@ mod catalog;
 mod common;
 mod git;
 mod inputs;
+mod integrations;
 mod live;
 mod queue;
 mod restart;
