@@ -89,6 +89,10 @@ fuzz() {
     seed $p/templates '{"name": "tpl", "project_id": 1, "app": "bash", "playbook": "run.sh", "repository_id": 1, "inventory_id": 1, "environment_id": 1}'
     seed $p/schedules '{"name": "sch", "project_id": 1, "template_id": 1, "cron_format": "0 0 1 1 *", "active": false}'
     seed $p/tasks '{"template_id": 1}'
+    seed $p/integrations '{"name": "hook", "project_id": 1, "template_id": 1}'
+    seed $p/integrations/1/matchers '{"name": "m", "match_type": "header", "method": "equals", "key": "X-Event", "value": "push"}'
+    seed $p/integrations/1/values '{"name": "v", "value_source": "header", "key": "X-Event", "variable": "EVENT"}'
+    seed $p/integrations/1/aliases '{}'
     seed /runners '{"name": "runner"}'
     seed $p/runners '{"name": "project runner"}'
 
