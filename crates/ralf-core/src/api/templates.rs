@@ -389,8 +389,9 @@ pub struct TemplateListItem {
 }
 
 /// `GET /api/project/{id}/templates/{template_id}/refs`: what would stop working without the
-/// template: the deploy templates it builds for. Semaphore's shape, so every kind is present;
-/// schedules and integrations stay empty until ralf has them.
+/// template: the deploy templates it builds for and the integrations that start it (deleting
+/// the template deletes them). Semaphore's shape, so every kind is present; `schedules` stays
+/// empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateRefs {
     pub templates: Vec<ObjectRef>,

@@ -235,8 +235,13 @@ async fn refs(
         .store
         .templates_built_by(access.project_id, TemplateId(template_id))
         .await?;
+    let integrations = state
+        .store
+        .template_integrations(access.project_id, template_id)
+        .await?;
     Ok(Json(TemplateRefs {
         templates,
+        integrations,
         ..Default::default()
     }))
 }

@@ -245,6 +245,13 @@ async fn integrations_have_semaphores_routes_and_statuses(backend: Backend) {
         StatusCode::FORBIDDEN,
     );
 
+    // The template's refs name it (deleting the template deletes it).
+    let refs = admin
+        .get(&f.path(&format!("/templates/{}/refs", f.template())))
+        .await
+        .body;
+    assert_eq!(refs["integrations"], json!([{"id": id, "name": "push"}]));
+
     // The key in use cannot go; deleting removes matchers, values and aliases with it.
     assert_status(
         &admin.delete(&f.path(&format!("/keys/{key}"))).await,
