@@ -25,6 +25,7 @@ mod in_project;
 pub mod inventories;
 pub mod keys;
 pub mod migrate;
+pub mod notifications;
 mod output;
 pub mod projects;
 mod refs;

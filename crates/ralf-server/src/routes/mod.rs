@@ -10,6 +10,7 @@ mod host_configs;
 mod inventories;
 mod keys;
 mod members;
+mod notifications;
 pub(crate) mod projects;
 mod repositories;
 mod runner_jobs;
@@ -87,6 +88,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(runner_jobs::router())
         .merge(schedules::router())
         .merge(catalog::router())
+        .merge(notifications::router())
         .merge(ws::router())
         .split_for_parts()
 }
