@@ -41,6 +41,8 @@ pub struct Notifier {
     http: reqwest::Client,
     failures: Mutex<HashMap<Channel, Failing>>,
     parallel: Arc<tokio::sync::Semaphore>,
+    /// Wakes [`run`] when a delivery was put off, so its retry is not late.
+    rescheduled: tokio::sync::Notify,
 }
 
 /// A channel that failed: when that was last logged, and how often it failed since.
@@ -58,6 +60,7 @@ impl Default for Notifier {
                 .unwrap_or_default(),
             failures: Mutex::default(),
             parallel: Arc::new(tokio::sync::Semaphore::new(PARALLEL)),
+            rescheduled: tokio::sync::Notify::new(),
         }
     }
 }
@@ -191,6 +194,7 @@ pub async fn run(state: AppState) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
+                _ = state.notifier.rescheduled.notified() => break,
                 event = news.recv() => match event {
                     Ok(LiveEvent::Status { status, .. }) if status.is_notifiable() => break,
                     Ok(_) => {}
@@ -287,7 +291,9 @@ async fn send_owed(state: &AppState, owed: OwedNotification) -> Result<(), ralf_
     let names: Vec<String> = failed.iter().map(|(target, _)| target.name()).collect();
     let wait = backoff(settings.retry_after, owed.attempts);
     let next = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-    state.store.retry_notification(owed.id, &names, next).await
+    state.store.retry_notification(owed.id, &names, next).await?;
+    state.notifier.rescheduled.notify_one();
+    Ok(())
 }
 
 /// The message about task `task_id` entering `status`, with the last lines of its log.

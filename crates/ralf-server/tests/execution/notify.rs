@@ -178,6 +178,31 @@ impl SmtpSink {
     }
 }
 
+/// `text` with quoted-printable's soft line breaks and `=XX` escapes undone.
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=')
+            .then(|| joined.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
+
 /// Every channel, pointed at `http` and `smtp`.
 fn every_channel(http: &Receiver, smtp: &SmtpSink) -> NotifySettings {
     NotifySettings {
@@ -342,6 +367,7 @@ async fn every_channel_hears_of_a_failed_task_with_its_log_masked(backend: Backe
     says_it_all("webhook", &webhook.to_string());
 
     let (recipients, mail) = smtp.wait_for_mail().await;
+    let mail = quoted_printable(&mail);
     assert_eq!(recipients, vec![format!("<{subscriber}>")]);
     assert!(mail.contains(&format!("Subject: {subject}")), "{mail}");
     says_it_all("e-mail", &mail);
