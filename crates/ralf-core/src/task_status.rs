@@ -58,6 +58,20 @@ impl TaskStatus {
         )
     }
 
+    /// Whether entering this status tells the project's alert channels (docs/notifications.md):
+    /// the ends a person wants to hear of (success, error, stopped; a rejected plan is one
+    /// stopped by a person) and a plan waiting for confirmation.
+    pub const fn is_notifiable(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Success
+                | TaskStatus::Error
+                | TaskStatus::Stopped
+                | TaskStatus::Rejected
+                | TaskStatus::WaitingConfirmation
+        )
+    }
+
     /// Whether a task in `self` may move to `next`. Finished tasks are final; a stopping task
     /// only ends; a waiting task can start, be stopped, or fail before it starts.
     pub fn can_become(self, next: TaskStatus) -> bool {

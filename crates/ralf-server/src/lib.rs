@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 mod http;
 mod login_throttle;
+pub mod notify;
 pub mod outbox;
 pub mod routes;
 pub mod scheduler;
@@ -53,6 +54,8 @@ pub struct RunningServer {
     scheduling: tokio::task::JoinHandle<()>,
     /// The catalog's conductor.
     conducting: tokio::task::JoinHandle<()>,
+    /// The sender of notifications.
+    notifying: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -66,6 +69,9 @@ impl RunningServer {
         // server looks next, not half-way through this shutdown.
         self.conducting.abort();
         self.dispatcher.stop_all().await;
+        // After the tasks stopped: what their ends owe is sent by the next server to look,
+        // or by this one at its next start.
+        self.notifying.abort();
         for task in &self.clustering {
             task.abort();
         }
@@ -125,6 +131,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         address: addr.to_string().into(),
         schedules: Default::default(),
         catalog: Arc::new(catalog::CatalogEngine::new(exec.clone())),
+        notifier: Default::default(),
     };
     // What an earlier run left active ends now: on SQLite this server is the only one (the
     // lock says so), so every other node is dead; on PostgreSQL, those silent past their lease.
@@ -151,6 +158,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         let state = state.clone();
         move || catalog::run(state.clone())
     });
+    let notifying = supervise::spawn_restarting("notifier", {
+        let state = state.clone();
+        move || notify::run(state.clone())
+    });
     let live = state.live.clone();
     let node_id = state.node_id.clone();
     let idle_timeout = state.settings.http_idle_timeout;
@@ -174,6 +185,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         _sqlite_lock: sqlite_lock,
         scheduling,
         conducting,
+        notifying,
     })
 }
 

@@ -74,6 +74,8 @@ pub struct Settings {
     pub initial_admin_password_file: Option<PathBuf>,
     /// The catalog's advisor (docs/catalog.md), when one is configured.
     pub advisor: Option<AdvisorSettings>,
+    /// Where the news of tasks' ends goes (docs/notifications.md).
+    pub notify: crate::notify::NotifySettings,
 }
 
 /// An OpenAI-compatible chat endpoint the catalog asks for advice; never authoritative.
@@ -136,6 +138,7 @@ impl std::fmt::Debug for Settings {
                 &self.initial_admin_password_file,
             )
             .field("advisor", &self.advisor)
+            .field("notify", &self.notify)
             .finish()
     }
 }
@@ -181,6 +184,7 @@ impl Settings {
             http_idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
             initial_admin_password_file: None,
             advisor: None,
+            notify: Default::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What every request handler shares: the store, the secret cipher, the settings, the guard
 //! against password guessing, the task queue, the live news of tasks, who this server is in a
-//! cluster, and the service catalog's engine.
+//! cluster, the service catalog's engine, and the notifier of tasks' ends.
 
 use std::sync::Arc;
 
@@ -33,6 +33,8 @@ pub struct AppState {
     pub schedules: Arc<crate::scheduler::ScheduleWakeup>,
     /// The service catalog: how it reads repositories, and its conductor's wake-up.
     pub catalog: Arc<crate::catalog::CatalogEngine>,
+    /// Sends the news of tasks' ends to the configured channels.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 impl AppState {

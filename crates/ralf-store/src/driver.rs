@@ -170,6 +170,16 @@ pub(crate) trait Tx: Dialect {
     /// returns the index of its first line.
     async fn append_chunk(&mut self, task_id: TaskId, chunk: &Chunk) -> Result<i64>;
 
+    /// Records that task `task_id` entering `status` is owed to its project's alert channels
+    /// (when the status is notifiable; once per task and status), due at `now`. Called in the
+    /// transaction that stores the status, so no end is stored without it.
+    async fn owe_notification(
+        &mut self,
+        task_id: TaskId,
+        status: TaskStatus,
+        now: Timestamp,
+    ) -> Result<()>;
+
     /// Moves `task` back to `waiting` (when it may be requeued) or to `error`, appending its
     /// last line; `None` when the task was no longer active (a compare-and-set, so a task
     /// settled meanwhile, by its server after all or by another sweep, is left alone).
@@ -298,6 +308,23 @@ macro_rules! impl_tx {
                 Ok(first)
             }
 
+            async fn owe_notification(
+                &mut self,
+                task_id: TaskId,
+                status: TaskStatus,
+                now: Timestamp,
+            ) -> Result<()> {
+                if status.is_notifiable() {
+                    sqlx::query(crate::notifications::OWE_NOTIFICATION)
+                        .bind(task_id)
+                        .bind(status.as_str())
+                        .bind(now.0.timestamp_millis())
+                        .execute(&mut *self)
+                        .await?;
+                }
+                Ok(())
+            }
+
             async fn settle_lost(
                 &mut self,
                 task: LostTask,
@@ -324,6 +351,8 @@ macro_rules! impl_tx {
                     sqlx::query("DELETE FROM task_secrets WHERE task_id = $1")
                         .bind(task.id)
                         .execute(&mut *self)
+                        .await?;
+                    self.owe_notification(task.id, TaskStatus::Error, now)
                         .await?;
                 }
                 let chunk = Chunk::new(&[(now, task.line.clone())]);

@@ -26,6 +26,7 @@ pub mod integrations;
 pub mod inventories;
 pub mod keys;
 pub mod migrate;
+pub mod notifications;
 mod output;
 pub mod projects;
 mod refs;

@@ -344,6 +344,7 @@ impl Store {
             )
         };
         let done = with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             let mut q = sqlx::query(sql)
                 .bind(to.as_str())
                 .bind(id)
@@ -351,14 +352,18 @@ impl Store {
             if stamps {
                 q = q.bind(now);
             }
-            let done = q.execute(pool).await?.rows_affected();
-            if done == 1 && to.is_finished() {
-                // A finished task needs its secret answers no more.
-                sqlx::query("DELETE FROM task_secrets WHERE task_id = $1")
-                    .bind(id)
-                    .execute(pool)
-                    .await?;
+            let done = q.execute(&mut *tx).await?.rows_affected();
+            if done == 1 {
+                if to.is_finished() {
+                    // A finished task needs its secret answers no more.
+                    sqlx::query("DELETE FROM task_secrets WHERE task_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.owe_notification(id, to, now).await?;
             }
+            tx.commit().await?;
             done
         });
         Ok(done == 1)

@@ -518,6 +518,7 @@ mod tests {
             http_idle_timeout: crate::settings::DEFAULT_HTTP_IDLE_TIMEOUT,
             initial_admin_password_file: None,
             advisor: None,
+            notify: Default::default(),
         };
         let state = AppState {
             store: store.clone(),
@@ -533,6 +534,7 @@ mod tests {
             catalog: Arc::new(crate::catalog::CatalogEngine::new(ExecConfig::new(
                 dir.join("work"),
             ))),
+            notifier: Default::default(),
         };
         let user = store
             .create_user(&NewUser {

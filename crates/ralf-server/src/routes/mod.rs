@@ -11,6 +11,7 @@ mod integrations;
 mod inventories;
 mod keys;
 mod members;
+mod notifications;
 pub(crate) mod projects;
 mod repositories;
 mod runner_jobs;
@@ -89,6 +90,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(schedules::router())
         .merge(integrations::router())
         .merge(catalog::router())
+        .merge(notifications::router())
         .merge(ws::router())
         .split_for_parts()
 }

@@ -8,6 +8,7 @@ mod git;
 mod inputs;
 mod integrations;
 mod live;
+mod notify;
 mod queue;
 mod restart;
 mod scripts;

@@ -18,11 +18,13 @@
 //!
 //! From raw layers to settings, one module each: `layers` (the config file's keys, `RALF_*`
 //! variables, flags and defaults, each layer with its origins), `semaphore` (Semaphore's
-//! variables, and the database their `SEMAPHORE_DB_*` part names), `value` (one winning value
+//! variables, and the database their `SEMAPHORE_DB_*` part names), `notify` (the notification
+//! channels), `value` (one winning value
 //! and its coercion to text, port, number, duration or boolean), `resolve` (the merged layers
 //! → [`ralf_server::Settings`]), `url` (database URLs: parsing, building, redacting).
 
 mod layers;
+mod notify;
 mod resolve;
 mod semaphore;
 mod url;
@@ -893,6 +895,77 @@ mod tests {
         );
         let e = err(&no_flags(), &[("RALF_ADVISOR_URL", "http://h/v1")]);
         assert!(e.contains("advisor_model"), "{e}");
+    }
+
+    #[test]
+    fn semaphores_alert_variables_configure_the_channels() {
+        use ralf_server::notify::channels::EmailTls;
+        let notify = ok(&no_flags(), &[]).notify;
+        assert!(notify.email.is_none() && notify.chat_channels().is_empty());
+        let notify = ok(
+            &no_flags(),
+            &[
+                ("SEMAPHORE_EMAIL_ALERT", "true"),
+                ("SEMAPHORE_EMAIL_HOST", "smtp.example.com"),
+                ("SEMAPHORE_EMAIL_PORT", "587"),
+                ("SEMAPHORE_EMAIL_SENDER", "ralf@example.com"),
+                ("SEMAPHORE_EMAIL_USERNAME", "ralf"),
+                ("SEMAPHORE_EMAIL_PASSWORD", "mail-secret"),
+                ("SEMAPHORE_EMAIL_SECURE", "true"),
+                ("SEMAPHORE_SLACK_ALERT", "true"),
+                ("SEMAPHORE_SLACK_URL", "https://hooks.slack.com/services/T/B/slack-secret"),
+                ("SEMAPHORE_TELEGRAM_ALERT", "true"),
+                ("SEMAPHORE_TELEGRAM_TOKEN", "telegram-secret"),
+                ("SEMAPHORE_TELEGRAM_CHAT", "-100123"),
+                ("SEMAPHORE_GOTIFY_URL", "https://gotify.example.com/"),
+                ("SEMAPHORE_GOTIFY_TOKEN", "gotify-secret"),
+                // A channel switched off keeps quiet although its URL is set.
+                ("SEMAPHORE_DINGTALK_ALERT", "false"),
+                ("SEMAPHORE_DINGTALK_URL", "https://oapi.dingtalk.com/robot/send?x=y"),
+                ("RALF_NTFY_URL", "https://ntfy.sh/deploys"),
+                ("RALF_ALERT_WEBHOOK_URL", "https://hooks.example.com/ralf"),
+            ],
+        )
+        .notify;
+        let email = notify.email.as_ref().expect("e-mail");
+        assert_eq!(
+            (email.host.as_str(), email.port, email.tls),
+            ("smtp.example.com", 587, EmailTls::StartTls)
+        );
+        assert_eq!(email.password.as_deref(), Some("mail-secret"));
+        let names: Vec<&str> = notify.chat_channels().iter().map(|c| c.name()).collect();
+        assert_eq!(names, ["slack", "telegram", "gotify", "ntfy", "webhook"]);
+        let telegram = notify.telegram.as_ref().unwrap();
+        assert_eq!(telegram.chat.as_deref(), Some("-100123"));
+        assert_eq!(telegram.api_url, "https://api.telegram.org");
+        assert_eq!(notify.gotify.as_ref().unwrap().url, "https://gotify.example.com");
+        let debug = format!("{notify:?}");
+        for secret in ["mail-secret", "slack-secret", "telegram-secret", "gotify-secret"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+
+        let e = err(&no_flags(), &[("SEMAPHORE_SLACK_ALERT", "true")]);
+        assert!(e.contains("slack needs slack_url"), "{e}");
+        let e = err(&no_flags(), &[("RALF_EMAIL_HOST", "smtp.example.com")]);
+        assert!(e.contains("email_sender"), "{e}");
+        let tls = |value: &str| {
+            ok(
+                &no_flags(),
+                &[
+                    ("RALF_EMAIL_HOST", "h"),
+                    ("RALF_EMAIL_SENDER", "s@example.com"),
+                    ("RALF_EMAIL_TLS", value),
+                ],
+            )
+            .notify
+            .email
+            .unwrap()
+            .tls
+        };
+        assert_eq!(tls("true"), EmailTls::Tls);
+        assert_eq!(tls("none"), EmailTls::None);
+        assert_eq!(tls("auto"), EmailTls::Auto);
+        assert!(err(&no_flags(), &[("RALF_EMAIL_HOST", "h"), ("RALF_EMAIL_SENDER", "s"), ("RALF_EMAIL_TLS", "maybe")]).contains("expected auto"));
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl Resolver {
             },
             initial_admin_password_file: None,
             advisor: self.advisor()?,
+            notify: self.notify()?,
         })
     }
 
