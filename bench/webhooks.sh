@@ -61,7 +61,8 @@ def call(method, path, body=None, headers=None):
     conn.request(method, path, body=data, headers=headers or {})
     r = conn.getresponse()
     text = r.read()
-    return r.status, r.headers, (json.loads(text) if text.strip() else None)
+    is_json = r.headers.get("Content-Type", "").startswith("application/json")
+    return r.status, r.headers, (json.loads(text) if is_json and text.strip() else None)
 
 status, headers, _ = call("POST", "/api/auth/login", {"auth": "bench", "password": "bench-password"},
                           {"Content-Type": "application/json"})
