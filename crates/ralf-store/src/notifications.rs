@@ -117,25 +117,30 @@ impl Store {
     /// When the next notification is due (Unix milliseconds), if any is owed.
     pub async fn next_notification_due(&self) -> Result<Option<i64>> {
         Ok(with_db!(self, read, |pool| {
-            sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT MIN(next_attempt) FROM task_notifications",
-            )
-            .fetch_one(pool)
-            .await?
+            sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(next_attempt) FROM task_notifications")
+                .fetch_one(pool)
+                .await?
         }))
     }
 
     /// Leaves notification `id` owed to `channels` only, due again at `next_ms`.
-    pub async fn retry_notification(&self, id: i64, channels: &[String], next_ms: i64) -> Result<()> {
+    pub async fn retry_notification(
+        &self,
+        id: i64,
+        channels: &[String],
+        next_ms: i64,
+    ) -> Result<()> {
         let channels = serde_json::to_string(channels)
             .map_err(|e| StoreError::Invalid(format!("channels: {e}")))?;
         with_db!(self, write, |pool| {
-            sqlx::query("UPDATE task_notifications SET channels = $1, next_attempt = $2 WHERE id = $3")
-                .bind(channels)
-                .bind(next_ms)
-                .bind(id)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE task_notifications SET channels = $1, next_attempt = $2 WHERE id = $3",
+            )
+            .bind(channels)
+            .bind(next_ms)
+            .bind(id)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }

@@ -393,13 +393,18 @@ async fn ids_from_elsewhere_are_refused(backend: Backend) {
     f.store.close().await;
 }
 
-
 /// A notifiable status owes one notification, stored with it; of several servers claiming it
 /// at once, one gets it, and nobody until its lease ends; a retry leaves only what failed.
 async fn an_end_owes_one_notification_claimed_once(backend: Backend) {
     let f = fixture(backend).await;
     let params = TaskParams::default();
-    let task = TaskId(f.store.create_task(&new_task(&f, &params)).await.unwrap().id);
+    let task = TaskId(
+        f.store
+            .create_task(&new_task(&f, &params))
+            .await
+            .unwrap()
+            .id,
+    );
     let now = Timestamp::now();
     for (from, to) in [
         (TaskStatus::Waiting, TaskStatus::Starting),
@@ -407,8 +412,17 @@ async fn an_end_owes_one_notification_claimed_once(backend: Backend) {
     ] {
         assert!(f.store.set_task_status(task, from, to, now).await.unwrap());
     }
-    assert_eq!(f.store.next_notification_due().await.unwrap(), None, "nothing to tell yet");
-    assert!(f.store.set_task_status(task, TaskStatus::Running, TaskStatus::Error, now).await.unwrap());
+    assert_eq!(
+        f.store.next_notification_due().await.unwrap(),
+        None,
+        "nothing to tell yet"
+    );
+    assert!(
+        f.store
+            .set_task_status(task, TaskStatus::Running, TaskStatus::Error, now)
+            .await
+            .unwrap()
+    );
     let due = now.0.timestamp_millis();
     assert_eq!(f.store.next_notification_due().await.unwrap(), Some(due));
 
@@ -417,19 +431,43 @@ async fn an_end_owes_one_notification_claimed_once(backend: Backend) {
     let claimed: Vec<_> = [a, b, c].into_iter().filter_map(|r| r.unwrap()).collect();
     assert_eq!(claimed.len(), 1, "one claim wins: {claimed:?}");
     let owed = &claimed[0];
-    assert_eq!((owed.task_id, owed.status, owed.attempts), (task, TaskStatus::Error, 1));
+    assert_eq!(
+        (owed.task_id, owed.status, owed.attempts),
+        (task, TaskStatus::Error, 1)
+    );
     assert_eq!(owed.channels, None, "every channel is owed");
     assert!(claim().await.unwrap().is_none(), "leased");
-    assert!(f.store.claim_notification(due + 60_000, 60_000).await.unwrap().is_some(), "lease over");
+    assert!(
+        f.store
+            .claim_notification(due + 60_000, 60_000)
+            .await
+            .unwrap()
+            .is_some(),
+        "lease over"
+    );
 
-    f.store.retry_notification(owed.id, &["slack".into()], due).await.unwrap();
+    f.store
+        .retry_notification(owed.id, &["slack".into()], due)
+        .await
+        .unwrap();
     let again = claim().await.unwrap().expect("due again");
-    assert_eq!((again.attempts, again.channels), (3, Some(vec!["slack".to_string()])));
+    assert_eq!(
+        (again.attempts, again.channels),
+        (3, Some(vec!["slack".to_string()]))
+    );
     f.store.forget_notification(again.id).await.unwrap();
     assert_eq!(f.store.next_notification_due().await.unwrap(), None);
 
-    let facts = f.store.notification_facts(task).await.unwrap().expect("facts");
-    assert_eq!((facts.project_name.as_str(), facts.template_name.as_str()), ("p", "build"));
+    let facts = f
+        .store
+        .notification_facts(task)
+        .await
+        .unwrap()
+        .expect("facts");
+    assert_eq!(
+        (facts.project_name.as_str(), facts.template_name.as_str()),
+        ("p", "build")
+    );
     assert_eq!(facts.started_by, "Runner");
     assert!(!facts.alert);
 }

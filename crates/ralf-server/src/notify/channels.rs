@@ -245,7 +245,8 @@ pub async fn send(
             send_email(email, address, message).await
         }
         Target::Chat(channel) => {
-            let request = chat_request(http, settings, *channel, message).ok_or_else(unconfigured)?;
+            let request =
+                chat_request(http, settings, *channel, message).ok_or_else(unconfigured)?;
             let answer = request
                 .timeout(SEND_TIMEOUT)
                 .send()
@@ -347,7 +348,13 @@ fn chat_request(
             let title: String = message
                 .subject
                 .chars()
-                .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+                .map(|c| {
+                    if c.is_ascii() && !c.is_ascii_control() {
+                        c
+                    } else {
+                        '?'
+                    }
+                })
                 .collect();
             headers.insert("Title", HeaderValue::from_str(&title).ok()?);
             let (priority, tags) = match message.tone {
@@ -357,16 +364,25 @@ fn chat_request(
             };
             headers.insert("Priority", HeaderValue::from_static(priority));
             headers.insert("Tags", HeaderValue::from_static(tags));
-            if let Some(link) = message.link.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
+            if let Some(link) = message
+                .link
+                .as_deref()
+                .and_then(|l| HeaderValue::from_str(l).ok())
+            {
                 headers.insert("Click", link);
             }
-            let mut request = http.post(&ntfy.url).headers(headers).body(message.plain_body());
+            let mut request = http
+                .post(&ntfy.url)
+                .headers(headers)
+                .body(message.plain_body());
             if let Some(token) = &ntfy.token {
                 request = request.bearer_auth(token);
             }
             request
         }
-        Channel::Webhook => http.post(settings.webhook_url.as_deref()?).json(&message.json),
+        Channel::Webhook => http
+            .post(settings.webhook_url.as_deref()?)
+            .json(&message.json),
     };
     Some(request)
 }

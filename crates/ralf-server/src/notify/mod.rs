@@ -146,7 +146,11 @@ pub fn wanted(facts: &NotificationFacts, status: TaskStatus) -> bool {
 /// Every delivery a project's message makes: each chat channel, and an e-mail to each of its
 /// subscribers when e-mail is configured. Telegram needs a chat, the server's or the
 /// project's.
-fn targets(settings: &NotifySettings, alert_chat: Option<&str>, subscribers: &[String]) -> Vec<Target> {
+fn targets(
+    settings: &NotifySettings,
+    alert_chat: Option<&str>,
+    subscribers: &[String],
+) -> Vec<Target> {
     let mut targets: Vec<Target> = settings
         .chat_channels()
         .into_iter()
@@ -227,14 +231,18 @@ async fn send_due(state: &AppState) -> Result<Duration, ralf_store::StoreError> 
         let state = state.clone();
         tokio::spawn(async move {
             let (id, task_id) = (owed.id, owed.task_id);
-            match AssertUnwindSafe(send_owed(&state, owed)).catch_unwind().await {
+            match AssertUnwindSafe(send_owed(&state, owed))
+                .catch_unwind()
+                .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(
                     error = %e, task.id = task_id.0, notification = id,
                     "notifications: could not record a delivery; it is tried again later"
                 ),
                 Err(_) => tracing::error!(
-                    task.id = task_id.0, notification = id,
+                    task.id = task_id.0,
+                    notification = id,
                     "notifications: sending panicked; it is tried again later"
                 ),
             }
@@ -243,7 +251,9 @@ async fn send_due(state: &AppState) -> Result<Duration, ralf_store::StoreError> 
     }
     let next = state.store.next_notification_due().await?;
     Ok(match next {
-        Some(due) => Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0) + 50).min(SWEEP),
+        Some(due) => {
+            Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0) + 50).min(SWEEP)
+        }
         None => SWEEP,
     })
 }
@@ -291,7 +301,10 @@ async fn send_owed(state: &AppState, owed: OwedNotification) -> Result<(), ralf_
     let names: Vec<String> = failed.iter().map(|(target, _)| target.name()).collect();
     let wait = backoff(settings.retry_after, owed.attempts);
     let next = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-    state.store.retry_notification(owed.id, &names, next).await?;
+    state
+        .store
+        .retry_notification(owed.id, &names, next)
+        .await?;
     state.notifier.rescheduled.notify_one();
     Ok(())
 }
@@ -348,7 +361,10 @@ pub async fn send_test(
         alert_chat,
         &state.settings.web_host,
     );
-    let failed = state.notifier.deliver_all(settings, targets, &message).await;
+    let failed = state
+        .notifier
+        .deliver_all(settings, targets, &message)
+        .await;
     Ok(if failed.is_empty() {
         TestOutcome::Sent
     } else {

@@ -69,11 +69,7 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver {
-            url,
-            got,
-            failures,
-        }
+        Receiver { url, got, failures }
     }
 
     fn got(&self) -> Vec<Received> {
@@ -92,19 +88,22 @@ impl Receiver {
     }
 }
 
+/// A mail the sink took: the envelope's recipients and the data.
+type Mail = (Vec<String>, String);
+
 /// An SMTP server that takes every mail (no TLS offered, no authentication) and records it:
 /// the envelope's recipients and the data.
 #[derive(Clone)]
 struct SmtpSink {
     port: u16,
-    mails: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    mails: Arc<Mutex<Vec<Mail>>>,
 }
 
 impl SmtpSink {
     async fn start() -> SmtpSink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mails: Arc<Mutex<Vec<(Vec<String>, String)>>> = Arc::default();
+        let mails: Arc<Mutex<Vec<Mail>>> = Arc::default();
         let sink = SmtpSink {
             port,
             mails: mails.clone(),
@@ -165,7 +164,7 @@ impl SmtpSink {
         sink
     }
 
-    async fn wait_for_mail(&self) -> (Vec<String>, String) {
+    async fn wait_for_mail(&self) -> Mail {
         wait_until(WAIT, async || {
             self.mails
                 .lock()
@@ -290,7 +289,12 @@ async fn every_channel_hears_of_a_failed_task_with_its_log_masked(backend: Backe
         )
         .await;
     let template = project
-        .template("deploy", "bash", "deploy.sh", json!({"environment_id": env}))
+        .template(
+            "deploy",
+            "bash",
+            "deploy.sh",
+            json!({"environment_id": env}),
+        )
         .await;
     let (done, lines) = project.run(json!({"template_id": template})).await;
     assert_eq!(done["status"], "error", "{lines:#?}");
@@ -318,7 +322,10 @@ async fn every_channel_hears_of_a_failed_task_with_its_log_masked(backend: Backe
         ] {
             assert!(text.contains(wanted), "{channel} lacks {wanted:?}: {text}");
         }
-        assert!(!text.contains(API_TOKEN), "{channel} shows the secret: {text}");
+        assert!(
+            !text.contains(API_TOKEN),
+            "{channel} shows the secret: {text}"
+        );
     };
 
     let slack = http.wait_for("/slack/T000/B000/secretpath").await.json();
@@ -328,11 +335,20 @@ async fn every_channel_hears_of_a_failed_task_with_its_log_masked(backend: Backe
 
     let teams = http.wait_for("/teams").await.json();
     assert_eq!(teams["@type"], "MessageCard");
-    says_it_all("teams", &format!("{} {}", teams["title"], teams["text"]).replace("\\n", "\n"));
-    assert_eq!(teams["potentialAction"][0]["targets"][0]["uri"], link.as_str());
+    says_it_all(
+        "teams",
+        &format!("{} {}", teams["title"], teams["text"]).replace("\\n", "\n"),
+    );
+    assert_eq!(
+        teams["potentialAction"][0]["targets"][0]["uri"],
+        link.as_str()
+    );
 
     // The project's alert_chat wins over the server's chat.
-    let telegram = http.wait_for("/bot123:telegram-token/sendMessage").await.json();
+    let telegram = http
+        .wait_for("/bot123:telegram-token/sendMessage")
+        .await
+        .json();
     assert_eq!(telegram["chat_id"], "4242");
     says_it_all("telegram", telegram["text"].as_str().unwrap());
 
@@ -343,7 +359,10 @@ async fn every_channel_hears_of_a_failed_task_with_its_log_masked(backend: Backe
     assert_eq!(gotify.headers["x-gotify-key"], "gotify-app-token");
     let gotify = gotify.json();
     assert_eq!(gotify["priority"], 8, "a failure is urgent");
-    says_it_all("gotify", &format!("{} {}", gotify["title"], gotify["message"]).replace("\\n", "\n"));
+    says_it_all(
+        "gotify",
+        &format!("{} {}", gotify["title"], gotify["message"]).replace("\\n", "\n"),
+    );
 
     let dingtalk = http.wait_for("/dingtalk?access_token=ding").await.json();
     assert_eq!(dingtalk["msgtype"], "markdown");
@@ -373,9 +392,11 @@ async fn every_channel_hears_of_a_failed_task_with_its_log_masked(backend: Backe
     says_it_all("e-mail", &mail);
 
     // One message per channel, and nothing left owed.
-    wait_until(WAIT, async || match server.store().next_notification_due().await {
-        Ok(None) => Ok(()),
-        other => Err(format!("still owed: {other:?}")),
+    wait_until(WAIT, async || {
+        match server.store().next_notification_due().await {
+            Ok(None) => Ok(()),
+            other => Err(format!("still owed: {other:?}")),
+        }
     })
     .await;
     assert_eq!(http.got().len(), 8, "{:#?}", http.got());
@@ -400,10 +421,20 @@ async fn templates_suppress_successes_and_projects_without_alerts_hear_nothing(b
 
     let project = Project::with(&server, &repo.url(), json!({"alert": true})).await;
     let ok = project
-        .template("ok", "bash", "ok.sh", json!({"suppress_success_alerts": true}))
+        .template(
+            "ok",
+            "bash",
+            "ok.sh",
+            json!({"suppress_success_alerts": true}),
+        )
         .await;
     let fail = project
-        .template("fail", "bash", "fail.sh", json!({"suppress_error_alerts": true}))
+        .template(
+            "fail",
+            "bash",
+            "fail.sh",
+            json!({"suppress_error_alerts": true}),
+        )
         .await;
     let told = project.template("told", "bash", "ok.sh", json!({})).await;
     for template in [ok, fail, told] {
@@ -413,9 +444,11 @@ async fn templates_suppress_successes_and_projects_without_alerts_hear_nothing(b
     let heard = http.wait_for("/webhook").await.json();
     assert_eq!(heard["template"]["name"], "told");
     assert_eq!(heard["task"]["status"], "success");
-    wait_until(WAIT, async || match server.store().next_notification_due().await {
-        Ok(None) => Ok(()),
-        other => Err(format!("still owed: {other:?}")),
+    wait_until(WAIT, async || {
+        match server.store().next_notification_due().await {
+            Ok(None) => Ok(()),
+            other => Err(format!("still owed: {other:?}")),
+        }
     })
     .await;
     assert_eq!(http.got().len(), 1, "{:#?}", http.got());
@@ -460,8 +493,18 @@ async fn a_failing_channel_is_retried_and_never_touches_the_task(backend: Backen
     assert_eq!(got.len(), 3, "{got:#?}");
     assert!(got.iter().all(|r| r.json()["task"]["id"] == done["id"]));
     // Slack is still owed, the task unchanged.
-    assert!(server.store().next_notification_due().await.unwrap().is_some());
-    assert_eq!(project.task(done["id"].as_i64().unwrap()).await["status"], "success");
+    assert!(
+        server
+            .store()
+            .next_notification_due()
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        project.task(done["id"].as_i64().unwrap()).await["status"],
+        "success"
+    );
     server.stop().await;
 }
 
@@ -473,7 +516,11 @@ async fn a_test_notification_needs_alerts_and_reports_failing_channels(backend: 
     let quiet = Project::with(&server, &repo.url(), json!({"alert": false})).await;
     let reply = quiet.post("notifications/test", json!({})).await;
     assert_eq!(reply.status, 409, "{}", reply.text);
-    assert!(reply.error().contains("alerts are not enabled"), "{}", reply.text);
+    assert!(
+        reply.error().contains("alerts are not enabled"),
+        "{}",
+        reply.text
+    );
     assert!(http.got().is_empty());
 
     let project = Project::with(&server, &repo.url(), json!({"alert": true})).await;
@@ -482,9 +529,20 @@ async fn a_test_notification_needs_alerts_and_reports_failing_channels(backend: 
     assert_eq!(reply.status, 204, "{}", reply.text);
     // It answered after sending: everything is there already.
     assert_eq!(http.got().len(), 8, "{:#?}", http.got());
-    let telegram = http.wait_for("/bot123:telegram-token/sendMessage").await.json();
-    assert_eq!(telegram["chat_id"], "1111", "the server's chat without alert_chat");
-    assert!(telegram["text"].as_str().unwrap().contains("test notification"));
+    let telegram = http
+        .wait_for("/bot123:telegram-token/sendMessage")
+        .await
+        .json();
+    assert_eq!(
+        telegram["chat_id"], "1111",
+        "the server's chat without alert_chat"
+    );
+    assert!(
+        telegram["text"]
+            .as_str()
+            .unwrap()
+            .contains("test notification")
+    );
     assert_eq!(http.wait_for("/webhook").await.json()["event"], "test");
     let (recipients, _) = smtp.wait_for_mail().await;
     assert_eq!(recipients, vec![format!("<{subscriber}>")]);
@@ -494,7 +552,12 @@ async fn a_test_notification_needs_alerts_and_reports_failing_channels(backend: 
     let reply = project.post("notifications/test", json!({})).await;
     assert_eq!(reply.status, 502, "{}", reply.text);
     assert!(reply.error().contains("500"), "{}", reply.text);
-    for secret in ["secretpath", "telegram-token", "gotify-app-token", "ntfy-token"] {
+    for secret in [
+        "secretpath",
+        "telegram-token",
+        "gotify-app-token",
+        "ntfy-token",
+    ] {
         assert!(!reply.text.contains(secret), "{}", reply.text);
     }
     server.stop().await;

@@ -913,7 +913,10 @@ mod tests {
                 ("SEMAPHORE_EMAIL_PASSWORD", "mail-secret"),
                 ("SEMAPHORE_EMAIL_SECURE", "true"),
                 ("SEMAPHORE_SLACK_ALERT", "true"),
-                ("SEMAPHORE_SLACK_URL", "https://hooks.slack.com/services/T/B/slack-secret"),
+                (
+                    "SEMAPHORE_SLACK_URL",
+                    "https://hooks.slack.com/services/T/B/slack-secret",
+                ),
                 ("SEMAPHORE_TELEGRAM_ALERT", "true"),
                 ("SEMAPHORE_TELEGRAM_TOKEN", "telegram-secret"),
                 ("SEMAPHORE_TELEGRAM_CHAT", "-100123"),
@@ -921,7 +924,10 @@ mod tests {
                 ("SEMAPHORE_GOTIFY_TOKEN", "gotify-secret"),
                 // A channel switched off keeps quiet although its URL is set.
                 ("SEMAPHORE_DINGTALK_ALERT", "false"),
-                ("SEMAPHORE_DINGTALK_URL", "https://oapi.dingtalk.com/robot/send?x=y"),
+                (
+                    "SEMAPHORE_DINGTALK_URL",
+                    "https://oapi.dingtalk.com/robot/send?x=y",
+                ),
                 ("RALF_NTFY_URL", "https://ntfy.sh/deploys"),
                 ("RALF_ALERT_WEBHOOK_URL", "https://hooks.example.com/ralf"),
             ],
@@ -938,9 +944,17 @@ mod tests {
         let telegram = notify.telegram.as_ref().unwrap();
         assert_eq!(telegram.chat.as_deref(), Some("-100123"));
         assert_eq!(telegram.api_url, "https://api.telegram.org");
-        assert_eq!(notify.gotify.as_ref().unwrap().url, "https://gotify.example.com");
+        assert_eq!(
+            notify.gotify.as_ref().unwrap().url,
+            "https://gotify.example.com"
+        );
         let debug = format!("{notify:?}");
-        for secret in ["mail-secret", "slack-secret", "telegram-secret", "gotify-secret"] {
+        for secret in [
+            "mail-secret",
+            "slack-secret",
+            "telegram-secret",
+            "gotify-secret",
+        ] {
             assert!(!debug.contains(secret), "{debug}");
         }
 
@@ -965,7 +979,17 @@ mod tests {
         assert_eq!(tls("true"), EmailTls::Tls);
         assert_eq!(tls("none"), EmailTls::None);
         assert_eq!(tls("auto"), EmailTls::Auto);
-        assert!(err(&no_flags(), &[("RALF_EMAIL_HOST", "h"), ("RALF_EMAIL_SENDER", "s"), ("RALF_EMAIL_TLS", "maybe")]).contains("expected auto"));
+        assert!(
+            err(
+                &no_flags(),
+                &[
+                    ("RALF_EMAIL_HOST", "h"),
+                    ("RALF_EMAIL_SENDER", "s"),
+                    ("RALF_EMAIL_TLS", "maybe")
+                ]
+            )
+            .contains("expected auto")
+        );
     }
 
     #[test]

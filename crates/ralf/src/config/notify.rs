@@ -70,14 +70,20 @@ impl Resolver {
     /// A secret setting (a URL with a token in it, a password), `None` when unset or blank.
     fn secret(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
         match self.find(key, key) {
-            Some(found) => Ok(Some(found.secret_text()?.trim().to_string()).filter(|t| !t.is_empty())),
+            Some(found) => {
+                Ok(Some(found.secret_text()?.trim().to_string()).filter(|t| !t.is_empty()))
+            }
             None => Ok(None),
         }
     }
 
     /// What channel `name` needs (`key`), when the channel is on: `<name>_alert` is not
     /// `false`. `<name>_alert = true` without it is an error.
-    fn channel_url(&self, name: &'static str, key: &'static str) -> Result<Option<String>, ConfigError> {
+    fn channel_url(
+        &self,
+        name: &'static str,
+        key: &'static str,
+    ) -> Result<Option<String>, ConfigError> {
         let flag = self.alert_flag(name)?;
         let value = self.secret(key)?;
         match (flag, value) {
