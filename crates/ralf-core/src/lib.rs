@@ -2,7 +2,8 @@
 //! server, the client and the store), what a task runs and the wire of remote runners (`job`,
 //! `runner_wire`; shared by the server, the executor and `ralf runner`), project roles and
 //! their permissions, the task state machine, where the store lives (`database`), secrets kept
-//! out of messages (`redact`), and the crypto rules for secrets at rest and passwords.
+//! out of messages (`redact`), the crypto rules for secrets at rest and passwords, and the
+//! checks of webhooks' signatures (`signature`).
 
 pub mod api;
 pub mod database;
@@ -13,6 +14,7 @@ pub mod redact;
 pub mod role;
 pub mod runner_wire;
 pub mod secret;
+pub mod signature;
 pub mod task_status;
 pub mod time;
 pub mod token;
