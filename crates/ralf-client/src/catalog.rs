@@ -142,6 +142,16 @@ impl Client {
         decode(&path, &answer)
     }
 
+    /// Starts a health check (the smoke of every deployed service). Sent once, as
+    /// [`Client::start_rollout`].
+    pub async fn start_check(&self, project: i64) -> Result<Rollout, Error> {
+        let path = Client::catalog_path(project, "check");
+        let answer = self
+            .call(Method::POST, &path, &[], None, Replay::OnlyUnsent, true)
+            .await?;
+        decode(&path, &answer)
+    }
+
     pub async fn rollout(&self, project: i64, rollout: i64) -> Result<Rollout, Error> {
         let path = Client::catalog_path(project, &format!("rollouts/{rollout}"));
         self.get(&path, &[]).await

@@ -2,8 +2,9 @@
 //! repository at one commit and checks it against the project's templates (`read`), plans and
 //! starts rollouts ([`start_rollout`], which the API calls and a schedule or webhook can call
 //! too), records what people decide about them (approve, reject, cancel), shows services and
-//! rollouts as they stand, and runs rollouts to their end (`conductor`, on every server; the
-//! database decides which server does what).
+//! rollouts as they stand, runs rollouts to their end (`conductor`, on every server; the
+//! database decides which server does what), and writes what they deployed back into the
+//! files (`write_back`).
 //!
 //! What the catalog's logic decides (plans, the rollout state machine, step status objects) is
 //! in `ralf-catalog`; this module does its I/O. A rollout's plan is stored when it starts, so
@@ -14,6 +15,7 @@ mod advisor;
 mod conductor;
 mod read;
 pub mod schedule;
+mod write_back;
 
 use std::collections::BTreeMap;
 
@@ -516,6 +518,7 @@ fn view(stored: &StoredRollout, rollout: &Rollout) -> RolloutView {
         finished: stored.finished,
         cancelled: rollout.cancelled().cloned(),
         advice: None,
+        write_back: stored.write_back.clone(),
         services: rollout.services().to_vec(),
     }
 }

@@ -44,6 +44,22 @@ pub async fn catalog(args: ClientArgs, command: CatalogCommand) -> Result<ExitCo
             };
             watch.run(&session, rollout).await
         }
+        CatalogCommand::Check {
+            wait,
+            follow,
+            timeout,
+        } => {
+            let rollout = session.client.start_check(project).await?;
+            if !wait && !follow {
+                return started(&session, &rollout);
+            }
+            let watch = Watch {
+                project,
+                follow,
+                timeout,
+            };
+            watch.run(&session, rollout).await
+        }
         CatalogCommand::Approve { name } => {
             let rollout = session.client.approve_service(project, &name).await?;
             decided(&session, &rollout, &name, "Approved")

@@ -262,6 +262,11 @@ async fn plan_deploy_wait_status_and_graph() {
     let again = world.ralf(&["catalog", "deploy", "--wait"]);
     again.code(4);
     assert!(again.stderr().contains("nothing to roll out"), "{again:?}");
+
+    // A health check of what is deployed: the smokes alone, exit 0.
+    let check = world.ralf(&["catalog", "check", "--wait"]);
+    check.code(0);
+    assert!(check.stdout().contains("Rollout 2 succeeded."), "{check:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
