@@ -134,16 +134,20 @@ pub async fn services(
     services_at(state, project_id, &at).await
 }
 
-/// The catalog's dependency graph in Graphviz DOT, each service in the state
-/// [`services`] gives it.
-pub async fn graph(state: &AppState, project_id: i64) -> Result<String, CatalogFailure> {
+/// The catalog's dependency graph in Graphviz DOT (or, with `svg`, drawn as SVG), each service
+/// in the state [`services`] gives it.
+pub async fn graph(state: &AppState, project_id: i64, svg: bool) -> Result<String, CatalogFailure> {
     let at = load(state, project_id).await?;
     let states: BTreeMap<String, ServiceState> = services_at(state, project_id, &at)
         .await?
         .into_iter()
         .map(|view| (view.name, view.state))
         .collect();
-    Ok(ralf_catalog::graph::dot(&at.catalog, &states))
+    Ok(if svg {
+        ralf_catalog::graph::svg(&at.catalog, &states)
+    } else {
+        ralf_catalog::graph::dot(&at.catalog, &states)
+    })
 }
 
 /// [`services`] of the catalog as `at` read it.

@@ -215,22 +215,44 @@ async fn services(
     Ok(Json(catalog::services(&state, access.project_id.0).await?))
 }
 
-/// The catalog's dependency graph in Graphviz DOT: a box per service with its priority and
-/// state (as `services` gives it), an arrow from each dependency to what needs it.
+/// How the graph comes out.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GraphQuery {
+    /// `dot` (the default) or `svg`.
+    format: Option<String>,
+}
+
+/// The catalog's dependency graph in Graphviz DOT, or drawn as SVG with `?format=svg`: a box
+/// per service with its priority and state (as `services` gives it), an arrow from each
+/// dependency to what needs it.
 #[utoipa::path(get, path = "/api/project/{project_id}/catalog/graph", tag = "catalog",
-    params(("project_id" = i64, Path)),
-    responses((status = 200, description = "The graph in DOT", content_type = "text/vnd.graphviz", body = String),
-        (status = 400, description = "The catalog is invalid: every error with its file, line and column", body = InvalidCatalogBody),
+    params(("project_id" = i64, Path), GraphQuery),
+    responses((status = 200, description = "The graph in DOT, or SVG", content(
+            (String = "text/vnd.graphviz"), (String = "image/svg+xml"))),
+        (status = 400, description = "The catalog is invalid: every error with its file, line and column; or an unknown format", body = InvalidCatalogBody),
         (status = 409, description = "The project has no catalog, or its repository cannot be read", body = ErrorBody)))]
 async fn graph(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
+    Params(query): Params<GraphQuery>,
 ) -> ApiResult<([(header::HeaderName, &'static str); 1], String)> {
-    let dot = catalog::graph(&state, access.project_id.0).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")],
-        dot,
-    ))
+    let svg = match query.format.as_deref().map(str::trim) {
+        None | Some("") | Some("dot") => false,
+        Some("svg") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format: must be dot or svg, not {other:?}"
+            )));
+        }
+    };
+    let graph = catalog::graph(&state, access.project_id.0, svg).await?;
+    let content_type = if svg {
+        "image/svg+xml; charset=utf-8"
+    } else {
+        "text/vnd.graphviz; charset=utf-8"
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], graph))
 }
 
 /// What a rollout would deploy now, in order, each service with why it is in and what it

@@ -264,9 +264,9 @@ pub enum CatalogCommand {
     },
     /// The services as they stand: state, priority, dependencies, last deploy and result.
     Status,
-    /// The dependency graph in Graphviz DOT (or SVG, through Graphviz's `dot`).
+    /// The dependency graph in Graphviz DOT (or SVG).
     Graph {
-        /// Print SVG instead of DOT (needs Graphviz's `dot` on the PATH).
+        /// Print SVG instead of DOT, as the server draws it.
         #[arg(long)]
         svg: bool,
     },
