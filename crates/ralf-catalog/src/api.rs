@@ -28,7 +28,9 @@ pub struct CatalogSettings {
     pub path: String,
     /// The branch read; `null`: the repository's branch.
     pub branch: Option<String>,
-    /// Whether rollouts write the services' states back to their files (kept; not done yet).
+    /// Whether a finished rollout commits the `status` and `deployed_at` of the services it
+    /// deployed back into their files and pushes the commit (the repository's key must be
+    /// allowed to push).
     pub write_back: bool,
     /// How many services a rollout runs at once (1 to 64).
     #[schema(default = 1)]
@@ -36,6 +38,18 @@ pub struct CatalogSettings {
     /// A cron pattern (5 fields, UTC) at which a rollout of every service not yet deployed
     /// starts; `null`: none.
     pub schedule: Option<String>,
+    /// A cron pattern (5 fields, UTC) at which a health check (the smoke of every deployed
+    /// service) starts; `null`: none.
+    pub check_schedule: Option<String>,
+    /// Write-only: the secret of the inbound webhook that deploys the next pending service
+    /// (`POST /api/project/{project_id}/catalog/webhook`), at least 16 characters; `""`
+    /// removes it, `null` or absent keeps it. Never returned.
+    #[serde(skip_serializing)]
+    #[schema(write_only)]
+    pub webhook_secret: Option<String>,
+    /// Read-only: whether the webhook has a secret (and so is on). Ignored in a request.
+    #[schema(read_only)]
+    pub webhook_secret_set: bool,
 }
 
 impl Default for CatalogSettings {
@@ -47,6 +61,9 @@ impl Default for CatalogSettings {
             write_back: false,
             parallelism: 1,
             schedule: None,
+            check_schedule: None,
+            webhook_secret: None,
+            webhook_secret_set: false,
         }
     }
 }
@@ -156,8 +173,27 @@ pub struct RolloutView {
     /// in time. Its diagnosis of a failed step is the step's `advice`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
+    /// What the write-back did once the rollout ended: absent while none was tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_back: Option<WriteBackResult>,
     /// In plan order.
     pub services: Vec<ServiceProgress>,
+}
+
+/// The write-back of a finished rollout: the commit pushed, or why there is none. A failed
+/// write-back never fails the rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WriteBackResult {
+    /// The commit pushed to the catalog's branch; `null` when none was (nothing to change, or
+    /// it failed).
+    pub commit: Option<String>,
+    /// Why nothing was pushed, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The services whose files were changed.
+    #[serde(default)]
+    pub services: Vec<String>,
+    pub at: Timestamp,
 }
 
 /// One error of an invalid catalog.

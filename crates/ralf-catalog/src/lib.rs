@@ -2,7 +2,8 @@
 //! service (`model`, `parse`), their validation together into a `Catalog` (`validate`), which
 //! services a rollout takes and in what order (`plan`), the rollout state machine the engine
 //! replays after a restart (`rollout`), each step's status object (`report`), and the
-//! dependency graph in DOT (`graph`), and the API's shapes (`api`). See docs/catalog.md.
+//! dependency graph in DOT (`graph`), the states written back into the files (`write_back`),
+//! and the API's shapes (`api`). See docs/catalog.md.
 
 pub mod api;
 pub mod graph;
@@ -12,6 +13,7 @@ pub mod plan;
 pub mod report;
 pub mod rollout;
 pub mod validate;
+pub mod write_back;
 
 pub use model::{
     CatalogError, CatalogErrors, Location, Priority, Problem, Service, ServiceState, StepKind,

@@ -99,11 +99,17 @@ impl Client {
         self.get(&path, &query).await
     }
 
-    /// `GET …/catalog/graph`: the dependency graph in Graphviz DOT.
-    pub async fn catalog_graph(&self, project: i64) -> Result<String, Error> {
+    /// `GET …/catalog/graph`: the dependency graph in Graphviz DOT, or with `svg` as the
+    /// server draws it (a server that cannot answers DOT all the same).
+    pub async fn catalog_graph(&self, project: i64, svg: bool) -> Result<String, Error> {
         let path = Client::catalog_path(project, "graph");
+        let query = if svg {
+            vec![("format", "svg".to_owned())]
+        } else {
+            Vec::new()
+        };
         let body = self
-            .call(Method::GET, &path, &[], None, Replay::Safe, true)
+            .call(Method::GET, &path, &query, None, Replay::Safe, true)
             .await?;
         String::from_utf8(body).map_err(|e| Error::Decode {
             path,
@@ -138,6 +144,16 @@ impl Client {
                 Replay::OnlyUnsent,
                 true,
             )
+            .await?;
+        decode(&path, &answer)
+    }
+
+    /// Starts a health check (the smoke of every deployed service). Sent once, as
+    /// [`Client::start_rollout`].
+    pub async fn start_check(&self, project: i64) -> Result<Rollout, Error> {
+        let path = Client::catalog_path(project, "check");
+        let answer = self
+            .call(Method::POST, &path, &[], None, Replay::OnlyUnsent, true)
             .await?;
         decode(&path, &answer)
     }

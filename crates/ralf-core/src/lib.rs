@@ -2,7 +2,8 @@
 //! server, the client and the store), what a task runs and the wire of remote runners (`job`,
 //! `runner_wire`; shared by the server, the executor and `ralf runner`), project roles and
 //! their permissions, the task state machine, where the store lives (`database`), secrets kept
-//! out of messages (`redact`), and the crypto rules for secrets at rest and passwords.
+//! out of messages (`redact`), the crypto rules for secrets at rest and passwords, and the
+//! checks of webhooks' signatures (`signature`).
 
 pub mod api;
 pub mod database;

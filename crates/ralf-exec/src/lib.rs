@@ -43,13 +43,14 @@ pub use confine::check_repository_url;
 pub use control::{Control, StopRequest};
 // What the executor takes and reports: plain data in `ralf-core`, which the server's dispatcher
 // and the runner's wire share.
+pub use git::NewCommit;
 pub use output::{MAX_LINE, MIN_SECRET_LEN, OutputLine, OutputSink};
 pub use ralf_core::job::{
     AnsibleOptions, App, CheckoutInfo, Credential, Inventory, Job, LoginPassword, RepositorySource,
     SshKey, TerraformOptions, VaultPassword,
 };
 pub use ralf_core::redact::MASK;
-pub use read::{RepositoryRead, read_repository};
+pub use read::{RepositoryRead, commit_to_repository, read_repository};
 pub use sandbox::Isolation;
 pub use workspace::{Leftovers, remove_leftovers};
 

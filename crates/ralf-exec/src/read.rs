@@ -1,5 +1,5 @@
 //! Checkouts ralf makes for itself, outside any task: the server reading a project's service
-//! catalog. The same cached clone, URL check, sandbox and credentials as a task's checkout
+//! catalog, and committing its write-back. The same cached clone, URL check, sandbox and credentials as a task's checkout
 //! (see `git`), into a directory of its own under `work_dir/tasks/` with a negative number (so
 //! it never meets a task's, and [`crate::remove_leftovers`] removes it after a crash), which
 //! [`RepositoryRead::remove`] deletes.
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::config::ExecConfig;
 use crate::control::Control;
-use crate::git::{self, Pin};
+use crate::git::{self, NewCommit, Pin};
 use crate::output::{Out, OutputSink};
 use crate::process::Abort;
 use crate::sandbox::Isolation;
@@ -23,6 +23,7 @@ static NEXT_READ: AtomicI64 = AtomicI64::new(-1);
 
 /// A repository checked out for reading, at the commit in `info`.
 pub struct RepositoryRead {
+    id: i64,
     dir: PathBuf,
     pub info: CheckoutInfo,
     task: TaskDir,
@@ -90,6 +91,7 @@ pub async fn read_repository(
     task.remove_secrets().await;
     match checkout {
         Ok(checkout) => Ok(RepositoryRead {
+            id,
             dir: checkout.dir,
             info: checkout.info,
             task,
@@ -107,4 +109,62 @@ pub async fn read_repository(
             })
         }
     }
+}
+
+/// Fetches the tip of `source`'s branch and checks it out as [`read_repository`] does, lets
+/// `edit` change files in the checkout (it returns the paths it changed, relative to the
+/// root), commits them as `commit` says and pushes the commit to the branch (a fast-forward:
+/// when the branch moved meanwhile, the push fails). Returns the commit's hash, or `None` when
+/// `edit` changed nothing (nothing is pushed then). Fails, saying why (secrets masked), when
+/// the read, `edit`, the commit or the push fails.
+pub async fn commit_to_repository<E>(
+    source: &RepositorySource,
+    config: &ExecConfig,
+    timeout: Duration,
+    sink: &dyn OutputSink,
+    commit: &NewCommit,
+    edit: E,
+) -> Result<Option<String>, String>
+where
+    E: FnOnce(&Path) -> Result<Vec<String>, String>,
+{
+    let branch = source.branch.trim();
+    if branch.is_empty() {
+        return Err("the repository names no branch to push to".into());
+    }
+    let tip = RepositorySource {
+        commit: None,
+        ..source.clone()
+    };
+    let read = read_repository(&tip, config, timeout, sink).await?;
+    let changed = match edit(read.root()) {
+        Ok(changed) if changed.is_empty() => {
+            read.remove().await;
+            return Ok(None);
+        }
+        Ok(changed) => changed,
+        Err(why) => {
+            read.remove().await;
+            return Err(why);
+        }
+    };
+    let mut job = Job::new(read.id, App::Bash, tip.clone(), "");
+    job.timeout = Some(timeout);
+    let out = Out::new(sink, masker(&job));
+    let control = Control::new();
+    let ctx = context(&job, config, &out, &control);
+    let pushed =
+        git::commit_and_push(&ctx, &read.task, &read.dir, &tip, branch, &changed, commit).await;
+    read.task.remove_secrets().await;
+    read.remove().await;
+    pushed
+        .map(Some)
+        .map_err(|abort| match finish(&out, Err(abort)) {
+            Outcome::Failed(why) => why,
+            Outcome::TimedOut => format!(
+                "pushing to the repository took longer than {} s",
+                timeout.as_secs()
+            ),
+            _ => "pushing to the repository was stopped".to_owned(),
+        })
 }

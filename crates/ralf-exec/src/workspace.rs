@@ -76,6 +76,15 @@ impl TaskDir {
         self.root.join("pgid")
     }
 
+    /// Makes `.ralf/` again after [`TaskDir::remove_secrets`] (kept when it is there), for
+    /// credentials needed once more.
+    pub(crate) fn make_secrets_dir(&self) -> io::Result<()> {
+        match make_private_dir(&self.secrets) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    }
+
     /// The file a catalog step's task may write its report to (`$RALF_STEP_REPORT`).
     pub(crate) fn step_report_file(&self) -> PathBuf {
         self.root.join("report").join("step-report.json")

@@ -10,7 +10,7 @@
 //! ([`Store::append_rollout_event`]), and once only (a unique key on the started step), so no
 //! restart and no second server applies a service twice.
 
-use ralf_catalog::api::CatalogSettings;
+use ralf_catalog::api::{CatalogSettings, WriteBackResult};
 use ralf_catalog::{
     Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId, StepStatus,
 };
@@ -74,6 +74,8 @@ pub struct StoredRollout {
     pub started_by: Option<i64>,
     pub created: Timestamp,
     pub finished: Option<Timestamp>,
+    /// What the write-back did once it ended; `None` while none was tried.
+    pub write_back: Option<WriteBackResult>,
 }
 
 /// The advisor's answers for one rollout.
@@ -101,13 +103,45 @@ pub struct CatalogStep {
     pub plan: Plan,
 }
 
+/// What a catalog schedule starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// A rollout of every service not yet deployed (the settings' `schedule`).
+    Deploy,
+    /// A health check (the settings' `check_schedule`).
+    Check,
+}
+
+impl ScheduleKind {
+    /// Moves its next run on, when it is still the one claimed.
+    const fn claim_sql(self) -> &'static str {
+        match self {
+            ScheduleKind::Deploy => {
+                "UPDATE catalog_settings SET schedule_next_run = $1
+                 WHERE project_id = $2 AND schedule_next_run = $3"
+            }
+            ScheduleKind::Check => {
+                "UPDATE catalog_settings SET check_schedule_next_run = $1
+                 WHERE project_id = $2 AND check_schedule_next_run = $3"
+            }
+        }
+    }
+}
+
 /// A project's catalog schedule and when it fires next.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CatalogSchedule {
     pub project_id: i64,
+    pub kind: ScheduleKind,
     pub schedule: String,
-    #[sqlx(rename = "schedule_next_run")]
     pub next_run: Timestamp,
+}
+
+/// When a project's catalog schedules fire next (`None`: it has no such schedule).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NextRuns {
+    pub deploy: Option<Timestamp>,
+    pub check: Option<Timestamp>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -118,6 +152,8 @@ struct SettingsRow {
     write_back: bool,
     parallelism: i64,
     schedule: Option<String>,
+    check_schedule: Option<String>,
+    webhook_secret_set: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -143,19 +179,22 @@ struct RolloutRow {
     started_by: Option<i64>,
     created: Timestamp,
     finished: Option<Timestamp>,
+    write_back: Option<String>,
 }
 
 const ROLLOUT_COLUMNS: &str = r#"SELECT id, project_id, status, selection, plan, options, "commit",
-    started_by, created, finished FROM catalog_rollouts"#;
+    started_by, created, finished, write_back FROM catalog_rollouts"#;
 
 const SAVE_SETTINGS: &str = "INSERT INTO catalog_settings
         (project_id, repository_id, path, branch, write_back, parallelism, schedule,
-         schedule_next_run)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         schedule_next_run, check_schedule, check_schedule_next_run)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
      ON CONFLICT (project_id) DO UPDATE SET repository_id = excluded.repository_id,
         path = excluded.path, branch = excluded.branch, write_back = excluded.write_back,
         parallelism = excluded.parallelism, schedule = excluded.schedule,
-        schedule_next_run = excluded.schedule_next_run";
+        schedule_next_run = excluded.schedule_next_run,
+        check_schedule = excluded.check_schedule,
+        check_schedule_next_run = excluded.check_schedule_next_run";
 
 /// Records a service's outcome; a `NULL` keeps what is recorded.
 const RECORD_SERVICE: &str = r#"INSERT INTO catalog_services
@@ -189,6 +228,9 @@ impl SettingsRow {
             write_back: self.write_back,
             parallelism: u32::try_from(self.parallelism).unwrap_or(1),
             schedule: self.schedule,
+            check_schedule: self.check_schedule,
+            webhook_secret: None,
+            webhook_secret_set: self.webhook_secret_set,
         }
     }
 }
@@ -239,6 +281,11 @@ impl RolloutRow {
             started_by: self.started_by,
             created: self.created,
             finished: self.finished,
+            write_back: self
+                .write_back
+                .as_deref()
+                .map(|text| from_json(text, || format!("the write-back of rollout {id}")))
+                .transpose()?,
         })
     }
 }
@@ -247,7 +294,8 @@ impl Store {
     /// The project's catalog settings; `None` when it never had any.
     pub async fn catalog_settings(&self, project_id: i64) -> Result<Option<CatalogSettings>> {
         let row = with_db!(self, read, |pool| sqlx::query_as::<_, SettingsRow>(
-            "SELECT repository_id, path, branch, write_back, parallelism, schedule
+            "SELECT repository_id, path, branch, write_back, parallelism, schedule,
+                check_schedule, webhook_secret IS NOT NULL AS webhook_secret_set
              FROM catalog_settings WHERE project_id = $1",
         )
         .bind(project_id)
@@ -256,14 +304,14 @@ impl Store {
         Ok(row.map(SettingsRow::into_settings))
     }
 
-    /// Replaces the project's catalog settings, with when its schedule fires next (the caller
-    /// works it out from the cron pattern; `None` without a schedule). The repository must be
+    /// Replaces the project's catalog settings, with when its schedules fire next (the caller
+    /// works them out from the cron patterns; `None` without a schedule). The repository must be
     /// the project's, else [`StoreError::Invalid`].
     pub async fn save_catalog_settings(
         &self,
         project_id: i64,
         settings: &CatalogSettings,
-        schedule_next_run: Option<Timestamp>,
+        next_runs: NextRuns,
     ) -> Result<()> {
         let repository = Reference {
             id: settings.repository_id,
@@ -282,7 +330,9 @@ impl Store {
                 .bind(settings.write_back)
                 .bind(i64::from(settings.parallelism))
                 .bind(settings.schedule.as_deref())
-                .bind(schedule_next_run)
+                .bind(next_runs.deploy)
+                .bind(settings.check_schedule.as_deref())
+                .bind(next_runs.check)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -290,39 +340,80 @@ impl Store {
         Ok(())
     }
 
-    /// Every catalog schedule, with when it fires next.
-    pub async fn catalog_schedules(&self) -> Result<Vec<CatalogSchedule>> {
-        Ok(with_db!(self, read, |pool| sqlx::query_as::<
-            _,
-            CatalogSchedule,
-        >(
-            "SELECT project_id, schedule, schedule_next_run FROM catalog_settings
-             WHERE schedule IS NOT NULL AND schedule_next_run IS NOT NULL",
-        )
-        .fetch_all(pool)
-        .await)?)
+    /// Sets (an encrypted secret) or removes (`None`) the secret of the project's catalog
+    /// webhook; the project must have catalog settings.
+    pub async fn set_catalog_webhook_secret(
+        &self,
+        project_id: i64,
+        encrypted: Option<&str>,
+    ) -> Result<()> {
+        with_db!(self, write, |pool| {
+            sqlx::query("UPDATE catalog_settings SET webhook_secret = $1 WHERE project_id = $2")
+                .bind(encrypted)
+                .bind(project_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 
-    /// Claims the firing of the project's catalog schedule due at `due` by moving its next run
-    /// on to `next`: true for the one caller (of several servers) whose compare-and-set changed
-    /// the row; that caller starts the rollout.
+    /// The encrypted secret of the project's catalog webhook, if it has one.
+    pub async fn catalog_webhook_secret(&self, project_id: i64) -> Result<Option<String>> {
+        let secret: Option<Option<String>> = with_db!(self, read, |pool| sqlx::query_scalar(
+            "SELECT webhook_secret FROM catalog_settings WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(secret.flatten())
+    }
+
+    /// Every catalog schedule (deploy and check), with when it fires next.
+    pub async fn catalog_schedules(&self) -> Result<Vec<CatalogSchedule>> {
+        let rows: Vec<(i64, String, String, Timestamp)> =
+            with_db!(self, read, |pool| sqlx::query_as(
+                "SELECT project_id, 'deploy', schedule, schedule_next_run FROM catalog_settings
+                 WHERE schedule IS NOT NULL AND schedule_next_run IS NOT NULL
+                 UNION ALL
+                 SELECT project_id, 'check', check_schedule, check_schedule_next_run
+                 FROM catalog_settings
+                 WHERE check_schedule IS NOT NULL AND check_schedule_next_run IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(project_id, kind, schedule, next_run)| CatalogSchedule {
+                project_id,
+                kind: if kind == "check" {
+                    ScheduleKind::Check
+                } else {
+                    ScheduleKind::Deploy
+                },
+                schedule,
+                next_run,
+            })
+            .collect())
+    }
+
+    /// Claims the firing of the project's catalog schedule of `kind` due at `due` by moving its
+    /// next run on to `next`: true for the one caller (of several servers) whose
+    /// compare-and-set changed the row; that caller starts the rollout.
     pub async fn claim_catalog_schedule(
         &self,
         project_id: i64,
+        kind: ScheduleKind,
         due: Timestamp,
         next: Option<Timestamp>,
     ) -> Result<bool> {
         let claimed = with_db!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE catalog_settings SET schedule_next_run = $1
-                 WHERE project_id = $2 AND schedule_next_run = $3",
-            )
-            .bind(next)
-            .bind(project_id)
-            .bind(due)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query(kind.claim_sql())
+                .bind(next)
+                .bind(project_id)
+                .bind(due)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         Ok(claimed == 1)
     }
@@ -492,9 +583,23 @@ impl Store {
         row.map(|r| r.into_task()).transpose()
     }
 
+    /// Records what the write-back of finished rollout `id` did.
+    pub async fn record_write_back(&self, id: i64, write_back: &WriteBackResult) -> Result<()> {
+        let text = to_json(write_back, "write-back")?;
+        with_db!(self, write, |pool| {
+            sqlx::query("UPDATE catalog_rollouts SET write_back = $1 WHERE id = $2")
+                .bind(&text)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Records how rollout `id` of the project stands and the outcomes of its services, in one
     /// transaction; with `finished`, the rollout ends (once: a rollout already finished is left
-    /// as it is, and so are its services).
+    /// as it is, and so are its services). True when this call changed the rollout (so, with
+    /// `finished`, when it ended it).
     pub async fn update_rollout(
         &self,
         project_id: i64,
@@ -502,7 +607,7 @@ impl Store {
         state: RolloutState,
         finished: Option<Timestamp>,
         outcomes: &[ServiceOutcome],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let outcomes: Vec<(&ServiceOutcome, Option<String>)> = outcomes
             .iter()
             .map(|o| {
@@ -515,7 +620,7 @@ impl Store {
             })
             .collect::<Result<_>>()?;
         let now = Timestamp::now();
-        with_db!(self, write, |pool| {
+        let changed = with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let changed = sqlx::query(
                 "UPDATE catalog_rollouts SET status = $1, finished = $2
@@ -544,8 +649,9 @@ impl Store {
                 }
             }
             tx.commit().await?;
+            changed
         });
-        Ok(())
+        Ok(changed == 1)
     }
 
     /// Keeps the report a catalog step's task left (replacing an earlier one).

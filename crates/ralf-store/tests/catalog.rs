@@ -13,7 +13,7 @@ use ralf_catalog::{
 use ralf_core::Timestamp;
 use ralf_core::api::tasks::TaskParams;
 use ralf_core::{ProjectId, TemplateId};
-use ralf_store::catalog::{Advice, NewRollout, ServiceOutcome};
+use ralf_store::catalog::{Advice, NewRollout, NextRuns, ServiceOutcome};
 use ralf_store::repositories::RepositoryFields;
 use ralf_store::tasks::{NewTask, TaskQuery};
 use ralf_store::{Store, StoreError};
@@ -116,7 +116,7 @@ async fn settings_name_a_repository_of_the_project(backend: Backend) {
         ..CatalogSettings::default()
     };
     f.store
-        .save_catalog_settings(f.project, &settings, None)
+        .save_catalog_settings(f.project, &settings, NextRuns::default())
         .await
         .unwrap();
     assert_eq!(
@@ -133,7 +133,7 @@ async fn settings_name_a_repository_of_the_project(backend: Backend) {
                 repository_id: Some(foreign),
                 ..settings.clone()
             },
-            None,
+            NextRuns::default(),
         )
         .await;
     assert!(
@@ -319,7 +319,7 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
                 repository_id: Some(f.repository),
                 ..CatalogSettings::default()
             },
-            None,
+            NextRuns::default(),
         )
         .await
         .unwrap();

@@ -232,6 +232,22 @@ impl Api {
         Self::send(req, path).await
     }
 
+    /// Sends `raw` as the body with these headers (and the client's token, if any), as a
+    /// webhook's sender does.
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        raw: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.request(method, path).body(raw.to_string());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        Self::send(req, path).await
+    }
+
     /// A request to `path` with the client's token, if any.
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let req = self.http.request(method, format!("{}{}", self.base, path));

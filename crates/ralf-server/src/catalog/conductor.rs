@@ -460,11 +460,12 @@ async fn settle(
         })
         .collect();
     let at = finished.then(Timestamp::now);
-    state
+    let changed_here = state
         .store
         .update_rollout(stored.project_id, stored.id, now_state, at, &outcomes)
         .await?;
-    if finished {
+    if finished && changed_here {
+        super::write_back::after_rollout(state, stored, rollout);
         tracing::info!(
             rollout.id = stored.id,
             state = now_state.as_str(),

@@ -2,8 +2,9 @@
 //! repository at one commit and checks it against the project's templates (`read`), plans and
 //! starts rollouts ([`start_rollout`], which the API calls and a schedule or webhook can call
 //! too), records what people decide about them (approve, reject, cancel), shows services and
-//! rollouts as they stand, and runs rollouts to their end (`conductor`, on every server; the
-//! database decides which server does what).
+//! rollouts as they stand, runs rollouts to their end (`conductor`, on every server; the
+//! database decides which server does what), and writes what they deployed back into the
+//! files (`write_back`).
 //!
 //! What the catalog's logic decides (plans, the rollout state machine, step status objects) is
 //! in `ralf-catalog`; this module does its I/O. A rollout's plan is stored when it starts, so
@@ -14,6 +15,7 @@ mod advisor;
 mod conductor;
 mod read;
 pub mod schedule;
+mod write_back;
 
 use std::collections::BTreeMap;
 
@@ -132,16 +134,20 @@ pub async fn services(
     services_at(state, project_id, &at).await
 }
 
-/// The catalog's dependency graph in Graphviz DOT, each service in the state
-/// [`services`] gives it.
-pub async fn graph(state: &AppState, project_id: i64) -> Result<String, CatalogFailure> {
+/// The catalog's dependency graph in Graphviz DOT (or, with `svg`, drawn as SVG), each service
+/// in the state [`services`] gives it.
+pub async fn graph(state: &AppState, project_id: i64, svg: bool) -> Result<String, CatalogFailure> {
     let at = load(state, project_id).await?;
     let states: BTreeMap<String, ServiceState> = services_at(state, project_id, &at)
         .await?
         .into_iter()
         .map(|view| (view.name, view.state))
         .collect();
-    Ok(ralf_catalog::graph::dot(&at.catalog, &states))
+    Ok(if svg {
+        ralf_catalog::graph::svg(&at.catalog, &states)
+    } else {
+        ralf_catalog::graph::dot(&at.catalog, &states)
+    })
 }
 
 /// [`services`] of the catalog as `at` read it.
@@ -516,6 +522,7 @@ fn view(stored: &StoredRollout, rollout: &Rollout) -> RolloutView {
         finished: stored.finished,
         cancelled: rollout.cancelled().cloned(),
         advice: None,
+        write_back: stored.write_back.clone(),
         services: rollout.services().to_vec(),
     }
 }

@@ -34,36 +34,12 @@ pub struct CatalogAt {
 /// error when it is not valid.
 pub async fn load(state: &AppState, project_id: i64) -> Result<CatalogAt, CatalogFailure> {
     let settings = super::settings(&state.store, project_id).await?;
-    let Some(repository_id) = settings.repository_id else {
-        return Err(CatalogFailure::NotConfigured);
-    };
-    let repository = state
-        .store
-        .repository(ProjectId(project_id), repository_id)
-        .await?;
-    let mut secrets = Vec::new();
-    let auth = match repository.ssh_key_id {
-        None => None,
-        Some(key_id) => job::credential(state, project_id, key_id, &mut secrets)
-            .await
-            .map_err(|e| CatalogFailure::Unreadable(format!("{e:#}")))?,
-    };
-    let source = RepositorySource {
-        url: repository.git_url.clone(),
-        branch: settings
-            .branch
-            .clone()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| repository.git_branch.clone()),
-        commit: None,
-        auth,
-        cache_key: job::cache_key(repository.id),
-    };
+    let (repository_id, source) = source(state, project_id, &settings).await?;
     let lines = LastLines::default();
     let read = ralf_exec::read_repository(&source, &state.catalog.exec, READ_TIMEOUT, &lines)
         .await
         .map_err(|why| {
-            tracing::warn!(project.id = project_id, repository.id = repository.id,
+            tracing::warn!(project.id = project_id, repository.id = repository_id,
                 git = ?lines.take(), %why, "catalog: cannot read the repository");
             CatalogFailure::Unreadable(why)
         })?;
@@ -91,6 +67,41 @@ pub async fn load(state: &AppState, project_id: i64) -> Result<CatalogAt, Catalo
         commit,
         settings,
     })
+}
+
+/// The repository the catalog of `settings` is in (its id), as git reads it: its URL, the
+/// catalog's branch, the repository's credentials.
+pub(super) async fn source(
+    state: &AppState,
+    project_id: i64,
+    settings: &CatalogSettings,
+) -> Result<(i64, RepositorySource), CatalogFailure> {
+    let Some(repository_id) = settings.repository_id else {
+        return Err(CatalogFailure::NotConfigured);
+    };
+    let repository = state
+        .store
+        .repository(ProjectId(project_id), repository_id)
+        .await?;
+    let mut secrets = Vec::new();
+    let auth = match repository.ssh_key_id {
+        None => None,
+        Some(key_id) => job::credential(state, project_id, key_id, &mut secrets)
+            .await
+            .map_err(|e| CatalogFailure::Unreadable(format!("{e:#}")))?,
+    };
+    let source = RepositorySource {
+        url: repository.git_url.clone(),
+        branch: settings
+            .branch
+            .clone()
+            .filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| repository.git_branch.clone()),
+        commit: None,
+        auth,
+        cache_key: job::cache_key(repository.id),
+    };
+    Ok((repository.id, source))
 }
 
 /// The project's templates by id and by name, to resolve what services name.
@@ -137,10 +148,10 @@ impl Templates {
 
 /// Keeps git's last lines of a read, for the log when it fails.
 #[derive(Default)]
-struct LastLines(Mutex<Vec<String>>);
+pub(super) struct LastLines(Mutex<Vec<String>>);
 
 impl LastLines {
-    fn take(&self) -> Vec<String> {
+    pub(super) fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

@@ -1,16 +1,19 @@
-//! The catalog's schedule: at each time its cron pattern names, a rollout of every service not
-//! yet deployed starts, once however many servers share the database.
+//! The catalog's schedules: at each time the settings' `schedule` names, a rollout of every
+//! service not yet deployed starts, and at each time `check_schedule` names, a health check;
+//! each once however many servers share the database.
 //!
 //! The scheduler's loop calls [`look`] next to its own schedules. A due firing is claimed by
 //! moving the settings' `schedule_next_run` on with a compare-and-set
 //! ([`ralf_store::Store::claim_catalog_schedule`]); the one server that wins starts the rollout
-//! as ralf (no user), in a task of its own, since reading the catalog may take a while. A firing that finds a rollout unfinished, nothing to deploy, or the
-//! catalog unreadable starts nothing and is logged; the next firing tries again.
+//! as ralf (no user), in a task of its own, since reading the catalog may take a while. A
+//! firing that finds a rollout unfinished, nothing to deploy (or check), or the catalog
+//! unreadable starts nothing and is logged; the next firing tries again.
 
 use ralf_catalog::Selection;
 use ralf_core::Timestamp;
 use ralf_core::api::schedules::next_cron_time;
 use ralf_store::StoreError;
+use ralf_store::catalog::ScheduleKind;
 
 use crate::catalog::{CatalogFailure, start_rollout};
 use crate::state::AppState;
@@ -26,11 +29,11 @@ pub async fn look(state: &AppState) -> Result<Option<Timestamp>, StoreError> {
             let next = next_cron_time(&schedule.schedule, now);
             if state
                 .store
-                .claim_catalog_schedule(schedule.project_id, schedule.next_run, next)
+                .claim_catalog_schedule(schedule.project_id, schedule.kind, schedule.next_run, next)
                 .await?
             {
-                let (state, project_id) = (state.clone(), schedule.project_id);
-                tokio::spawn(async move { fire(&state, project_id).await });
+                let (state, project_id, kind) = (state.clone(), schedule.project_id, schedule.kind);
+                tokio::spawn(async move { fire(&state, project_id, kind).await });
             }
             next
         } else {
@@ -45,18 +48,23 @@ pub async fn look(state: &AppState) -> Result<Option<Timestamp>, StoreError> {
 
 /// Starts the rollout of a claimed firing; whatever refuses it is logged, not retried (the
 /// next firing tries again).
-async fn fire(state: &AppState, project_id: i64) {
-    match start_rollout(state, project_id, Selection::All, None).await {
+async fn fire(state: &AppState, project_id: i64, kind: ScheduleKind) {
+    let (selection, what) = match kind {
+        ScheduleKind::Deploy => (Selection::All, "deploy"),
+        ScheduleKind::Check => (Selection::Check, "check"),
+    };
+    match start_rollout(state, project_id, selection, None).await {
         Ok(rollout) => tracing::info!(
             project.id = project_id,
             rollout.id = rollout.id,
+            schedule = what,
             "catalog: the schedule started a rollout"
         ),
         Err(CatalogFailure::Conflict(reason) | CatalogFailure::Refused(reason)) => {
-            tracing::info!(project.id = project_id, %reason,
+            tracing::info!(project.id = project_id, schedule = what, %reason,
                 "catalog: the schedule started nothing")
         }
-        Err(e) => tracing::warn!(project.id = project_id, error = %e,
+        Err(e) => tracing::warn!(project.id = project_id, schedule = what, error = %e,
             "catalog: the schedule could not start a rollout"),
     }
 }

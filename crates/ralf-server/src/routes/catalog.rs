@@ -4,8 +4,10 @@
 //! reject; who may update the project changes the settings. The work is `crate::catalog`'s.
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use ralf_catalog::api::{
     CatalogSettings, InvalidCatalogBody, MAX_PARALLELISM, PlanView, RolloutRequest, RolloutSummary,
     RolloutView, ServiceView,
@@ -14,10 +16,13 @@ use ralf_catalog::{Priority, Selection};
 use ralf_core::Timestamp;
 use ralf_core::api::ErrorBody;
 use ralf_core::api::schedules::{next_cron_time, parse_cron};
+use ralf_core::signature::{token_matches, verify_hmac_sha256};
 use ralf_core::validate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use ralf_store::catalog::NextRuns;
 
 use crate::access::{ProjectAccess, Read, RunTasks, UpdateProject};
 use crate::catalog;
@@ -40,7 +45,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_rollout))
         .routes(routes!(approve))
         .routes(routes!(reject))
+        .routes(routes!(webhook))
 }
+
+/// The shortest webhook secret the settings take.
+const MIN_WEBHOOK_SECRET: usize = 16;
+
+/// The headers that may carry the webhook's secret itself (instead of a signature).
+const SECRET_HEADERS: [&str; 2] = ["x-webhook-secret", "x-gitlab-token"];
+/// GitHub's signature header: `sha256=` and the HMAC-SHA256 of the body in hexadecimal.
+const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
 /// The rollout named by `{rollout_id}` in the path.
 #[derive(Deserialize)]
@@ -144,23 +158,46 @@ async fn put_settings(
             "parallelism: must be between 1 and {MAX_PARALLELISM}"
         )));
     }
-    settings.schedule = settings
-        .schedule
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
-    let next_run = match &settings.schedule {
-        Some(pattern) => {
-            parse_cron(pattern).map_err(|e| ApiError::bad_request(format!("schedule: {e}")))?;
-            next_cron_time(pattern, Timestamp::now())
-        }
+    let deploy = cron_setting("schedule", &mut settings.schedule)?;
+    let check = cron_setting("check_schedule", &mut settings.check_schedule)?;
+    let webhook_secret = match settings.webhook_secret.take() {
         None => None,
+        Some(secret) if secret.is_empty() => Some(None),
+        Some(secret) if secret.chars().count() < MIN_WEBHOOK_SECRET => {
+            return Err(ApiError::bad_request(format!(
+                "webhook_secret: must be at least {MIN_WEBHOOK_SECRET} characters (or \"\" to \
+                 remove it)"
+            )));
+        }
+        Some(secret) => Some(Some(state.cipher.encrypt(&secret))),
     };
     state
         .store
-        .save_catalog_settings(access.project_id.0, &settings, next_run)
+        .save_catalog_settings(access.project_id.0, &settings, NextRuns { deploy, check })
         .await?;
+    if let Some(encrypted) = webhook_secret {
+        state
+            .store
+            .set_catalog_webhook_secret(access.project_id.0, encrypted.as_deref())
+            .await?;
+    }
     state.schedules.changed();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A cron setting trimmed (empty: none), checked, and the next time it names.
+fn cron_setting(field: &str, pattern: &mut Option<String>) -> Result<Option<Timestamp>, ApiError> {
+    *pattern = pattern
+        .take()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    match pattern {
+        Some(pattern) => {
+            parse_cron(pattern).map_err(|e| ApiError::bad_request(format!("{field}: {e}")))?;
+            Ok(next_cron_time(pattern, Timestamp::now()))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The catalog's services as they stand, read from the repository's branch now: what each file
@@ -178,22 +215,44 @@ async fn services(
     Ok(Json(catalog::services(&state, access.project_id.0).await?))
 }
 
-/// The catalog's dependency graph in Graphviz DOT: a box per service with its priority and
-/// state (as `services` gives it), an arrow from each dependency to what needs it.
+/// How the graph comes out.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GraphQuery {
+    /// `dot` (the default) or `svg`.
+    format: Option<String>,
+}
+
+/// The catalog's dependency graph in Graphviz DOT, or drawn as SVG with `?format=svg`: a box
+/// per service with its priority and state (as `services` gives it), an arrow from each
+/// dependency to what needs it.
 #[utoipa::path(get, path = "/api/project/{project_id}/catalog/graph", tag = "catalog",
-    params(("project_id" = i64, Path)),
-    responses((status = 200, description = "The graph in DOT", content_type = "text/vnd.graphviz", body = String),
-        (status = 400, description = "The catalog is invalid: every error with its file, line and column", body = InvalidCatalogBody),
+    params(("project_id" = i64, Path), GraphQuery),
+    responses((status = 200, description = "The graph in DOT, or SVG", content(
+            (String = "text/vnd.graphviz"), (String = "image/svg+xml"))),
+        (status = 400, description = "The catalog is invalid: every error with its file, line and column; or an unknown format", body = InvalidCatalogBody),
         (status = 409, description = "The project has no catalog, or its repository cannot be read", body = ErrorBody)))]
 async fn graph(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
+    Params(query): Params<GraphQuery>,
 ) -> ApiResult<([(header::HeaderName, &'static str); 1], String)> {
-    let dot = catalog::graph(&state, access.project_id.0).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")],
-        dot,
-    ))
+    let svg = match query.format.as_deref().map(str::trim) {
+        None | Some("") | Some("dot") => false,
+        Some("svg") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format: must be dot or svg, not {other:?}"
+            )));
+        }
+    };
+    let graph = catalog::graph(&state, access.project_id.0, svg).await?;
+    let content_type = if svg {
+        "image/svg+xml; charset=utf-8"
+    } else {
+        "text/vnd.graphviz; charset=utf-8"
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], graph))
 }
 
 /// What a rollout would deploy now, in order, each service with why it is in and what it
@@ -350,4 +409,73 @@ fn actor(access: &ProjectAccess<RunTasks>) -> catalog::Actor<'_> {
         user_id: Some(access.user.id),
         name: &access.user.username,
     }
+}
+
+/// The webhook's answer: it was accepted, and what it starts goes on without the caller.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct WebhookAccepted {
+    message: String,
+}
+
+/// The inbound webhook that deploys the next pending service (the seeds'
+/// `deploy-next-service`), for callers without a session or token (a git host, a chat bot):
+/// authenticated by the project's webhook secret (set in the catalog's settings), given as
+/// GitHub's `X-Hub-Signature-256` (the HMAC-SHA256 of the body) or in `X-Webhook-Secret` or
+/// `X-Gitlab-Token`. The body is not read otherwise. Answers at once; the rollout (if anything
+/// is pending) starts right after, as ralf, and its outcome is in the rollouts and the log.
+#[utoipa::path(post, path = "/api/project/{project_id}/catalog/webhook", tag = "catalog",
+    params(("project_id" = i64, Path)),
+    request_body(content = String, description = "Anything (a git host's event, say); only its signature is checked", content_type = "application/json"),
+    security(()),
+    responses((status = 202, body = WebhookAccepted),
+        (status = 401, description = "No webhook secret set, or the signature or secret does not match; nothing starts", body = ErrorBody)))]
+async fn webhook(
+    State(state): State<AppState>,
+    Path(project_id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<WebhookAccepted>)> {
+    let stored = state.store.catalog_webhook_secret(project_id).await?;
+    let secret = match stored.map(|s| state.cipher.decrypt_or_keyless(&s)) {
+        Some(Ok(secret)) => secret,
+        Some(Err(e)) => {
+            tracing::error!(project.id = project_id, error = %e,
+                "catalog webhook: the stored secret cannot be decrypted");
+            return Err(ApiError::Unauthorized);
+        }
+        None => return Err(ApiError::Unauthorized),
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = header(SIGNATURE_HEADER)
+        .is_some_and(|signature| verify_hmac_sha256(secret.as_bytes(), &body, signature));
+    let told = SECRET_HEADERS
+        .iter()
+        .filter_map(|name| header(name))
+        .any(|given| token_matches(&secret, given));
+    if !(signed || told) {
+        tracing::warn!(
+            project.id = project_id,
+            "catalog webhook: refused a call without a matching signature or secret"
+        );
+        return Err(ApiError::Unauthorized);
+    }
+    tokio::spawn(async move {
+        let started =
+            catalog::start_rollout(&state, project_id, Selection::Next { count: 1 }, None).await;
+        match started {
+            Ok(rollout) => tracing::info!(
+                project.id = project_id,
+                rollout.id = rollout.id,
+                "catalog webhook: a rollout of the next pending service starts"
+            ),
+            Err(why) => tracing::warn!(project.id = project_id, %why,
+                "catalog webhook: nothing started"),
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(WebhookAccepted {
+            message: "accepted: the next pending service is deployed, if there is one".into(),
+        }),
+    ))
 }

@@ -4,6 +4,8 @@
 //! a restart half-way, two servers sharing one rollout).
 
 mod advisor;
+mod webhook;
+mod write_back;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,11 +41,22 @@ echo "rolled back $RALF_SERVICE"
 struct Catalog {
     project: Project,
     repo: GitRepo,
+    /// A bare clone of `repo` the project reads instead, when it has one (ralf may push there).
+    bare: Option<tempfile::TempDir>,
     templates: BTreeMap<&'static str, i64>,
 }
 
 impl Catalog {
     async fn new(server: &TestServer, services: &[(&str, &str)]) -> Catalog {
+        Self::made(server, services, false).await
+    }
+
+    /// As [`Catalog::new`], with the project's repository a bare clone that ralf may push to.
+    async fn pushable(server: &TestServer, services: &[(&str, &str)]) -> Catalog {
+        Self::made(server, services, true).await
+    }
+
+    async fn made(server: &TestServer, services: &[(&str, &str)], bare: bool) -> Catalog {
         let mut files: Vec<(String, String)> = vec![
             ("deploy.sh".into(), DEPLOY.into()),
             ("smoke.sh".into(), SMOKE.into()),
@@ -57,7 +70,22 @@ impl Catalog {
             .map(|(p, t)| (p.as_str(), t.as_str()))
             .collect();
         let repo = GitRepo::new(&files);
-        let project = Project::new(server, &repo).await;
+        let bare = bare.then(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let cloned = std::process::Command::new("git")
+                .args(["clone", "-q", "--bare"])
+                .arg(repo.dir.path())
+                .arg(dir.path())
+                .status()
+                .expect("git clone");
+            assert!(cloned.success(), "git clone --bare failed");
+            dir
+        });
+        let url = match &bare {
+            Some(dir) => format!("file://{}", dir.path().display()),
+            None => repo.url(),
+        };
+        let project = Project::with(server, &url, json!({})).await;
         let mut templates = BTreeMap::new();
         for (name, script) in [
             ("Deploy", "deploy.sh"),
@@ -72,6 +100,7 @@ impl Catalog {
         let catalog = Catalog {
             project,
             repo,
+            bare,
             templates,
         };
         catalog
@@ -657,7 +686,8 @@ async fn an_invalid_catalog_answers_every_error_and_starts_nothing(backend: Back
     assert_eq!(
         r.body,
         json!({"repository_id": null, "path": "catalog/projects/", "branch": null,
-               "write_back": false, "parallelism": 1, "schedule": null})
+               "write_back": false, "parallelism": 1, "schedule": null,
+               "check_schedule": null, "webhook_secret_set": false})
     );
     // Settings are checked.
     for bad in [
@@ -783,6 +813,7 @@ on_both_backends!(
     a_check_degrades_a_service_whose_smoke_fails_and_restores_it_when_it_passes,
     applying_a_service_again_smokes_its_deployed_dependents,
     the_schedule_starts_a_rollout_of_what_is_pending_once,
+    the_check_schedule_smokes_what_is_deployed_once,
 );
 
 /// The smoke fails for a service while `health/<service>` says `fail` at the tip.
@@ -977,7 +1008,10 @@ async fn the_schedule_starts_a_rollout_of_what_is_pending_once(backend: Backend)
         .save_catalog_settings(
             catalog.project.id,
             &settings,
-            Some(ralf_core::Timestamp::now()),
+            ralf_store::catalog::NextRuns {
+                deploy: Some(ralf_core::Timestamp::now()),
+                check: None,
+            },
         )
         .await
         .unwrap();
@@ -1003,6 +1037,83 @@ async fn the_schedule_starts_a_rollout_of_what_is_pending_once(backend: Backend)
     assert_eq!(done["state"], "succeeded", "{done:#}");
 
     // The firing moved on to next year: nothing else starts.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = api.get(&catalog.path("rollouts")).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.text);
+}
+
+async fn the_check_schedule_smokes_what_is_deployed_once(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let catalog = Catalog::new(
+        &server,
+        &[
+            (
+                "db",
+                "name: db\napply: Deploy\nsmoke: Smoke\nstatus: deployed\n",
+            ),
+            (
+                "app",
+                "name: app\napply: Deploy\nsmoke: Smoke\ndepends_on: [db]\n",
+            ),
+        ],
+    )
+    .await;
+    let api = catalog.api();
+    let r = api
+        .put(
+            &catalog.path("settings"),
+            json!({"repository_id": catalog.project.repository, "check_schedule": "twice a day"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.error().starts_with("check_schedule: "), "{}", r.text);
+
+    let yearly =
+        json!({"repository_id": catalog.project.repository, "check_schedule": "0 0 1 1 *"});
+    catalog.settings(yearly.clone()).await;
+    let r = api.get(&catalog.path("settings")).await;
+    assert_eq!(r.body["check_schedule"], "0 0 1 1 *");
+    assert_eq!(r.body["schedule"], Value::Null);
+    // Due now, as the turn of the year would make it.
+    let settings: ralf_catalog::api::CatalogSettings = serde_json::from_value(yearly).unwrap();
+    server
+        .store()
+        .save_catalog_settings(
+            catalog.project.id,
+            &settings,
+            ralf_store::catalog::NextRuns {
+                deploy: None,
+                check: Some(ralf_core::Timestamp::now()),
+            },
+        )
+        .await
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let rollout = loop {
+        let r = api.get(&catalog.path("rollouts")).await;
+        if let Some(first) = r.body.as_array().and_then(|list| list.first()) {
+            break first.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the check schedule never fired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(rollout["selection"], json!({"select": "check"}));
+    assert_eq!(rollout["started_by"], Value::Null, "ralf started it");
+    assert_eq!(rollout["services"], json!(["db"]), "only what is deployed");
+    let done = catalog
+        .wait(rollout["id"].as_i64().unwrap(), &["succeeded", "failed"])
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(
+        catalog.tasks_per_template().await,
+        [("Smoke".to_string(), 1)].into(),
+        "a check applies nothing"
+    );
+
     tokio::time::sleep(Duration::from_secs(1)).await;
     let r = api.get(&catalog.path("rollouts")).await;
     assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.text);

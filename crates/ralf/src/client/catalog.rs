@@ -44,6 +44,22 @@ pub async fn catalog(args: ClientArgs, command: CatalogCommand) -> Result<ExitCo
             };
             watch.run(&session, rollout).await
         }
+        CatalogCommand::Check {
+            wait,
+            follow,
+            timeout,
+        } => {
+            let rollout = session.client.start_check(project).await?;
+            if !wait && !follow {
+                return started(&session, &rollout);
+            }
+            let watch = Watch {
+                project,
+                follow,
+                timeout,
+            };
+            watch.run(&session, rollout).await
+        }
         CatalogCommand::Approve { name } => {
             let rollout = session.client.approve_service(project, &name).await?;
             decided(&session, &rollout, &name, "Approved")
@@ -370,8 +386,13 @@ async fn status(session: &Session, project: i64) -> Result<ExitCode, Failure> {
 }
 
 async fn graph(session: &Session, project: i64, svg: bool) -> Result<ExitCode, Failure> {
-    let dot = session.client.catalog_graph(project).await?;
-    let out = if svg { render_svg(&dot)? } else { dot };
+    let graph = session.client.catalog_graph(project, svg).await?;
+    // A server without its own drawing answers DOT: Graphviz draws it then.
+    let out = if svg && !graph.trim_start().starts_with("<svg") {
+        render_svg(&graph)?
+    } else {
+        graph
+    };
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(out.as_bytes())

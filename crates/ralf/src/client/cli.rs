@@ -238,6 +238,19 @@ pub enum CatalogCommand {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         timeout: Option<Duration>,
     },
+    /// Check the health of what is deployed: start a rollout of the smoke of every deployed
+    /// (or degraded) service; with --wait or --follow, exit as deploy does.
+    Check {
+        /// Wait until the check ends, then print each service's state.
+        #[arg(long, short = 'w')]
+        wait: bool,
+        /// Print each smoke as it starts and ends, until the check ends (implies --wait).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// With --wait or --follow: stop waiting after this long and exit with 3.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+    },
     /// Confirm the apply of a service the unfinished rollout waits on.
     Approve {
         #[arg(value_name = "NAME")]
@@ -251,9 +264,9 @@ pub enum CatalogCommand {
     },
     /// The services as they stand: state, priority, dependencies, last deploy and result.
     Status,
-    /// The dependency graph in Graphviz DOT (or SVG, through Graphviz's `dot`).
+    /// The dependency graph in Graphviz DOT (or SVG).
     Graph {
-        /// Print SVG instead of DOT (needs Graphviz's `dot` on the PATH).
+        /// Print SVG instead of DOT, as the server draws it.
         #[arg(long)]
         svg: bool,
     },
