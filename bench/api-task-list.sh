@@ -7,7 +7,7 @@
 #
 #   bench/api-task-list.sh            # 10,000 tasks, 10 s per measurement
 #   TASKS=1000000 DURATION=20 bench/api-task-list.sh
-#   RALF=/path/to/ralf bench/api-task-list.sh   # another build of the server
+#   RALF=/path/to/ralf bench/api-task-list.sh   # another build of the server (no build)
 #
 # Needs: wrk (installed from Debian if missing), PostgreSQL on 127.0.0.1:5432 (trust auth),
 # python3 (for seeding SQLite).
@@ -22,12 +22,11 @@ PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light; }
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet -p ralf-bench
 if [[ -z ${RALF:-} ]]; then
-    cargo build --release --quiet -p ralf
+    cargo build --release --quiet -p ralf -p ralf-bench
     RALF=$target/release/ralf
 fi
-STATIC=$target/release/static-files
+STATIC=${STATIC:-$target/release/static-files}
 
 work=$(mktemp -d)
 pids=()
