@@ -146,6 +146,7 @@ http {
     server { listen 127.0.0.1:$port; root $work/static; default_type application/json; }
 }
 NGINX
+chmod o+rx "$work" "$work/static"  # nginx workers read as www-data
 nginx -c "$work/nginx.conf" &
 pids+=($!)
 sleep 0.3

@@ -95,13 +95,14 @@ http {
     server { listen 127.0.0.1:$nport; root $work/static; default_type application/octet-stream; }
 }
 NGINX
+chmod o+rx "$work" "$work/static"  # nginx workers read as www-data
 nginx -c "$work/nginx.conf" &
 pids+=($!)
 sleep 0.3
 for what in output raw_output; do
     size=$(stat -c %s "$work/static/$what")
     nginx_time=$(timed "http://127.0.0.1:$nport/$what" "$work/nginx-copy")
-    cmp -s "$work/static/$what" "$work/nginx-copy" || { echo "nginx served other bytes" >&2; exit 1; }
+    cmp "$work/static/$what" "$work/nginx-copy" || { echo "nginx served other bytes" >&2; tail "$work/nginx-error.log" >&2; exit 1; }
     printf '%-11s %6.1f MiB   ralf %6.3f s   nginx %6.3f s   (%5.2fx)   server peak RSS while serving %4s MiB\n' \
         "$what" "$(echo "$size / 1048576" | bc -l)" "${ralf_time[$what]}" "$nginx_time" \
         "$(echo "${ralf_time[$what]} / $nginx_time" | bc -l)" "${peak[$what]}"
