@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# Benchmark: GET /api/project/{id}/tasks with 100,000 tasks stored, 64 concurrent connections,
-# on SQLite and on PostgreSQL, next to a static file server (same HTTP stack) serving the very
-# same response body from a file, all in one run. Prints requests per second and latency
-# percentiles from wrk; BENCHMARKS.md records the figures.
+# Benchmark: GET /api/project/{id}/tasks (the default page of up to 1,000 tasks, and
+# ?limit=100) with 10,000 tasks stored, 64 concurrent connections, on SQLite and on PostgreSQL,
+# next to nginx and a static file server on ralf's own HTTP stack serving the very same response
+# bodies from files, all in one run. Prints requests per second and latency percentiles from
+# wrk; BENCHMARKS.md records the figures.
 #
-#   bench/api-task-list.sh            # 100,000 tasks, 10 s per measurement
+#   bench/api-task-list.sh            # 10,000 tasks, 10 s per measurement
 #   TASKS=1000000 DURATION=20 bench/api-task-list.sh
+#   RALF=/path/to/ralf bench/api-task-list.sh   # another build of the server (no build)
 #
 # Needs: wrk (installed from Debian if missing), PostgreSQL on 127.0.0.1:5432 (trust auth),
 # python3 (for seeding SQLite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TASKS=${TASKS:-100000}
+TASKS=${TASKS:-10000}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet -p ralf -p ralf-bench
-RALF=target/release/ralf
-STATIC=target/release/static-files
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light; }
+target=${CARGO_TARGET_DIR:-target}
+if [[ -z ${RALF:-} ]]; then
+    cargo build --release --quiet -p ralf -p ralf-bench
+    RALF=$target/release/ralf
+fi
+STATIC=${STATIC:-$target/release/static-files}
 
 work=$(mktemp -d)
 pids=()
@@ -87,9 +93,9 @@ measure() {
 
 measure_all() {
     local backend=$1
-    for query in "" "?limit=50"; do
+    for query in "" "?limit=100"; do
         local path="/api/project/1/tasks$query" body_file
-        body_file="$work/static/$backend${query:+-limit50}.json"
+        body_file="$work/static/$backend${query:+-limit100}.json"
         mkdir -p "$work/static"
         api GET "$path" >"$body_file"
         local size
@@ -98,7 +104,7 @@ measure_all() {
     done
 }
 
-echo "ralf $(git rev-parse --short HEAD), $TASKS tasks, $CONNECTIONS connections, ${DURATION}s each, $(nproc) cores"
+echo "ralf $(git rev-parse --short HEAD) ($RALF), $TASKS tasks, $CONNECTIONS connections, ${DURATION}s each, $(nproc) cores"
 
 # --- SQLite
 start_ralf "sqlite://$work/bench.db"
@@ -125,11 +131,33 @@ psql -q "$PG_URL" -c "ANALYZE tasks" >/dev/null
 measure_all postgres
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
-# --- the same bodies from a static file server on the same HTTP stack
+# --- the same bodies from nginx (the baseline of issue 12), and from a static file server on
+# the same HTTP stack as ralf
+port=$(free_port)
+cat >"$work/nginx.conf" <<NGINX
+daemon off;
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx-body;
+    server { listen 127.0.0.1:$port; root $work/static; default_type application/json; }
+}
+NGINX
+chmod o+rx "$work" "$work/static"  # nginx workers read as www-data
+nginx -c "$work/nginx.conf" &
+pids+=($!)
+sleep 0.3
+for f in sqlite.json sqlite-limit100.json; do
+    measure "nginx $f ($(stat -c %s "$work/static/$f") B)" "http://127.0.0.1:$port/$f"
+done
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 port=$(free_port)
 "$STATIC" "$work/static" "$port" &
 pids+=($!)
 sleep 0.3
-for f in sqlite.json sqlite-limit50.json; do
+for f in sqlite.json sqlite-limit100.json; do
     measure "static file $f ($(stat -c %s "$work/static/$f") B)" "http://127.0.0.1:$port/$f"
 done

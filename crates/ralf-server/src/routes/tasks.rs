@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt as _};
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::tasks::{StopRequest, Task, TaskOutput, TaskRequest};
 use ralf_core::api::templates::Template;
@@ -31,8 +32,8 @@ use crate::state::AppState;
 
 /// The most tasks `…/tasks/last` returns.
 const MAX_LAST: i64 = 200;
-/// Output lines read from the store at a time while streaming `raw_output`.
-const RAW_OUTPUT_PAGE: i64 = 5000;
+/// Output lines read from the store at a time while streaming `output` and `raw_output`.
+const OUTPUT_PAGE: i64 = 5000;
 /// How often a stop retries when the task changes status under it.
 const STOP_ATTEMPTS: usize = 5;
 
@@ -291,6 +292,7 @@ async fn delete(
 }
 
 /// The task's output lines in order; `?offset=` and `?limit=` read a slice of a long one.
+/// Streamed a page at a time, so a long output never sits in memory whole.
 #[utoipa::path(get, path = "/api/project/{project_id}/tasks/{task_id}/output", tag = "task",
     params(("project_id" = i64, Path), ("task_id" = i64, Path), OutputQuery),
     responses((status = 200, body = [TaskOutput]), (status = 404, body = ErrorBody)))]
@@ -299,7 +301,7 @@ async fn output(
     State(state): State<AppState>,
     Ids(TaskPath { task_id }): Ids<TaskPath>,
     Params(q): Params<OutputQuery>,
-) -> ApiResult<Json<Vec<TaskOutput>>> {
+) -> ApiResult<Response> {
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
         return Err(ApiError::bad_request("offset must not be negative"));
@@ -312,16 +314,33 @@ async fn output(
         .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
-    Ok(Json(
-        state
-            .store
-            .task_output(TaskId(task.id), offset, q.limit)
-            .await?,
-    ))
+    // The bytes `Json(Vec<TaskOutput>)` would send: `[`, the lines separated by commas, `]`.
+    let lines = output_pages(state.store.clone(), TaskId(task.id), offset, q.limit)
+        .enumerate()
+        .map(|(page, lines)| {
+            let lines = lines?;
+            let mut json = Vec::with_capacity(lines.len() * 160);
+            for (i, line) in lines.iter().enumerate() {
+                if page > 0 || i > 0 {
+                    json.push(b',');
+                }
+                serde_json::to_writer(&mut json, line).map_err(std::io::Error::other)?;
+            }
+            Ok::<_, std::io::Error>(Bytes::from(json))
+        });
+    let body = futures::stream::once(async { Ok(Bytes::from_static(b"[")) })
+        .chain(lines)
+        .chain(futures::stream::once(async {
+            Ok(Bytes::from_static(b"]"))
+        }));
+    Ok((
+        [(CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
-/// The task's output as plain text, one line per output line; streamed, so long outputs
-/// never sit in memory whole.
+/// The task's output as plain text, one line per output line; streamed like `output`.
 #[utoipa::path(get, path = "/api/project/{project_id}/tasks/{task_id}/raw_output", tag = "task",
     params(("project_id" = i64, Path), ("task_id" = i64, Path)),
     responses((status = 200, body = String, content_type = "text/plain"), (status = 404, body = ErrorBody)))]
@@ -335,19 +354,48 @@ async fn raw_output(
         .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
-    let store = state.store.clone();
-    let task_id = task.id;
-    // State: the index of the next line to send, or None when done.
-    let pages = futures::stream::unfold(Some(0i64), move |after| {
+    let text = output_pages(state.store.clone(), TaskId(task.id), 0, None)
+        .enumerate()
+        .map(|(page, lines)| {
+            let lines = lines?;
+            let mut text = Vec::with_capacity(lines.iter().map(|l| l.output.len() + 1).sum());
+            for (i, line) in lines.iter().enumerate() {
+                if page > 0 || i > 0 {
+                    text.push(b'\n');
+                }
+                text.extend_from_slice(line.output.as_bytes());
+            }
+            Ok::<_, std::io::Error>(Bytes::from(text))
+        });
+    Ok((
+        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(text),
+    )
+        .into_response())
+}
+
+/// Lines `offset..offset + limit` of a task's output (to its last line without a limit),
+/// read from the store a page of [`OUTPUT_PAGE`] lines at a time as the stream is polled. A
+/// failed read is logged and ends the stream with an error, which aborts the response.
+fn output_pages(
+    store: ralf_store::Store,
+    task_id: TaskId,
+    offset: i64,
+    limit: Option<i64>,
+) -> impl Stream<Item = Result<Vec<TaskOutput>, std::io::Error>> {
+    let end = limit.map_or(i64::MAX, |l| offset.saturating_add(l));
+    // State: the index of the next line to read, or None when done.
+    futures::stream::unfold(Some(offset), move |from| {
         let store = store.clone();
         async move {
-            let after = after?;
-            match store
-                .task_output(TaskId(task_id), after, Some(RAW_OUTPUT_PAGE))
-                .await
-            {
+            let from = from?;
+            let want = end.saturating_sub(from).min(OUTPUT_PAGE);
+            if want <= 0 {
+                return None;
+            }
+            match store.task_output(task_id, from, Some(want)).await {
                 Err(e) => {
-                    tracing::error!(error = %e, task_id, "reading task output failed");
+                    tracing::error!(error = %e, task_id = task_id.0, "reading task output failed");
                     Some((
                         Err(std::io::Error::other("reading task output failed")),
                         None,
@@ -355,25 +403,12 @@ async fn raw_output(
                 }
                 Ok(lines) if lines.is_empty() => None,
                 Ok(lines) => {
-                    let next =
-                        (lines.len() as i64 == RAW_OUTPUT_PAGE).then(|| after + lines.len() as i64);
-                    let mut text = String::new();
-                    for (i, line) in lines.iter().enumerate() {
-                        if after != 0 || i > 0 {
-                            text.push('\n');
-                        }
-                        text.push_str(&line.output);
-                    }
-                    Some((Ok(Bytes::from(text)), next))
+                    let next = (lines.len() as i64 == want).then(|| from + want);
+                    Some((Ok(lines), next))
                 }
             }
         }
-    });
-    Ok((
-        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from_stream(pages),
-    )
-        .into_response())
+    })
 }
 
 /// Stops a task: a waiting one (or any, with `force`) is `stopped` at once, an active one

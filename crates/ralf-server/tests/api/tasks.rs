@@ -425,6 +425,26 @@ async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
     expected.extend(long.into_iter().map(|(_, line)| line));
     assert_eq!(raw, expected.join("\n"));
 
+    // The JSON output streams a page at a time too, and sends the very bytes one list of the
+    // stored lines would be: whole, and in a slice across the pages.
+    for (query, offset, limit) in [("", 0, None), ("?offset=4990&limit=5020", 4990, Some(5020))] {
+        let r = admin
+            .get(&f.path(&format!("/tasks/{long_id}/output{query}")))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["content-type"], "application/json");
+        let stored = server
+            .store()
+            .task_output(TaskId(long_id), offset, limit)
+            .await
+            .unwrap();
+        assert_eq!(r.text, serde_json::to_string(&stored).unwrap(), "{query}");
+    }
+    let none = admin
+        .get(&f.path(&format!("/tasks/{long_id}/output?offset=99999")))
+        .await;
+    assert_eq!(none.text, "[]");
+
     let r = admin.get(&f.path("/tasks/999999/raw_output")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     server.stop().await;
