@@ -58,6 +58,14 @@ export function graphSvg(services, href) {
   return svg;
 }
 
+/** Why a service is in the plan (`{"because": "not_deployed", ...}`), in words. */
+function describeSelected(selected) {
+  if (!selected || typeof selected !== 'object') return String(selected ?? '');
+  const { because, ...rest } = selected;
+  const extra = Object.entries(rest).map(([k, v]) => `${k.replace(/_/g, ' ')}: ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+  return [because ? String(because).replace(/_/g, ' ') : null, ...extra].filter(Boolean).join(' · ');
+}
+
 export async function catalogPage(ctx) {
   const { pid } = ctx;
   ctx.main.append(h('h1', {}, 'Service catalog'));
@@ -97,7 +105,7 @@ export async function catalogPage(ctx) {
       fill(planBox, h('h2', { id: 'c-plan' }, 'Plan'),
         h('p', { class: 'muted' }, `From commit ${String(view.commit).slice(0, 12)}: what a rollout of everything would do, in order.`),
         plan.services.length ? h('ol', { class: 'list' }, plan.services.map((p) => h('li', {},
-          h('strong', {}, p.service.name), ' ', h('span', { class: 'muted' }, JSON.stringify(p.selected)),
+          h('strong', {}, p.service.name), ' ', h('span', { class: 'muted' }, describeSelected(p.selected)),
           p.waits_for.length ? h('span', { class: 'muted' }, ` · after ${p.waits_for.join(', ')}`) : null)))
           : h('p', {}, 'Nothing to do: every service is deployed.'),
         plan.skipped.length ? h('p', { class: 'muted' }, `Skipped: ${plan.skipped.map((x) => `${x.name} (${x.reason.because.replace(/_/g, ' ')})`).join(', ')}`) : null);
@@ -155,6 +163,9 @@ export async function rolloutPage(ctx) {
   const error = h('div', { 'aria-live': 'assertive' });
   ctx.main.append(h('p', { class: 'crumbs' }, h('a', { href: `/project/${pid}/catalog` }, 'Service catalog')), head, error, body);
   const mayRun = can(PERM.run);
+  // The graph's edges come from the catalog; the rollout has the states.
+  const catalog = await get(`/project/${pid}/catalog/services`).catch(() => []);
+  const dependsOn = Object.fromEntries(catalog.map((x) => [x.name, x.depends_on || []]));
   const decide = (name, verb) => async () => {
     clear(error);
     try { await post(`/project/${pid}/catalog/services/${encodeURIComponent(name)}/${verb}`, {}); load(); } catch (e) { error.append(notice('error', e.message)); }
@@ -169,7 +180,7 @@ export async function rolloutPage(ctx) {
     fill(body,
       h('p', { class: 'muted' }, `Commit ${String(r.commit).slice(0, 12)} · started ${fmtTime(r.created)}${r.finished ? ` · finished ${fmtTime(r.finished)}` : ''}`),
       r.advice ? h('div', { class: 'card advice' }, h('h2', {}, 'Advice'), h('p', {}, r.advice)) : null,
-      graphSvg(r.services.map((x) => ({ name: x.name, state: x.state, depends_on: [] }))),
+      h('figure', { class: 'graph-box' }, graphSvg(r.services.map((x) => ({ name: x.name, state: x.state, depends_on: dependsOn[x.name] || [] })))),
       h('ol', { class: 'steps' }, r.services.map((x) => h('li', { class: 'card' },
         h('h2', {}, x.name, ' ', badge(x.state)),
         x.held_by ? h('p', {}, `Held: ${x.held_by} failed.`) : null,

@@ -18,6 +18,9 @@ use webdriver::{Browser, CHROMEDRIVER, CHROMIUM};
 /// A script that prints a numbered line every tenth of a second for a minute.
 const TICKER: &str = "for i in $(seq 1 600); do echo \"tick $i\"; sleep 0.1; done\n";
 
+/// A script that prints 100,000 lines at once.
+const FLOOD: &str = "seq -f 'flood %.0f' 1 100000\n";
+
 const DEPLOY: &str = "echo \"deploying $RALF_SERVICE\"\necho \"deployed $RALF_SERVICE\"\n";
 const SMOKE: &str = "echo \"smoke of $RALF_SERVICE passed\"\n";
 
@@ -94,6 +97,7 @@ async fn a_person_runs_ralf_from_the_browser() {
     .await;
     let repo = GitRepo::new(&[
         ("ticker.sh", TICKER),
+        ("flood.sh", FLOOD),
         ("deploy.sh", DEPLOY),
         ("smoke.sh", SMOKE),
         ("infra/main.tf", MAIN_TF),
@@ -218,6 +222,47 @@ async fn a_person_runs_ralf_from_the_browser() {
     b.click("button", "Confirm and apply").await;
     b.find(".badge", "success").await;
     b.find(".log .line", "Apply complete").await;
+
+    // A long log: every line arrives, only those in view are in the page, search finds any.
+    let flood = fixture
+        .add_template(
+            &api,
+            json!({"name": "Flood", "app": "bash", "playbook": "flood.sh"}),
+        )
+        .await;
+    let task = api
+        .create(
+            &format!("/api/project/{infra}/tasks"),
+            json!({"template_id": flood}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    s.open(&format!("/project/{infra}/tasks/{task}")).await;
+    b.find(".badge", "success").await;
+    // The script's lines and ralf's own around them.
+    b.wait_for(
+        "all 100,000 lines",
+        "const c = [...document.querySelectorAll('.log-tools span')].find(s => / lines$/.test(s.textContent)); return c && Number(c.textContent.replace(/[^0-9]/g, '')) > 100000",
+        json!([]),
+    )
+    .await;
+    let in_page = b
+        .script(
+            "return document.querySelectorAll('.log .line').length",
+            json!([]),
+        )
+        .await
+        .as_u64()
+        .unwrap_or_default();
+    assert!(
+        in_page < 500,
+        "{in_page} lines of the log are in the page; only those in view should be"
+    );
+    b.type_into(".log-search input", "flood 4242\u{E007}").await;
+    b.find(".log .line.current", "flood 99999").await;
+    b.sees("1 of 1").await;
+    s.shot("long-log").await;
 
     // The catalog: a rollout started in the browser, its gated service approved, to its end.
     for (name, script) in [("Deploy", "deploy.sh"), ("Smoke", "smoke.sh")] {

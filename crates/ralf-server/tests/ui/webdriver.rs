@@ -224,6 +224,17 @@ impl Browser {
         .await;
     }
 
+    /// Types `text` into the first visible element matching `css` (`\u{E007}` is Enter).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css, "").await;
+        self.call(
+            reqwest::Method::POST,
+            &Self::element_path(&element, "/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
     /// Saves a PNG of the window to `dir/name.png`.
     pub async fn screenshot(&self, dir: &Path, name: &str) {
         let data = self.call(reqwest::Method::GET, "/screenshot", None).await;
