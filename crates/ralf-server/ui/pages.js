@@ -197,27 +197,48 @@ export async function taskPage(ctx) {
 
 const PAGE = 50;
 
+/** A date input's day (local time) as the UTC instant it starts at; `next` for the day after. */
+function dayStart(day, next = false) {
+  if (!day) return '';
+  const d = new Date(`${day}T00:00:00`);
+  if (next) d.setDate(d.getDate() + 1);
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 export async function historyPage(ctx) {
   const { pid } = ctx;
   const q = ctx.query;
-  const templates = await get(`/project/${pid}/templates`);
+  const [templates, members] = await Promise.all([
+    get(`/project/${pid}/templates`), get(`/project/${pid}/users`).catch(() => [])]);
   const names = Object.fromEntries(templates.map((t) => [t.id, t.name]));
-  const params = { status: q.get('status') || '', template_id: q.get('template') || '', before_id: q.get('before') || '', limit: PAGE };
+  const filters = {
+    status: q.get('status') || '', template: q.get('template') || '', user: q.get('user') || '',
+    from: q.get('from') || '', to: q.get('to') || '',
+  };
+  const params = {
+    status: filters.status, template_id: filters.template, user_id: filters.user,
+    created_from: dayStart(filters.from), created_until: dayStart(filters.to, true),
+    before_id: q.get('before') || '', limit: PAGE,
+  };
   const tasks = await get(`/project/${pid}/tasks${query(params)}`);
   const form = h('form', { class: 'filters', onsubmit: (e) => {
     e.preventDefault();
-    const data = new FormData(form);
-    navigate(`/project/${pid}/history${query({ status: data.get('status'), template: data.get('template') })}`);
+    const data = Object.fromEntries(new FormData(form));
+    navigate(`/project/${pid}/history${query(data)}`);
   } },
   h('label', {}, 'Status ', h('select', { name: 'status' }, h('option', { value: '' }, 'any'),
-    TASK_STATUSES.map((s) => h('option', { value: s, selected: s === params.status }, s.replace(/_/g, ' '))))),
+    TASK_STATUSES.map((st) => h('option', { value: st, selected: st === filters.status }, st.replace(/_/g, ' '))))),
   h('label', {}, 'Template ', h('select', { name: 'template' }, h('option', { value: '' }, 'any'),
-    templates.map((t) => h('option', { value: t.id, selected: String(t.id) === params.template_id }, t.name)))),
+    templates.map((t) => h('option', { value: t.id, selected: String(t.id) === filters.template }, t.name)))),
+  h('label', {}, 'Started by ', h('select', { name: 'user' }, h('option', { value: '' }, 'anyone'),
+    members.map((u) => h('option', { value: u.id, selected: String(u.id) === filters.user }, u.name || u.username)))),
+  h('label', {}, 'From ', h('input', { type: 'date', name: 'from', value: filters.from })),
+  h('label', {}, 'To ', h('input', { type: 'date', name: 'to', value: filters.to })),
   h('button', { type: 'submit' }, 'Filter'));
   const older = tasks.length === PAGE
-    ? h('a', { class: 'button', href: `/project/${pid}/history${query({ status: params.status, template: params.template_id, before: tasks[tasks.length - 1].id })}` }, 'Older →')
+    ? h('a', { class: 'button', href: `/project/${pid}/history${query({ ...filters, before: tasks[tasks.length - 1].id })}` }, 'Older →')
     : null;
-  const newest = params.before_id ? h('a', { class: 'button', href: `/project/${pid}/history${query({ status: params.status, template: params.template_id })}` }, '← Newest') : null;
+  const newest = q.get('before') ? h('a', { class: 'button', href: `/project/${pid}/history${query(filters)}` }, '← Newest') : null;
   ctx.main.append(h('h1', {}, 'Task history'), form,
     tasks.length ? h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, ['Task', 'Template', 'Status', 'By', 'Created', 'Took'].map((c) => h('th', { scope: 'col' }, c)))),

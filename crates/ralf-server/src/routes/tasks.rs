@@ -68,6 +68,14 @@ struct TaskListQuery {
     status: Option<String>,
     /// Only tasks of this template.
     template_id: Option<i64>,
+    /// ralf: only tasks started by this user.
+    user_id: Option<i64>,
+    /// ralf: only tasks created at or after this time (RFC 3339).
+    #[param(value_type = Option<String>)]
+    created_from: Option<Timestamp>,
+    /// ralf: only tasks created before this time (RFC 3339).
+    #[param(value_type = Option<String>)]
+    created_until: Option<Timestamp>,
 }
 
 /// A slice of a long output.
@@ -614,6 +622,9 @@ async fn page(
         limit,
         sort: q.sort.as_deref(),
         ascending: q.order == Some(Order::Asc),
+        user_id: q.user_id,
+        created_from: q.created_from,
+        created_until: q.created_until,
     };
     Ok(state.store.tasks(project_id, &query).await?)
 }

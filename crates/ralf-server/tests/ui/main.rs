@@ -219,6 +219,11 @@ async fn a_person_runs_ralf_from_the_browser() {
     b.find("h2", "The plan is waiting for confirmation").await;
     b.find(".log .line", "Changes to Outputs").await;
     s.shot("plan").await;
+    // The dashboard lists the plan among those waiting for approval.
+    s.open("/").await;
+    b.find("section li", &format!("#{task}")).await;
+    s.shot("dashboard").await;
+    s.open(&format!("/project/{infra}/tasks/{task}")).await;
     b.click("button", "Confirm and apply").await;
     b.find(".badge", "success").await;
     b.find(".log .line", "Apply complete").await;
@@ -296,7 +301,13 @@ async fn a_person_runs_ralf_from_the_browser() {
     s.open("/").await;
     b.find("h2", "Catalog services").await;
     b.find("a", "web").await;
-    s.shot("dashboard").await;
+    b.prefer_dark(true).await;
+    s.shot("dark-dashboard").await;
+    s.open(&format!("/project/{infra}/catalog/rollouts/1"))
+        .await;
+    b.find(".head .badge", "succeeded").await;
+    s.shot("dark-rollout").await;
+    b.prefer_dark(false).await;
     s.open(&format!("/project/{project_id}/templates")).await;
     b.find("th a", "Ticker").await;
     s.shot("templates").await;

@@ -107,6 +107,18 @@ impl Browser {
         .await;
     }
 
+    /// Makes the pages believe the system prefers a dark (or light) colour scheme.
+    pub async fn prefer_dark(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{"name": "prefers-color-scheme", "value": scheme}]}})),
+        )
+        .await;
+    }
+
     /// Runs `script` (a function body; its arguments are `arguments[0..]`) in the page.
     pub async fn script(&self, script: &str, args: Value) -> Value {
         self.call(
