@@ -61,6 +61,7 @@ export const RESOURCES = {
       { name: 'name', label: 'Name', required: true },
       { name: 'json', label: 'Extra variables (a JSON object)', kind: 'textarea', empty: '{}' },
       { name: 'env', label: 'Environment variables (a JSON object)', kind: 'textarea', empty: '{}' },
+      { name: 'secrets', label: 'Secrets (write-only: their values are never shown)', kind: 'secrets' },
     ],
   },
   schedules: {
@@ -201,6 +202,8 @@ export async function formFor({ fields, item = {}, pid = null, isNew = true, sav
           f.nullable || (f.required && value == null) ? h('option', { value: '' }, f.nullable ? '— none —' : '— choose —') : null,
           options.map(([v, label]) => h('option', { value: v, selected: String(v) === String(value ?? '') }, label)));
       }
+    } else if (f.kind === 'secrets') {
+      input = secretsEditor(id, value || []);
     } else if (f.kind === 'checkbox') {
       input = h('input', { ...common, type: 'checkbox', checked: !!value });
     } else if (f.kind === 'textarea' || f.kind === 'json') {
@@ -225,7 +228,8 @@ export async function formFor({ fields, item = {}, pid = null, isNew = true, sav
     for (const { f, input, row } of rows) {
       if (row.hidden) continue;
       let x;
-      if (f.kind === 'checkbox') x = input.checked;
+      if (f.kind === 'secrets') x = input.read();
+      else if (f.kind === 'checkbox') x = input.checked;
       else if (f.kind === 'number' || (f.kind === 'select' && input.type === 'number')) x = input.value === '' ? null : Number(input.value);
       else if (f.kind === 'tags') x = input.value.split(',').map((s) => s.trim()).filter(Boolean);
       else if (f.kind === 'json') {
@@ -267,6 +271,50 @@ export async function formFor({ fields, item = {}, pid = null, isNew = true, sav
     }
   });
   return form;
+}
+
+/**
+ * An environment's secrets: the stored ones by name and type (a new value replaces one, a
+ * checkbox removes one) and empty rows for new ones. `read()` gives the API's operations.
+ */
+function secretsEditor(id, stored) {
+  const kinds = [['var', 'extra variable'], ['env', 'environment variable']];
+  const kindSelect = (label, value) => h('select', { 'aria-label': label },
+    kinds.map(([v, t]) => h('option', { value: v, selected: v === value }, t)));
+  const old = stored.map((sec) => ({
+    sec,
+    value: h('input', { type: 'password', autocomplete: 'new-password', 'aria-label': `New value of ${sec.name} (empty: keep)` }),
+    remove: h('input', { type: 'checkbox', 'aria-label': `Remove ${sec.name}` }),
+  }));
+  const fresh = [];
+  const list = h('div', { class: 'secrets' });
+  const addRow = () => {
+    const n = fresh.length + 1;
+    const row = {
+      name: h('input', { type: 'text', 'aria-label': `New secret ${n}: name`, placeholder: 'name' }),
+      value: h('input', { type: 'password', autocomplete: 'new-password', 'aria-label': `New secret ${n}: value`, placeholder: 'value' }),
+      kind: kindSelect(`New secret ${n}: type`, 'var'),
+    };
+    fresh.push(row);
+    list.append(h('div', { class: 'secret-row' }, row.name, row.value, row.kind));
+  };
+  const box = h('div', { id, class: 'secrets-box', role: 'group' },
+    old.length ? h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Type', 'New value', 'Remove'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, old.map((o) => h('tr', {}, h('th', { scope: 'row' }, o.sec.name), h('td', {}, o.sec.type), h('td', {}, o.value), h('td', {}, o.remove))))) : null,
+    list,
+    h('button', { type: 'button', onclick: addRow }, 'Add a secret'));
+  addRow();
+  box.read = () => [
+    ...old.filter((o) => o.remove.checked || o.value.value).map((o) => ({
+      id: o.sec.id, name: o.sec.name, type: o.sec.type, secret: o.remove.checked ? '' : o.value.value,
+      operation: o.remove.checked ? 'delete' : 'update',
+    })),
+    ...fresh.filter((r) => r.name.value.trim()).map((r) => ({
+      name: r.name.value.trim(), secret: r.value.value, type: r.kind.value, operation: 'create',
+    })),
+  ];
+  box.setAttribute('aria-invalid', 'false');
+  return box;
 }
 
 function readVisibleSelects(rows) {

@@ -169,6 +169,25 @@ async fn a_person_runs_ralf_from_the_browser() {
     b.find("th a", "shop").await;
     s.shot("resources").await;
 
+    // An environment with a secret: written once, never shown again.
+    b.click("nav.sub a", "Environments").await;
+    b.click("a", "New environment").await;
+    b.fill("Name", "prod").await;
+    b.type_into("input[aria-label='New secret 1: name']", "DEPLOY_TOKEN")
+        .await;
+    b.type_into("input[aria-label='New secret 1: value']", "s3cret-value")
+        .await;
+    b.click("button", "Create").await;
+    b.click("th a", "prod").await;
+    b.find(".secrets-box th", "DEPLOY_TOKEN").await;
+    let shown = b
+        .script(
+            "return document.documentElement.outerHTML.includes('s3cret-value') || [...document.querySelectorAll('input')].some(i => i.value.includes('s3cret'))",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, json!(false), "the secret's value is on the page");
+
     // A template, made in the browser, run from the list: straight to its task.
     b.click("nav.sub a", "Templates").await;
     b.click("a", "New template").await;
