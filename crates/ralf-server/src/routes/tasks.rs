@@ -33,6 +33,8 @@ use crate::state::AppState;
 const MAX_LAST: i64 = 200;
 /// Output lines read from the store at a time while streaming `raw_output`.
 const RAW_OUTPUT_PAGE: i64 = 5000;
+/// The header of `…/output` with the task's number of output lines.
+const TOTAL_COUNT: &str = "x-total-count";
 /// How often a stop retries when the task changes status under it.
 const STOP_ATTEMPTS: usize = 5;
 
@@ -299,15 +301,18 @@ async fn delete(
 }
 
 /// The task's output lines in order; `?offset=` and `?limit=` read a slice of a long one.
+/// `X-Total-Count` says how many lines the task has, so a client can page through them.
 #[utoipa::path(get, path = "/api/project/{project_id}/tasks/{task_id}/output", tag = "task",
     params(("project_id" = i64, Path), ("task_id" = i64, Path), OutputQuery),
-    responses((status = 200, body = [TaskOutput]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [TaskOutput],
+            headers(("X-Total-Count" = i64, description = "How many output lines the task has"))),
+        (status = 404, body = ErrorBody)))]
 async fn output(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
     Ids(TaskPath { task_id }): Ids<TaskPath>,
     Params(q): Params<OutputQuery>,
-) -> ApiResult<Json<Vec<TaskOutput>>> {
+) -> ApiResult<([(&'static str, String); 1], Json<Vec<TaskOutput>>)> {
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
         return Err(ApiError::bad_request("offset must not be negative"));
@@ -320,12 +325,13 @@ async fn output(
         .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
-    Ok(Json(
-        state
-            .store
-            .task_output(TaskId(task.id), offset, q.limit)
-            .await?,
-    ))
+    // Counted before reading: a line written in between may be in the answer beyond the count.
+    let total = state.store.task_output_count(TaskId(task.id)).await?;
+    let lines = state
+        .store
+        .task_output(TaskId(task.id), offset, q.limit)
+        .await?;
+    Ok(([(TOTAL_COUNT, total.to_string())], Json(lines)))
 }
 
 /// The task's output as plain text, one line per output line; streamed, so long outputs
