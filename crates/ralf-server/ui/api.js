@@ -15,7 +15,8 @@ export function onUnauthorized(fn) {
   unauthorized = fn;
 }
 
-export async function api(method, path, body) {
+/** The answer to a request, or an ApiError with the API's message. */
+async function send(method, path, body) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -36,6 +37,11 @@ export async function api(method, path, body) {
     if (response.status === 401 && !path.startsWith('/auth/')) unauthorized();
     throw new ApiError(response.status, message);
   }
+  return response;
+}
+
+export async function api(method, path, body) {
+  const response = await send(method, path, body);
   if (response.status === 204) return null;
   const type = response.headers.get('content-type') || '';
   if (type.includes('json')) {
@@ -43,6 +49,12 @@ export async function api(method, path, body) {
     return text ? JSON.parse(text) : null;
   }
   return response.text();
+}
+
+/** A list with the whole count the API gives in `X-Total-Count` (a task's output). */
+export async function getCounted(path) {
+  const response = await send('GET', path);
+  return { items: await response.json(), total: Number(response.headers.get('X-Total-Count')) || 0 };
 }
 
 export const get = (path) => api('GET', path);

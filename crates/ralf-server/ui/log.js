@@ -1,11 +1,17 @@
-// A task's log, virtualised: every line is kept as a string, but only the lines in view (and
-// a few around them) are in the DOM, so a log of a million lines scrolls as smoothly as one
-// of ten. ANSI colours (SGR) become classes; other escape sequences are dropped.
+// A task's log, virtualised twice: only the lines in view (and a few around them) are in the
+// DOM, and only a bounded window of lines is in memory (the chunks around the view and the live
+// tail); other lines are read from the server by offset and limit when scrolled to. So a log
+// of a million lines scrolls as smoothly, and costs the tab as little, as one of ten thousand.
+// ANSI colours (SGR) become classes; other escape sequences are dropped.
 
 import { h, fill } from './dom.js';
 
 const LINE_HEIGHT = 20; // px; app.css sets .log .line to the same height.
 const OVERSCAN = 30;
+const CHUNK = 1000; // lines read from the server at a time
+const KEEP_CHUNKS = 8; // at most this many chunks in memory: those nearest the view and the tail
+const SEARCH_BLOCK = 5000; // lines read at a time while searching
+const MAX_HEIGHT = 15000000; // px; browsers cap an element's height (Firefox near 17.9 million)
 const ESC = /\x1b\[([0-9;?]*)([A-Za-z])|\x1b[()][A-Za-z0-9]|\x1b[=>]|\r/g;
 
 export function stripAnsi(text) {
@@ -90,13 +96,24 @@ function clock(ms) {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
+/**
+ * `fetchLines(offset, limit)` reads lines from the server: `{ items: [{time, output}], total }`.
+ * The page sets `total` (the task's line count) and `streamed` (where its live stream starts)
+ * and hands each streamed line to `put`.
+ */
 export class LogView {
-  constructor({ download, label = 'Task output' }) {
-    this.times = [];
-    this.texts = [];
+  constructor({ download, label = 'Task output', fetchLines }) {
+    this.fetchLines = fetchLines;
+    this.total = 0;
+    this.streamed = 0;
+    this.chunks = new Map(); // chunk number -> { times: [], texts: [] }, possibly with holes
+    this.loading = new Set();
+    this.tried = new Map(); // chunk number -> the total when it was last read
+    this.version = 0;
     this.follow = true;
-    this.matches = [];
-    this.current = -1;
+    this.query = null;
+    this.current = -1; // the line of the current match
+    this.searching = 0;
     this.pending = false;
     this.programmatic = false;
     this.spacer = h('div', { class: 'log-spacer' });
@@ -116,7 +133,14 @@ export class LogView {
       h('button', { type: 'button', onclick: () => this.find(this.search.value, -1), 'aria-label': 'Previous match' }, '↑'),
       h('button', { type: 'submit', 'aria-label': 'Next match' }, '↓'),
       this.found);
-    this.search.addEventListener('input', () => { this.matches = []; this.query = null; fill(this.found); });
+    this.search.addEventListener('input', () => {
+      this.searching++;
+      this.query = null;
+      this.current = -1;
+      this.version++;
+      fill(this.found);
+      this.draw();
+    });
     this.el = h('section', { class: 'log-box', 'aria-label': label },
       h('div', { class: 'log-tools' }, this.followButton, times, searchForm,
         download ? h('a', { href: download, download: '', class: 'button' }, 'Download') : null, this.count),
@@ -125,17 +149,72 @@ export class LogView {
     new ResizeObserver(() => this.draw()).observe(this.scroller);
   }
 
-  get length() {
-    return this.texts.length;
+  /** The task's line count as the server last said (it only grows). */
+  setTotal(total) {
+    if (total > this.total) {
+      this.total = total;
+      this.schedule();
+    }
   }
 
-  /** Line `index` (from the stream); repeats are ignored, a gap is filled with empties. */
+  /** Line `index` of the live stream; a line already held is kept as it is. */
   put(index, time, text) {
-    if (index < this.texts.length) return;
-    while (this.texts.length < index) { this.texts.push(''); this.times.push(0); }
-    this.texts.push(text);
-    this.times.push(typeof time === 'number' ? time : Date.parse(time));
+    if (index >= this.streamed) this.streamed = index + 1;
+    if (index >= this.total) this.total = index + 1;
+    this.keep(index, typeof time === 'number' ? time : Date.parse(time), text);
     this.schedule();
+  }
+
+  keep(index, time, text) {
+    const k = Math.floor(index / CHUNK);
+    let chunk = this.chunks.get(k);
+    if (!chunk) {
+      chunk = { times: [], texts: [] };
+      this.chunks.set(k, chunk);
+    }
+    const j = index - k * CHUNK;
+    if (chunk.texts[j] === undefined) {
+      chunk.texts[j] = text;
+      chunk.times[j] = time;
+      this.version++;
+    }
+  }
+
+  line(index) {
+    const chunk = this.chunks.get(Math.floor(index / CHUNK));
+    const j = index % CHUNK;
+    return chunk && chunk.texts[j] !== undefined ? { text: chunk.texts[j], time: chunk.times[j] } : null;
+  }
+
+  /** Reads chunk `k` from the server, unless it is being read or was read at this total. */
+  async load(k) {
+    if (this.loading.has(k) || this.tried.get(k) === this.total) return;
+    this.loading.add(k);
+    const total = this.total;
+    try {
+      const { items, total: now } = await this.fetchLines(k * CHUNK, CHUNK);
+      items.forEach((l, j) => this.keep(k * CHUNK + j, Date.parse(l.time), l.output));
+      this.tried.set(k, total);
+      this.total = Math.max(this.total, now, k * CHUNK + items.length);
+    } catch (e) {
+      this.found.textContent = `lines ${k * CHUNK + 1}–${(k + 1) * CHUNK}: ${e.message}`;
+    } finally {
+      this.loading.delete(k);
+    }
+    this.schedule();
+  }
+
+  /** Drops the chunks farthest from both the view and the tail. */
+  trim() {
+    if (this.chunks.size <= KEEP_CHUNKS) return;
+    const view = Math.floor(this.topLine() / CHUNK);
+    const tail = Math.floor(Math.max(0, this.total - 1) / CHUNK);
+    const distance = (k) => Math.min(Math.abs(k - view), Math.abs(k - tail));
+    const far = [...this.chunks.keys()].sort((a, b) => distance(a) - distance(b)).slice(KEEP_CHUNKS);
+    for (const k of far) {
+      this.chunks.delete(k);
+      this.tried.delete(k);
+    }
   }
 
   schedule() {
@@ -143,26 +222,42 @@ export class LogView {
     this.pending = true;
     requestAnimationFrame(() => {
       this.pending = false;
-      this.spacer.style.height = `${this.texts.length * LINE_HEIGHT}px`;
-      this.count.textContent = `${this.texts.length.toLocaleString()} lines`;
-      if (this.follow) this.scrollToLine(this.texts.length - 1, 'end');
+      this.height = Math.min(this.total * LINE_HEIGHT, MAX_HEIGHT);
+      this.spacer.style.height = `${this.height}px`;
+      this.count.textContent = `${this.total.toLocaleString()} lines`;
+      if (this.follow) this.scrollToLine(this.total - 1, 'end');
       this.draw();
+      this.trim();
     });
+  }
+
+  // The scroll bar spans the whole log. Up to MAX_HEIGHT a line is LINE_HEIGHT of it; beyond,
+  // the scroll position maps linearly onto the lines (and the rows are placed at the view).
+  geometry() {
+    const view = this.scroller.clientHeight;
+    const viewLines = view / LINE_HEIGHT;
+    const maxScroll = Math.max(0, (this.height || 0) - view);
+    const span = Math.max(0, this.total - viewLines);
+    return { viewLines, maxScroll, span };
+  }
+
+  /** The (fractional) line at the top of the view. */
+  topLine() {
+    const { maxScroll, span } = this.geometry();
+    return maxScroll > 0 ? Math.min(span, this.scroller.scrollTop * span / maxScroll) : 0;
   }
 
   setFollow(on) {
     this.follow = on;
     this.followButton.setAttribute('aria-pressed', String(on));
-    if (on) this.scrollToLine(this.texts.length - 1, 'end');
+    if (on) this.scrollToLine(this.total - 1, 'end');
   }
 
   scrollToLine(index, where = 'center') {
-    const view = this.scroller.clientHeight;
-    let top = index * LINE_HEIGHT;
-    if (where === 'end') top = top + LINE_HEIGHT - view;
-    else top -= view / 2;
+    const { viewLines, maxScroll, span } = this.geometry();
+    const top = where === 'end' ? index + 1 - viewLines : index - viewLines / 2;
     this.programmatic = true;
-    this.scroller.scrollTop = Math.max(0, top);
+    this.scroller.scrollTop = span > 0 ? Math.min(span, Math.max(0, top)) * maxScroll / span : 0;
   }
 
   onScroll() {
@@ -179,50 +274,102 @@ export class LogView {
   }
 
   draw() {
-    const first = Math.max(0, Math.floor(this.scroller.scrollTop / LINE_HEIGHT) - OVERSCAN);
-    const visible = Math.ceil(this.scroller.clientHeight / LINE_HEIGHT) + OVERSCAN * 2;
-    const last = Math.min(this.texts.length, first + visible);
-    if (first === this.drawnFirst && last === this.drawnLast && this.drawnCurrent === this.current) return;
+    const { viewLines } = this.geometry();
+    const lineTop = this.topLine();
+    const first = Math.max(0, Math.floor(lineTop) - OVERSCAN);
+    const last = Math.min(this.total, Math.ceil(lineTop + viewLines) + OVERSCAN);
+    this.rows.style.transform = `translateY(${this.scroller.scrollTop + (first - lineTop) * LINE_HEIGHT}px)`;
+    if (first === this.drawnFirst && last === this.drawnLast && this.drawnVersion === this.version) return;
     this.drawnFirst = first;
     this.drawnLast = last;
-    this.drawnCurrent = this.current;
-    this.rows.style.transform = `translateY(${first * LINE_HEIGHT}px)`;
-    const hits = this.matches.length ? new Set(this.matches) : null;
-    const currentLine = this.current >= 0 ? this.matches[this.current] : -1;
+    this.drawnVersion = this.version;
     const lines = [];
+    let missing = false;
     for (let i = first; i < last; i++) {
-      const cls = i === currentLine ? 'line hit current' : hits && hits.has(i) ? 'line hit' : 'line';
+      const line = this.line(i);
+      if (!line) {
+        missing = true;
+        lines.push(h('div', { class: 'line pending', 'data-index': i }, h('span', { class: 'ts' }, ''), h('span', { class: 'txt' }, '…')));
+        continue;
+      }
+      const hit = this.query && stripAnsi(line.text).toLowerCase().includes(this.query);
+      const cls = i === this.current ? 'line hit current' : hit ? 'line hit' : 'line';
       lines.push(h('div', { class: cls, 'data-index': i },
-        h('span', { class: 'ts' }, this.times[i] ? clock(this.times[i]) : ''),
-        h('span', { class: 'txt' }, ansiSpans(this.texts[i]))));
+        h('span', { class: 'ts' }, line.time ? clock(line.time) : ''),
+        h('span', { class: 'txt' }, ansiSpans(line.text))));
     }
     fill(this.rows, lines);
+    // Lines not in memory are read once scrolling rests, not for every chunk scrolled past.
+    clearTimeout(this.loadTimer);
+    if (missing) this.loadTimer = setTimeout(() => this.loadView(), 80);
   }
 
-  /** The next (`step` 1) or previous (-1) line containing `q`, case-insensitive. */
-  find(q, step) {
-    if (!q) return;
-    if (this.query !== q || this.searchedUpTo !== this.texts.length) {
-      const needle = q.toLowerCase();
-      this.matches = [];
-      for (let i = 0; i < this.texts.length; i++) {
-        if (stripAnsi(this.texts[i]).toLowerCase().includes(needle)) this.matches.push(i);
+  loadView() {
+    const { viewLines } = this.geometry();
+    const lineTop = this.topLine();
+    const first = Math.max(0, Math.floor(lineTop) - OVERSCAN);
+    const last = Math.min(this.total, Math.ceil(lineTop + viewLines) + OVERSCAN);
+    for (let k = Math.floor(first / CHUNK); k * CHUNK < last; k++) {
+      for (let i = Math.max(first, k * CHUNK); i < Math.min(last, (k + 1) * CHUNK); i++) {
+        if (!this.line(i)) { this.load(k); break; }
       }
-      this.query = q;
-      this.searchedUpTo = this.texts.length;
+    }
+  }
+
+  /**
+   * The next (`step` 1) or previous (-1) line containing `q` (case-insensitive, without the
+   * colour codes), from the current match or else the view, round the end. The log is read
+   * from the server a block at a time, so a search never holds more than one block.
+   */
+  async find(q, step) {
+    if (!q || !this.total) return;
+    const needle = q.toLowerCase();
+    const token = ++this.searching;
+    if (this.query !== needle) {
+      this.query = needle;
       this.current = -1;
     }
-    if (!this.matches.length) {
-      this.found.textContent = 'no match';
-      this.drawnFirst = -1;
-      this.draw();
-      return;
+    const total = this.total;
+    const { viewLines } = this.geometry();
+    const start = this.current >= 0 ? this.current + step
+      : step > 0 ? Math.floor(this.topLine()) : Math.ceil(this.topLine() + viewLines) - 1;
+    let pos = ((start % total) + total) % total;
+    let scanned = 0;
+    while (scanned < total) {
+      const blockStart = Math.floor(pos / SEARCH_BLOCK) * SEARCH_BLOCK;
+      let items;
+      try {
+        ({ items } = await this.fetchLines(blockStart, Math.min(SEARCH_BLOCK, total - blockStart)));
+      } catch (e) {
+        if (token === this.searching) this.found.textContent = `search failed: ${e.message}`;
+        return;
+      }
+      if (token !== this.searching) return;
+      const matches = (i) => i - blockStart < items.length && stripAnsi(items[i - blockStart].output).toLowerCase().includes(needle);
+      if (step > 0) {
+        const end = Math.min(blockStart + SEARCH_BLOCK, total);
+        for (let i = pos; i < end; i++) if (matches(i)) return this.show(i);
+        scanned += end - pos;
+        pos = end >= total ? 0 : end;
+      } else {
+        for (let i = pos; i >= blockStart; i--) if (matches(i)) return this.show(i);
+        scanned += pos - blockStart + 1;
+        pos = blockStart === 0 ? total - 1 : blockStart - 1;
+      }
+      this.found.textContent = `searching… ${Math.min(99, Math.floor(scanned * 100 / total))}%`;
     }
-    this.current = (this.current + step + this.matches.length) % this.matches.length;
-    this.found.textContent = `${this.current + 1} of ${this.matches.length}`;
+    this.current = -1;
+    this.found.textContent = 'no match';
+    this.version++;
+    this.draw();
+  }
+
+  show(index) {
+    this.current = index;
+    this.found.textContent = `line ${(index + 1).toLocaleString()}`;
     this.setFollow(false);
-    this.scrollToLine(this.matches[this.current]);
-    this.drawnFirst = -1;
+    this.scrollToLine(index);
+    this.version++;
     this.draw();
   }
 }

@@ -1,7 +1,7 @@
 // The task pages: templates (search, views, pinned quick actions), the run form with the
 // survey, the task with its live log, the task history, and the user's API tokens.
 
-import { get, post, del, query, liveSocket, ApiError } from './api.js';
+import { get, getCounted, post, del, query, liveSocket, ApiError } from './api.js';
 import { h, fill, clear, fmtTime, duration, badge, notice, isActive, TASK_STATUSES } from './dom.js';
 import { session, can, PERM } from './session.js';
 import { navigate, onLeave } from './app.js';
@@ -9,6 +9,9 @@ import { formFor } from './resources.js';
 import { LogView } from './log.js';
 
 // ---- templates ---------------------------------------------------------------------------
+
+/** How many of a task's last lines its page streams at first. */
+const LIVE_TAIL = 2000;
 
 const pinKey = (pid) => `ui.pinned.${pid}`;
 
@@ -144,7 +147,11 @@ export async function taskPage(ctx) {
   const actions = h('div', { class: 'actions' });
   const plan = h('div', { 'aria-live': 'polite' });
   const error = h('div', { 'aria-live': 'assertive' });
-  const log = new LogView({ download: `/api/project/${pid}/tasks/${tid}/raw_output`, label: `Output of task ${tid}` });
+  const log = new LogView({
+    download: `/api/project/${pid}/tasks/${tid}/raw_output`,
+    label: `Output of task ${tid}`,
+    fetchLines: (offset, limit) => getCounted(`/project/${pid}/tasks/${tid}/output?offset=${offset}&limit=${limit}`),
+  });
   const act = (path, body) => async () => {
     clear(error);
     try {
@@ -186,7 +193,12 @@ export async function taskPage(ctx) {
     try { task = await get(`/project/${pid}/tasks/${tid}`); } catch { task.status = next; }
     draw();
   };
-  const stream = liveSocket(() => `/project/${pid}/tasks/${tid}/stream?from=${log.length}`, (m) => {
+  // The stream starts near the end (the lines before are read when scrolled to), and after a
+  // dropped connection from the line after the last one it sent.
+  const { total } = await getCounted(`/project/${pid}/tasks/${tid}/output?limit=0`);
+  log.setTotal(total);
+  log.streamed = Math.max(0, total - LIVE_TAIL);
+  const stream = liveSocket(() => `/project/${pid}/tasks/${tid}/stream?from=${log.streamed}`, (m) => {
     if (m.type === 'line') log.put(m.index, m.time, m.output);
     else if (m.type === 'status' || m.type === 'end') refresh(m.status);
   });
