@@ -1,6 +1,6 @@
-//! ralf's HTTP server: the Semaphore-compatible API under `/api`, authentication and project
-//! roles, and the startup that binds a listener and reports its port (so tests run the real
-//! server on port 0).
+//! ralf's HTTP server: the Semaphore-compatible API under `/api`, the web UI around it,
+//! authentication and project roles, and the startup that binds a listener and reports its
+//! port (so tests run the real server on port 0).
 
 pub mod access;
 pub mod access_key;
@@ -23,6 +23,7 @@ pub mod settings;
 pub mod state;
 pub mod supervise;
 pub mod task_queue;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -80,6 +80,12 @@ pub struct TaskQuery<'a> {
     pub sort: Option<&'a str>,
     /// Ascending instead of the default newest first.
     pub ascending: bool,
+    /// Only tasks started by this user.
+    pub user_id: Option<i64>,
+    /// Only tasks created at or after this time.
+    pub created_from: Option<Timestamp>,
+    /// Only tasks created before this time.
+    pub created_until: Option<Timestamp>,
 }
 
 impl Default for TaskQuery<'_> {
@@ -92,6 +98,9 @@ impl Default for TaskQuery<'_> {
             limit: MAX_TASK_PAGE,
             sort: None,
             ascending: false,
+            user_id: None,
+            created_from: None,
+            created_until: None,
         }
     }
 }
@@ -276,6 +285,18 @@ impl Store {
             filter.push_str(&format!(" AND id < ${next}"));
             next += 1;
         }
+        if query.user_id.is_some() {
+            filter.push_str(&format!(" AND user_id = ${next}"));
+            next += 1;
+        }
+        if query.created_from.is_some() {
+            filter.push_str(&format!(" AND created >= ${next}"));
+            next += 1;
+        }
+        if query.created_until.is_some() {
+            filter.push_str(&format!(" AND created < ${next}"));
+            next += 1;
+        }
         if !query.statuses.is_empty() {
             let list: Vec<String> = (next..next + query.statuses.len())
                 .map(|n| format!("${n}"))
@@ -299,6 +320,15 @@ impl Store {
             }
             if let Some(before_id) = query.before_id {
                 q = q.bind(before_id);
+            }
+            if let Some(user_id) = query.user_id {
+                q = q.bind(user_id);
+            }
+            if let Some(from) = query.created_from {
+                q = q.bind(from);
+            }
+            if let Some(until) = query.created_until {
+                q = q.bind(until);
             }
             for status in query.statuses {
                 q = q.bind(status.as_str());

@@ -107,6 +107,8 @@ pub fn app(state: AppState) -> Router {
             async move { Json(doc.as_ref().clone()) }
         }),
     )
+    .route("/", axum::routing::get(crate::ui::page))
+    .route("/ui/{name}", axum::routing::get(crate::ui::asset))
     .fallback(no_such_route)
     .method_not_allowed_fallback(method_not_allowed)
     .layer(middleware::from_fn_with_state(
@@ -121,8 +123,18 @@ pub fn app(state: AppState) -> Router {
     .with_state(state)
 }
 
-async fn no_such_route() -> ApiError {
-    ApiError::NotFound("no such API route".into())
+/// Under `/api`, a JSON 404; any other page asked for with GET is the web UI's, whose client
+/// reads the path (`/project/1/templates`) and shows that page.
+async fn no_such_route(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let api = uri.path() == "/api" || uri.path().starts_with("/api/");
+    if !api && (method == axum::http::Method::GET || method == axum::http::Method::HEAD) {
+        return crate::ui::page(headers).await;
+    }
+    ApiError::NotFound("no such API route".into()).into_response()
 }
 
 async fn method_not_allowed() -> Response {

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::HeaderName;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt as _};
@@ -34,6 +35,8 @@ use crate::state::AppState;
 const MAX_LAST: i64 = 200;
 /// Output lines read from the store at a time while streaming `output` and `raw_output`.
 const OUTPUT_PAGE: i64 = 5000;
+/// The header of `…/output` with the task's number of output lines.
+const TOTAL_COUNT: &str = "x-total-count";
 /// How often a stop retries when the task changes status under it.
 const STOP_ATTEMPTS: usize = 5;
 
@@ -69,6 +72,14 @@ struct TaskListQuery {
     status: Option<String>,
     /// Only tasks of this template.
     template_id: Option<i64>,
+    /// ralf: only tasks started by this user.
+    user_id: Option<i64>,
+    /// ralf: only tasks created at or after this time (RFC 3339).
+    #[param(value_type = Option<String>)]
+    created_from: Option<Timestamp>,
+    /// ralf: only tasks created before this time (RFC 3339).
+    #[param(value_type = Option<String>)]
+    created_until: Option<Timestamp>,
 }
 
 /// A slice of a long output.
@@ -293,9 +304,12 @@ async fn delete(
 
 /// The task's output lines in order; `?offset=` and `?limit=` read a slice of a long one.
 /// Streamed a page at a time, so a long output never sits in memory whole.
+/// `X-Total-Count` says how many lines the task has, so a client can page through them.
 #[utoipa::path(get, path = "/api/project/{project_id}/tasks/{task_id}/output", tag = "task",
     params(("project_id" = i64, Path), ("task_id" = i64, Path), OutputQuery),
-    responses((status = 200, body = [TaskOutput]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [TaskOutput],
+            headers(("X-Total-Count" = i64, description = "How many output lines the task has"))),
+        (status = 404, body = ErrorBody)))]
 async fn output(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
@@ -314,6 +328,8 @@ async fn output(
         .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
+    // Counted before reading: a line written in between may be in the answer beyond the count.
+    let total = state.store.task_output_count(TaskId(task.id)).await?;
     // The bytes `Json(Vec<TaskOutput>)` would send: `[`, the lines separated by commas, `]`.
     let lines = output_pages(state.store.clone(), TaskId(task.id), offset, q.limit)
         .enumerate()
@@ -334,7 +350,10 @@ async fn output(
             Ok(Bytes::from_static(b"]"))
         }));
     Ok((
-        [(CONTENT_TYPE, "application/json")],
+        [
+            (CONTENT_TYPE, "application/json".to_owned()),
+            (HeaderName::from_static(TOTAL_COUNT), total.to_string()),
+        ],
         Body::from_stream(body),
     )
         .into_response())
@@ -649,6 +668,9 @@ async fn page(
         limit,
         sort: q.sort.as_deref(),
         ascending: q.order == Some(Order::Asc),
+        user_id: q.user_id,
+        created_from: q.created_from,
+        created_until: q.created_until,
     };
     Ok(state.store.tasks(project_id, &query).await?)
 }

@@ -268,7 +268,54 @@ async fn nul_characters_are_refused_with_the_field_named(backend: Backend) {
     server.stop().await;
 }
 
+/// The web UI's page answers `/` and every other path outside `/api` (the client routes in
+/// the browser), without a login; its files are revalidated by ETag; `/api` stays JSON.
+async fn pages_outside_the_api_are_the_web_ui(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let anonymous = server.anonymous();
+    for path in ["/", "/login", "/project/7/tasks/12", "/projects/"] {
+        let r = anonymous.get(path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            r.headers["content-type"], "text/html; charset=utf-8",
+            "{path}"
+        );
+        assert!(r.text.contains("/ui/app.js"), "{path}: {}", r.text);
+        let csp = r.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+    }
+    let r = anonymous.get("/ui/app.js").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let etag = r.headers["etag"].clone();
+    let again = anonymous
+        .http
+        .get(format!("{}/ui/app.js", server.url))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        anonymous.get("/ui/nope.js").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The API's answers are untouched: JSON 404s, and a POST elsewhere is no page.
+    let r = anonymous.get("/api/no/such/route").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let r = anonymous.post("/projects", json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
 on_both_backends!(
+    pages_outside_the_api_are_the_web_ui,
     null_members_are_absent_members,
     nul_characters_are_refused_with_the_field_named,
     ping_is_text_and_needs_no_login,

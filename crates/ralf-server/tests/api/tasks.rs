@@ -394,10 +394,11 @@ async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
     assert_eq!(keys, ["output", "task_id", "time"]);
     let slice = admin
         .get(&f.path(&format!("/tasks/{task_id}/output?offset=1&limit=1")))
-        .await
-        .body;
-    assert_eq!(slice.as_array().unwrap().len(), 1);
-    assert_eq!(slice[0]["output"], "PLAY [all]");
+        .await;
+    assert_eq!(slice.body.as_array().unwrap().len(), 1);
+    assert_eq!(slice.body[0]["output"], "PLAY [all]");
+    // The whole count comes with any slice, so a client can page through a long output.
+    assert_eq!(slice.headers["x-total-count"], "4");
 
     let raw = admin
         .get(&f.path(&format!("/tasks/{task_id}/raw_output")))
@@ -624,7 +625,62 @@ async fn guests_read_runners_run(backend: Backend) {
     server.stop().await;
 }
 
+/// ralf's filters of the task history: who started a task, and when it was created.
+async fn lists_filter_by_user_and_creation_time(backend: Backend) {
+    let (server, _busy) = TestServer::start_busy(backend).await;
+    let admin = server.admin().await;
+    let f = fixture(&admin, "p", json!({})).await;
+    let (bob_id, bob) = server.user("bob", false).await;
+    let r = admin
+        .post(
+            &f.path("/users"),
+            json!({"user_id": bob_id, "role": "task_runner"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let by_admin = id(&start(&admin, &f, json!({})).await);
+    let by_bob = id(&start(&bob, &f, json!({})).await);
+    let admin_id = admin.get("/api/user").await.body["id"].as_i64().unwrap();
+
+    let list = |query: String| {
+        let admin = admin.clone();
+        let path = f.path(&format!("/tasks?{query}"));
+        async move {
+            let r = admin.get(&path).await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+            ids(&r.body)
+        }
+    };
+    assert_eq!(list(format!("user_id={bob_id}")).await, vec![by_bob]);
+    assert_eq!(list(format!("user_id={admin_id}")).await, vec![by_admin]);
+    let created = admin.get(&f.path(&format!("/tasks/{by_admin}"))).await.body["created"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let from = list(format!("created_from={created}")).await;
+    assert_eq!(from, vec![by_bob, by_admin]);
+    assert_eq!(
+        list(format!("created_until={created}")).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        list("created_from=2000-01-01T00:00:00Z&created_until=2001-01-01T00:00:00Z".into()).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        list(format!(
+            "created_until=2999-01-01T00:00:00Z&user_id={bob_id}"
+        ))
+        .await,
+        vec![by_bob]
+    );
+    let r = admin.get(&f.path("/tasks?created_from=yesterday")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    server.stop().await;
+}
+
 on_both_backends!(
+    lists_filter_by_user_and_creation_time,
     starting_a_task_queues_it,
     bad_start_requests_are_refused_with_a_message,
     lists_are_newest_first_and_page,
