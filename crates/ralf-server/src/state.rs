@@ -33,6 +33,8 @@ pub struct AppState {
     pub schedules: Arc<crate::scheduler::ScheduleWakeup>,
     /// The service catalog: how it reads repositories, and its conductor's wake-up.
     pub catalog: Arc<crate::catalog::CatalogEngine>,
+    /// The heartbeats the readiness probe reads.
+    pub health: Arc<crate::health::Health>,
 }
 
 impl AppState {

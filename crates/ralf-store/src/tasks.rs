@@ -361,6 +361,9 @@ impl Store {
             }
             done
         });
+        if done == 1 {
+            self.count_status_change(id, to).await;
+        }
         Ok(done == 1)
     }
 

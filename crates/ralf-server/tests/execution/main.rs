@@ -7,6 +7,7 @@ mod common;
 mod git;
 mod inputs;
 mod live;
+mod ops;
 mod queue;
 mod restart;
 mod scripts;

@@ -45,20 +45,24 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "advisor_model",
     "advisor_api_key",
     "advisor_timeout",
+    "metrics_listen",
+    "metrics_token",
+    "log_format",
+    "log_level",
 ];
 
 /// File keys whose value is a list.
 const LIST_KEYS: &[&str] = &["trusted_proxies"];
 
 /// Environment variables that name the config file, in order of precedence.
-const CONFIG_FILE_VARS: &[&str] = &["RALF_CONFIG", "SEMAPHORE_CONFIG_PATH"];
+pub(super) const CONFIG_FILE_VARS: &[&str] = &["RALF_CONFIG", "SEMAPHORE_CONFIG_PATH"];
 
 /// An environment variable and the (dotted) setting key it feeds.
 pub(super) struct EnvVar {
-    name: &'static str,
+    pub(super) name: &'static str,
     key: &'static str,
     /// Secrets are never shown in messages and may be read from the file named by `<NAME>_FILE`.
-    secret: bool,
+    pub(super) secret: bool,
 }
 
 pub(super) const fn var(name: &'static str, key: &'static str) -> EnvVar {
@@ -100,6 +104,10 @@ pub(super) const RALF_VARS: &[EnvVar] = &[
     var("RALF_ADVISOR_MODEL", "advisor_model"),
     secret("RALF_ADVISOR_API_KEY", "advisor_api_key"),
     var("RALF_ADVISOR_TIMEOUT", "advisor_timeout"),
+    var("RALF_METRICS_LISTEN", "metrics_listen"),
+    secret("RALF_METRICS_TOKEN", "metrics_token"),
+    var("RALF_LOG_FORMAT", "log_format"),
+    var("RALF_LOG", "log_level"),
     var("RALF_ADMIN_LOGIN", "admin.login"),
     secret("RALF_ADMIN_PASSWORD", "admin.password"),
     var("RALF_ADMIN_NAME", "admin.name"),
@@ -399,6 +407,9 @@ pub(super) fn flags_layer(flags: &ServerFlags) -> Result<Layer, ConfigError> {
             layer.set(key, value.as_str(), origin);
         }
     }
+    if let Some(format) = &flags.log_format {
+        layer.set("log_format", format.as_str(), "flag --log-format");
+    }
     if flags.allow_unsandboxed_tasks {
         layer.set(
             "allow_unsandboxed_tasks",
@@ -410,7 +421,7 @@ pub(super) fn flags_layer(flags: &ServerFlags) -> Result<Layer, ConfigError> {
 }
 
 /// `127.0.0.1:3000` → ("127.0.0.1", "3000"); `[::1]:3000` → ("[::1]", "3000").
-fn split_listen(listen: &str) -> Option<(&str, &str)> {
+pub(super) fn split_listen(listen: &str) -> Option<(&str, &str)> {
     let (addr, port) = listen.rsplit_once(':')?;
     let bare_ipv6 = addr.contains(':') && !(addr.starts_with('[') && addr.ends_with(']'));
     (!addr.is_empty() && !bare_ipv6).then_some((addr, port))

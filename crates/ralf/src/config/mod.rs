@@ -25,6 +25,7 @@
 mod layers;
 mod resolve;
 mod semaphore;
+mod unknown;
 mod url;
 mod value;
 
@@ -42,6 +43,7 @@ use layers::{
 use ralf_core::redact::redact_url;
 use resolve::Resolver;
 use semaphore::SEMAPHORE_VARS;
+pub use unknown::unknown_variables;
 use url::REDACTED;
 pub use url::parse_database;
 
@@ -62,6 +64,8 @@ pub struct ServerFlags {
     pub admin_email: Option<String>,
     /// `--allow-unsandboxed-tasks`: run tasks without a sandbox where bubblewrap cannot run.
     pub allow_unsandboxed_tasks: bool,
+    /// `--log-format human|json`.
+    pub log_format: Option<String>,
 }
 
 impl fmt::Debug for ServerFlags {
@@ -79,6 +83,7 @@ impl fmt::Debug for ServerFlags {
             .field("admin_name", &self.admin_name)
             .field("admin_email", &self.admin_email)
             .field("allow_unsandboxed_tasks", &self.allow_unsandboxed_tasks)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -115,8 +120,9 @@ pub enum ConfigError {
         message: String,
     },
     #[error(
-        "unknown setting {key:?} in config file {}; known settings are: {}",
+        "unknown setting {key:?} in config file {}{}; known settings are: {}",
         .path.display(),
+        unknown::nearest_file_key(key).map(|k| format!(" (did you mean {k}?)")).unwrap_or_default(),
         FILE_KEYS.join(", ")
     )]
     UnknownSetting { key: String, path: PathBuf },
