@@ -166,3 +166,15 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Forgets every server that ran on this database (the `nodes` table), as after a restore:
+    /// they ran on the database the backup was taken from. The tasks they held are settled by
+    /// the next server that starts, as those of any server that went away.
+    pub async fn forget_nodes(&self) -> Result<()> {
+        with_db!(self, write, |pool| {
+            sqlx::query("DELETE FROM nodes").execute(pool).await?;
+        });
+        Ok(())
+    }
+}

@@ -170,7 +170,10 @@ async fn restore_into(
     }
     let options = MigrateOptions { force: args.force };
     match source.migrate_into(target, &options).await {
-        Ok(reports) => Ok(reports.iter().map(|r| r.target_rows).sum()),
+        Ok(reports) => {
+            target.forget_nodes().await?;
+            Ok(reports.iter().map(|r| r.target_rows).sum())
+        }
         Err(error @ MigrateError::NotEmpty(_)) => {
             bail!("{error}; it was left as it is (--force replaces what it holds)")
         }

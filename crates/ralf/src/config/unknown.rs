@@ -25,6 +25,22 @@ const OTHER_RALF_VARS: &[&str] = &[
     "RALF_TERRAFORM_PIN",
 ];
 
+/// Names people reach for that ralf spells otherwise, with what to set instead.
+const MEANT: &[(&str, &str)] = &[
+    (
+        "RALF_LISTEN",
+        "RALF_INTERFACE and RALF_PORT (or the flag --listen)",
+    ),
+    ("RALF_HOST", "RALF_INTERFACE"),
+    (
+        "RALF_ADDRESS",
+        "RALF_INTERFACE and RALF_PORT (or the flag --listen)",
+    ),
+    ("RALF_DATABASE_URL", "RALF_DB"),
+    ("RALF_DATABASE", "RALF_DB"),
+    ("RALF_LOG_LEVEL", "RALF_LOG"),
+];
+
 /// Every `RALF_*` variable ralf reads.
 fn known_variables() -> Vec<String> {
     let mut known: Vec<String> = Vec::new();
@@ -48,7 +64,11 @@ pub fn unknown_variables(names: impl IntoIterator<Item = OsString>) -> Vec<Strin
         .filter_map(|name| name.into_string().ok())
         .filter(|name| name.starts_with("RALF_") && !known.contains(name))
         .map(|name| {
-            let hint = match nearest(&name, known.iter().map(String::as_str)) {
+            let meant = MEANT.iter().find(|(wrong, _)| *wrong == name);
+            let near = meant
+                .map(|(_, right)| *right)
+                .or_else(|| nearest(&name, known.iter().map(String::as_str)));
+            let hint = match near {
                 Some(near) => format!("; did you mean {near}?"),
                 None => String::new(),
             };
@@ -65,7 +85,7 @@ pub(super) fn nearest_file_key(key: &str) -> Option<&'static str> {
 }
 
 /// The candidate nearest to `name` by edit distance (ignoring case), if it is within a third
-/// of the name's length; a candidate that shares the name's words (`RALF_LISTEN` and
+/// of the name's length (at least 2); a candidate that shares the name's words (`RALF_LISTEN` and
 /// `RALF_METRICS_LISTEN`) counts as near too.
 fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let name = name.to_ascii_lowercase();
@@ -81,11 +101,12 @@ fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
             && words
                 .iter()
                 .all(|w| lower.split('_').any(|part| part == *w));
-        if distance > name.len() / 3 && !shares_words {
+        let near_enough = (name.len() / 3).max(2);
+        if distance > near_enough && !shares_words {
             continue;
         }
         if shares_words {
-            distance = distance.min(name.len() / 3);
+            distance = distance.min(near_enough);
         }
         if best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
@@ -143,8 +164,14 @@ mod tests {
         );
         let listen = warn(&["RALF_LISTEN"]);
         assert!(
-            listen[0].contains("did you mean RALF_METRICS_LISTEN?"),
+            listen[0]
+                .ends_with("did you mean RALF_INTERFACE and RALF_PORT (or the flag --listen)?"),
             "{listen:?}"
+        );
+        let metrics = warn(&["RALF_METRICS_LISTENER"]);
+        assert!(
+            metrics[0].ends_with("did you mean RALF_METRICS_LISTEN?"),
+            "{metrics:?}"
         );
         let far = warn(&["RALF_SOMETHING_ELSE_ENTIRELY"]);
         assert!(far[0].ends_with("and is ignored"), "{far:?}");
