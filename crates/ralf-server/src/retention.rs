@@ -29,8 +29,7 @@ pub async fn sweep(store: &ralf_store::Store) -> Option<ralf_store::retention::S
     let started = Instant::now();
     match store.sweep_retention(Timestamp::now(), BATCH).await {
         Ok(report) => {
-            let level_info = report.tasks_deleted > 0;
-            if level_info {
+            if report.tasks_deleted > 0 {
                 tracing::info!(
                     tasks = report.tasks_deleted,
                     batches = report.batches,

@@ -168,7 +168,13 @@ impl Store {
                 .await?;
             }
             if let Some(days) = policy.keep_days {
-                let cutoff = Timestamp(now.0 - chrono::Duration::days(days.max(0)));
+                // A limit beyond what a date can express keeps everything.
+                let Some(cutoff) = chrono::Duration::try_days(days.max(0))
+                    .and_then(|span| now.0.checked_sub_signed(span))
+                else {
+                    continue;
+                };
+                let cutoff = Timestamp(cutoff);
                 self.delete_in_batches(&mut report, batch, |pool_batch| {
                     (BEFORE_CUTOFF, template, pool_batch, Bound::Before(cutoff))
                 })
@@ -206,16 +212,17 @@ impl Store {
         }
     }
 
-    /// Gives the space of deleted rows back to the file system (SQLite `VACUUM`) or to the
-    /// tables (PostgreSQL `VACUUM ANALYZE`); answers the database's size before and after, in
-    /// bytes.
-    pub async fn vacuum(&self) -> Result<(u64, u64)> {
+    /// Gives the space of deleted rows back: SQLite's `VACUUM` rewrites the file; on
+    /// PostgreSQL `VACUUM ANALYZE` makes it reusable by the tables, and `full` (`VACUUM FULL`,
+    /// which locks each table while it rewrites it) returns it to the file system. Answers the
+    /// database's size before and after, in bytes.
+    pub async fn vacuum(&self, full: bool) -> Result<(u64, u64)> {
         let before = self.database_size().await?;
         with_db!(self, write, |pool| {
-            sqlx::query(if self.dialect() == "sqlite" {
-                "VACUUM"
-            } else {
-                "VACUUM ANALYZE"
+            sqlx::query(match (self.dialect(), full) {
+                ("sqlite", _) => "VACUUM",
+                (_, true) => "VACUUM (FULL, ANALYZE)",
+                (_, false) => "VACUUM ANALYZE",
             })
             .execute(pool)
             .await?;

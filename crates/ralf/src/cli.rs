@@ -171,6 +171,10 @@ enum AdminCommand {
 pub struct VacuumArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// PostgreSQL: rewrite the tables to return the space to the file system (VACUUM FULL,
+    /// which locks each table while it runs); without it the space is reused by new rows.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Args)]

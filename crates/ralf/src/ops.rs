@@ -31,7 +31,7 @@ pub async fn vacuum(args: &VacuumArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("applying the retention policies")?;
         let swept = started.elapsed();
-        let (before, after) = store.vacuum().await.context("vacuuming")?;
+        let (before, after) = store.vacuum(args.full).await.context("vacuuming")?;
         println!(
             "retention: deleted {} finished tasks in {:.1} s; vacuum: {} before, {} after ({:.1} s)",
             report.tasks_deleted,

@@ -37,13 +37,14 @@ pub struct Retention {
 
 impl Retention {
     fn policy(&self) -> ApiResult<RetentionPolicy> {
-        for (field, value) in [
-            ("keep_tasks", self.keep_tasks),
-            ("keep_days", self.keep_days),
-        ] {
-            if value.is_some_and(|n| n < 1) {
+        let limits = [
+            ("keep_tasks", self.keep_tasks, MAX_KEEP_TASKS),
+            ("keep_days", self.keep_days, MAX_KEEP_DAYS),
+        ];
+        for (field, value, max) in limits {
+            if value.is_some_and(|n| !(1..=max).contains(&n)) {
                 return Err(ApiError::bad_request(format!(
-                    "{field} must be at least 1, or null for no limit"
+                    "{field} must be from 1 to {max}, or null for no limit"
                 )));
             }
         }
@@ -61,6 +62,10 @@ impl Retention {
         })
     }
 }
+
+/// The largest limits: beyond them a limit keeps everything anyway.
+const MAX_KEEP_TASKS: i64 = 1_000_000_000;
+const MAX_KEEP_DAYS: i64 = 365 * 1000;
 
 #[derive(Deserialize)]
 struct TemplatePath {

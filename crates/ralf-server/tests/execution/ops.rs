@@ -70,6 +70,14 @@ async fn metrics_count_tasks_and_requests(backend: Backend) {
     let done = project.api.wait_task(project.id, task, WAIT).await;
     assert_eq!(done["status"], "success");
 
+    // A runner (idle, never connected) shows with no tasks.
+    let runner = project
+        .api
+        .create("/api/runners", json!({"name": "metrics-runner"}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+
     // Without the token, or with another, nothing is shown.
     let anonymous = server.anonymous();
     assert_eq!(
@@ -104,6 +112,16 @@ async fn metrics_count_tasks_and_requests(backend: Backend) {
     assert!(page.contains("ralf_task_queue_oldest_age_seconds "));
     assert!(page.contains("ralf_runners_online "));
     assert!(page.contains("ralf_tasks_running{node=\""));
+    assert_eq!(
+        sample(
+            &page,
+            &format!(
+                "ralf_tasks_running_on_runner{{runner=\"{runner}\",runner_name=\"metrics-runner\"}}"
+            )
+        ),
+        Some(0.0),
+        "{page}"
+    );
     let pool = if backend == Backend::Sqlite {
         "write"
     } else {
@@ -114,6 +132,17 @@ async fn metrics_count_tasks_and_requests(backend: Backend) {
         "{page}"
     );
     assert!(page.contains("# HELP ralf_tasks_finished_total"));
+    // Every metric the Grafana dashboard in docs/ plots is one the server exports.
+    let dashboard = include_str!("../../../../docs/grafana-dashboard.json");
+    for name in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if let Some(metric) = name.strip_prefix("ralf_") {
+            let metric = format!("ralf_{}", metric.trim_end_matches("_bucket"));
+            assert!(
+                page.contains(&format!("# TYPE {metric} ")),
+                "the dashboard plots {metric}"
+            );
+        }
+    }
     server.stop().await;
 }
 
@@ -211,6 +240,11 @@ async fn retention_keeps_the_newest_tasks_of_each_template(backend: Backend) {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.error().contains("keep_tasks"), "{}", bad.text);
+    let huge = project
+        .api
+        .put(&format!("{base}/retention"), json!({"keep_days": i64::MAX}))
+        .await;
+    assert_eq!(huge.status, StatusCode::BAD_REQUEST);
     // The project keeps 3 of each template; template b keeps only 1.
     let set = project
         .api

@@ -20,7 +20,8 @@
 //! variables, flags and defaults, each layer with its origins), `semaphore` (Semaphore's
 //! variables, and the database their `SEMAPHORE_DB_*` part names), `value` (one winning value
 //! and its coercion to text, port, number, duration or boolean), `resolve` (the merged layers
-//! → [`ralf_server::Settings`]), `url` (database URLs: parsing, building, redacting).
+//! → [`ralf_server::Settings`]), `url` (database URLs: parsing, building, redacting), `unknown`
+//! (`RALF_*` variables and file keys ralf does not know, and the nearest known name).
 
 mod layers;
 mod resolve;
