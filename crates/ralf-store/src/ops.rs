@@ -119,7 +119,9 @@ impl Store {
         if to != ralf_core::TaskStatus::Running && !to.is_finished() {
             return;
         }
-        let row: Result<Option<(i64, Option<Timestamp>, Option<Timestamp>)>> = async {
+        // The task's project, start and end.
+        type Times = (i64, Option<Timestamp>, Option<Timestamp>);
+        let row: Result<Option<Times>> = async {
             Ok(with_db!(self, write, |pool| {
                 sqlx::query_as("SELECT project_id, start, \"end\" FROM tasks WHERE id = $1")
                     .bind(id)
