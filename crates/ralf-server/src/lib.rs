@@ -13,10 +13,13 @@ mod csrf;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
+pub mod health;
 mod http;
 mod login_throttle;
+pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod retention;
 pub mod routes;
 pub mod scheduler;
 pub mod settings;
@@ -40,11 +43,14 @@ use state::AppState;
 /// A server that is listening. Dropping it does not stop it; call [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served on a listener of its own, if it is.
+    pub metrics_addr: Option<SocketAddr>,
     pub store: Store,
     /// Live news of the server's tasks, as WebSocket clients hear it.
     pub live: Arc<dispatch::live::LiveHub>,
     shutdown: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving_metrics: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     dispatcher: std::sync::Arc<dispatch::Dispatcher>,
     dispatching: tokio::task::JoinHandle<()>,
     /// The heartbeat and the bus to the other servers.
@@ -57,6 +63,8 @@ pub struct RunningServer {
     conducting: tokio::task::JoinHandle<()>,
     /// The sender of notifications.
     notifying: tokio::task::JoinHandle<()>,
+    /// The daily retention sweep.
+    sweeping: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -69,6 +77,7 @@ impl RunningServer {
         // Before the tasks are stopped: their ends are recorded by the next look of whichever
         // server looks next, not half-way through this shutdown.
         self.conducting.abort();
+        self.sweeping.abort();
         self.dispatcher.stop_all().await;
         // After the tasks stopped: what their ends owe is sent by the next server to look,
         // or by this one at its next start.
@@ -77,6 +86,9 @@ impl RunningServer {
             task.abort();
         }
         self.serving.await.context("server task failed")??;
+        if let Some(serving) = self.serving_metrics {
+            serving.await.context("metrics server task failed")??;
+        }
         if let Err(e) = self.store.remove_node(&self.node_id).await {
             tracing::warn!(error = %e, "could not take this server out of the nodes table");
         }
@@ -113,6 +125,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match settings.metrics.listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (metrics_listen)"))?,
+        ),
+        None => None,
+    };
+    metrics::install();
     // Tasks run in other directories, so the work directory must not be relative.
     let work_dir = std::path::absolute(&settings.work_dir)
         .with_context(|| format!("work directory {}", settings.work_dir.display()))?;
@@ -133,6 +154,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         schedules: Default::default(),
         catalog: Arc::new(catalog::CatalogEngine::new(exec.clone())),
         notifier: Default::default(),
+        health: Default::default(),
     };
     // What an earlier run left active ends now: on SQLite this server is the only one (the
     // lock says so), so every other node is dead; on PostgreSQL, those silent past their lease.
@@ -163,18 +185,36 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         let state = state.clone();
         move || notify::run(state.clone())
     });
+    let sweeping = supervise::spawn_restarting("retention sweep", {
+        let state = state.clone();
+        move || retention::run(state.clone())
+    });
     let live = state.live.clone();
     let node_id = state.node_id.clone();
     let idle_timeout = state.settings.http_idle_timeout;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut metrics_addr = None;
+    let serving_metrics = match metrics_listener {
+        Some(listener) => {
+            let at = listener.local_addr()?;
+            metrics_addr = Some(at);
+            tracing::info!(addr = %at, "metrics are served at /metrics");
+            let app = metrics::private_app(state.clone());
+            let serve = http::serve(listener, app, idle_timeout, shutdown_rx.clone());
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
     let app = tower::Layer::layer(
         &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
         routes::app(state),
     );
-    let (shutdown, shutdown_rx) = watch::channel(false);
     let serving = tokio::spawn(http::serve(listener, app, idle_timeout, shutdown_rx));
     tracing::info!(%addr, database = %store.dialect(), node = %node_id, "ralf is listening");
     Ok(RunningServer {
         addr,
+        metrics_addr,
+        serving_metrics,
         store,
         live,
         shutdown,
@@ -187,6 +227,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         scheduling,
         conducting,
         notifying,
+        sweeping,
     })
 }
 

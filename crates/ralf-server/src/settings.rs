@@ -76,6 +76,53 @@ pub struct Settings {
     pub advisor: Option<AdvisorSettings>,
     /// Where the news of tasks' ends goes (docs/notifications.md).
     pub notify: crate::notify::NotifySettings,
+    /// Where `/metrics` is served: on an address of its own, or on the public listener
+    /// behind a token, or not at all.
+    pub metrics: MetricsSettings,
+    /// The log's format and level; read by the binary, which sets up logging.
+    pub log: LogSettings,
+}
+
+/// How the server logs (docs/operations.md, "Logs").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// Which messages, as `tracing`'s directives (`info,ralf_server::dispatch=debug`);
+    /// `None`: ralf's default.
+    pub level: Option<String>,
+}
+
+impl LogSettings {
+    /// The default directives: ralf's own messages from `info`, its libraries' from `warn`.
+    pub const DEFAULT_LEVEL: &str = "info,sqlx=warn,tower_http=warn";
+}
+
+/// One line of text per message for people, or one JSON object per line for log collectors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Where Prometheus reads `/metrics` (docs/operations.md, "Metrics").
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// An address of its own, without authentication (for a network only Prometheus
+    /// reaches); `None`: no second listener.
+    pub listen: Option<SocketAddr>,
+    /// A bearer token that opens `/metrics` on the public listener; `None`: the public
+    /// listener does not serve metrics.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "**********"))
+            .finish()
+    }
 }
 
 /// An OpenAI-compatible chat endpoint the catalog asks for advice; never authoritative.
@@ -139,6 +186,8 @@ impl std::fmt::Debug for Settings {
             )
             .field("advisor", &self.advisor)
             .field("notify", &self.notify)
+            .field("metrics", &self.metrics)
+            .field("log", &self.log)
             .finish()
     }
 }
@@ -185,6 +234,8 @@ impl Settings {
             initial_admin_password_file: None,
             advisor: None,
             notify: Default::default(),
+            metrics: Default::default(),
+            log: Default::default(),
         }
     }
 }

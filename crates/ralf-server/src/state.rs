@@ -35,6 +35,8 @@ pub struct AppState {
     pub catalog: Arc<crate::catalog::CatalogEngine>,
     /// Sends the news of tasks' ends to the configured channels.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// The heartbeats the readiness probe reads.
+    pub health: Arc<crate::health::Health>,
 }
 
 impl AppState {

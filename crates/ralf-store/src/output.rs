@@ -75,6 +75,7 @@ impl Store {
             tx.commit().await?;
             first
         });
+        metrics::counter!(crate::ops::LOG_LINES).increment(lines.len() as u64);
         Ok(first)
     }
 

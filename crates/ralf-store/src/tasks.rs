@@ -396,6 +396,9 @@ impl Store {
             tx.commit().await?;
             done
         });
+        if done == 1 {
+            self.count_status_change(id, to).await;
+        }
         Ok(done == 1)
     }
 

@@ -77,6 +77,11 @@ impl TestServer {
         &self.server.as_ref().expect("server running").store
     }
 
+    /// Where the server serves `/metrics` on a listener of its own, if it does.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().expect("server running").metrics_addr
+    }
+
     /// Where the server's tasks run (`<work_dir>/tasks/<id>/`).
     pub fn work_dir(&self) -> std::path::PathBuf {
         self._work.path().join("work")

@@ -101,6 +101,8 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print ralf's man page (roff): `ralf man > /usr/share/man/man1/ralf.1`.
+    Man,
 }
 
 /// Where the configuration and the database are; shared by `server` and `admin`.
@@ -140,6 +142,10 @@ pub struct ServerArgs {
     /// (also RALF_ALLOW_UNSANDBOXED_TASKS; off by default: such a server refuses to run tasks).
     #[arg(long)]
     pub allow_unsandboxed_tasks: bool,
+    /// The log's format: `human` (one line of text per message) or `json` (one JSON object
+    /// per line, with the task and request ids); also RALF_LOG_FORMAT or log_format.
+    #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +159,43 @@ enum AdminCommand {
     Migrate(MigrateArgs),
     /// Re-seal every stored secret under a new access key, in one transaction (servers stopped).
     RotateKey(RotateKeyArgs),
+    /// Apply the retention policies now, then give the freed space back (SQLite: server stopped).
+    Vacuum(VacuumArgs),
+    /// Write a consistent copy of the whole database to an SQLite file, while servers run.
+    Backup(BackupArgs),
+    /// Fill the configured database (SQLite or PostgreSQL) from a backup file (servers stopped).
+    Restore(RestoreArgs),
+}
+
+#[derive(Args)]
+pub struct VacuumArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// PostgreSQL: rewrite the tables to return the space to the file system (VACUUM FULL,
+    /// which locks each table while it runs); without it the space is reused by new rows.
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The backup file to write (an SQLite database; it must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The backup file to read (written by `ralf admin backup`).
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// Replace what the configured database holds (in the same transaction as the restore).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand)]
@@ -221,6 +264,7 @@ impl ServerArgs {
             admin_name: self.admin_name.clone(),
             admin_email: self.admin_email.clone(),
             allow_unsandboxed_tasks: self.allow_unsandboxed_tasks,
+            log_format: self.log_format.clone(),
             ..self.database.flags()
         }
     }
@@ -231,7 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Server(args) => crate::server::run(&args.flags()).await,
         Command::Runner { command } => {
-            crate::server::init_logging();
+            crate::server::init_logging(&Default::default());
             crate::runner::run(command).await
         }
         Command::Admin {
@@ -246,6 +290,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin {
             command: AdminCommand::RotateKey(args),
         } => crate::admin::rotate_key(&args).await,
+        Command::Admin {
+            command: AdminCommand::Vacuum(args),
+        } => crate::ops::vacuum(&args).await,
+        Command::Admin {
+            command: AdminCommand::Backup(args),
+        } => crate::ops::backup(&args).await,
+        Command::Admin {
+            command: AdminCommand::Restore(args),
+        } => crate::ops::restore(&args).await,
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Login(args) => Ok(client::login(args).await),
         Command::Logout(args) => Ok(client::logout(args).await),
         Command::Ping(args) => Ok(client::ping(args).await),

@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod config;
 mod data_dir;
+mod ops;
 mod runner;
 mod server;
 

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use ralf_server::settings::{LogFormat, LogSettings};
 use ralf_server::{AdminBootstrap, DatabaseSettings, Settings};
 
 use crate::config::{self, ServerFlags};
@@ -11,9 +12,12 @@ use crate::data_dir;
 
 pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
     let signals = ralf_server::ShutdownSignals::listen()?;
-    init_logging();
-    raise_open_files_limit();
     let mut settings = config::load_from_process_env(flags)?;
+    init_logging(&settings.log);
+    for warning in config::unknown_variables(std::env::vars_os().map(|(name, _)| name)) {
+        tracing::warn!("{warning}");
+    }
+    raise_open_files_limit();
     data_dir::prepare(&settings.data_dir)?;
     data_dir::use_access_key(&mut settings.access_key_encryption, &settings.data_dir)?;
     settings.initial_admin_password_file = Some(initial_admin_password_file(&settings)?);
@@ -25,15 +29,34 @@ pub async fn run(flags: &ServerFlags) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RALF_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    // Colours only on a terminal: a log file gets no escape codes.
-    tracing_subscriber::fmt()
+/// Logs to standard error in the configured format. The level comes from the settings (the
+/// server's `log_level`, which `RALF_LOG` sets too), else from `RALF_LOG` (the runner), else
+/// ralf's default.
+pub(crate) fn init_logging(log: &LogSettings) {
+    let level = log.level.clone().or_else(|| {
+        std::env::var("RALF_LOG")
+            .ok()
+            .filter(|l| !l.trim().is_empty())
+    });
+    let filter = level
+        .and_then(|level| tracing_subscriber::EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(LogSettings::DEFAULT_LEVEL));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match log.format {
+        // Colours only on a terminal: a log file gets no escape codes.
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // The fields of the spans a message is in (`task.id`, `request.id`) are on its line.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 /// With no admin configured and no user in the database, ralf creates `admin` with a random

@@ -83,6 +83,7 @@ impl Dispatcher {
                     "dispatcher could not look at the queue"
                 );
             }
+            self.state.health.dispatcher_looked();
             tokio::select! {
                 _ = self.state.task_queue.wakeup() => {}
                 _ = tokio::time::sleep(SWEEP) => {}
@@ -247,7 +248,9 @@ impl Dispatcher {
         let (pipe, writer) = output::start(&self.state, task_id, project_id);
         let work = work(pipe.clone(), control);
         let me = self.clone();
-        tokio::spawn(async move {
+        // Whatever the task's work logs carries its id (a field of each JSON log line).
+        let span = tracing::info_span!("task", task.id = task_id, project.id = project_id);
+        let supervised = async move {
             let status = match supervise::catch_panic(work).await {
                 Ok(status) => status,
                 Err(panic) => {
@@ -261,7 +264,8 @@ impl Dispatcher {
             me.finish(task_id, project_id, template_id, status).await;
             me.running().remove(&task_id);
             me.state.task_queue.changed();
-        })
+        };
+        tokio::spawn(tracing::Instrument::instrument(supervised, span))
     }
 
     /// Runs one claimed task to its end (or to its plan's confirmation); answers the status
@@ -519,6 +523,8 @@ mod tests {
             initial_admin_password_file: None,
             advisor: None,
             notify: Default::default(),
+            metrics: Default::default(),
+            log: Default::default(),
         };
         let state = AppState {
             store: store.clone(),
@@ -535,6 +541,7 @@ mod tests {
                 dir.join("work"),
             ))),
             notifier: Default::default(),
+            health: Default::default(),
         };
         let user = store
             .create_user(&NewUser {

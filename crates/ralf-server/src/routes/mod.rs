@@ -4,8 +4,10 @@
 mod auth;
 mod backup;
 mod catalog;
+mod docs;
 pub(crate) mod environments;
 mod events;
+mod health;
 mod host_configs;
 mod integrations;
 mod inventories;
@@ -14,6 +16,7 @@ mod members;
 mod notifications;
 pub(crate) mod projects;
 mod repositories;
+mod retention;
 mod runner_jobs;
 mod runners;
 mod schedules;
@@ -70,6 +73,7 @@ impl utoipa::Modify for SecuritySchemes {
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::router())
+        .merge(health::router())
         .merge(auth::router())
         .merge(user::router())
         .merge(users::router())
@@ -89,6 +93,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(runner_jobs::router())
         .merge(schedules::router())
         .merge(integrations::router())
+        .merge(retention::router())
         .merge(catalog::router())
         .merge(notifications::router())
         .merge(ws::router())
@@ -109,6 +114,12 @@ pub fn app(state: AppState) -> Router {
     )
     .route("/", axum::routing::get(crate::ui::page))
     .route("/ui/{name}", axum::routing::get(crate::ui::asset))
+    .merge(docs::router())
+    .route(
+        "/metrics",
+        axum::routing::get(crate::metrics::public_metrics),
+    )
+    .route_layer(middleware::from_fn(crate::metrics::track_http))
     .fallback(no_such_route)
     .method_not_allowed_fallback(method_not_allowed)
     .layer(middleware::from_fn_with_state(
@@ -119,8 +130,26 @@ pub fn app(state: AppState) -> Router {
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(
         panic_response,
     ))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
     .with_state(state)
+}
+
+/// The span each request's messages are logged in: its id (the client's `X-Request-Id` when
+/// it sent a usable one, else a new one), method and path.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+    tracing::info_span!(
+        "request",
+        request.id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }
 
 /// Under `/api`, a JSON 404; any other page asked for with GET is the web UI's, whose client

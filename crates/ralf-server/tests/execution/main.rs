@@ -9,6 +9,7 @@ mod inputs;
 mod integrations;
 mod live;
 mod notify;
+mod ops;
 mod queue;
 mod restart;
 mod scripts;

@@ -72,20 +72,24 @@ pub(super) const FILE_KEYS: &[&str] = &[
     "ntfy_token",
     "alert_webhook_url",
     "notify_retry_after",
+    "metrics_listen",
+    "metrics_token",
+    "log_format",
+    "log_level",
 ];
 
 /// File keys whose value is a list.
 const LIST_KEYS: &[&str] = &["trusted_proxies"];
 
 /// Environment variables that name the config file, in order of precedence.
-const CONFIG_FILE_VARS: &[&str] = &["RALF_CONFIG", "SEMAPHORE_CONFIG_PATH"];
+pub(super) const CONFIG_FILE_VARS: &[&str] = &["RALF_CONFIG", "SEMAPHORE_CONFIG_PATH"];
 
 /// An environment variable and the (dotted) setting key it feeds.
 pub(super) struct EnvVar {
-    name: &'static str,
+    pub(super) name: &'static str,
     key: &'static str,
     /// Secrets are never shown in messages and may be read from the file named by `<NAME>_FILE`.
-    secret: bool,
+    pub(super) secret: bool,
 }
 
 pub(super) const fn var(name: &'static str, key: &'static str) -> EnvVar {
@@ -154,6 +158,10 @@ pub(super) const RALF_VARS: &[EnvVar] = &[
     secret("RALF_NTFY_TOKEN", "ntfy_token"),
     secret("RALF_ALERT_WEBHOOK_URL", "alert_webhook_url"),
     var("RALF_NOTIFY_RETRY_AFTER", "notify_retry_after"),
+    var("RALF_METRICS_LISTEN", "metrics_listen"),
+    secret("RALF_METRICS_TOKEN", "metrics_token"),
+    var("RALF_LOG_FORMAT", "log_format"),
+    var("RALF_LOG", "log_level"),
     var("RALF_ADMIN_LOGIN", "admin.login"),
     secret("RALF_ADMIN_PASSWORD", "admin.password"),
     var("RALF_ADMIN_NAME", "admin.name"),
@@ -453,6 +461,9 @@ pub(super) fn flags_layer(flags: &ServerFlags) -> Result<Layer, ConfigError> {
             layer.set(key, value.as_str(), origin);
         }
     }
+    if let Some(format) = &flags.log_format {
+        layer.set("log_format", format.as_str(), "flag --log-format");
+    }
     if flags.allow_unsandboxed_tasks {
         layer.set(
             "allow_unsandboxed_tasks",
@@ -464,7 +475,7 @@ pub(super) fn flags_layer(flags: &ServerFlags) -> Result<Layer, ConfigError> {
 }
 
 /// `127.0.0.1:3000` → ("127.0.0.1", "3000"); `[::1]:3000` → ("[::1]", "3000").
-fn split_listen(listen: &str) -> Option<(&str, &str)> {
+pub(super) fn split_listen(listen: &str) -> Option<(&str, &str)> {
     let (addr, port) = listen.rsplit_once(':')?;
     let bare_ipv6 = addr.contains(':') && !(addr.starts_with('[') && addr.ends_with(']'));
     (!addr.is_empty() && !bare_ipv6).then_some((addr, port))

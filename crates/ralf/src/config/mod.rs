@@ -21,12 +21,14 @@
 //! variables, and the database their `SEMAPHORE_DB_*` part names), `notify` (the notification
 //! channels), `value` (one winning value
 //! and its coercion to text, port, number, duration or boolean), `resolve` (the merged layers
-//! → [`ralf_server::Settings`]), `url` (database URLs: parsing, building, redacting).
+//! → [`ralf_server::Settings`]), `url` (database URLs: parsing, building, redacting), `unknown`
+//! (`RALF_*` variables and file keys ralf does not know, and the nearest known name).
 
 mod layers;
 mod notify;
 mod resolve;
 mod semaphore;
+mod unknown;
 mod url;
 mod value;
 
@@ -44,6 +46,7 @@ use layers::{
 use ralf_core::redact::redact_url;
 use resolve::Resolver;
 use semaphore::SEMAPHORE_VARS;
+pub use unknown::unknown_variables;
 use url::REDACTED;
 pub use url::parse_database;
 
@@ -64,6 +67,8 @@ pub struct ServerFlags {
     pub admin_email: Option<String>,
     /// `--allow-unsandboxed-tasks`: run tasks without a sandbox where bubblewrap cannot run.
     pub allow_unsandboxed_tasks: bool,
+    /// `--log-format human|json`.
+    pub log_format: Option<String>,
 }
 
 impl fmt::Debug for ServerFlags {
@@ -81,6 +86,7 @@ impl fmt::Debug for ServerFlags {
             .field("admin_name", &self.admin_name)
             .field("admin_email", &self.admin_email)
             .field("allow_unsandboxed_tasks", &self.allow_unsandboxed_tasks)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -117,8 +123,9 @@ pub enum ConfigError {
         message: String,
     },
     #[error(
-        "unknown setting {key:?} in config file {}; known settings are: {}",
+        "unknown setting {key:?} in config file {}{}; known settings are: {}",
         .path.display(),
+        unknown::nearest_file_key(key).map(|k| format!(" (did you mean {k}?)")).unwrap_or_default(),
         FILE_KEYS.join(", ")
     )]
     UnknownSetting { key: String, path: PathBuf },

@@ -95,7 +95,63 @@ impl Resolver {
             initial_admin_password_file: None,
             advisor: self.advisor()?,
             notify: self.notify()?,
+            metrics: self.metrics()?,
+            log: self.log()?,
         })
+    }
+
+    /// Where `/metrics` is served: its own address, and/or a token on the public listener.
+    fn metrics(&self) -> Result<ralf_server::settings::MetricsSettings, ConfigError> {
+        let listen = match self.find("metrics_listen", "metrics_listen") {
+            Some(found) => {
+                let text = found.text()?.trim();
+                let parsed = super::layers::split_listen(text).and_then(|(ip, port)| {
+                    Some(SocketAddr::new(parse_interface(ip)?, port.parse().ok()?))
+                });
+                match (text, parsed) {
+                    ("", _) => None,
+                    (_, Some(at)) => Some(at),
+                    (_, None) => {
+                        return Err(
+                            found.invalid("expected ADDR:PORT, e.g. 127.0.0.1:9090 or [::1]:9090")
+                        );
+                    }
+                }
+            }
+            None => None,
+        };
+        let token = match self.find("metrics_token", "metrics_token") {
+            Some(found) => Some(found.secret_text()?.trim().to_string()).filter(|t| !t.is_empty()),
+            None => None,
+        };
+        Ok(ralf_server::settings::MetricsSettings { listen, token })
+    }
+
+    /// The log's format and which messages it shows.
+    fn log(&self) -> Result<ralf_server::settings::LogSettings, ConfigError> {
+        use ralf_server::settings::LogFormat;
+        let format = match self.find("log_format", "log_format") {
+            Some(found) => match found.text()?.trim() {
+                "human" | "" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                _ => return Err(found.invalid("expected human or json")),
+            },
+            None => LogFormat::Human,
+        };
+        let level = match self.find("log_level", "log_level") {
+            Some(found) => {
+                let text = found.text()?.trim().to_string();
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(&text) {
+                    return Err(found.invalid(format!(
+                        "{e}; expected a level (error, warn, info, debug, trace) or a list such \
+                         as info,ralf_server::dispatch=debug"
+                    )));
+                }
+                Some(text).filter(|t| !t.is_empty())
+            }
+            None => None,
+        };
+        Ok(ralf_server::settings::LogSettings { format, level })
     }
 
     /// The catalog's advisor: configured by its URL; a model is then required.

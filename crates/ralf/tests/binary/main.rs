@@ -7,6 +7,7 @@ mod cluster;
 mod front_door;
 mod interop;
 mod migrate;
+mod ops;
 mod secrets;
 mod startup;
 
