@@ -178,6 +178,27 @@ fn routes() -> Vec<Route> {
         route!(GET "/api/project/{project_id}/host_configs/{host_config_id}", Read),
         route!(PUT "/api/project/{project_id}/host_configs/{host_config_id}", ManageResources, |f| json!({"id": f.host_config, "type": "url", "host": "h3"})),
         route!(DELETE "/api/project/{project_id}/host_configs/{host_config_id}", ManageResources),
+        route!(GET "/api/project/{project_id}/integrations", Read),
+        route!(POST "/api/project/{project_id}/integrations", ManageResources, |f| json!({"name": "i2", "template_id": f.template})),
+        route!(GET "/api/project/{project_id}/integrations/{integration_id}", Read),
+        route!(PUT "/api/project/{project_id}/integrations/{integration_id}", ManageResources, |f| json!({"name": "i3", "template_id": f.template})),
+        route!(DELETE "/api/project/{project_id}/integrations/{integration_id}", ManageResources),
+        route!(GET "/api/project/{project_id}/integrations/{integration_id}/matchers", Read),
+        route!(POST "/api/project/{project_id}/integrations/{integration_id}/matchers", ManageResources, |_f| json!({"name": "m2", "match_type": "header", "method": "equals", "key": "X-Event", "value": "push"})),
+        route!(PUT "/api/project/{project_id}/integrations/{integration_id}/matchers/{matcher_id}", ManageResources, |_f| json!({"name": "m3", "match_type": "header", "method": "contains", "key": "X-Event", "value": "pu"})),
+        route!(DELETE "/api/project/{project_id}/integrations/{integration_id}/matchers/{matcher_id}", ManageResources),
+        route!(GET "/api/project/{project_id}/integrations/{integration_id}/values", Read),
+        route!(POST "/api/project/{project_id}/integrations/{integration_id}/values", ManageResources, |_f| json!({"name": "v2", "value_source": "body", "body_data_type": "json", "key": "ref", "variable": "REF"})),
+        route!(PUT "/api/project/{project_id}/integrations/{integration_id}/values/{extractvalue_id}", ManageResources, |_f| json!({"name": "v3", "value_source": "body", "key": "ref", "variable": "BRANCH", "variable_type": "environment"})),
+        route!(DELETE "/api/project/{project_id}/integrations/{integration_id}/values/{extractvalue_id}", ManageResources),
+        route!(GET "/api/project/{project_id}/integrations/{integration_id}/aliases", Read),
+        route!(POST "/api/project/{project_id}/integrations/{integration_id}/aliases", ManageResources, |_f| json!({})),
+        route!(DELETE "/api/project/{project_id}/integrations/{integration_id}/aliases/{alias_id}", ManageResources),
+        route!(GET "/api/project/{project_id}/integrations/aliases", Read),
+        route!(POST "/api/project/{project_id}/integrations/aliases", ManageResources, |_f| json!({})),
+        route!(DELETE "/api/project/{project_id}/integrations/aliases/{alias_id}", ManageResources),
+        // The project's alerts are off, so those who may send a test get 409.
+        route!(POST "/api/project/{project_id}/notifications/test", RunTasks),
         route!(GET "/api/project/{project_id}/catalog/settings", Read),
         route!(PUT "/api/project/{project_id}/catalog/settings", Owner, |f| json!({"repository_id": f.catalog_repository(), "parallelism": 2})),
         route!(GET "/api/project/{project_id}/catalog/services", Read),
@@ -212,6 +233,9 @@ const NOT_IN_MATRIX: &[(&str, &str)] = &[
     // A WebSocket (Read): plain requests get 426; who may stream is tested in
     // tests/execution/live.rs.
     ("get", "/api/project/{project_id}/tasks/{task_id}/stream"),
+    // No session: the sender proves the project's webhook secret (401 for anyone without it);
+    // tested in tests/execution/catalog/webhook.rs.
+    ("post", "/api/project/{project_id}/catalog/webhook"),
 ];
 
 /// The people of the matrix, made once per server.
@@ -247,6 +271,13 @@ struct Fixture {
     /// A user who is not yet a member.
     spare_user: i64,
     host_config: i64,
+    /// An integration of the template with a matcher, an extract value and an alias.
+    integration: i64,
+    matcher: i64,
+    extract_value: i64,
+    integration_alias: i64,
+    /// An alias of the project (for all its integrations).
+    project_alias: i64,
     /// For the catalog's routes: a repository whose catalog has one service, `app`, which
     /// waits for approval in a rollout.
     catalog: Option<CatalogFixture>,
@@ -385,10 +416,45 @@ impl Fixture {
                 json!({"type": "host", "host": "h", "ssh_key_id": key}),
             )
             .await);
+        let integration = id(api
+            .create(
+                &format!("{base}/integrations"),
+                json!({"name": "i", "template_id": template}),
+            )
+            .await);
+        let integration_base = format!("{base}/integrations/{integration}");
+        let r = api
+            .post(
+                &format!("{integration_base}/matchers"),
+                json!({"name": "m", "match_type": "header", "method": "equals",
+                       "key": "X-Event", "value": "push"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let matcher = id(r.body);
+        let extract_value = id(api
+            .create(
+                &format!("{integration_base}/values"),
+                json!({"name": "v", "value_source": "body", "body_data_type": "json",
+                       "key": "ref", "variable": "REF"}),
+            )
+            .await);
+        let alias = |path: String| async move {
+            let r = api.post(&path, json!({})).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            id(r.body)
+        };
+        let integration_alias = alias(format!("{integration_base}/aliases")).await;
+        let project_alias = alias(format!("{base}/integrations/aliases")).await;
         Fixture {
             project,
             runner,
             host_config,
+            integration,
+            matcher,
+            extract_value,
+            integration_alias,
+            project_alias,
             key,
             spare_key,
             repository,
@@ -415,9 +481,18 @@ impl Fixture {
         } else {
             self.task
         };
+        let alias = if route.path.contains("{integration_id}") {
+            self.integration_alias
+        } else {
+            self.project_alias
+        };
         route
             .path
             .replace("{project_id}", &self.project.to_string())
+            .replace("{integration_id}", &self.integration.to_string())
+            .replace("{matcher_id}", &self.matcher.to_string())
+            .replace("{extractvalue_id}", &self.extract_value.to_string())
+            .replace("{alias_id}", &alias.to_string())
             .replace("{key_id}", &self.spare_key.to_string())
             .replace("{repository_id}", &self.spare_repository.to_string())
             .replace("{inventory_id}", &self.spare_inventory.to_string())
