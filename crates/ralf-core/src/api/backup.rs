@@ -46,6 +46,59 @@ pub struct ProjectBackup {
     #[serde(default, deserialize_with = "null_default")]
     #[schema(value_type = Vec<Object>)]
     pub integrations: Vec<serde_json::Value>,
+    /// ralf's service catalog: its settings and the states ralf recorded of its services;
+    /// absent (and so not written) when the project has no catalog settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<BackupCatalog>,
+}
+
+/// The project's service catalog (see docs/catalog.md). The webhook's secret is never
+/// written: a restored catalog has no webhook until a secret is set again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupCatalog {
+    /// The name of the repository the catalog is in; `null`: none.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// Absent: `catalog/projects/`.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub write_back: bool,
+    /// Absent: 1.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    #[serde(default)]
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub check_schedule: Option<String>,
+    /// Whether the webhook had a secret when the backup was made (its value is not in it);
+    /// ignored on restore.
+    #[serde(default, deserialize_with = "null_default")]
+    pub webhook_secret_set: bool,
+    /// What ralf recorded of each service's last rollout.
+    #[serde(default, deserialize_with = "null_default")]
+    pub services: Vec<BackupCatalogService>,
+}
+
+/// A service's recorded state. The task that reached it is not in the backup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupCatalogService {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// `deployed`, `degraded`, `failed`, `held` or `rolled_back`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub state: String,
+    #[serde(default)]
+    pub deployed_at: Option<Timestamp>,
+    /// The catalog's commit it was deployed from.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// The status object of its last finished step (without its task).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub last_status: Option<serde_json::Value>,
 }
 
 /// A host config; `ssh_key` names its key.

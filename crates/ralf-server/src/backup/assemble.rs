@@ -4,10 +4,11 @@
 use ralf_core::ProjectId;
 use std::collections::HashMap;
 
+use ralf_catalog::api::CatalogSettings;
 use ralf_core::api::backup::{
-    BackupEnvironment, BackupHostConfig, BackupInventory, BackupKey, BackupMeta, BackupRepository,
-    BackupSchedule, BackupSecret, BackupTemplate, BackupVault, BackupView, ProjectBackup,
-    unique_names,
+    BackupCatalog, BackupCatalogService, BackupEnvironment, BackupHostConfig, BackupInventory,
+    BackupKey, BackupMeta, BackupRepository, BackupSchedule, BackupSecret, BackupTemplate,
+    BackupVault, BackupView, ProjectBackup, unique_names,
 };
 use ralf_core::api::environments::Environment;
 use ralf_core::api::host_configs::HostConfig;
@@ -20,6 +21,7 @@ use ralf_core::api::tasks::TaskRequest;
 use ralf_core::api::templates::Template;
 use ralf_core::api::views::View;
 use ralf_store::Store;
+use ralf_store::catalog::ServiceRecord;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -67,6 +69,7 @@ pub struct Contents {
     templates: Vec<Template>,
     schedules: Vec<Schedule>,
     host_configs: Vec<HostConfig>,
+    catalog: Option<(CatalogSettings, Vec<ServiceRecord>)>,
 }
 
 impl Contents {
@@ -82,6 +85,10 @@ impl Contents {
             templates: store.templates(ProjectId(id), None, None, false).await?,
             schedules: store.schedules(ProjectId(id), None).await?,
             host_configs: store.host_configs(ProjectId(id)).await?,
+            catalog: match store.catalog_settings(id).await? {
+                Some(settings) => Some((settings, store.catalog_services(id).await?)),
+                None => None,
+            },
         })
     }
 }
@@ -96,6 +103,7 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
         templates,
         schedules,
         host_configs,
+        catalog,
     } = contents;
     let (key_names, key_list) = Names::new("key", keys.iter().map(|k| (k.id, k.name.as_str())));
     let (repository_names, repository_list) = Names::new(
@@ -278,6 +286,42 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
             })
             .collect::<ApiResult<_>>()?,
         integrations: Vec::new(),
+        catalog: catalog
+            .as_ref()
+            .map(|(settings, services)| backup_catalog(settings, services, &repository_names))
+            .transpose()?,
+    })
+}
+
+/// The catalog's settings (the repository by name, no webhook secret) and recorded states.
+fn backup_catalog(
+    settings: &CatalogSettings,
+    services: &[ServiceRecord],
+    repository_names: &Names,
+) -> ApiResult<BackupCatalog> {
+    Ok(BackupCatalog {
+        repository: repository_names.of_opt(settings.repository_id)?,
+        path: Some(settings.path.clone()),
+        branch: settings.branch.clone(),
+        write_back: settings.write_back,
+        parallelism: Some(settings.parallelism),
+        schedule: settings.schedule.clone(),
+        check_schedule: settings.check_schedule.clone(),
+        webhook_secret_set: settings.webhook_secret_set,
+        services: services
+            .iter()
+            .map(|s| BackupCatalogService {
+                name: s.name.clone(),
+                state: s.state.as_str().to_string(),
+                deployed_at: s.deployed_at,
+                commit: s.commit.clone(),
+                last_status: s.last_status.as_ref().and_then(|status| {
+                    let mut status = status.clone();
+                    status.task_id = None;
+                    serde_json::to_value(status).ok()
+                }),
+            })
+            .collect(),
     })
 }
 

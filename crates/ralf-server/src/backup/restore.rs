@@ -3,8 +3,13 @@
 //! turns indices into the new ids), secrets sealed. A 400 says where in the backup it is.
 
 use ralf_core::Timestamp;
+use std::collections::HashSet;
+
+use ralf_catalog::api::CatalogSettings;
+use ralf_catalog::parse::is_valid_name;
+use ralf_catalog::{ServiceState, StepStatus};
 use ralf_core::api::backup::{
-    BackupSchedule, BackupTemplate, NameIndex, ProjectBackup, build_cycle, describe,
+    BackupCatalog, BackupSchedule, BackupTemplate, NameIndex, ProjectBackup, build_cycle, describe,
 };
 use ralf_core::api::environments::{
     EnvironmentSecretRequest, SecretChange, check_env, check_extra_vars, secret_changes,
@@ -19,7 +24,10 @@ use ralf_core::api::templates::{TemplateRequest, TemplateVaultRequest, VaultType
 use ralf_core::api::views::{ViewFields, ViewRequest};
 use ralf_core::secret::SecretCipher;
 use ralf_core::validate;
-use ralf_store::backup::{ProjectRestore, RestoredEnvironment, RestoredSchedule, RestoredTemplate};
+use ralf_store::backup::{
+    ProjectRestore, RestoredCatalog, RestoredEnvironment, RestoredSchedule, RestoredTemplate,
+};
+use ralf_store::catalog::ServiceOutcome;
 use ralf_store::environments::{EnvironmentFields, PasswordChange};
 use ralf_store::inventories::InventoryFields;
 use ralf_store::keys::NewKey;
@@ -27,6 +35,7 @@ use ralf_store::repositories::RepositoryFields;
 
 use super::assemble::without_ids;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::catalog::checked_settings;
 use crate::routes::environments::sealed_changes;
 use crate::routes::projects::checked_fields;
 use crate::state::AppState;
@@ -121,6 +130,7 @@ pub struct Checked {
     templates: Vec<RestoredTemplate>,
     schedules: Vec<ScheduleFields>,
     host_configs: Vec<HostConfigFields>,
+    catalog: Option<RestoredCatalog>,
 }
 
 /// An index as a row's id field holds it in a restore.
@@ -327,6 +337,12 @@ impl Checked {
             host_configs.push(check().at(&place)?);
         }
 
+        let catalog = b
+            .catalog
+            .as_ref()
+            .map(|c| check_catalog(&ix, c).at("catalog"))
+            .transpose()?;
+
         Ok(Checked {
             meta,
             name,
@@ -338,6 +354,7 @@ impl Checked {
             templates,
             schedules,
             host_configs,
+            catalog,
         })
     }
 
@@ -410,8 +427,83 @@ impl Checked {
                 })
                 .collect(),
             host_configs: self.host_configs.clone(),
+            catalog: self.catalog.clone(),
         })
     }
+}
+
+/// Checks a catalog's settings as `PUT .../catalog/settings` does (the repository named, the
+/// webhook secret never in a backup) and its recorded service states.
+fn check_catalog(ix: &Indices<'_>, c: &BackupCatalog) -> ApiResult<RestoredCatalog> {
+    let mut settings = CatalogSettings {
+        repository_id: ix
+            .repositories
+            .resolve("repository", c.repository.as_deref())?
+            .map(as_id),
+        path: c.path.clone().unwrap_or(CatalogSettings::default().path),
+        branch: c.branch.clone(),
+        write_back: c.write_back,
+        parallelism: c.parallelism.unwrap_or(1),
+        schedule: c.schedule.clone(),
+        check_schedule: c.check_schedule.clone(),
+        webhook_secret: None,
+        webhook_secret_set: false,
+    };
+    let next_runs = checked_settings(&mut settings)?;
+    let mut names = HashSet::new();
+    let mut services = Vec::new();
+    for (i, service) in c.services.iter().enumerate() {
+        let place = describe("services", i, &service.name);
+        let mut check = || -> ApiResult<ServiceOutcome> {
+            if !is_valid_name(&service.name) {
+                return Err(ApiError::bad_request(format!(
+                    "name: {:?} is not a valid service name",
+                    service.name
+                )));
+            }
+            if !names.insert(service.name.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "name: {:?} is listed twice",
+                    service.name
+                )));
+            }
+            let state = ServiceState::parse(&service.state)
+                .filter(|state| state.is_up() || state.is_down())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "state: {:?} is not one of deployed, degraded, failed, held, rolled_back",
+                        service.state
+                    ))
+                })?;
+            let last_status = service
+                .last_status
+                .clone()
+                .map(serde_json::from_value::<StepStatus>)
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("last_status: {e}")))?
+                .map(|status| StepStatus {
+                    task_id: None,
+                    ..status
+                });
+            if let Some(commit) = &service.commit {
+                validate::short_text("commit", commit)?;
+            }
+            Ok(ServiceOutcome {
+                name: service.name.clone(),
+                state,
+                deployed_at: service.deployed_at,
+                commit: service.commit.clone(),
+                last_status,
+                last_task_id: None,
+            })
+        };
+        services.push(check().at(&place)?);
+    }
+    Ok(RestoredCatalog {
+        settings,
+        next_runs,
+        services,
+    })
 }
 
 /// Checks a template with `TemplateRequest::check`, as its create endpoint does. The names it
