@@ -12,6 +12,9 @@ use ralf_core::api::templates::{NewVault, TemplateSettings};
 use ralf_core::api::views::ViewFields;
 use ralf_core::{ProjectId, Timestamp};
 
+use ralf_catalog::api::CatalogSettings;
+
+use crate::catalog::{NextRuns, RECORD_SERVICE, SAVE_SETTINGS, ServiceOutcome, to_json};
 use crate::driver::Tx as _;
 use crate::environments::{EnvironmentFields, SealedSecretChange};
 use crate::inventories::InventoryFields;
@@ -38,6 +41,8 @@ pub struct ProjectRestore<'a> {
     pub integrations: Vec<RestoredIntegration>,
     /// The project's own aliases.
     pub integration_aliases: Vec<RestoredAlias>,
+    /// The service catalog's settings and recorded states, when the backup has a catalog.
+    pub catalog: Option<RestoredCatalog>,
 }
 
 /// An integration; `fields.template_id` and `fields.auth_secret_id` are indices, as in all of
@@ -54,6 +59,15 @@ pub struct RestoredIntegration {
 pub struct RestoredAlias {
     pub alias: String,
     pub fallback: String,
+}
+
+/// A catalog: `settings.repository_id` is an index, as in all of [`ProjectRestore`]; the
+/// webhook secret is not restored; the services' `last_task_id`s are ignored (no task is).
+#[derive(Debug, Clone)]
+pub struct RestoredCatalog {
+    pub settings: CatalogSettings,
+    pub next_runs: NextRuns,
+    pub services: Vec<ServiceOutcome>,
 }
 
 /// An environment with its secrets (only `Create` changes make sense here).
@@ -367,6 +381,45 @@ impl Store {
                     return Err(StoreError::Conflict(
                         "restore: an integration alias of the backup is taken".into(),
                     ));
+                }
+            }
+            if let Some(catalog) = &restore.catalog {
+                let settings = &catalog.settings;
+                sqlx::query(SAVE_SETTINGS)
+                    .bind(project_id)
+                    .bind(new_ids(
+                        &repositories,
+                        "repository",
+                        settings.repository_id,
+                    )?)
+                    .bind(&settings.path)
+                    .bind(settings.branch.as_deref())
+                    .bind(settings.write_back)
+                    .bind(i64::from(settings.parallelism))
+                    .bind(settings.schedule.as_deref())
+                    .bind(catalog.next_runs.deploy)
+                    .bind(settings.check_schedule.as_deref())
+                    .bind(catalog.next_runs.check)
+                    .execute(&mut *tx)
+                    .await?;
+                let now = Timestamp::now();
+                for service in &catalog.services {
+                    let status = service
+                        .last_status
+                        .as_ref()
+                        .map(|status| to_json(status, "last_status"))
+                        .transpose()?;
+                    sqlx::query(RECORD_SERVICE)
+                        .bind(project_id)
+                        .bind(&service.name)
+                        .bind(service.state.as_str())
+                        .bind(service.deployed_at)
+                        .bind(service.commit.as_deref())
+                        .bind(status)
+                        .bind(None::<i64>)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
 

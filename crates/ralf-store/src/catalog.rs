@@ -185,7 +185,7 @@ struct RolloutRow {
 const ROLLOUT_COLUMNS: &str = r#"SELECT id, project_id, status, selection, plan, options, "commit",
     started_by, created, finished, write_back FROM catalog_rollouts"#;
 
-const SAVE_SETTINGS: &str = "INSERT INTO catalog_settings
+pub(crate) const SAVE_SETTINGS: &str = "INSERT INTO catalog_settings
         (project_id, repository_id, path, branch, write_back, parallelism, schedule,
          schedule_next_run, check_schedule, check_schedule_next_run)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -197,7 +197,7 @@ const SAVE_SETTINGS: &str = "INSERT INTO catalog_settings
         check_schedule_next_run = excluded.check_schedule_next_run";
 
 /// Records a service's outcome; a `NULL` keeps what is recorded.
-const RECORD_SERVICE: &str = r#"INSERT INTO catalog_services
+pub(crate) const RECORD_SERVICE: &str = r#"INSERT INTO catalog_services
         (project_id, name, state, deployed_at, "commit", last_status, last_task_id, updated)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (project_id, name) DO UPDATE SET state = excluded.state,
@@ -211,7 +211,7 @@ const INSERT_EVENT: &str = "INSERT INTO catalog_rollout_events
         (rollout_id, seq, started_step, task_id, event, created)
      VALUES ($1, $2, $3, $4, $5, $6)";
 
-fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String> {
+pub(crate) fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("{what}: {e}")))
 }
 

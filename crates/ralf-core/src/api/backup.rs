@@ -48,6 +48,59 @@ pub struct ProjectBackup {
     /// The project's own aliases (the last part of their webhook URLs).
     #[serde(default, deserialize_with = "null_default")]
     pub integration_aliases: Vec<String>,
+    /// ralf's service catalog: its settings and the states ralf recorded of its services;
+    /// absent (and so not written) when the project has no catalog settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<BackupCatalog>,
+}
+
+/// The project's service catalog (see docs/catalog.md). The webhook's secret is never
+/// written: a restored catalog has no webhook until a secret is set again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupCatalog {
+    /// The name of the repository the catalog is in; `null`: none.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// Absent: `catalog/projects/`.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub write_back: bool,
+    /// Absent: 1.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    #[serde(default)]
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub check_schedule: Option<String>,
+    /// Whether the webhook had a secret when the backup was made (its value is not in it);
+    /// ignored on restore.
+    #[serde(default, deserialize_with = "null_default")]
+    pub webhook_secret_set: bool,
+    /// What ralf recorded of each service's last rollout.
+    #[serde(default, deserialize_with = "null_default")]
+    pub services: Vec<BackupCatalogService>,
+}
+
+/// A service's recorded state. The task that reached it is not in the backup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BackupCatalogService {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// `deployed`, `degraded`, `failed`, `held` or `rolled_back`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub state: String,
+    #[serde(default)]
+    pub deployed_at: Option<Timestamp>,
+    /// The catalog's commit it was deployed from.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// The status object of its last finished step (without its task).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub last_status: Option<serde_json::Value>,
 }
 
 /// An integration with its matchers, extract values and aliases; `template` names its

@@ -4,11 +4,12 @@
 use ralf_core::ProjectId;
 use std::collections::HashMap;
 
+use ralf_catalog::api::CatalogSettings;
 use ralf_core::api::backup::{
-    BackupEnvironment, BackupHostConfig, BackupIntegration, BackupIntegrationExtractValue,
-    BackupIntegrationMatcher, BackupInventory, BackupKey, BackupMeta, BackupRepository,
-    BackupSchedule, BackupSecret, BackupTemplate, BackupVault, BackupView, ProjectBackup,
-    unique_names,
+    BackupCatalog, BackupCatalogService, BackupEnvironment, BackupHostConfig, BackupIntegration,
+    BackupIntegrationExtractValue, BackupIntegrationMatcher, BackupInventory, BackupKey,
+    BackupMeta, BackupRepository, BackupSchedule, BackupSecret, BackupTemplate, BackupVault,
+    BackupView, ProjectBackup, unique_names,
 };
 use ralf_core::api::environments::Environment;
 use ralf_core::api::host_configs::HostConfig;
@@ -22,6 +23,7 @@ use ralf_core::api::tasks::TaskRequest;
 use ralf_core::api::templates::Template;
 use ralf_core::api::views::View;
 use ralf_store::Store;
+use ralf_store::catalog::ServiceRecord;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -71,6 +73,7 @@ pub struct Contents {
     host_configs: Vec<HostConfig>,
     integrations: Vec<IntegrationContents>,
     integration_aliases: Vec<String>,
+    catalog: Option<(CatalogSettings, Vec<ServiceRecord>)>,
 }
 
 /// An integration with what belongs to it.
@@ -101,6 +104,10 @@ impl Contents {
                 .into_iter()
                 .map(|a| a.alias)
                 .collect(),
+            catalog: match store.catalog_settings(id).await? {
+                Some(settings) => Some((settings, store.catalog_services(id).await?)),
+                None => None,
+            },
         })
     }
 }
@@ -117,6 +124,7 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
         host_configs,
         integrations,
         integration_aliases,
+        catalog,
     } = contents;
     let (key_names, key_list) = Names::new("key", keys.iter().map(|k| (k.id, k.name.as_str())));
     let (repository_names, repository_list) = Names::new(
@@ -339,6 +347,42 @@ pub fn assemble(project: Project, contents: &Contents) -> ApiResult<ProjectBacku
             })
             .collect::<ApiResult<_>>()?,
         integration_aliases: integration_aliases.clone(),
+        catalog: catalog
+            .as_ref()
+            .map(|(settings, services)| backup_catalog(settings, services, &repository_names))
+            .transpose()?,
+    })
+}
+
+/// The catalog's settings (the repository by name, no webhook secret) and recorded states.
+fn backup_catalog(
+    settings: &CatalogSettings,
+    services: &[ServiceRecord],
+    repository_names: &Names,
+) -> ApiResult<BackupCatalog> {
+    Ok(BackupCatalog {
+        repository: repository_names.of_opt(settings.repository_id)?,
+        path: Some(settings.path.clone()),
+        branch: settings.branch.clone(),
+        write_back: settings.write_back,
+        parallelism: Some(settings.parallelism),
+        schedule: settings.schedule.clone(),
+        check_schedule: settings.check_schedule.clone(),
+        webhook_secret_set: settings.webhook_secret_set,
+        services: services
+            .iter()
+            .map(|s| BackupCatalogService {
+                name: s.name.clone(),
+                state: s.state.as_str().to_string(),
+                deployed_at: s.deployed_at,
+                commit: s.commit.clone(),
+                last_status: s.last_status.as_ref().and_then(|status| {
+                    let mut status = status.clone();
+                    status.task_id = None;
+                    serde_json::to_value(status).ok()
+                }),
+            })
+            .collect(),
     })
 }
 

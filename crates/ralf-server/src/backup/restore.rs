@@ -3,8 +3,13 @@
 //! turns indices into the new ids), secrets sealed. A 400 says where in the backup it is.
 
 use ralf_core::Timestamp;
+use std::collections::HashSet;
+
+use ralf_catalog::api::CatalogSettings;
+use ralf_catalog::parse::is_valid_name;
+use ralf_catalog::{ServiceState, StepStatus};
 use ralf_core::api::backup::{
-    BackupSchedule, BackupTemplate, NameIndex, ProjectBackup, build_cycle, describe,
+    BackupCatalog, BackupSchedule, BackupTemplate, NameIndex, ProjectBackup, build_cycle, describe,
 };
 use ralf_core::api::environments::{
     EnvironmentSecretRequest, SecretChange, check_env, check_extra_vars, secret_changes,
@@ -24,9 +29,10 @@ use ralf_core::api::views::{ViewFields, ViewRequest};
 use ralf_core::secret::SecretCipher;
 use ralf_core::validate;
 use ralf_store::backup::{
-    ProjectRestore, RestoredAlias, RestoredEnvironment, RestoredIntegration, RestoredSchedule,
-    RestoredTemplate,
+    ProjectRestore, RestoredAlias, RestoredCatalog, RestoredEnvironment, RestoredIntegration,
+    RestoredSchedule, RestoredTemplate,
 };
+use ralf_store::catalog::ServiceOutcome;
 use ralf_store::environments::{EnvironmentFields, PasswordChange};
 use ralf_store::inventories::InventoryFields;
 use ralf_store::keys::NewKey;
@@ -34,6 +40,7 @@ use ralf_store::repositories::RepositoryFields;
 
 use super::assemble::without_ids;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::catalog::checked_settings;
 use crate::routes::environments::sealed_changes;
 use crate::routes::projects::checked_fields;
 use crate::state::AppState;
@@ -130,6 +137,7 @@ pub struct Checked {
     host_configs: Vec<HostConfigFields>,
     integrations: Vec<CheckedIntegration>,
     integration_aliases: Vec<String>,
+    catalog: Option<RestoredCatalog>,
 }
 
 /// An integration of a restore; its template and key are indices.
@@ -425,6 +433,11 @@ impl Checked {
             .map(|a| check_alias(a))
             .collect::<ApiResult<_>>()
             .at("integration_aliases")?;
+        let catalog = b
+            .catalog
+            .as_ref()
+            .map(|c| check_catalog(&ix, c).at("catalog"))
+            .transpose()?;
 
         Ok(Checked {
             meta,
@@ -439,6 +452,7 @@ impl Checked {
             host_configs,
             integrations,
             integration_aliases,
+            catalog,
         })
     }
 
@@ -526,6 +540,7 @@ impl Checked {
                 .iter()
                 .map(|a| restored_alias(a))
                 .collect(),
+            catalog: self.catalog.clone(),
         })
     }
 }
@@ -536,6 +551,80 @@ fn restored_alias(alias: &str) -> RestoredAlias {
         alias: alias.to_string(),
         fallback: ralf_core::token::generate()[..32].to_string(),
     }
+}
+
+/// Checks a catalog's settings as `PUT .../catalog/settings` does (the repository named, the
+/// webhook secret never in a backup) and its recorded service states.
+fn check_catalog(ix: &Indices<'_>, c: &BackupCatalog) -> ApiResult<RestoredCatalog> {
+    let mut settings = CatalogSettings {
+        repository_id: ix
+            .repositories
+            .resolve("repository", c.repository.as_deref())?
+            .map(as_id),
+        path: c.path.clone().unwrap_or(CatalogSettings::default().path),
+        branch: c.branch.clone(),
+        write_back: c.write_back,
+        parallelism: c.parallelism.unwrap_or(1),
+        schedule: c.schedule.clone(),
+        check_schedule: c.check_schedule.clone(),
+        webhook_secret: None,
+        webhook_secret_set: false,
+    };
+    let next_runs = checked_settings(&mut settings)?;
+    let mut names = HashSet::new();
+    let mut services = Vec::new();
+    for (i, service) in c.services.iter().enumerate() {
+        let place = describe("services", i, &service.name);
+        let mut check = || -> ApiResult<ServiceOutcome> {
+            if !is_valid_name(&service.name) {
+                return Err(ApiError::bad_request(format!(
+                    "name: {:?} is not a valid service name",
+                    service.name
+                )));
+            }
+            if !names.insert(service.name.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "name: {:?} is listed twice",
+                    service.name
+                )));
+            }
+            let state = ServiceState::parse(&service.state)
+                .filter(|state| state.is_up() || state.is_down())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "state: {:?} is not one of deployed, degraded, failed, held, rolled_back",
+                        service.state
+                    ))
+                })?;
+            let last_status = service
+                .last_status
+                .clone()
+                .map(serde_json::from_value::<StepStatus>)
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("last_status: {e}")))?
+                .map(|status| StepStatus {
+                    task_id: None,
+                    ..status
+                });
+            if let Some(commit) = &service.commit {
+                validate::short_text("commit", commit)?;
+            }
+            Ok(ServiceOutcome {
+                name: service.name.clone(),
+                state,
+                deployed_at: service.deployed_at,
+                commit: service.commit.clone(),
+                last_status,
+                last_task_id: None,
+            })
+        };
+        services.push(check().at(&place)?);
+    }
+    Ok(RestoredCatalog {
+        settings,
+        next_runs,
+        services,
+    })
 }
 
 /// Checks a template with `TemplateRequest::check`, as its create endpoint does. The names it

@@ -136,6 +136,35 @@ async fn put_settings(
     State(state): State<AppState>,
     JsonBody(mut settings): JsonBody<CatalogSettings>,
 ) -> ApiResult<StatusCode> {
+    let next_runs = checked_settings(&mut settings)?;
+    let webhook_secret = match settings.webhook_secret.take() {
+        None => None,
+        Some(secret) if secret.is_empty() => Some(None),
+        Some(secret) if secret.chars().count() < MIN_WEBHOOK_SECRET => {
+            return Err(ApiError::bad_request(format!(
+                "webhook_secret: must be at least {MIN_WEBHOOK_SECRET} characters (or \"\" to \
+                 remove it)"
+            )));
+        }
+        Some(secret) => Some(Some(state.cipher.encrypt(&secret))),
+    };
+    state
+        .store
+        .save_catalog_settings(access.project_id.0, &settings, next_runs)
+        .await?;
+    if let Some(encrypted) = webhook_secret {
+        state
+            .store
+            .set_catalog_webhook_secret(access.project_id.0, encrypted.as_deref())
+            .await?;
+    }
+    state.schedules.changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks settings as `PUT .../catalog/settings` takes them (a backup's too), trimming them in
+/// place; returns when their schedules fire next. The webhook secret is not looked at.
+pub(crate) fn checked_settings(settings: &mut CatalogSettings) -> ApiResult<NextRuns> {
     settings.path = settings.path.trim().to_owned();
     if !settings.path.is_empty() {
         validate::inside_repository("path", &settings.path)?;
@@ -143,6 +172,7 @@ async fn put_settings(
     validate::short_text("path", &settings.path)?;
     settings.branch = settings
         .branch
+        .take()
         .map(|b| b.trim().to_owned())
         .filter(|b| !b.is_empty());
     if let Some(branch) = &settings.branch {
@@ -160,29 +190,7 @@ async fn put_settings(
     }
     let deploy = cron_setting("schedule", &mut settings.schedule)?;
     let check = cron_setting("check_schedule", &mut settings.check_schedule)?;
-    let webhook_secret = match settings.webhook_secret.take() {
-        None => None,
-        Some(secret) if secret.is_empty() => Some(None),
-        Some(secret) if secret.chars().count() < MIN_WEBHOOK_SECRET => {
-            return Err(ApiError::bad_request(format!(
-                "webhook_secret: must be at least {MIN_WEBHOOK_SECRET} characters (or \"\" to \
-                 remove it)"
-            )));
-        }
-        Some(secret) => Some(Some(state.cipher.encrypt(&secret))),
-    };
-    state
-        .store
-        .save_catalog_settings(access.project_id.0, &settings, NextRuns { deploy, check })
-        .await?;
-    if let Some(encrypted) = webhook_secret {
-        state
-            .store
-            .set_catalog_webhook_secret(access.project_id.0, encrypted.as_deref())
-            .await?;
-    }
-    state.schedules.changed();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(NextRuns { deploy, check })
 }
 
 /// A cron setting trimmed (empty: none), checked, and the next time it names.

@@ -3,7 +3,7 @@
 
 mod auth;
 mod backup;
-mod catalog;
+pub(crate) mod catalog;
 mod docs;
 pub(crate) mod environments;
 mod events;

@@ -11,7 +11,7 @@ use ralf_store::keys::NewKey;
 use ralf_store::projects::ProjectFields;
 use ralf_store::repositories::RepositoryFields;
 use ralf_testkit::reqwest::StatusCode;
-use ralf_testkit::{Api, Backend, TestServer, json, on_both_backends};
+use ralf_testkit::{Api, Backend, GitRepo, TestServer, json, on_both_backends};
 use serde_json::Value;
 
 use crate::keys::{Watched, assert_bad, assert_status, cipher, id};
@@ -755,6 +755,7 @@ async fn a_failed_restore_rolls_back(backend: Backend) {
         host_configs: Vec::new(),
         integrations: Vec::new(),
         integration_aliases: Vec::new(),
+        catalog: None,
     };
     let e = server
         .store()
@@ -818,7 +819,190 @@ on_both_backends!(
     bad_backups_leave_nothing_behind,
     a_failed_restore_rolls_back,
     who_may_back_up_and_restore,
+    the_catalog_round_trips,
 );
+
+const WEBHOOK_SECRET: &str = "catalog-webhook-secret-7d1a";
+
+/// A service's recorded state as a backup carries it.
+fn recorded(name: &str, state: &str, result: &str) -> Value {
+    json!({"name": name, "state": state, "deployed_at": "2026-02-10T09:30:00Z",
+           "commit": "0123456789abcdef0123456789abcdef01234567",
+           "last_status": {"step_id": format!("{name}.smoke.1"), "result": result,
+                           "summary": format!("smoke of {name}: {result}"),
+                           "artifacts": [], "next_actions": [], "task_id": null}})
+}
+
+/// The catalog travels with its project: its settings (the repository by name, the webhook's
+/// secret never) and what ralf recorded of its services, which show again after a restore.
+async fn the_catalog_round_trips(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let repo = GitRepo::new(&[
+        ("catalog/projects/db.yaml", "name: db\napply: Deploy\n"),
+        (
+            "catalog/projects/web.yaml",
+            "name: web\napply: Deploy\ndepends_on: [db]\n",
+        ),
+        ("catalog/projects/mail.yaml", "name: mail\napply: Deploy\n"),
+    ]);
+    let a = make(&admin, "/api/projects", json!({"name": "services"})).await;
+    let base = format!("/api/project/{a}");
+    let key = make(
+        &admin,
+        &format!("{base}/keys"),
+        json!({"name": "none", "type": "none"}),
+    )
+    .await;
+    make(
+        &admin,
+        &format!("{base}/repositories"),
+        json!({"name": "other", "git_url": "/srv/other", "git_branch": "main", "ssh_key_id": key}),
+    )
+    .await;
+    let catalog_repository = make(
+        &admin,
+        &format!("{base}/repositories"),
+        json!({"name": "catalog", "git_url": repo.url(), "git_branch": "main", "ssh_key_id": key}),
+    )
+    .await;
+    let inventory = make(
+        &admin,
+        &format!("{base}/inventory"),
+        json!({"name": "local", "type": "static", "inventory": "localhost"}),
+    )
+    .await;
+    make(
+        &admin,
+        &format!("{base}/templates"),
+        json!({"name": "Deploy", "app": "bash", "playbook": "deploy.sh",
+               "repository_id": catalog_repository, "inventory_id": inventory}),
+    )
+    .await;
+    let r = admin
+        .put(
+            &format!("{base}/catalog/settings"),
+            json!({"repository_id": catalog_repository, "path": "catalog/projects",
+                   "branch": "main", "write_back": true, "parallelism": 3,
+                   "schedule": "0 3 * * *", "check_schedule": "@hourly",
+                   "webhook_secret": WEBHOOK_SECRET}),
+        )
+        .await;
+    assert_status(&r, StatusCode::NO_CONTENT);
+
+    let watched = Watched::new(admin.clone(), &[WEBHOOK_SECRET]);
+    let r = watched.get(&format!("{base}/backup")).await;
+    assert_status(&r, StatusCode::OK);
+    let mut backup = r.body;
+    assert_eq!(
+        backup["catalog"],
+        json!({"repository": "catalog", "path": "catalog/projects", "branch": "main",
+               "write_back": true, "parallelism": 3, "schedule": "0 3 * * *",
+               "check_schedule": "@hourly", "webhook_secret_set": true, "services": []})
+    );
+
+    // States recorded by rollouts (here: written into the backup) restore with it.
+    backup["catalog"]["services"] = json!([
+        recorded("db", "deployed", "OK"),
+        recorded("web", "failed", "FAIL"),
+    ]);
+    backup["meta"]["name"] = json!("services again");
+    let r = admin.post("/api/projects/restore", backup.clone()).await;
+    assert_status(&r, StatusCode::OK);
+    let b = id(&r.body);
+    let r = admin
+        .get(&format!("/api/project/{b}/catalog/settings"))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let repositories = admin
+        .get(&format!("/api/project/{b}/repositories"))
+        .await
+        .body;
+    let restored_repository = repositories
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "catalog")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(
+        r.body,
+        json!({"repository_id": restored_repository, "path": "catalog/projects",
+               "branch": "main", "write_back": true, "parallelism": 3,
+               "schedule": "0 3 * * *", "check_schedule": "@hourly",
+               // The secret was not in the backup: the restored webhook is off.
+               "webhook_secret_set": false})
+    );
+    let r = admin
+        .get(&format!("/api/project/{b}/catalog/services"))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let states: Vec<(String, String)> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().into(),
+                s["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("db".to_string(), "deployed".to_string()),
+            ("mail".into(), "pending".into()),
+            ("web".into(), "failed".into()),
+        ]
+    );
+    let web = &r.body[2];
+    assert_eq!(web["deployed_at"], "2026-02-10T09:30:00Z");
+    assert_eq!(web["last_result"]["summary"], "smoke of web: FAIL");
+    assert_eq!(web["last_task_id"], Value::Null);
+
+    // And the restored project's backup is the one it came from, but for the webhook.
+    let r = admin.get(&format!("/api/project/{b}/backup")).await;
+    assert_status(&r, StatusCode::OK);
+    backup["catalog"]["webhook_secret_set"] = json!(false);
+    assert_eq!(r.body["catalog"], backup["catalog"]);
+
+    // A state a rollout holds only while it runs, a service twice, an unknown repository:
+    // refused whole, naming the place, and no project is left behind.
+    let before = project_names(&admin).await;
+    for (change, message) in [
+        (
+            json!({"services": [recorded("db", "running", "OK")]}),
+            "catalog: services[0] (\"db\"): state: \"running\" is not one of",
+        ),
+        (
+            json!({"services": [recorded("db", "deployed", "OK"), recorded("db", "held", "OK")]}),
+            "catalog: services[1] (\"db\"): name: \"db\" is listed twice",
+        ),
+        (
+            json!({"services": [recorded("../db", "deployed", "OK")]}),
+            "is not a valid service name",
+        ),
+        (json!({"repository": "gone"}), "catalog: repository"),
+        (json!({"parallelism": 0}), "catalog: parallelism"),
+        (json!({"schedule": "every day"}), "catalog: schedule"),
+    ] {
+        let mut bad = backup.clone();
+        for (field, value) in change.as_object().unwrap() {
+            bad["catalog"][field] = value.clone();
+        }
+        let r = admin.post("/api/projects/restore", bad).await;
+        assert_bad(&r, message);
+    }
+    assert_eq!(project_names(&admin).await, before);
+
+    // A project without catalog settings writes no `catalog` (as Semaphore's shape has none).
+    let plain = make(&admin, "/api/projects", json!({"name": "plain"})).await;
+    let r = admin.get(&format!("/api/project/{plain}/backup")).await;
+    assert!(r.body.get("catalog").is_none(), "{}", r.text);
+    server.stop().await;
+}
 
 /// The lists of a project's objects, with the ids that differ between instances left out.
 /// Names are compared without a " (2)" suffix: a backup tells same-named objects apart that
