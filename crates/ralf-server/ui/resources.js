@@ -456,7 +456,7 @@ export async function resourcePage(ctx) {
   show();
   ctx.main.append(h('div', { class: 'head' }, h('h1', {}, desc.title),
     mayChange ? h('a', { href: `${base}/new`, class: 'button primary' }, `New ${desc.one}`) : null),
-  items.length > 8 ? filter : null,
+  ...(items.length > 8 ? [filter] : []),
   items.length ? h('div', { class: 'table-wrap' }, h('table', {},
     h('thead', {}, h('tr', {}, desc.columns.map(([, t]) => h('th', { scope: 'col' }, t)))), body))
     : h('p', { class: 'muted' }, `No ${desc.title.toLowerCase()} yet.`));
