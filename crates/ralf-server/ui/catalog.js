@@ -133,7 +133,7 @@ export async function catalogPage(ctx) {
   ctx.main.append(error,
     mayRun ? h('div', { class: 'buttons' },
       h('button', { type: 'button', class: 'primary', onclick: () => start(null) }, 'Roll out everything'),
-      h('button', { type: 'button', onclick: () => (chosen.size ? start([...chosen]) : error.append(notice('error', 'Pick the services first.'))) }, 'Roll out the picked services')) : null,
+      h('button', { type: 'button', onclick: () => (chosen.size ? start([...chosen]) : error.append(notice('error', 'Pick the services first.'))) }, 'Roll out the picked services')) : '',
     graph, table, planBox, rollouts);
   draw();
   await Promise.all([loadPlan(), loadRollouts()]);

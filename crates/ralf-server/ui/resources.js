@@ -124,6 +124,67 @@ export const RESOURCES = {
     },
     body: (v, item) => { if (item) { const { password, ...rest } = v; return { ...rest, id: item.id }; } return v; },
   },
+  // Webhooks that start a template (Semaphore's integrations); their matchers, extract values
+  // and aliases are parts of one integration, edited on its page (`children`).
+  integrations: {
+    scope: 'project', title: 'Integrations', one: 'integration', perm: PERM.resources,
+    path: (pid) => `/project/${pid}/integrations`,
+    columns: [['name', 'Name'], ['auth_method', 'Authentication'], ['searchable', 'Reached by project aliases']],
+    fields: [
+      { name: 'name', label: 'Name', required: true },
+      { name: 'template_id', label: 'Template it starts', kind: 'select', ref: projectRef('templates'), required: true },
+      { name: 'auth_method', label: 'How a delivery proves where it comes from', kind: 'select', options: [
+        ['', 'Nothing: the alias alone'], ['github', 'GitHub, Gitea, Forgejo signature (X-Hub-Signature-256)'],
+        ['bitbucket', 'Bitbucket signature (X-Hub-Signature)'], ['hmac', 'HMAC-SHA256 signature in a header'],
+        ['token', 'A token in a header'], ['basic', 'HTTP basic authentication']] },
+      { name: 'auth_secret_id', label: 'Secret (a login and password key: its password)', kind: 'select', nullable: true,
+        ref: async (pid) => (await get(`/project/${pid}/keys`)).filter((k) => k.type === 'login_password').map((k) => [k.id, k.name]),
+        when: (v) => !!v.auth_method && v.auth_method !== 'none' },
+      { name: 'auth_header', label: 'Header', help: 'X-Gitlab-Token, say', when: (v) => v.auth_method === 'token' || v.auth_method === 'hmac' },
+      { name: 'searchable', label: 'Deliveries to the project\'s aliases reach it (when its matchers hold)', kind: 'checkbox' },
+      { name: 'task_params', label: 'The task\'s overrides (JSON, as POST /tasks takes them: message, git_branch, environment, …)', kind: 'json', empty: null },
+    ],
+    body: (v, item) => (item ? { ...v, id: item.id } : v),
+    children: [
+      {
+        title: 'Matchers', one: 'matcher', path: (pid, id) => `/project/${pid}/integrations/${id}/matchers`,
+        help: 'A delivery starts the template only when every matcher holds.',
+        label: (m) => `${m.name ? `${m.name}: ` : ''}${m.match_type} ${m.key} ${m.method} ${JSON.stringify(m.value)}`,
+        fields: [
+          { name: 'name', label: 'Name' },
+          { name: 'match_type', label: 'Reads', kind: 'select', options: [['body', 'the body'], ['header', 'a header']] },
+          { name: 'body_data_type', label: 'The body as', kind: 'select', options: ['json', 'xml', 'string'], when: (v) => v.match_type !== 'header' },
+          { name: 'key', label: 'Key', help: 'A header\'s name, or a path in the body: ref, repository.full_name, build.status' },
+          { name: 'method', label: 'Comparison', kind: 'select', options: ['equals', 'unequals', 'contains'] },
+          { name: 'value', label: 'Value' },
+        ],
+      },
+      {
+        title: 'Extract values', one: 'extract value', path: (pid, id) => `/project/${pid}/integrations/${id}/values`,
+        help: 'Parts of a delivery handed to the task: an extra variable, or a task parameter.',
+        label: (x) => `${x.name ? `${x.name}: ` : ''}${x.value_source} ${x.key} → ${x.variable} (${x.variable_type})`,
+        fields: [
+          { name: 'name', label: 'Name' },
+          { name: 'value_source', label: 'Reads', kind: 'select', options: [['body', 'the body'], ['header', 'a header']] },
+          { name: 'body_data_type', label: 'The body as', kind: 'select', options: ['json', 'xml', 'string'], when: (v) => v.value_source !== 'header' },
+          { name: 'key', label: 'Key', help: 'A header\'s name, or a path in the body: after, pusher.name' },
+          { name: 'variable', label: 'Variable', required: true },
+          { name: 'variable_type', label: 'As', kind: 'select', options: [['environment', 'an extra variable'], ['task', 'a task parameter (git_branch, commit_hash, message, limit, …)']] },
+        ],
+      },
+      {
+        title: 'Aliases', one: 'alias', path: (pid, id) => `/project/${pid}/integrations/${id}/aliases`,
+        help: 'The URLs to give the sender; each is random. Deleting one turns its URL off.',
+        label: (a) => a.url, fixed: true,
+      },
+    ],
+    // The project's own aliases reach every integration marked as reached by them.
+    extra: (pid) => childSection(pid, null, {
+      title: 'Project aliases', one: 'project alias', path: () => `/project/${pid}/integrations/aliases`,
+      help: 'A delivery to one of these reaches every integration marked as reached by the project\'s aliases that has a matcher.',
+      label: (a) => a.url, fixed: true,
+    }),
+  },
   templates: {
     scope: 'none', title: 'Templates', one: 'template', perm: PERM.resources,
     path: (pid) => `/project/${pid}/templates`,
@@ -207,7 +268,7 @@ export async function formFor({ fields, item = {}, pid = null, isNew = true, sav
     } else if (f.kind === 'checkbox') {
       input = h('input', { ...common, type: 'checkbox', checked: !!value });
     } else if (f.kind === 'textarea' || f.kind === 'json') {
-      const text = f.kind === 'json' ? JSON.stringify(value ?? [], null, 2) : (f.secret ? '' : (value ?? f.empty ?? ''));
+      const text = f.kind === 'json' ? JSON.stringify(value ?? ('empty' in f ? f.empty : []), null, 2) : (f.secret ? '' : (value ?? f.empty ?? ''));
       input = h('textarea', { ...common, rows: f.kind === 'json' ? 6 : 5, spellcheck: 'false' });
       input.value = text;
     } else {
@@ -377,6 +438,7 @@ export async function resourcePage(ctx) {
           event.target.after(notice('error', e.message));
         }
       } }, `Delete ${desc.one}`)));
+      for (const child of desc.children || []) ctx.main.append(await childSection(pid, item.id, child));
     }
     return;
   }
@@ -394,8 +456,49 @@ export async function resourcePage(ctx) {
   show();
   ctx.main.append(h('div', { class: 'head' }, h('h1', {}, desc.title),
     mayChange ? h('a', { href: `${base}/new`, class: 'button primary' }, `New ${desc.one}`) : null),
-  items.length > 8 ? filter : null,
+  ...(items.length > 8 ? [filter] : []),
   items.length ? h('div', { class: 'table-wrap' }, h('table', {},
     h('thead', {}, h('tr', {}, desc.columns.map(([, t]) => h('th', { scope: 'col' }, t)))), body))
     : h('p', { class: 'muted' }, `No ${desc.title.toLowerCase()} yet.`));
+  if (desc.extra) ctx.main.append(await desc.extra(pid));
+}
+
+/**
+ * The parts of one item that have their own list in the API (an integration's matchers):
+ * each part with its form and Delete behind a disclosure, and a form for a new one. A `fixed`
+ * part has no fields: it is made by the server (an alias) and only added or deleted.
+ */
+async function childSection(pid, parentId, child) {
+  const section = h('section', { class: 'card', 'aria-label': child.title });
+  const mayChange = can(PERM.resources);
+  const path = child.path(pid, parentId);
+  const render = async () => {
+    let items;
+    try {
+      items = await get(path);
+    } catch (e) {
+      fill(section, h('h2', {}, child.title), notice('error', e.message));
+      return;
+    }
+    const rows = await Promise.all(items.map(async (it) => {
+      const remove = mayChange ? h('button', { type: 'button', class: 'danger', onclick: async (event) => {
+        if (!confirm(`Delete the ${child.one} ${child.label(it)}?`)) return;
+        try { await del(`${path}/${it.id}`); await render(); } catch (e) { event.target.after(notice('error', e.message)); }
+      } }, `Delete ${child.one}`) : null;
+      if (child.fixed || !mayChange) return h('li', {}, h('code', {}, child.label(it)), ' ', remove);
+      const form = await formFor({ fields: child.fields, item: it, pid, isNew: false,
+        save: (v) => put(`${path}/${it.id}`, { ...v, id: it.id }), done: () => render() });
+      return h('li', {}, h('details', {}, h('summary', {}, child.label(it)), form, remove));
+    }));
+    const add = !mayChange ? null : child.fixed
+      ? h('button', { type: 'button', onclick: async (event) => {
+        try { await post(path, {}); await render(); } catch (e) { event.target.after(notice('error', e.message)); }
+      } }, `Add ${child.one === 'alias' ? 'an' : 'a'} ${child.one}`)
+      : h('details', {}, h('summary', {}, `New ${child.one}`),
+        await formFor({ fields: child.fields, pid, save: (v) => post(path, v), done: () => render() }));
+    fill(section, h('h2', {}, child.title), child.help ? h('p', { class: 'muted' }, child.help) : null,
+      items.length ? h('ul', { class: 'list' }, rows) : h('p', { class: 'muted' }, `No ${child.title.toLowerCase()} yet.`), add);
+  };
+  await render();
+  return section;
 }
