@@ -112,7 +112,7 @@ impl Store {
                     // A whole page of a list fits in the channel from SQLite's thread, so it
                     // reads the page without waiting for the server to take every 50th row
                     // (sqlx's default): a blocked thread is two context switches.
-                    .row_channel_size(ROWS_IN_FLIGHT);
+                    .row_buffer_size(ROWS_IN_FLIGHT);
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(options.clone())
