@@ -50,10 +50,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-/// The rows SQLite's connection thread may read ahead of the request taking them: a whole
-/// page of the longest list ([`tasks::MAX_TASK_PAGE`]).
-const ROWS_IN_FLIGHT: usize = tasks::MAX_TASK_PAGE as usize;
-
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone)]
@@ -108,11 +104,7 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-                    // A whole page of a list fits in the channel from SQLite's thread, so it
-                    // reads the page without waiting for the server to take every 50th row
-                    // (sqlx's default): a blocked thread is two context switches.
-                    .row_buffer_size(ROWS_IN_FLIGHT);
+                    .busy_timeout(Duration::from_secs(10));
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(options.clone())
