@@ -212,6 +212,36 @@ async fn a_person_runs_ralf_from_the_browser() {
     b.find("td .badge", "stopped").await;
     s.shot("history").await;
 
+    // A webhook (Semaphore's integration) through the same resource view: it starts the
+    // template, and its alias is the URL to give the sender.
+    b.click("nav.sub a", "Integrations").await;
+    b.click("a", "New integration").await;
+    b.fill("Name", "on push").await;
+    b.fill("Template it starts", "Ticker").await;
+    b.click("button", "Create").await;
+    b.click("th a", "on push").await;
+    b.click("button", "Add an alias").await;
+    let alias = b
+        .wait_for(
+            "the alias's URL",
+            "const c = document.querySelector('ul.list code'); return c ? c.textContent : null",
+            json!([]),
+        )
+        .await;
+    let alias = alias.as_str().unwrap_or_default().to_string();
+    assert!(
+        alias.contains("/api/integrations/"),
+        "no alias URL: {alias}"
+    );
+    let stored = server
+        .admin()
+        .await
+        .get(&format!("/api/project/{project_id}/integrations"))
+        .await
+        .body;
+    assert_eq!(stored[0]["name"], "on push", "{stored}");
+    assert!(stored[0]["template_id"].as_i64().is_some(), "{stored}");
+
     // A Terraform plan waits for confirmation; the task page shows it and confirms it.
     let api = server.admin().await;
     let fixture = ProjectFixture::new("infra")
