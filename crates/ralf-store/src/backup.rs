@@ -308,52 +308,40 @@ impl Store {
                     .map(serde_json::to_string)
                     .transpose()
                     .map_err(|e| StoreError::Invalid(format!("task_params: {e}")))?;
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO integrations (project_id, template_id, name, auth_method,
-                            auth_secret_id, auth_header, searchable, task_params)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(project_id)
-                .bind(new_id(&templates, "template", f.template_id)?)
-                .bind(&f.name)
-                .bind(&f.auth_method)
-                .bind(new_ids(&keys, "key", f.auth_secret_id)?)
-                .bind(&f.auth_header)
-                .bind(f.searchable)
-                .bind(params)
-                .fetch_one(&mut *tx)
-                .await?;
-                for m in &integration.matchers {
-                    sqlx::query(
-                        "INSERT INTO integration_matchers (integration_id, name, match_type,
-                                method, body_data_type, match_key, match_value)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(id)
-                    .bind(&m.name)
-                    .bind(&m.match_type)
-                    .bind(&m.method)
-                    .bind(&m.body_data_type)
-                    .bind(&m.key)
-                    .bind(&m.value)
-                    .execute(&mut *tx)
+                let id: i64 = sqlx::query_scalar(crate::integrations::INSERT_INTEGRATION)
+                    .bind(project_id)
+                    .bind(new_id(&templates, "template", f.template_id)?)
+                    .bind(&f.name)
+                    .bind(&f.auth_method)
+                    .bind(new_ids(&keys, "key", f.auth_secret_id)?)
+                    .bind(&f.auth_header)
+                    .bind(f.searchable)
+                    .bind(params)
+                    .fetch_one(&mut *tx)
                     .await?;
+                for m in &integration.matchers {
+                    sqlx::query(crate::integrations::INSERT_MATCHER)
+                        .bind(id)
+                        .bind(&m.name)
+                        .bind(&m.match_type)
+                        .bind(&m.method)
+                        .bind(&m.body_data_type)
+                        .bind(&m.key)
+                        .bind(&m.value)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 for v in &integration.values {
-                    sqlx::query(
-                        "INSERT INTO integration_extract_values (integration_id, name,
-                                value_source, body_data_type, value_key, variable, variable_type)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(id)
-                    .bind(&v.name)
-                    .bind(&v.value_source)
-                    .bind(&v.body_data_type)
-                    .bind(&v.key)
-                    .bind(&v.variable)
-                    .bind(&v.variable_type)
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query(crate::integrations::INSERT_VALUE)
+                        .bind(id)
+                        .bind(&v.name)
+                        .bind(&v.value_source)
+                        .bind(&v.body_data_type)
+                        .bind(&v.key)
+                        .bind(&v.variable)
+                        .bind(&v.variable_type)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 aliases.extend(integration.aliases.iter().map(|a| (Some(id), a)));
             }

@@ -17,6 +17,27 @@ use crate::in_project::InProject;
 use crate::tasks::{NewTask, task_references};
 use crate::{Result, Store, StoreError, found, with_db};
 
+/// Inserts an integration; binds project, template, name, auth method, secret key, header,
+/// searchable, task params. Shared with the restore of a backup.
+pub(crate) const INSERT_INTEGRATION: &str =
+    "INSERT INTO integrations (project_id, template_id, name, auth_method,
+                        auth_secret_id, auth_header, searchable, task_params)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+/// Inserts a matcher; binds integration, name, match type, method, body type, key, value.
+pub(crate) const INSERT_MATCHER: &str =
+    "INSERT INTO integration_matchers (integration_id, name, match_type, method,
+                    body_data_type, match_key, match_value)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 RETURNING id, integration_id, name, match_type, method, body_data_type,
+                    match_key, match_value";
+/// Inserts an extract value; binds integration, name, source, body type, key, variable, type.
+pub(crate) const INSERT_VALUE: &str =
+    "INSERT INTO integration_extract_values (integration_id, name, value_source,
+                    body_data_type, value_key, variable, variable_type)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 RETURNING id, integration_id, name, value_source, body_data_type, value_key,
+                    variable, variable_type";
+
 const INTEGRATION_COLUMNS: &str = "id, project_id, template_id, name, auth_method,
     auth_secret_id, auth_header, searchable, task_params";
 
@@ -236,21 +257,17 @@ impl Store {
             let mut tx = pool.begin().await?;
             tx.check_in_project(project_id, &integration_references(fields))
                 .await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO integrations (project_id, template_id, name, auth_method,
-                        auth_secret_id, auth_header, searchable, task_params)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(project_id)
-            .bind(fields.template_id)
-            .bind(&fields.name)
-            .bind(&fields.auth_method)
-            .bind(fields.auth_secret_id)
-            .bind(&fields.auth_header)
-            .bind(fields.searchable)
-            .bind(params.as_deref())
-            .fetch_one(&mut *tx)
-            .await?;
+            let id: i64 = sqlx::query_scalar(INSERT_INTEGRATION)
+                .bind(project_id)
+                .bind(fields.template_id)
+                .bind(&fields.name)
+                .bind(&fields.auth_method)
+                .bind(fields.auth_secret_id)
+                .bind(&fields.auth_header)
+                .bind(fields.searchable)
+                .bind(params.as_deref())
+                .fetch_one(&mut *tx)
+                .await?;
             tx.commit().await?;
             id
         });
@@ -364,11 +381,7 @@ impl Store {
         f: &MatcherFields,
     ) -> Result<IntegrationMatcher> {
         let row = with_db!(self, write, |pool| sqlx::query_as::<_, MatcherRow>(
-            "INSERT INTO integration_matchers (integration_id, name, match_type, method,
-                    body_data_type, match_key, match_value)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 RETURNING id, integration_id, name, match_type, method, body_data_type,
-                    match_key, match_value",
+            INSERT_MATCHER,
         )
         .bind(integration_id)
         .bind(&f.name)
@@ -464,11 +477,7 @@ impl Store {
         f: &ExtractValueFields,
     ) -> Result<IntegrationExtractValue> {
         let row = with_db!(self, write, |pool| sqlx::query_as::<_, ValueRow>(
-            "INSERT INTO integration_extract_values (integration_id, name, value_source,
-                    body_data_type, value_key, variable, variable_type)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 RETURNING id, integration_id, name, value_source, body_data_type, value_key,
-                    variable, variable_type",
+            INSERT_VALUE,
         )
         .bind(integration_id)
         .bind(&f.name)
