@@ -10,9 +10,13 @@ use ralf_core::{ProjectId, TaskId, TaskStatus, TemplateId};
 
 use crate::{Result, Store, StoreError, with_db};
 
-/// `$1` the task, `$2` the status, `$3` when it is due (Unix milliseconds).
+/// `$1` the task, `$2` the status, `$3` when it is due (Unix milliseconds). Nothing is owed
+/// when the task's project has its alerts off: most projects do, and their tasks' ends then
+/// cost no row. The sender still reads the project's and template's flags when it sends.
 pub(crate) const OWE_NOTIFICATION: &str =
-    "INSERT INTO task_notifications (task_id, status, next_attempt) VALUES ($1, $2, $3)
+    "INSERT INTO task_notifications (task_id, status, next_attempt)
+     SELECT tasks.id, $2, $3 FROM tasks JOIN projects ON projects.id = tasks.project_id
+     WHERE tasks.id = $1 AND projects.alert
      ON CONFLICT (task_id, status) DO NOTHING";
 
 /// A notification this server claimed and now sends.

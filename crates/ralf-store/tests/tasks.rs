@@ -393,11 +393,39 @@ async fn ids_from_elsewhere_are_refused(backend: Backend) {
     f.store.close().await;
 }
 
-/// A notifiable status owes one notification, stored with it; of several servers claiming it
-/// at once, one gets it, and nobody until its lease ends; a retry leaves only what failed.
+/// A notifiable status owes one notification, stored with it, when the project's alerts are
+/// on; of several servers claiming it at once, one gets it, and nobody until its lease ends; a
+/// retry leaves only what failed.
 async fn an_end_owes_one_notification_claimed_once(backend: Backend) {
     let f = fixture(backend).await;
     let params = TaskParams::default();
+    let quiet = TaskId(
+        f.store
+            .create_task(&new_task(&f, &params))
+            .await
+            .unwrap()
+            .id,
+    );
+    let now = Timestamp::now();
+    assert!(
+        f.store
+            .set_task_status(quiet, TaskStatus::Waiting, TaskStatus::Stopped, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        f.store.next_notification_due().await.unwrap(),
+        None,
+        "alerts off: nothing is owed"
+    );
+    common::raw_scalar(
+        &f._db.settings,
+        &format!(
+            "UPDATE projects SET alert = TRUE WHERE id = {} RETURNING id",
+            f.project
+        ),
+    )
+    .await;
     let task = TaskId(
         f.store
             .create_task(&new_task(&f, &params))
@@ -469,7 +497,7 @@ async fn an_end_owes_one_notification_claimed_once(backend: Backend) {
         ("p", "build")
     );
     assert_eq!(facts.started_by, "Runner");
-    assert!(!facts.alert);
+    assert!(facts.alert);
 }
 
 on_both_backends!(
