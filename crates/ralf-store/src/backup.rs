@@ -5,7 +5,10 @@
 //! list calls.
 
 use ralf_core::api::host_configs::HostConfigFields;
-use ralf_core::api::integrations::{ExtractValueFields, IntegrationFields, MatcherFields};
+use ralf_core::api::integrations::{
+    ExtractValueFields, IntegrationExtractValue, IntegrationFields, IntegrationMatcher,
+    MatcherFields,
+};
 use ralf_core::api::projects::Project;
 use ralf_core::api::schedules::ScheduleFields;
 use ralf_core::api::templates::{NewVault, TemplateSettings};
@@ -17,6 +20,7 @@ use ralf_catalog::api::CatalogSettings;
 use crate::catalog::{NextRuns, RECORD_SERVICE, SAVE_SETTINGS, ServiceOutcome, to_json};
 use crate::driver::Tx as _;
 use crate::environments::{EnvironmentFields, SealedSecretChange};
+use crate::integrations::IntegrationPart as _;
 use crate::inventories::InventoryFields;
 use crate::keys::NewKey;
 use crate::projects::ProjectFields;
@@ -319,27 +323,23 @@ impl Store {
                     .bind(params)
                     .fetch_one(&mut *tx)
                     .await?;
-                for m in &integration.matchers {
-                    sqlx::query(crate::integrations::INSERT_MATCHER)
+                let matchers = integration.matchers.iter().map(|m| {
+                    let insert = IntegrationMatcher::TABLE.insert();
+                    (insert, IntegrationMatcher::columns(m))
+                });
+                let values = integration.values.iter().map(|v| {
+                    let insert = IntegrationExtractValue::TABLE.insert();
+                    (insert, IntegrationExtractValue::columns(v))
+                });
+                for (insert, [c1, c2, c3, c4, c5, c6]) in matchers.chain(values) {
+                    sqlx::query(crate::audited(&insert))
                         .bind(id)
-                        .bind(&m.name)
-                        .bind(&m.match_type)
-                        .bind(&m.method)
-                        .bind(&m.body_data_type)
-                        .bind(&m.key)
-                        .bind(&m.value)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for v in &integration.values {
-                    sqlx::query(crate::integrations::INSERT_VALUE)
-                        .bind(id)
-                        .bind(&v.name)
-                        .bind(&v.value_source)
-                        .bind(&v.body_data_type)
-                        .bind(&v.key)
-                        .bind(&v.variable)
-                        .bind(&v.variable_type)
+                        .bind(c1)
+                        .bind(c2)
+                        .bind(c3)
+                        .bind(c4)
+                        .bind(c5)
+                        .bind(c6)
                         .execute(&mut *tx)
                         .await?;
                 }

@@ -15,7 +15,7 @@ use ralf_core::{ProjectId, Timestamp};
 use crate::driver::{Reference, Tx as _};
 use crate::in_project::InProject;
 use crate::tasks::{NewTask, task_references};
-use crate::{Result, Store, StoreError, found, with_db};
+use crate::{Result, Store, StoreError, audited, found, with_db};
 
 /// Inserts an integration; binds project, template, name, auth method, secret key, header,
 /// searchable, task params. Shared with the restore of a backup.
@@ -23,21 +23,6 @@ pub(crate) const INSERT_INTEGRATION: &str =
     "INSERT INTO integrations (project_id, template_id, name, auth_method,
                         auth_secret_id, auth_header, searchable, task_params)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
-/// Inserts a matcher; binds integration, name, match type, method, body type, key, value.
-pub(crate) const INSERT_MATCHER: &str =
-    "INSERT INTO integration_matchers (integration_id, name, match_type, method,
-                    body_data_type, match_key, match_value)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 RETURNING id, integration_id, name, match_type, method, body_data_type,
-                    match_key, match_value";
-/// Inserts an extract value; binds integration, name, source, body type, key, variable, type.
-pub(crate) const INSERT_VALUE: &str =
-    "INSERT INTO integration_extract_values (integration_id, name, value_source,
-                    body_data_type, value_key, variable, variable_type)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 RETURNING id, integration_id, name, value_source, body_data_type, value_key,
-                    variable, variable_type";
-
 const INTEGRATION_COLUMNS: &str = "id, project_id, template_id, name, auth_method,
     auth_secret_id, auth_header, searchable, task_params";
 
@@ -54,11 +39,6 @@ const INTEGRATIONS: InProject = InProject {
     ),
     delete: "DELETE FROM integrations WHERE project_id = $1 AND id = $2",
 };
-
-const MATCHER_COLUMNS: &str = "m.id, m.integration_id, m.name, m.match_type, m.method,
-    m.body_data_type, m.match_key, m.match_value";
-const VALUE_COLUMNS: &str = "v.id, v.integration_id, v.name, v.value_source, v.body_data_type,
-    v.value_key, v.variable, v.variable_type";
 
 #[derive(sqlx::FromRow)]
 struct IntegrationRow {
@@ -98,56 +78,146 @@ impl IntegrationRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct MatcherRow {
-    id: i64,
-    integration_id: i64,
-    name: String,
-    match_type: String,
-    method: String,
-    body_data_type: String,
-    match_key: String,
-    match_value: String,
+/// Where one kind of [`IntegrationPart`] is stored: its table and its six text columns, in
+/// the order of [`IntegrationPart::columns`] (after `id` and `integration_id`). Its statements
+/// are made from these constants.
+pub struct PartTable {
+    table: &'static str,
+    columns: [&'static str; 6],
 }
 
-impl From<MatcherRow> for IntegrationMatcher {
-    fn from(r: MatcherRow) -> Self {
+impl PartTable {
+    /// `$1` the project, `$2` the integration: its parts, oldest first (add `AND id = $3` for
+    /// one).
+    fn select(&self, one: bool) -> String {
+        format!(
+            "SELECT id, integration_id, {} FROM {} WHERE integration_id = $2
+               AND integration_id IN (SELECT id FROM integrations WHERE project_id = $1){}",
+            self.columns.join(", "),
+            self.table,
+            if one { " AND id = $3" } else { " ORDER BY id" }
+        )
+    }
+
+    /// `$1` the integration, `$2`..`$7` the columns; returns the row. Shared with the restore
+    /// of a backup.
+    pub(crate) fn insert(&self) -> String {
+        let columns = self.columns.join(", ");
+        format!(
+            "INSERT INTO {} (integration_id, {columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING id, integration_id, {columns}",
+            self.table
+        )
+    }
+
+    /// `$1`..`$6` the columns, `$7` the integration, `$8` the part.
+    fn update(&self) -> String {
+        let set: Vec<String> = (self.columns.iter().enumerate())
+            .map(|(i, column)| format!("{column} = ${}", i + 1))
+            .collect();
+        format!(
+            "UPDATE {} SET {} WHERE integration_id = $7 AND id = $8",
+            self.table,
+            set.join(", ")
+        )
+    }
+
+    /// `$1` the integration, `$2` the part.
+    fn delete(&self) -> String {
+        format!(
+            "DELETE FROM {} WHERE integration_id = $1 AND id = $2",
+            self.table
+        )
+    }
+}
+
+/// A part of an integration, kept under it in a table of its own with six text columns: its
+/// matchers and its extract values. One set of store methods lists, reads, adds, changes and
+/// deletes either kind.
+pub trait IntegrationPart: Sized + Send + Unpin + 'static {
+    /// The checked fields a part is added or changed with.
+    type Fields: Sync;
+    /// Its table's statements.
+    const TABLE: PartTable;
+    /// The fields, in the order of the table's six text columns.
+    fn columns(fields: &Self::Fields) -> [&str; 6];
+    /// The part read from a row: its id, its integration's id and the six columns.
+    fn from_row(row: PartRow) -> Self;
+}
+
+/// A part's row: its id, its integration's id and its six text columns.
+pub type PartRow = (i64, i64, String, String, String, String, String, String);
+
+impl IntegrationPart for IntegrationMatcher {
+    type Fields = MatcherFields;
+    const TABLE: PartTable = PartTable {
+        table: "integration_matchers",
+        columns: [
+            "name",
+            "match_type",
+            "method",
+            "body_data_type",
+            "match_key",
+            "match_value",
+        ],
+    };
+    fn columns(f: &MatcherFields) -> [&str; 6] {
+        [
+            &f.name,
+            &f.match_type,
+            &f.method,
+            &f.body_data_type,
+            &f.key,
+            &f.value,
+        ]
+    }
+    fn from_row(r: PartRow) -> Self {
         IntegrationMatcher {
-            id: r.id,
-            integration_id: r.integration_id,
-            name: r.name,
-            match_type: r.match_type,
-            method: r.method,
-            body_data_type: r.body_data_type,
-            key: r.match_key,
-            value: r.match_value,
+            id: r.0,
+            integration_id: r.1,
+            name: r.2,
+            match_type: r.3,
+            method: r.4,
+            body_data_type: r.5,
+            key: r.6,
+            value: r.7,
         }
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct ValueRow {
-    id: i64,
-    integration_id: i64,
-    name: String,
-    value_source: String,
-    body_data_type: String,
-    value_key: String,
-    variable: String,
-    variable_type: String,
-}
-
-impl From<ValueRow> for IntegrationExtractValue {
-    fn from(r: ValueRow) -> Self {
+impl IntegrationPart for IntegrationExtractValue {
+    type Fields = ExtractValueFields;
+    const TABLE: PartTable = PartTable {
+        table: "integration_extract_values",
+        columns: [
+            "name",
+            "value_source",
+            "body_data_type",
+            "value_key",
+            "variable",
+            "variable_type",
+        ],
+    };
+    fn columns(f: &ExtractValueFields) -> [&str; 6] {
+        [
+            &f.name,
+            &f.value_source,
+            &f.body_data_type,
+            &f.key,
+            &f.variable,
+            &f.variable_type,
+        ]
+    }
+    fn from_row(r: PartRow) -> Self {
         IntegrationExtractValue {
-            id: r.id,
-            integration_id: r.integration_id,
-            name: r.name,
-            value_source: r.value_source,
-            body_data_type: r.body_data_type,
-            key: r.value_key,
-            variable: r.variable,
-            variable_type: r.variable_type,
+            id: r.0,
+            integration_id: r.1,
+            name: r.2,
+            value_source: r.3,
+            body_data_type: r.4,
+            key: r.5,
+            variable: r.6,
+            variable_type: r.7,
         }
     }
 }
@@ -331,200 +401,96 @@ impl Store {
         })?)
     }
 
-    /// The matchers of an integration of the project (none when it is not the project's).
-    pub async fn integration_matchers(
+    /// The parts of kind `P` of an integration of the project (none when it is not the
+    /// project's).
+    pub async fn integration_parts<P: IntegrationPart>(
         &self,
         project_id: ProjectId,
         integration_id: i64,
-    ) -> Result<Vec<IntegrationMatcher>> {
-        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, MatcherRow>(
-            concatcp!(
-                "SELECT ",
-                MATCHER_COLUMNS,
-                " FROM integration_matchers m JOIN integrations i ON i.id = m.integration_id
-             WHERE i.project_id = $1 AND m.integration_id = $2 ORDER BY m.id"
-            )
+    ) -> Result<Vec<P>> {
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, PartRow>(
+            audited(&P::TABLE.select(false))
         )
         .bind(project_id)
         .bind(integration_id)
         .fetch_all(pool)
         .await)?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows.into_iter().map(P::from_row).collect())
     }
 
-    pub async fn integration_matcher(
+    /// Part `id` of kind `P` of an integration of the project.
+    pub async fn integration_part<P: IntegrationPart>(
         &self,
         project_id: ProjectId,
         integration_id: i64,
         id: i64,
-    ) -> Result<IntegrationMatcher> {
-        let row = with_db!(self, read, |pool| sqlx::query_as::<_, MatcherRow>(
-            concatcp!(
-                "SELECT ",
-                MATCHER_COLUMNS,
-                " FROM integration_matchers m JOIN integrations i ON i.id = m.integration_id
-             WHERE i.project_id = $1 AND m.integration_id = $2 AND m.id = $3"
-            )
+    ) -> Result<P> {
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, PartRow>(
+            audited(&P::TABLE.select(true))
         )
         .bind(project_id)
         .bind(integration_id)
         .bind(id)
         .fetch_one(pool)
         .await)?;
-        Ok(row.into())
+        Ok(P::from_row(row))
     }
 
-    /// Adds a matcher to an integration the caller found in the project.
-    pub async fn create_integration_matcher(
+    /// Adds a part to an integration the caller found in the project.
+    pub async fn create_integration_part<P: IntegrationPart>(
         &self,
         integration_id: i64,
-        f: &MatcherFields,
-    ) -> Result<IntegrationMatcher> {
-        let row = with_db!(self, write, |pool| sqlx::query_as::<_, MatcherRow>(
-            INSERT_MATCHER,
-        )
-        .bind(integration_id)
-        .bind(&f.name)
-        .bind(&f.match_type)
-        .bind(&f.method)
-        .bind(&f.body_data_type)
-        .bind(&f.key)
-        .bind(&f.value)
-        .fetch_one(pool)
-        .await)?;
-        Ok(row.into())
-    }
-
-    pub async fn update_integration_matcher(
-        &self,
-        integration_id: i64,
-        id: i64,
-        f: &MatcherFields,
-    ) -> Result<()> {
-        let done = with_db!(self, write, |pool| sqlx::query(
-            "UPDATE integration_matchers SET name = $1, match_type = $2, method = $3,
-                    body_data_type = $4, match_key = $5, match_value = $6
-                 WHERE integration_id = $7 AND id = $8",
-        )
-        .bind(&f.name)
-        .bind(&f.match_type)
-        .bind(&f.method)
-        .bind(&f.body_data_type)
-        .bind(&f.key)
-        .bind(&f.value)
-        .bind(integration_id)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        found(done)
-    }
-
-    pub async fn delete_integration_matcher(&self, integration_id: i64, id: i64) -> Result<()> {
-        let done = with_db!(self, write, |pool| sqlx::query(
-            "DELETE FROM integration_matchers WHERE integration_id = $1 AND id = $2",
-        )
-        .bind(integration_id)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        found(done)
-    }
-
-    /// The extract values of an integration of the project.
-    pub async fn integration_values(
-        &self,
-        project_id: ProjectId,
-        integration_id: i64,
-    ) -> Result<Vec<IntegrationExtractValue>> {
-        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, ValueRow>(concatcp!(
-            "SELECT ",
-            VALUE_COLUMNS,
-            " FROM integration_extract_values v JOIN integrations i ON i.id = v.integration_id
-             WHERE i.project_id = $1 AND v.integration_id = $2 ORDER BY v.id"
+        fields: &P::Fields,
+    ) -> Result<P> {
+        let [c1, c2, c3, c4, c5, c6] = P::columns(fields);
+        let row = with_db!(self, write, |pool| sqlx::query_as::<_, PartRow>(audited(
+            &P::TABLE.insert()
         ))
-        .bind(project_id)
         .bind(integration_id)
-        .fetch_all(pool)
-        .await)?;
-        Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    pub async fn integration_value(
-        &self,
-        project_id: ProjectId,
-        integration_id: i64,
-        id: i64,
-    ) -> Result<IntegrationExtractValue> {
-        let row = with_db!(self, read, |pool| sqlx::query_as::<_, ValueRow>(concatcp!(
-            "SELECT ",
-            VALUE_COLUMNS,
-            " FROM integration_extract_values v JOIN integrations i ON i.id = v.integration_id
-             WHERE i.project_id = $1 AND v.integration_id = $2 AND v.id = $3"
-        ))
-        .bind(project_id)
-        .bind(integration_id)
-        .bind(id)
+        .bind(c1)
+        .bind(c2)
+        .bind(c3)
+        .bind(c4)
+        .bind(c5)
+        .bind(c6)
         .fetch_one(pool)
         .await)?;
-        Ok(row.into())
+        Ok(P::from_row(row))
     }
 
-    pub async fn create_integration_value(
-        &self,
-        integration_id: i64,
-        f: &ExtractValueFields,
-    ) -> Result<IntegrationExtractValue> {
-        let row = with_db!(self, write, |pool| sqlx::query_as::<_, ValueRow>(
-            INSERT_VALUE,
-        )
-        .bind(integration_id)
-        .bind(&f.name)
-        .bind(&f.value_source)
-        .bind(&f.body_data_type)
-        .bind(&f.key)
-        .bind(&f.variable)
-        .bind(&f.variable_type)
-        .fetch_one(pool)
-        .await)?;
-        Ok(row.into())
-    }
-
-    pub async fn update_integration_value(
+    pub async fn update_integration_part<P: IntegrationPart>(
         &self,
         integration_id: i64,
         id: i64,
-        f: &ExtractValueFields,
+        fields: &P::Fields,
     ) -> Result<()> {
-        let done = with_db!(self, write, |pool| sqlx::query(
-            "UPDATE integration_extract_values SET name = $1, value_source = $2,
-                    body_data_type = $3, value_key = $4, variable = $5, variable_type = $6
-                 WHERE integration_id = $7 AND id = $8",
-        )
-        .bind(&f.name)
-        .bind(&f.value_source)
-        .bind(&f.body_data_type)
-        .bind(&f.key)
-        .bind(&f.variable)
-        .bind(&f.variable_type)
-        .bind(integration_id)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let [c1, c2, c3, c4, c5, c6] = P::columns(fields);
+        let done = with_db!(self, write, |pool| sqlx::query(audited(&P::TABLE.update()))
+            .bind(c1)
+            .bind(c2)
+            .bind(c3)
+            .bind(c4)
+            .bind(c5)
+            .bind(c6)
+            .bind(integration_id)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         found(done)
     }
 
-    pub async fn delete_integration_value(&self, integration_id: i64, id: i64) -> Result<()> {
-        let done = with_db!(self, write, |pool| sqlx::query(
-            "DELETE FROM integration_extract_values WHERE integration_id = $1 AND id = $2",
-        )
-        .bind(integration_id)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    pub async fn delete_integration_part<P: IntegrationPart>(
+        &self,
+        integration_id: i64,
+        id: i64,
+    ) -> Result<()> {
+        let done = with_db!(self, write, |pool| sqlx::query(audited(&P::TABLE.delete()))
+            .bind(integration_id)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         found(done)
     }
 

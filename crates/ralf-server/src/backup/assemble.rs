@@ -395,8 +395,8 @@ async fn integration_contents(
     for integration in store.integrations(project_id).await? {
         let id = integration.id;
         all.push(IntegrationContents {
-            matchers: store.integration_matchers(project_id, id).await?,
-            values: store.integration_values(project_id, id).await?,
+            matchers: store.integration_parts(project_id, id).await?,
+            values: store.integration_parts(project_id, id).await?,
             aliases: store
                 .integration_aliases(project_id, Some(id))
                 .await?

@@ -18,15 +18,16 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::integrations::{
-    Delivery, Integration, IntegrationAlias, IntegrationExtractValue,
+    Delivery, ExtractValueFields, Integration, IntegrationAlias, IntegrationExtractValue,
     IntegrationExtractValueRequest, IntegrationFields, IntegrationMatcher,
-    IntegrationMatcherRequest, IntegrationRequest,
+    IntegrationMatcherRequest, IntegrationRequest, MatcherFields,
 };
 use ralf_core::api::keys::KeyMaterial;
 use ralf_core::api::tasks::TaskRequest;
+use ralf_core::validate::Checked;
 use ralf_core::{ProjectId, TaskId, TaskStatus, TemplateId, Timestamp, signature};
 use ralf_store::StoreError;
-use ralf_store::integrations::{AliasTarget, Started};
+use ralf_store::integrations::{AliasTarget, IntegrationPart, Started};
 use ralf_store::tasks::NewTask;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -202,13 +203,7 @@ async fn matchers(
     State(state): State<AppState>,
     Ids(IntegrationPath { integration_id }): Ids<IntegrationPath>,
 ) -> ApiResult<Json<Vec<IntegrationMatcher>>> {
-    integration_of(&state, access.project_id, integration_id).await?;
-    Ok(Json(
-        state
-            .store
-            .integration_matchers(access.project_id, integration_id)
-            .await?,
-    ))
+    list_parts(&state, &access, integration_id).await
 }
 
 /// Adds a matcher; answers 200 with it, as Semaphore does.
@@ -221,24 +216,9 @@ async fn create_matcher(
     Ids(IntegrationPath { integration_id }): Ids<IntegrationPath>,
     JsonBody(body): JsonBody<IntegrationMatcherRequest>,
 ) -> ApiResult<Json<IntegrationMatcher>> {
-    integration_of(&state, access.project_id, integration_id).await?;
-    let fields = body.check()?;
-    let matcher = state
-        .store
-        .create_integration_matcher(integration_id, &fields)
-        .await?;
-    event(
-        &state,
-        &access,
-        matcher.id,
-        "integrationmatcher",
-        format!(
-            "Integration matcher {} created",
-            label(&matcher.name, matcher.id)
-        ),
-    )
-    .await;
-    Ok(Json(matcher))
+    Ok(Json(
+        create_part(&state, &access, integration_id, &body).await?,
+    ))
 }
 
 #[utoipa::path(put, path = "/api/project/{project_id}/integrations/{integration_id}/matchers/{matcher_id}", tag = "integration",
@@ -254,30 +234,7 @@ async fn update_matcher(
     }): Ids<MatcherPath>,
     JsonBody(body): JsonBody<IntegrationMatcherRequest>,
 ) -> ApiResult<StatusCode> {
-    same_id(body.id, matcher_id, "Matcher")?;
-    state
-        .store
-        .integration_matcher(access.project_id, integration_id, matcher_id)
-        .await
-        .or_not_found("matcher")?;
-    let fields = body.check()?;
-    state
-        .store
-        .update_integration_matcher(integration_id, matcher_id, &fields)
-        .await
-        .or_not_found("matcher")?;
-    event(
-        &state,
-        &access,
-        matcher_id,
-        "integrationmatcher",
-        format!(
-            "Integration matcher {} updated",
-            label(&fields.name, matcher_id)
-        ),
-    )
-    .await;
-    Ok(StatusCode::NO_CONTENT)
+    update_part::<IntegrationMatcher, _>(&state, &access, integration_id, matcher_id, &body).await
 }
 
 #[utoipa::path(delete, path = "/api/project/{project_id}/integrations/{integration_id}/matchers/{matcher_id}", tag = "integration",
@@ -291,28 +248,7 @@ async fn delete_matcher(
         matcher_id,
     }): Ids<MatcherPath>,
 ) -> ApiResult<StatusCode> {
-    let matcher = state
-        .store
-        .integration_matcher(access.project_id, integration_id, matcher_id)
-        .await
-        .or_not_found("matcher")?;
-    state
-        .store
-        .delete_integration_matcher(integration_id, matcher_id)
-        .await
-        .or_not_found("matcher")?;
-    event(
-        &state,
-        &access,
-        matcher_id,
-        "integrationmatcher",
-        format!(
-            "Integration matcher {} deleted",
-            label(&matcher.name, matcher_id)
-        ),
-    )
-    .await;
-    Ok(StatusCode::NO_CONTENT)
+    delete_part::<IntegrationMatcher, _>(&state, &access, integration_id, matcher_id).await
 }
 
 #[utoipa::path(get, path = "/api/project/{project_id}/integrations/{integration_id}/values", tag = "integration",
@@ -323,13 +259,7 @@ async fn values(
     State(state): State<AppState>,
     Ids(IntegrationPath { integration_id }): Ids<IntegrationPath>,
 ) -> ApiResult<Json<Vec<IntegrationExtractValue>>> {
-    integration_of(&state, access.project_id, integration_id).await?;
-    Ok(Json(
-        state
-            .store
-            .integration_values(access.project_id, integration_id)
-            .await?,
-    ))
+    list_parts(&state, &access, integration_id).await
 }
 
 #[utoipa::path(post, path = "/api/project/{project_id}/integrations/{integration_id}/values", tag = "integration",
@@ -341,23 +271,7 @@ async fn create_value(
     Ids(IntegrationPath { integration_id }): Ids<IntegrationPath>,
     JsonBody(body): JsonBody<IntegrationExtractValueRequest>,
 ) -> ApiResult<(StatusCode, Json<IntegrationExtractValue>)> {
-    integration_of(&state, access.project_id, integration_id).await?;
-    let fields = body.check()?;
-    let value = state
-        .store
-        .create_integration_value(integration_id, &fields)
-        .await?;
-    event(
-        &state,
-        &access,
-        value.id,
-        "integrationextractvalue",
-        format!(
-            "Integration extract value {} created",
-            label(&value.name, value.id)
-        ),
-    )
-    .await;
+    let value = create_part(&state, &access, integration_id, &body).await?;
     Ok((StatusCode::CREATED, Json(value)))
 }
 
@@ -374,30 +288,14 @@ async fn update_value(
     }): Ids<ValuePath>,
     JsonBody(body): JsonBody<IntegrationExtractValueRequest>,
 ) -> ApiResult<StatusCode> {
-    same_id(body.id, extractvalue_id, "Extract value")?;
-    state
-        .store
-        .integration_value(access.project_id, integration_id, extractvalue_id)
-        .await
-        .or_not_found("extract value")?;
-    let fields = body.check()?;
-    state
-        .store
-        .update_integration_value(integration_id, extractvalue_id, &fields)
-        .await
-        .or_not_found("extract value")?;
-    event(
+    update_part::<IntegrationExtractValue, _>(
         &state,
         &access,
+        integration_id,
         extractvalue_id,
-        "integrationextractvalue",
-        format!(
-            "Integration extract value {} updated",
-            label(&fields.name, extractvalue_id)
-        ),
+        &body,
     )
-    .await;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 #[utoipa::path(delete, path = "/api/project/{project_id}/integrations/{integration_id}/values/{extractvalue_id}", tag = "integration",
@@ -411,28 +309,159 @@ async fn delete_value(
         extractvalue_id,
     }): Ids<ValuePath>,
 ) -> ApiResult<StatusCode> {
-    let value = state
-        .store
-        .integration_value(access.project_id, integration_id, extractvalue_id)
+    delete_part::<IntegrationExtractValue, _>(&state, &access, integration_id, extractvalue_id)
         .await
-        .or_not_found("extract value")?;
+}
+
+/// What the routes need of an integration part (a matcher or an extract value) besides what
+/// the store does with it: its request, and the words errors and events name it with.
+trait Part: IntegrationPart + serde::Serialize {
+    type Request: Sync;
+    /// The part as messages name it: `matcher`, `extract value`.
+    const NOUN: &'static str;
+    /// The object type of its events.
+    const EVENT_TYPE: &'static str;
+    fn check(request: &Self::Request) -> Checked<Self::Fields>;
+    fn request_id(request: &Self::Request) -> Option<i64>;
+    fn id(&self) -> i64;
+    fn name(&self) -> &str;
+    fn fields_name(fields: &Self::Fields) -> &str;
+}
+
+impl Part for IntegrationMatcher {
+    type Request = IntegrationMatcherRequest;
+    const NOUN: &'static str = "matcher";
+    const EVENT_TYPE: &'static str = "integrationmatcher";
+    fn check(request: &IntegrationMatcherRequest) -> Checked<MatcherFields> {
+        request.check()
+    }
+    fn request_id(request: &IntegrationMatcherRequest) -> Option<i64> {
+        request.id
+    }
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn fields_name(fields: &MatcherFields) -> &str {
+        &fields.name
+    }
+}
+
+impl Part for IntegrationExtractValue {
+    type Request = IntegrationExtractValueRequest;
+    const NOUN: &'static str = "extract value";
+    const EVENT_TYPE: &'static str = "integrationextractvalue";
+    fn check(request: &IntegrationExtractValueRequest) -> Checked<ExtractValueFields> {
+        request.check()
+    }
+    fn request_id(request: &IntegrationExtractValueRequest) -> Option<i64> {
+        request.id
+    }
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn fields_name(fields: &ExtractValueFields) -> &str {
+        &fields.name
+    }
+}
+
+/// The parts of kind `P` of an integration of the project.
+async fn list_parts<P: Part, N>(
+    state: &AppState,
+    access: &ProjectAccess<N>,
+    integration_id: i64,
+) -> ApiResult<Json<Vec<P>>> {
+    integration_of(state, access.project_id, integration_id).await?;
+    Ok(Json(
+        state
+            .store
+            .integration_parts(access.project_id, integration_id)
+            .await?,
+    ))
+}
+
+async fn create_part<P: Part, N>(
+    state: &AppState,
+    access: &ProjectAccess<N>,
+    integration_id: i64,
+    body: &P::Request,
+) -> ApiResult<P> {
+    integration_of(state, access.project_id, integration_id).await?;
+    let fields = P::check(body)?;
+    let part: P = state
+        .store
+        .create_integration_part(integration_id, &fields)
+        .await?;
+    part_event::<P, N>(state, access, part.id(), part.name(), "created").await;
+    Ok(part)
+}
+
+async fn update_part<P: Part, N>(
+    state: &AppState,
+    access: &ProjectAccess<N>,
+    integration_id: i64,
+    id: i64,
+    body: &P::Request,
+) -> ApiResult<StatusCode> {
+    same_id(P::request_id(body), id, &capitalized(P::NOUN))?;
     state
         .store
-        .delete_integration_value(integration_id, extractvalue_id)
+        .integration_part::<P>(access.project_id, integration_id, id)
         .await
-        .or_not_found("extract value")?;
-    event(
-        &state,
-        &access,
-        extractvalue_id,
-        "integrationextractvalue",
-        format!(
-            "Integration extract value {} deleted",
-            label(&value.name, extractvalue_id)
-        ),
-    )
-    .await;
+        .or_not_found(P::NOUN)?;
+    let fields = P::check(body)?;
+    state
+        .store
+        .update_integration_part::<P>(integration_id, id, &fields)
+        .await
+        .or_not_found(P::NOUN)?;
+    part_event::<P, N>(state, access, id, P::fields_name(&fields), "updated").await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_part<P: Part, N>(
+    state: &AppState,
+    access: &ProjectAccess<N>,
+    integration_id: i64,
+    id: i64,
+) -> ApiResult<StatusCode> {
+    let part = state
+        .store
+        .integration_part::<P>(access.project_id, integration_id, id)
+        .await
+        .or_not_found(P::NOUN)?;
+    state
+        .store
+        .delete_integration_part::<P>(integration_id, id)
+        .await
+        .or_not_found(P::NOUN)?;
+    part_event::<P, N>(state, access, id, part.name(), "deleted").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The event of a part `done` ("created", "updated", "deleted").
+async fn part_event<P: Part, N>(
+    state: &AppState,
+    access: &ProjectAccess<N>,
+    id: i64,
+    name: &str,
+    done: &str,
+) {
+    let description = format!("Integration {} {} {done}", P::NOUN, label(name, id));
+    event(state, access, id, P::EVENT_TYPE, description).await;
+}
+
+fn capitalized(noun: &str) -> String {
+    let mut chars = noun.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// The project's own aliases: deliveries to them reach its searchable integrations.
@@ -595,7 +624,7 @@ async fn receive(
         let project_id = ProjectId(integration.project_id);
         let matchers = state
             .store
-            .integration_matchers(project_id, integration.id)
+            .integration_parts::<IntegrationMatcher>(project_id, integration.id)
             .await?;
         // A project's alias reaches every searchable integration: one without matchers would
         // fire on every delivery to the project, so it needs at least one.
@@ -717,7 +746,7 @@ async fn start(
     let project_id = ProjectId(integration.project_id);
     let values = state
         .store
-        .integration_values(project_id, integration.id)
+        .integration_parts::<IntegrationExtractValue>(project_id, integration.id)
         .await?;
     let template = state
         .store
