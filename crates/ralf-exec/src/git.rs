@@ -12,6 +12,15 @@
 //! automatic maintenance is off (`maintenance.auto=false`, `gc.auto=0`, on every command and in
 //! the cache's config): it would start one more git after every fetch.
 //!
+//! **Skipping a fetch that would change nothing.** For a `git://` URL (no credentials), the
+//! remote's refs are first read over one connection without starting git (`advertised`, what
+//! `git ls-remote` shows): when its branches and tags (and, for a task on the default branch,
+//! its `HEAD`) are exactly the cache's, the fetch is skipped. That check reads the remote after
+//! the task asked, so it counts as a fetch for the tasks waiting on the lock. Other URLs
+//! (HTTPS, SSH, local paths) are always fetched. The check talks to the URL as written: a
+//! `url.<base>.insteadOf` of the server's git configuration that rewrites `git://` URLs is not
+//! followed by it.
+//!
 //! **Resolving and pinning.** Still under the lock, a branch (or the remote's default branch)
 //! is read from the cache's ref files (`refs`; the cache is kept in git's `files` ref format),
 //! tags and commits given by hash with `git rev-parse`. Only the refs the remote advertises as
@@ -53,6 +62,7 @@
 //! `GIT_ASKPASS` script reading 0600 files, SSH keys are 0600 files given to `ssh -i` through
 //! `GIT_SSH_COMMAND`, and `GIT_TERMINAL_PROMPT=0` keeps git from ever waiting for a person.
 
+mod advertised;
 mod refs;
 mod tree;
 
@@ -600,6 +610,80 @@ async fn compact(git: &Git<'_>, config: &ExecConfig, cache: &Path) -> Result<(),
     git.run(cache, &["gc", "--quiet"], "git gc").await
 }
 
+/// Fetches the remote's branches and tags (and its `HEAD`, with `default_branch`) into the
+/// cache, then compacts the cache if it needs it. Under the cache's lock.
+async fn fetch(
+    git: &Git<'_>,
+    config: &ExecConfig,
+    cache: &Path,
+    url: &str,
+    created: bool,
+    default_branch: bool,
+    shown: &str,
+) -> Result<(), Abort> {
+    if !created {
+        git.ctx.out.say(format!("Fetching repository {shown}"));
+        remove_stale_locks(cache);
+    }
+    // Over `git://`, git's protocol version 2 waits about 40 ms per fetch on small TCP writes
+    // (measured with git daemon: `git ls-remote` 54 ms against 14 ms with version 0).
+    let mut fetch = if url.trim_start().starts_with("git://") {
+        vec!["-c", "protocol.version=0"]
+    } else {
+        Vec::new()
+    };
+    fetch.extend([
+        "fetch",
+        "--quiet",
+        "--no-show-forced-updates",
+        "--prune",
+        "--tags",
+        "--force",
+        "origin",
+        "+refs/heads/*:refs/heads/*",
+    ]);
+    let head_refspec = format!("+HEAD:{REMOTE_HEAD}");
+    if default_branch {
+        fetch.push(&head_refspec);
+    }
+    git.run(cache, &fetch, "fetching the repository").await?;
+    if needs_compaction(cache) {
+        match compact(git, config, cache).await {
+            Err(Abort::Failed(why)) => {
+                git.ctx.out.say(format!("{why}; the cache stays as it is"));
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Whether the remote at `url` advertises exactly the branches and tags the cache holds (and,
+/// with `head`, the `HEAD` the cache fetched last): then a fetch would change nothing. False
+/// when the remote cannot be asked without git (see `advertised`). Under the cache's lock, so
+/// no fetch changes the cache's refs meanwhile.
+async fn remote_unchanged(cache: &Path, url: &str, head: bool) -> bool {
+    let Some(advertised) = advertised::read(url).await else {
+        return false;
+    };
+    let of = |prefix: &str| -> BTreeMap<String, String> {
+        advertised
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, hash)| (name.clone(), hash.clone()))
+            .collect()
+    };
+    let (Ok(heads), Ok(tags)) = (
+        refs::list(cache, "refs/heads/"),
+        refs::list(cache, "refs/tags/"),
+    ) else {
+        return false;
+    };
+    of("refs/heads/") == heads
+        && of("refs/tags/") == tags
+        && (!head || advertised.get("HEAD") == refs::read(cache, REMOTE_HEAD).as_ref())
+}
+
 /// Makes `cache` a usable bare clone in the `files` ref format (a new, empty one if it is
 /// missing, broken or in another format); the first time this process sees it, removes the
 /// snapshots an earlier process left. A new cache fetches from `url` (`shown` in messages).
@@ -877,41 +961,38 @@ pub(crate) async fn checkout(
                  not fetching it again"
             ));
         } else {
-            if !created {
-                out.say(format!("Fetching repository {url}"));
-                remove_stale_locks(&cache);
-            }
-            let mut fetch = vec![
-                "fetch",
-                "--quiet",
-                "--no-show-forced-updates",
-                "--prune",
-                "--tags",
-                "--force",
-                "origin",
-                "+refs/heads/*:refs/heads/*",
-            ];
-            let head_refspec = format!("+HEAD:{REMOTE_HEAD}");
-            if default_branch {
-                fetch.push(&head_refspec);
-            }
             let number = {
                 let mut shared = state.shared();
                 shared.started += 1;
                 shared.started
             };
-            git.run(&cache, &fetch, "fetching the repository").await?;
+            let unchanged = !created
+                && repo.auth.is_none()
+                && ctx
+                    .interruptible(
+                        "asking the repository for its refs",
+                        remote_unchanged(&cache, &repo.url, default_branch),
+                    )
+                    .await?;
+            if unchanged {
+                out.say(format!(
+                    "Repository {url} has the branches and tags of its last fetch: not fetching it"
+                ));
+            } else {
+                fetch(
+                    &git,
+                    ctx.config,
+                    &cache,
+                    &repo.url,
+                    created,
+                    default_branch,
+                    &url,
+                )
+                .await?;
+            }
             state
                 .shared()
                 .record_fetch(&repo.url, number, default_branch);
-            if needs_compaction(&cache) {
-                match compact(&git, ctx.config, &cache).await {
-                    Err(Abort::Failed(why)) => {
-                        out.say(format!("{why}; the cache stays as it is"));
-                    }
-                    other => other?,
-                }
-            }
         }
         let resolved = resolve(&git, &cache, commit.as_deref(), branch).await?;
         let (sha, checkout_branch) = (resolved.sha.clone(), resolved.checkout_branch.clone());

@@ -518,6 +518,60 @@ impl GitRepo {
     }
 }
 
+/// `git daemon` serving one repository at a `git://` URL on a free loopback port; killed
+/// when dropped. Commits made in the repository afterwards are served at once.
+pub struct GitDaemon {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl GitRepo {
+    /// Serves this repository with `git daemon` (its directory and nothing else).
+    pub fn serve(&self) -> GitDaemon {
+        let dir = self.dir.path();
+        let (base, name) = (
+            dir.parent().expect("a parent"),
+            dir.file_name().expect("a name"),
+        );
+        let port = free_port();
+        // `git-daemon` itself: `git daemon` would run it as a child that outlives a kill.
+        let exec_path = std::process::Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .expect("git --exec-path");
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        let child = std::process::Command::new(format!("{exec_path}/git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "git daemon did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        GitDaemon {
+            url: format!("git://127.0.0.1:{port}/{}", name.to_string_lossy()),
+            child,
+        }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Api {
     /// Polls a task until it is finished (or waits for a confirmation) and returns it.
     pub async fn wait_task(&self, project_id: i64, task_id: i64, timeout: Duration) -> Value {

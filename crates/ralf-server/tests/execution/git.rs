@@ -188,8 +188,100 @@ async fn a_clone_that_fails_fails_the_task_with_gits_message(backend: Backend) {
     server.stop().await;
 }
 
+/// A repository reached by a `git://` URL is fetched only when its branches or tags changed
+/// since the last fetch; a commit pushed between two tasks is the second one's.
+async fn a_git_url_is_fetched_again_only_when_the_remote_changed(backend: Backend) {
+    let repo = GitRepo::new(&[("show.sh", SHOW), ("content.txt", "one")]);
+    let daemon = repo.serve();
+    let server = TestServer::start(backend).await;
+    let project = Project::with(&server, &daemon.url, json!({})).await;
+    let template = project
+        .template(
+            "show",
+            "bash",
+            "show.sh",
+            json!({"allow_override_branch_in_task": true}),
+        )
+        .await;
+    let run = async |body: serde_json::Value| {
+        let (done, lines) = project.run(body).await;
+        assert_eq!(done["status"], "success", "{lines:#?}");
+        lines
+    };
+    let skipped = "has the branches and tags of its last fetch: not fetching it";
+
+    let lines = run(json!({"template_id": template})).await;
+    assert!(has(&lines, "content: one on main"), "{lines:#?}");
+    let lines = run(json!({"template_id": template})).await;
+    assert!(has(&lines, "content: one on main"), "{lines:#?}");
+    assert!(has(&lines, skipped), "nothing changed: {lines:#?}");
+
+    // A commit pushed between two tasks.
+    let second = repo.commit(&[("content.txt", "two")], "second");
+    let lines = run(json!({"template_id": template})).await;
+    assert!(has(&lines, "content: two on main"), "{lines:#?}");
+    assert!(has(&lines, &format!("main at {second}")), "{lines:#?}");
+    assert!(!has(&lines, skipped), "{lines:#?}");
+
+    // A new branch, then a tag, each made after the last fetch, are found.
+    repo.git(&["branch", "other"]);
+    let lines = run(json!({"template_id": template, "git_branch": "other"})).await;
+    assert!(has(&lines, "content: two on other"), "{lines:#?}");
+    repo.git(&["tag", "v1", "HEAD~1"]);
+    let lines = run(json!({"template_id": template, "git_branch": "v1"})).await;
+    assert!(has(&lines, "content: one on HEAD"), "{lines:#?}");
+    // A branch deleted from the remote is gone for the next task too.
+    repo.git(&["branch", "-D", "other"]);
+    let (done, lines) = project
+        .run(json!({"template_id": template, "git_branch": "other"}))
+        .await;
+    assert_eq!(done["status"], "error", "{lines:#?}");
+    assert!(
+        has(&lines, "branch 'other' not found in the repository"),
+        "{lines:#?}"
+    );
+    server.stop().await;
+}
+
+/// Two tasks of different commits of a `git://` repository at the same time: each runs its
+/// own.
+async fn two_tasks_of_different_commits_at_once_each_run_their_own(backend: Backend) {
+    let repo = GitRepo::new(&[("show.sh", SHOW), ("content.txt", "one")]);
+    let first = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let daemon = repo.serve();
+    let server = TestServer::start(backend).await;
+    let project = Project::with(&server, &daemon.url, json!({})).await;
+    let template = project
+        .template(
+            "show",
+            "bash",
+            "show.sh",
+            json!({"allow_parallel_tasks": true}),
+        )
+        .await;
+    let (done, lines) = project.run(json!({"template_id": template})).await;
+    assert_eq!(done["status"], "success", "{lines:#?}");
+
+    let second = repo.commit(&[("content.txt", "two")], "second");
+    let old = project
+        .start(json!({"template_id": template, "commit_hash": first}))
+        .await;
+    let tip = project.start(json!({"template_id": template})).await;
+    let (old_done, old_lines) = project.finish(old).await;
+    let (tip_done, tip_lines) = project.finish(tip).await;
+    assert_eq!(old_done["status"], "success", "{old_lines:#?}");
+    assert_eq!(tip_done["status"], "success", "{tip_lines:#?}");
+    assert!(has(&old_lines, "content: one"), "{old_lines:#?}");
+    assert_eq!(old_done["commit_hash"], first.as_str());
+    assert!(has(&tip_lines, "content: two on main"), "{tip_lines:#?}");
+    assert_eq!(tip_done["commit_hash"], second.as_str());
+    server.stop().await;
+}
+
 on_both_backends!(
     tasks_check_out_the_templates_branch_the_tasks_branch_or_a_commit,
     parallel_tasks_on_two_branches_never_see_each_others_files,
     a_clone_that_fails_fails_the_task_with_gits_message,
+    a_git_url_is_fetched_again_only_when_the_remote_changed,
+    two_tasks_of_different_commits_at_once_each_run_their_own,
 );
