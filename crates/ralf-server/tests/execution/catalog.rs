@@ -902,14 +902,11 @@ async fn failed_applies_are_retried_after_a_doubling_back_off(backend: Backend) 
 async fn a_push_between_two_reads_is_seen(backend: Backend) {
     let server = TestServer::start(backend).await;
     let catalog = Catalog::new(&server, &[("one", "name: one\napply: Deploy\n")]).await;
-    let plan = |catalog: &Catalog| {
-        let path = catalog.path("plan");
-        async move {
-            let r = catalog.api().get(&path).await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-            r.body
-        }
-    };
+    async fn plan(catalog: &Catalog) -> Value {
+        let r = catalog.api().get(&catalog.path("plan")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body
+    }
     let first = plan(&catalog).await;
     assert_eq!(names(&first["plan"]["services"]), ["one"]);
     // Read again, unchanged: the same catalog at the same commit.
