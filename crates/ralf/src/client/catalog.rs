@@ -222,7 +222,7 @@ impl Watch {
                     None => {
                         tokio::time::sleep(POLL_EVERY).await;
                         polls += 1;
-                        if polls % REOPEN_EVERY_POLLS == 0 {
+                        if polls.is_multiple_of(REOPEN_EVERY_POLLS) {
                             feed = open_feed(session, self.project, id).await;
                         }
                     }
