@@ -9,13 +9,16 @@
 #   bench/catalog.sh depth [N] [LEVELS]  # N services in LEVELS levels (each on two of the level
 #                                    # above), rollouts at parallelism 1 and 4
 #
-# Uses the release build of `ralf` in the cargo target directory when there is one, else the
-# debug build (building it when missing), and says which. Both sides poll every 20 ms.
+# Uses $RALF when set (to compare two builds in one run), else the release build of `ralf` in
+# the cargo target directory when there is one, else the debug build (building it when
+# missing), and says which. Both sides poll every 20 ms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 target=${CARGO_TARGET_DIR:-target}
-if [[ -x $target/release/ralf ]]; then
+if [[ -n ${RALF:-} ]]; then
+    ralf=$RALF build="$RALF"
+elif [[ -x $target/release/ralf ]]; then
     ralf=$target/release/ralf build=release
 else
     [[ -x $target/debug/ralf ]] || cargo build --quiet -p ralf
@@ -42,6 +45,11 @@ mkdir -p "$work/data"
 RALF_DATA_DIR="$work/data" RALF_ADMIN_LOGIN=bench RALF_ADMIN_PASSWORD=bench-password \
     SEMAPHORE_PORT=$port RALF_LOG=warn "$ralf" server >"$work/server.log" 2>&1 &
 pids+=($!)
+server_pid=$!
+# The server process's own CPU time so far (user + system, in seconds; its tasks' processes
+# not counted): steadier than wall time on a loaded machine.
+ticks=$(getconf CLK_TCK)
+server_cpu() { awk -v t="$ticks" '{printf "%.2f", ($14 + $15) / t}' "/proc/$server_pid/stat"; }
 base=http://127.0.0.1:$port
 for _ in $(seq 200); do curl -sf "$base/api/ping" >/dev/null && break; sleep 0.05; done
 curl -sf -c "$work/cookies" -H 'Content-Type: application/json' \
@@ -173,20 +181,24 @@ depth() {
     read -r project deploy smoke < <(make_project "$name" 1)
     run_task "$project" "$deploy"
     start=$(now)
+    cpu=$(server_cpu)
     for _ in $(seq "$n"); do
         run_task "$project" "$deploy"
         run_task "$project" "$smoke"
     done
     t=$(elapsed "$start")
-    printf '  script: %d tasks back to back                 %8.2f s\n' $((2 * n)) "$t"
+    printf '  script: %d tasks back to back                 %8.2f s   server CPU %6.2f s\n' \
+        $((2 * n)) "$t" "$(echo "$(server_cpu) - $cpu" | bc)"
     for parallelism in 1 4; do
         read -r project deploy smoke < <(make_project "$name" "$parallelism")
         # The repository of a new project is cloned by its first task; warm it as above.
         run_task "$project" "$deploy"
         start=$(now)
+        cpu=$(server_cpu)
         run_rollout "$project" '{}'
         t=$(elapsed "$start")
-        printf '  rollout at parallelism %d                      %8.2f s\n' "$parallelism" "$t"
+        printf '  rollout at parallelism %d                      %8.2f s   server CPU %6.2f s\n' \
+            "$parallelism" "$t" "$(echo "$(server_cpu) - $cpu" | bc)"
     done
 }
 

@@ -256,6 +256,11 @@ pub struct Rollout {
     plan: Plan,
     #[serde(skip)]
     options: RolloutOptions,
+    /// For each service (in plan order), the indices of the services it waits for: replaying
+    /// derives every state after every event, so a lookup by name there would make a replay
+    /// grow with the square of the services.
+    #[serde(skip)]
+    waits_for: Vec<Vec<usize>>,
     state: RolloutState,
     cancelled: Option<Cancellation>,
     /// In plan order.
@@ -278,9 +283,27 @@ impl Rollout {
                 deployed_at: None,
             })
             .collect();
+        let index: BTreeMap<&str, usize> = plan
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, planned)| (planned.service.name.as_str(), i))
+            .collect();
+        let waits_for = plan
+            .services
+            .iter()
+            .map(|planned| {
+                planned
+                    .waits_for
+                    .iter()
+                    .filter_map(|name| index.get(name.as_str()).copied())
+                    .collect()
+            })
+            .collect();
         let mut rollout = Rollout {
             plan,
             options,
+            waits_for,
             state: RolloutState::Running,
             cancelled: None,
             services,
@@ -460,10 +483,7 @@ impl Rollout {
     }
 
     fn dependencies(&self, i: usize) -> impl Iterator<Item = &ServiceProgress> {
-        self.plan.services[i]
-            .waits_for
-            .iter()
-            .filter_map(|name| self.services.iter().find(|s| &s.name == name))
+        self.waits_for[i].iter().map(|&d| &self.services[d])
     }
 
     /// Pending and the rollout not cancelled; for an apply, every dependency up and approved

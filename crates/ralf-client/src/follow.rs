@@ -85,8 +85,12 @@ enum Frame {
     Other,
 }
 
+/// An open WebSocket of the server.
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// A stream that says nothing this long (the server pings every 30 s) is gone.
-const SILENCE: Duration = Duration::from_secs(90);
+pub(crate) const SILENCE: Duration = Duration::from_secs(90);
 /// Lines the API writes with a final status are stored just after it.
 const SETTLE: Duration = Duration::from_secs(1);
 
@@ -214,45 +218,13 @@ impl Client {
         follower: &mut Follower<'_>,
         outage: &mut Outage,
     ) -> Result<Pass, Error> {
-        let ws_base = if let Some(rest) = self.base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else {
-            format!("ws://{}", self.base.trim_start_matches("http://"))
-        };
-        let url = format!(
-            "{ws_base}/api/project/{project}/tasks/{task}/stream?from={}",
+        let path = format!(
+            "/api/project/{project}/tasks/{task}/stream?from={}",
             follower.next
         );
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
-        if let Some(token) = &self.token {
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                Error::Invalid("the API token has characters a header cannot carry".into())
-            })?;
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-        let connected = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio_tungstenite::connect_async(request),
-        )
-        .await;
-        let mut socket = match connected {
-            Err(_) => return Err(self.unreachable("the log stream did not open in time".into())),
-            Ok(Err(WsError::Http(response))) => {
-                let status = response.status().as_u16();
-                let body = response.body().clone().unwrap_or_default();
-                let code = reqwest::StatusCode::from_u16(status)
-                    .unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
-                return match status {
-                    401 | 403 | 404 | 500.. => Err(api_error(code, &body)),
-                    // Not a stream after all (a proxy, say): polling works everywhere.
-                    _ => Ok(Pass::NoStream),
-                };
-            }
-            Ok(Err(e)) => return Err(self.unreachable(describe(&e))),
-            Ok(Ok((socket, _))) => socket,
+        let Some(mut socket) = self.open_socket(&path).await? else {
+            // Not a stream after all (a proxy, say): polling works everywhere.
+            return Ok(Pass::NoStream);
         };
         outage.reset();
         loop {
@@ -315,6 +287,48 @@ impl Client {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Opens ralf's WebSocket at `path` (with the API token): `None` when the server answers
+    /// with something else than a refusal (a proxy without WebSockets, say), which polling
+    /// replaces.
+    pub(crate) async fn open_socket(&self, path: &str) -> Result<Option<Socket>, Error> {
+        let ws_base = if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            format!("ws://{}", self.base.trim_start_matches("http://"))
+        };
+        let url = format!("{ws_base}{path}");
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
+        if let Some(token) = &self.token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                Error::Invalid("the API token has characters a header cannot carry".into())
+            })?;
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        let connected = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio_tungstenite::connect_async(request),
+        )
+        .await;
+        match connected {
+            Err(_) => Err(self.unreachable(format!("{path} did not open in time"))),
+            Ok(Err(WsError::Http(response))) => {
+                let status = response.status().as_u16();
+                let body = response.body().clone().unwrap_or_default();
+                let code = reqwest::StatusCode::from_u16(status)
+                    .unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
+                match status {
+                    401 | 403 | 404 | 500.. => Err(api_error(code, &body)),
+                    _ => Ok(None),
+                }
+            }
+            Ok(Err(e)) => Err(self.unreachable(describe(&e))),
+            Ok(Ok((socket, _))) => Ok(Some(socket)),
         }
     }
 

@@ -16,11 +16,13 @@
 //!   (`…/tasks/{id}/stream?from=N`) where the server has it, else by polling `…/output`
 //!   (with `?offset=N` where the server honours it). Each line is delivered once, in order,
 //!   also when the connection drops or the server restarts in between: the follower knows the
-//!   index of the next line and asks for it when it is back.
+//!   index of the next line and asks for it when it is back;
+//! * hearing a catalog rollout change on ralf's live feed (`/api/ws`, [`RolloutFeed`]).
 
 mod catalog;
 mod client;
 mod error;
+mod feed;
 mod follow;
 mod runner;
 pub mod types;
@@ -28,6 +30,7 @@ pub mod types;
 pub use catalog::{CatalogSelection, Rollout, RolloutService, RolloutStep};
 pub use client::{Capabilities, Client, ClientConfig, RetryNotice, RetryPolicy, TaskFilter};
 pub use error::Error;
+pub use feed::RolloutFeed;
 pub use follow::{FollowEvent, FollowOptions, Transport};
 pub use ralf_core::TaskStatus;
 pub use ralf_core::api::tasks::{TaskParams, TaskRequest};

@@ -1,5 +1,5 @@
 //! Typed ids for the objects whose ids travel side by side and are easiest to mix up: a
-//! project's, a template's and a task's. Each is an `i64` underneath, serialized and stored as
+//! project's, a template's, a task's and a catalog rollout's. Each is an `i64` underneath, serialized and stored as
 //! one; the store's methods take them, so a template id given where the project id belongs
 //! does not compile.
 
@@ -22,6 +22,18 @@ pub struct TemplateId(pub i64);
 #[serde(transparent)]
 #[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 pub struct TaskId(pub i64);
+
+/// The id of a service catalog rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
+pub struct RolloutId(pub i64);
+
+impl std::fmt::Display for RolloutId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 impl std::fmt::Display for ProjectId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -20,7 +20,7 @@ pub mod time;
 pub mod token;
 pub mod validate;
 
-pub use ids::{ProjectId, TaskId, TemplateId};
+pub use ids::{ProjectId, RolloutId, TaskId, TemplateId};
 pub use role::{Permission, Role};
 pub use task_status::TaskStatus;
 pub use time::Timestamp;

@@ -887,6 +887,49 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// The commit `repo`'s branch (the remote's `HEAD` when it names none) points at on the
+/// remote now, asked with `git ls-remote` from the repository's cache, without fetching.
+/// `None` when this process has not fetched the repository from `repo.url` yet (the cache's
+/// remote may be another URL) or the remote has no such branch: a full read tells then.
+pub(crate) async fn remote_tip(
+    ctx: &Ctx<'_>,
+    task: &TaskDir,
+    repo: &RepositorySource,
+) -> Result<Option<String>, Abort> {
+    let cache = std::path::absolute(cache_dir(ctx.config, &repo.cache_key))
+        .map_err(|e| Abort::Failed(format!("cannot find the work directory: {e}")))?;
+    let fetched_from_url = CacheState::of(&cache)
+        .shared()
+        .fetched
+        .as_ref()
+        .is_some_and(|f| f.url == repo.url);
+    if !fetched_from_url || !cache.join("HEAD").is_file() {
+        return Ok(None);
+    }
+    let git = Git {
+        ctx,
+        program: ctx.find("git")?,
+        env: git_env(ctx, task, repo.auth.as_ref())?,
+    };
+    let branch = repo.branch.trim();
+    let wanted = if branch.is_empty() {
+        "HEAD".to_string()
+    } else if refs::valid_branch(branch) {
+        format!("refs/heads/{branch}")
+    } else {
+        return Ok(None);
+    };
+    let Some(lines) = git.read(&cache, &["ls-remote", "origin", &wanted]).await? else {
+        return Err(Abort::Failed(
+            "asking the remote for its branch failed".into(),
+        ));
+    };
+    Ok(lines.iter().find_map(|line| {
+        let (sha, name) = line.split_once('\t')?;
+        (name == wanted && refs::is_hash(sha)).then(|| sha.to_string())
+    }))
+}
+
 /// The task's checkout.
 pub(crate) struct Checkout {
     pub dir: PathBuf,

@@ -50,7 +50,7 @@ pub use ralf_core::job::{
     SshKey, TerraformOptions, VaultPassword,
 };
 pub use ralf_core::redact::MASK;
-pub use read::{RepositoryRead, commit_to_repository, read_repository};
+pub use read::{RepositoryRead, commit_to_repository, read_repository, remote_head};
 pub use sandbox::Isolation;
 pub use workspace::{Leftovers, remove_leftovers};
 

@@ -111,6 +111,47 @@ pub async fn read_repository(
     }
 }
 
+/// The commit `source`'s branch points at on the remote now (`git ls-remote`, no fetch, the
+/// same URL check, sandbox and credentials as [`read_repository`]); `None` when only a
+/// [`read_repository`] can tell (this process has not read the repository yet, or the branch
+/// is a tag). Cheap enough to ask before every read whose result is kept per commit.
+pub async fn remote_head(
+    source: &RepositorySource,
+    config: &ExecConfig,
+    timeout: Duration,
+    sink: &dyn OutputSink,
+) -> Result<Option<String>, String> {
+    let id = NEXT_READ.fetch_sub(1, Ordering::Relaxed);
+    let mut job = Job::new(id, App::Bash, source.clone(), "");
+    job.timeout = Some(timeout);
+    let out = Out::new(sink, masker(&job));
+    let control = Control::new();
+    let mut ctx = context(&job, config, &out, &control);
+    let isolation = Isolation::of(config);
+    let failed = |why: String| match finish(&out, Err(Abort::Failed(why))) {
+        Outcome::Failed(why) => why,
+        _ => unreachable!("a failure stays one"),
+    };
+    if let Isolation::Refused { why } = &isolation {
+        return Err(failed(format!("this machine cannot sandbox git: {why}")));
+    }
+    config.check_repository_url(&source.url).map_err(&failed)?;
+    let task = TaskDir::create(config, id)
+        .await
+        .map_err(|e| failed(format!("cannot create a directory to ask from: {e}")))?;
+    enter(&mut ctx, &isolation, config, &job, &task);
+    let tip = git::remote_tip(&ctx, &task, &job.repository).await;
+    task.remove().await;
+    tip.map_err(|abort| match finish(&out, Err(abort)) {
+        Outcome::Failed(why) => why,
+        Outcome::TimedOut => format!(
+            "asking the repository took longer than {} s",
+            timeout.as_secs()
+        ),
+        _ => "asking the repository was stopped".to_owned(),
+    })
+}
+
 /// Fetches the tip of `source`'s branch and checks it out as [`read_repository`] does, lets
 /// `edit` change files in the checkout (it returns the paths it changed, relative to the
 /// root), commits them as `commit` says and pushes the commit to the branch (a fast-forward:

@@ -17,7 +17,7 @@ use ralf_core::{ProjectId, Timestamp};
 
 use ralf_catalog::api::CatalogSettings;
 
-use crate::catalog::{NextRuns, RECORD_SERVICE, SAVE_SETTINGS, ServiceOutcome, to_json};
+use crate::catalog::{NextRuns, RECORD_SERVICE, SAVE_SETTINGS, ServiceRecord, to_json};
 use crate::driver::Tx as _;
 use crate::environments::{EnvironmentFields, SealedSecretChange};
 use crate::integrations::IntegrationPart as _;
@@ -71,7 +71,7 @@ pub struct RestoredAlias {
 pub struct RestoredCatalog {
     pub settings: CatalogSettings,
     pub next_runs: NextRuns,
-    pub services: Vec<ServiceOutcome>,
+    pub services: Vec<ServiceRecord>,
 }
 
 /// An environment with its secrets (only `Create` changes make sense here).

@@ -15,15 +15,17 @@ use ralf_catalog::{
     Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId, StepStatus,
 };
 use ralf_core::api::tasks::Task;
-use ralf_core::{ProjectId, Timestamp};
+use ralf_core::{ProjectId, RolloutId, TaskId, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 
 use crate::driver::{Reference, Tx as _};
 use crate::tasks::{NewTask, task_references};
 use crate::{Result, Store, StoreError, with_db};
 
-/// What ralf recorded of a service's last rollout.
+/// What ralf records of a service's last rollout: read back as it stands, and written when a
+/// rollout settles (or a backup is restored), where a `None` keeps what is recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceRecord {
     pub name: String,
@@ -35,23 +37,11 @@ pub struct ServiceRecord {
     /// The status object of its last finished step.
     pub last_status: Option<StepStatus>,
     pub last_task_id: Option<i64>,
-    pub updated: Timestamp,
-}
-
-/// A service's outcome in a rollout, to record. `None` fields keep what is recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceOutcome {
-    pub name: String,
-    pub state: ServiceState,
-    pub deployed_at: Option<Timestamp>,
-    pub commit: Option<String>,
-    pub last_status: Option<StepStatus>,
-    pub last_task_id: Option<i64>,
 }
 
 /// A rollout about to start.
 pub struct NewRollout<'a> {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub state: RolloutState,
     pub selection: &'a Selection,
     pub plan: &'a Plan,
@@ -63,8 +53,8 @@ pub struct NewRollout<'a> {
 /// A stored rollout (its events are read apart, [`Store::rollout_history`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRollout {
-    pub id: i64,
-    pub project_id: i64,
+    pub id: RolloutId,
+    pub project_id: ProjectId,
     /// As last recorded; the events decide.
     pub state: RolloutState,
     pub selection: Selection,
@@ -97,10 +87,17 @@ pub struct RolloutHistory {
 /// The rollout step a task runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogStep {
-    pub rollout_id: i64,
+    pub rollout_id: RolloutId,
     pub step_id: StepId,
-    /// The rollout's plan, which holds the service's environment.
-    pub plan: Plan,
+    /// The environment its task runs with: the service's `environment` and ralf's `RALF_*`
+    /// variables ([`ralf_catalog::step_environment`]).
+    pub environment: BTreeMap<String, String>,
+}
+
+/// The task of a step that starts, with the environment it is to run with.
+pub struct NewStepTask<'a> {
+    pub task: NewTask<'a>,
+    pub environment: &'a BTreeMap<String, String>,
 }
 
 /// What a catalog schedule starts.
@@ -131,7 +128,7 @@ impl ScheduleKind {
 /// A project's catalog schedule and when it fires next.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogSchedule {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub kind: ScheduleKind,
     pub schedule: String,
     pub next_run: Timestamp,
@@ -164,7 +161,6 @@ struct ServiceRow {
     commit: Option<String>,
     last_status: Option<String>,
     last_task_id: Option<i64>,
-    updated: Timestamp,
 }
 
 #[derive(sqlx::FromRow)]
@@ -208,8 +204,8 @@ pub(crate) const RECORD_SERVICE: &str = r#"INSERT INTO catalog_services
         updated = excluded.updated"#;
 
 const INSERT_EVENT: &str = "INSERT INTO catalog_rollout_events
-        (rollout_id, seq, started_step, task_id, event, created)
-     VALUES ($1, $2, $3, $4, $5, $6)";
+        (rollout_id, seq, started_step, task_id, event, created, environment)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 pub(crate) fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("{what}: {e}")))
@@ -236,7 +232,7 @@ impl SettingsRow {
 }
 
 impl ServiceRow {
-    fn into_record(self, project_id: i64) -> Result<ServiceRecord> {
+    fn into_record(self, project_id: ProjectId) -> Result<ServiceRecord> {
         let state = ServiceState::parse(&self.state).ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "catalog service {:?} of project {project_id} has the unknown state {:?}",
@@ -256,14 +252,13 @@ impl ServiceRow {
             commit: self.commit,
             last_status,
             last_task_id: self.last_task_id,
-            updated: self.updated,
         })
     }
 }
 
 impl RolloutRow {
     fn into_rollout(self) -> Result<StoredRollout> {
-        let id = self.id;
+        let id = RolloutId(self.id);
         let state = RolloutState::parse(&self.status).ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "rollout {id} has the unknown status {:?}",
@@ -272,7 +267,7 @@ impl RolloutRow {
         })?;
         Ok(StoredRollout {
             id,
-            project_id: self.project_id,
+            project_id: ProjectId(self.project_id),
             state,
             selection: from_json(&self.selection, || format!("the selection of rollout {id}"))?,
             plan: from_json(&self.plan, || format!("the plan of rollout {id}"))?,
@@ -292,7 +287,7 @@ impl RolloutRow {
 
 impl Store {
     /// The project's catalog settings; `None` when it never had any.
-    pub async fn catalog_settings(&self, project_id: i64) -> Result<Option<CatalogSettings>> {
+    pub async fn catalog_settings(&self, project_id: ProjectId) -> Result<Option<CatalogSettings>> {
         let row = with_db!(self, read, |pool| sqlx::query_as::<_, SettingsRow>(
             "SELECT repository_id, path, branch, write_back, parallelism, schedule,
                 check_schedule, webhook_secret IS NOT NULL AS webhook_secret_set
@@ -309,7 +304,7 @@ impl Store {
     /// the project's, else [`StoreError::Invalid`].
     pub async fn save_catalog_settings(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         settings: &CatalogSettings,
         next_runs: NextRuns,
     ) -> Result<()> {
@@ -320,8 +315,7 @@ impl Store {
         };
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            tx.check_in_project(ProjectId(project_id), &[repository])
-                .await?;
+            tx.check_in_project(project_id, &[repository]).await?;
             sqlx::query(SAVE_SETTINGS)
                 .bind(project_id)
                 .bind(settings.repository_id)
@@ -344,7 +338,7 @@ impl Store {
     /// webhook; the project must have catalog settings.
     pub async fn set_catalog_webhook_secret(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         encrypted: Option<&str>,
     ) -> Result<()> {
         with_db!(self, write, |pool| {
@@ -358,7 +352,7 @@ impl Store {
     }
 
     /// The encrypted secret of the project's catalog webhook, if it has one.
-    pub async fn catalog_webhook_secret(&self, project_id: i64) -> Result<Option<String>> {
+    pub async fn catalog_webhook_secret(&self, project_id: ProjectId) -> Result<Option<String>> {
         let secret: Option<Option<String>> = with_db!(self, read, |pool| sqlx::query_scalar(
             "SELECT webhook_secret FROM catalog_settings WHERE project_id = $1",
         )
@@ -370,7 +364,7 @@ impl Store {
 
     /// Every catalog schedule (deploy and check), with when it fires next.
     pub async fn catalog_schedules(&self) -> Result<Vec<CatalogSchedule>> {
-        let rows: Vec<(i64, String, String, Timestamp)> =
+        let rows: Vec<(ProjectId, String, String, Timestamp)> =
             with_db!(self, read, |pool| sqlx::query_as(
                 "SELECT project_id, 'deploy', schedule, schedule_next_run FROM catalog_settings
                  WHERE schedule IS NOT NULL AND schedule_next_run IS NOT NULL
@@ -401,7 +395,7 @@ impl Store {
     /// compare-and-set changed the row; that caller starts the rollout.
     pub async fn claim_catalog_schedule(
         &self,
-        project_id: i64,
+        project_id: ProjectId,
         kind: ScheduleKind,
         due: Timestamp,
         next: Option<Timestamp>,
@@ -419,9 +413,9 @@ impl Store {
     }
 
     /// What ralf recorded of the project's services, by name.
-    pub async fn catalog_services(&self, project_id: i64) -> Result<Vec<ServiceRecord>> {
+    pub async fn catalog_services(&self, project_id: ProjectId) -> Result<Vec<ServiceRecord>> {
         let rows = with_db!(self, read, |pool| sqlx::query_as::<_, ServiceRow>(
-            r#"SELECT name, state, deployed_at, "commit", last_status, last_task_id, updated
+            r#"SELECT name, state, deployed_at, "commit", last_status, last_task_id
                FROM catalog_services WHERE project_id = $1 ORDER BY name"#,
         )
         .bind(project_id)
@@ -455,11 +449,11 @@ impl Store {
         .map_err(|e| {
             StoreError::from(e).conflict_as("the project has an unfinished rollout already")
         })?;
-        self.rollout(new.project_id, id).await
+        self.rollout(new.project_id, RolloutId(id)).await
     }
 
     /// Rollout `id` of the project.
-    pub async fn rollout(&self, project_id: i64, id: i64) -> Result<StoredRollout> {
+    pub async fn rollout(&self, project_id: ProjectId, id: RolloutId) -> Result<StoredRollout> {
         let sql = const_format::concatcp!(ROLLOUT_COLUMNS, " WHERE project_id = $1 AND id = $2");
         let row = with_db!(self, read, |pool| sqlx::query_as::<_, RolloutRow>(sql)
             .bind(project_id)
@@ -470,7 +464,7 @@ impl Store {
     }
 
     /// The project's newest rollouts, at most `limit`.
-    pub async fn rollouts(&self, project_id: i64, limit: i64) -> Result<Vec<StoredRollout>> {
+    pub async fn rollouts(&self, project_id: ProjectId, limit: i64) -> Result<Vec<StoredRollout>> {
         let sql = const_format::concatcp!(
             ROLLOUT_COLUMNS,
             " WHERE project_id = $1 ORDER BY id DESC LIMIT $2"
@@ -484,7 +478,7 @@ impl Store {
     }
 
     /// The project's unfinished rollout, if it has one.
-    pub async fn unfinished_rollout(&self, project_id: i64) -> Result<Option<StoredRollout>> {
+    pub async fn unfinished_rollout(&self, project_id: ProjectId) -> Result<Option<StoredRollout>> {
         let sql = const_format::concatcp!(
             ROLLOUT_COLUMNS,
             " WHERE project_id = $1 AND finished IS NULL"
@@ -497,7 +491,7 @@ impl Store {
     }
 
     /// The ids of every unfinished rollout, of every project, oldest first.
-    pub async fn unfinished_rollout_ids(&self) -> Result<Vec<(i64, i64)>> {
+    pub async fn unfinished_rollout_ids(&self) -> Result<Vec<(RolloutId, ProjectId)>> {
         Ok(with_db!(self, read, |pool| sqlx::query_as(
             "SELECT id, project_id FROM catalog_rollouts WHERE finished IS NULL ORDER BY id",
         )
@@ -506,7 +500,7 @@ impl Store {
     }
 
     /// Rollout `id`'s events, in the order they were recorded.
-    pub async fn rollout_history(&self, id: i64) -> Result<RolloutHistory> {
+    pub async fn rollout_history(&self, id: RolloutId) -> Result<RolloutHistory> {
         let rows: Vec<(i64, String)> = with_db!(self, read, |pool| sqlx::query_as(
             "SELECT seq, event FROM catalog_rollout_events WHERE rollout_id = $1 ORDER BY seq",
         )
@@ -526,19 +520,24 @@ impl Store {
     /// appended first: read again) or the event starts a step already started.
     ///
     /// With a `task` (for a [`RolloutEvent::StepStarted`] only), the task is inserted in the
-    /// same transaction and the event records its id: both are stored or neither. The task
-    /// must name objects of its project (else [`StoreError::Invalid`]); it is returned.
+    /// same transaction and the event records its id and environment: both are stored or
+    /// neither. The task must name objects of its project (else [`StoreError::Invalid`]); it is
+    /// returned.
     pub async fn append_rollout_event(
         &self,
-        rollout_id: i64,
+        rollout_id: RolloutId,
         seq: i64,
         event: &RolloutEvent,
-        task: Option<&NewTask<'_>>,
+        step: Option<&NewStepTask<'_>>,
     ) -> Result<Option<Task>> {
+        let task = step.map(|s| &s.task);
         let params = task
             .map(|t| to_json(t.params, "params"))
             .transpose()?
             .unwrap_or_default();
+        let environment = step
+            .map(|s| to_json(s.environment, "environment"))
+            .transpose()?;
         if task.is_some() && !matches!(event, RolloutEvent::StepStarted { .. }) {
             return Err(StoreError::Invalid(
                 "only a step's start creates a task".into(),
@@ -570,6 +569,7 @@ impl Store {
                 .bind(task_id)
                 .bind(to_json(&event, "event")?)
                 .bind(Timestamp::now())
+                .bind(environment.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from(e).conflict_as("the rollout changed meanwhile"))?;
@@ -584,7 +584,11 @@ impl Store {
     }
 
     /// Records what the write-back of finished rollout `id` did.
-    pub async fn record_write_back(&self, id: i64, write_back: &WriteBackResult) -> Result<()> {
+    pub async fn record_write_back(
+        &self,
+        id: RolloutId,
+        write_back: &WriteBackResult,
+    ) -> Result<()> {
         let text = to_json(write_back, "write-back")?;
         with_db!(self, write, |pool| {
             sqlx::query("UPDATE catalog_rollouts SET write_back = $1 WHERE id = $2")
@@ -602,13 +606,13 @@ impl Store {
     /// `finished`, when it ended it).
     pub async fn update_rollout(
         &self,
-        project_id: i64,
-        id: i64,
+        project_id: ProjectId,
+        id: RolloutId,
         state: RolloutState,
         finished: Option<Timestamp>,
-        outcomes: &[ServiceOutcome],
+        outcomes: &[ServiceRecord],
     ) -> Result<bool> {
-        let outcomes: Vec<(&ServiceOutcome, Option<String>)> = outcomes
+        let outcomes: Vec<(&ServiceRecord, Option<String>)> = outcomes
             .iter()
             .map(|o| {
                 let status = o
@@ -655,7 +659,7 @@ impl Store {
     }
 
     /// Keeps the report a catalog step's task left (replacing an earlier one).
-    pub async fn save_step_report(&self, task_id: i64, report: &str) -> Result<()> {
+    pub async fn save_step_report(&self, task_id: TaskId, report: &str) -> Result<()> {
         with_db!(self, write, |pool| sqlx::query(
             "INSERT INTO catalog_step_reports (task_id, report) VALUES ($1, $2)
              ON CONFLICT (task_id) DO UPDATE SET report = excluded.report",
@@ -669,7 +673,7 @@ impl Store {
     }
 
     /// The report task `task_id` left, if any.
-    pub async fn step_report(&self, task_id: i64) -> Result<Option<String>> {
+    pub async fn step_report(&self, task_id: TaskId) -> Result<Option<String>> {
         Ok(with_db!(self, read, |pool| sqlx::query_scalar(
             "SELECT report FROM catalog_step_reports WHERE task_id = $1",
         )
@@ -678,26 +682,52 @@ impl Store {
         .await)?)
     }
 
-    /// The rollout step task `task_id` runs, if it runs one.
-    pub async fn catalog_step(&self, task_id: i64) -> Result<Option<CatalogStep>> {
-        let row: Option<(i64, String, String)> = with_db!(self, read, |pool| sqlx::query_as(
-            "SELECT e.rollout_id, e.started_step, r.plan
-             FROM catalog_rollout_events e JOIN catalog_rollouts r ON r.id = e.rollout_id
-             WHERE e.task_id = $1 AND e.started_step IS NOT NULL",
-        )
-        .bind(task_id)
-        .fetch_optional(pool)
-        .await)?;
-        let Some((rollout_id, step, plan)) = row else {
+    /// The rollout step task `task_id` runs, if it runs one, with its environment as recorded
+    /// when it started (derived from the rollout's plan for a step started before ralf recorded
+    /// it).
+    pub async fn catalog_step(&self, task_id: TaskId) -> Result<Option<CatalogStep>> {
+        let row: Option<(RolloutId, String, Option<String>, Option<String>)> =
+            with_db!(self, read, |pool| sqlx::query_as(
+                "SELECT e.rollout_id, e.started_step, e.environment,
+                    CASE WHEN e.environment IS NULL
+                        THEN (SELECT r.plan FROM catalog_rollouts r WHERE r.id = e.rollout_id)
+                    END
+                 FROM catalog_rollout_events e
+                 WHERE e.task_id = $1 AND e.started_step IS NOT NULL",
+            )
+            .bind(task_id)
+            .fetch_optional(pool)
+            .await)?;
+        let Some((rollout_id, step, environment, plan)) = row else {
             return Ok(None);
         };
-        let step_id = step
+        let step_id: StepId = step
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("a step of rollout {rollout_id}: {e}")))?;
+        let environment = match (environment, plan) {
+            (Some(text), _) => from_json(&text, || {
+                format!("the environment of step {step_id} of rollout {rollout_id}")
+            })?,
+            (None, Some(plan)) => {
+                let plan: Plan = from_json(&plan, || format!("the plan of rollout {rollout_id}"))?;
+                let planned = plan.get(&step_id.service).ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "rollout {rollout_id} has a step of {:?}, which its plan does not have",
+                        step_id.service
+                    ))
+                })?;
+                ralf_catalog::step_environment(&planned.service, &step_id)
+            }
+            (None, None) => {
+                return Err(StoreError::Corrupt(format!(
+                    "step {step_id} of rollout {rollout_id} has neither environment nor plan"
+                )));
+            }
+        };
         Ok(Some(CatalogStep {
             rollout_id,
             step_id,
-            plan: from_json(&plan, || format!("the plan of rollout {rollout_id}"))?,
+            environment,
         }))
     }
 
@@ -705,7 +735,7 @@ impl Store {
     /// on one of its steps (by the step's id), replacing an earlier one.
     pub async fn save_advice(
         &self,
-        rollout_id: i64,
+        rollout_id: RolloutId,
         step: Option<&StepId>,
         advice: &str,
     ) -> Result<()> {
@@ -726,7 +756,7 @@ impl Store {
     }
 
     /// The advisor's answers for rollout `rollout_id`: on its order, and by step id.
-    pub async fn advice(&self, rollout_id: i64) -> Result<Advice> {
+    pub async fn advice(&self, rollout_id: RolloutId) -> Result<Advice> {
         let rows: Vec<(String, String)> = with_db!(self, read, |pool| sqlx::query_as(
             "SELECT step, advice FROM catalog_advice WHERE rollout_id = $1",
         )

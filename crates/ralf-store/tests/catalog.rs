@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use ralf_catalog::api::CatalogSettings;
 use ralf_catalog::{
     Plan, RolloutEvent, RolloutOptions, RolloutState, Selection, ServiceState, StepId, StepKind,
@@ -12,8 +14,8 @@ use ralf_catalog::{
 };
 use ralf_core::Timestamp;
 use ralf_core::api::tasks::TaskParams;
-use ralf_core::{ProjectId, TemplateId};
-use ralf_store::catalog::{Advice, NewRollout, NextRuns, ServiceOutcome};
+use ralf_core::{ProjectId, RolloutId, TaskId, TemplateId};
+use ralf_store::catalog::{Advice, NewRollout, NewStepTask, NextRuns, ServiceRecord};
 use ralf_store::repositories::RepositoryFields;
 use ralf_store::tasks::{NewTask, TaskQuery};
 use ralf_store::{Store, StoreError};
@@ -21,7 +23,7 @@ use ralf_testdb::{Backend, TestDatabase, on_both_backends};
 
 struct Fixture {
     store: Store,
-    project: i64,
+    project: ProjectId,
     repository: i64,
     template: i64,
     user: i64,
@@ -44,7 +46,7 @@ async fn fixture(backend: Backend) -> Fixture {
     .await;
     Fixture {
         store,
-        project,
+        project: ProjectId(project),
         repository,
         template,
         user,
@@ -76,7 +78,7 @@ fn empty_plan() -> Plan {
     }
 }
 
-async fn start(f: &Fixture, plan: &Plan) -> Result<i64, StoreError> {
+async fn start(f: &Fixture, plan: &Plan) -> Result<RolloutId, StoreError> {
     f.store
         .create_rollout(&NewRollout {
             project_id: f.project,
@@ -101,7 +103,7 @@ fn started(step: &str) -> RolloutEvent {
 
 async fn task_count(f: &Fixture) -> usize {
     f.store
-        .tasks(ProjectId(f.project), &TaskQuery::default())
+        .tasks(f.project, &TaskQuery::default())
         .await
         .unwrap()
         .len()
@@ -142,9 +144,7 @@ async fn settings_name_a_repository_of_the_project(backend: Backend) {
     );
     // The catalog's repository stays while the catalog reads it.
     assert!(matches!(
-        f.store
-            .delete_repository(ProjectId(f.project), f.repository)
-            .await,
+        f.store.delete_repository(f.project, f.repository).await,
         Err(StoreError::InUse(_))
     ));
 }
@@ -168,7 +168,7 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
 
     let params = TaskParams::default();
     let task = NewTask {
-        project_id: ProjectId(f.project),
+        project_id: f.project,
         template_id: TemplateId(f.template),
         user_id: Some(f.user),
         playbook: "",
@@ -184,6 +184,11 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
         integration_id: None,
         schedule_id: None,
         secret: None,
+    };
+    let environment = BTreeMap::from([("RALF_SERVICE".to_owned(), "db".to_owned())]);
+    let task = NewStepTask {
+        task,
+        environment: &environment,
     };
     let created = f
         .store
@@ -204,9 +209,15 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
             },
         }]
     );
-    let step = f.store.catalog_step(created.id).await.unwrap().unwrap();
+    let step = f
+        .store
+        .catalog_step(TaskId(created.id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(step.rollout_id, id);
     assert_eq!(step.step_id, StepId::new("db", StepKind::Apply, 1));
+    assert_eq!(step.environment, environment);
 
     // A number taken, or a step started already: refused, and the task with it.
     let again = f
@@ -223,11 +234,15 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
     assert_eq!(f.store.rollout_history(id).await.unwrap().next_seq, 2);
 
     f.store
-        .save_step_report(created.id, r#"{"result": "WARN"}"#)
+        .save_step_report(TaskId(created.id), r#"{"result": "WARN"}"#)
         .await
         .unwrap();
     assert_eq!(
-        f.store.step_report(created.id).await.unwrap().as_deref(),
+        f.store
+            .step_report(TaskId(created.id))
+            .await
+            .unwrap()
+            .as_deref(),
         Some(r#"{"result": "WARN"}"#)
     );
 
@@ -240,7 +255,7 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
         next_actions: Vec::new(),
         task_id: Some(created.id),
     };
-    let outcome = |state| ServiceOutcome {
+    let outcome = |state| ServiceRecord {
         name: "db".into(),
         state,
         deployed_at: Some(Timestamp::now()),
@@ -285,7 +300,7 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
             next,
             RolloutState::Failed,
             Some(Timestamp::now()),
-            &[ServiceOutcome {
+            &[ServiceRecord {
                 name: "db".into(),
                 state: ServiceState::Held,
                 deployed_at: None,
@@ -323,7 +338,7 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
         )
         .await
         .unwrap();
-    f.store.delete_project(ProjectId(f.project)).await.unwrap();
+    f.store.delete_project(f.project).await.unwrap();
     assert_eq!(f.store.catalog_settings(f.project).await.unwrap(), None);
     assert!(
         f.store
@@ -334,7 +349,10 @@ async fn one_unfinished_rollout_and_each_event_and_step_once(backend: Backend) {
     );
     assert!(f.store.rollouts(f.project, 10).await.unwrap().is_empty());
     assert_eq!(f.store.unfinished_rollout_ids().await.unwrap(), []);
-    assert_eq!(f.store.catalog_step(created.id).await.unwrap(), None);
+    assert_eq!(
+        f.store.catalog_step(TaskId(created.id)).await.unwrap(),
+        None
+    );
 }
 
 async fn the_advisors_answers_are_kept_per_rollout_and_step(backend: Backend) {
@@ -359,7 +377,7 @@ async fn the_advisors_answers_are_kept_per_rollout_and_step(backend: Backend) {
         [("api.apply.1".to_string(), "check the database".to_string())].into()
     );
     // Deleting the project deletes its rollouts' advice.
-    f.store.delete_project(ProjectId(f.project)).await.unwrap();
+    f.store.delete_project(f.project).await.unwrap();
     assert_eq!(f.store.advice(id).await.unwrap(), Advice::default());
 }
 

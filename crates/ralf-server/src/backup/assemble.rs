@@ -104,8 +104,8 @@ impl Contents {
                 .into_iter()
                 .map(|a| a.alias)
                 .collect(),
-            catalog: match store.catalog_settings(id).await? {
-                Some(settings) => Some((settings, store.catalog_services(id).await?)),
+            catalog: match store.catalog_settings(ProjectId(id)).await? {
+                Some(settings) => Some((settings, store.catalog_services(ProjectId(id)).await?)),
                 None => None,
             },
         })

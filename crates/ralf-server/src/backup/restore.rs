@@ -32,7 +32,7 @@ use ralf_store::backup::{
     ProjectRestore, RestoredAlias, RestoredCatalog, RestoredEnvironment, RestoredIntegration,
     RestoredSchedule, RestoredTemplate,
 };
-use ralf_store::catalog::ServiceOutcome;
+use ralf_store::catalog::ServiceRecord;
 use ralf_store::environments::{EnvironmentFields, PasswordChange};
 use ralf_store::inventories::InventoryFields;
 use ralf_store::keys::NewKey;
@@ -575,7 +575,7 @@ fn check_catalog(ix: &Indices<'_>, c: &BackupCatalog) -> ApiResult<RestoredCatal
     let mut services = Vec::new();
     for (i, service) in c.services.iter().enumerate() {
         let place = describe("services", i, &service.name);
-        let mut check = || -> ApiResult<ServiceOutcome> {
+        let mut check = || -> ApiResult<ServiceRecord> {
             if !is_valid_name(&service.name) {
                 return Err(ApiError::bad_request(format!(
                     "name: {:?} is not a valid service name",
@@ -609,7 +609,7 @@ fn check_catalog(ix: &Indices<'_>, c: &BackupCatalog) -> ApiResult<RestoredCatal
             if let Some(commit) = &service.commit {
                 validate::short_text("commit", commit)?;
             }
-            Ok(ServiceOutcome {
+            Ok(ServiceRecord {
                 name: service.name.clone(),
                 state,
                 deployed_at: service.deployed_at,

@@ -8,7 +8,7 @@
 //! tail it is sent is the task's output as stored, where secrets are already masked, and is
 //! bounded in lines and characters.
 
-use ralf_core::TaskId;
+use ralf_core::{RolloutId, TaskId};
 use std::fmt::Write as _;
 
 use ralf_catalog::api::RolloutView;
@@ -95,20 +95,20 @@ pub fn with_advice(mut view: RolloutView, advice: Advice) -> RolloutView {
 async fn answer(
     state: &AppState,
     advisor: &AdvisorSettings,
-    rollout_id: i64,
+    rollout_id: RolloutId,
     step: Option<&StepId>,
     question: &str,
 ) {
     let text = match ask(advisor, question).await {
         Ok(text) => text,
         Err(why) => {
-            tracing::warn!(rollout.id = rollout_id, step = ?step.map(ToString::to_string),
+            tracing::warn!(rollout.id = rollout_id.0, step = ?step.map(ToString::to_string),
                 %why, "catalog advisor: no answer; the rollout goes on without one");
             return;
         }
     };
     if let Err(e) = state.store.save_advice(rollout_id, step, &text).await {
-        tracing::warn!(error = %e, rollout.id = rollout_id, "catalog advisor: its answer could not be stored");
+        tracing::warn!(error = %e, rollout.id = rollout_id.0, "catalog advisor: its answer could not be stored");
     }
 }
 

@@ -15,7 +15,8 @@
 //! seconds anyway. A failed look is logged and tried again; a panicking one is caught and
 //! logged too, so the loop never ends silently.
 
-use ralf_core::{ProjectId, TaskId, TemplateId};
+use ralf_core::{ProjectId, RolloutId, TaskId, TemplateId};
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use ralf_core::api::events::NewEvent;
 use ralf_core::api::tasks::{Task, TaskFields, TaskRequest};
 use ralf_core::{TaskStatus, Timestamp};
 use ralf_store::StoreError;
-use ralf_store::catalog::{ServiceOutcome, StoredRollout};
+use ralf_store::catalog::{NewStepTask, ServiceRecord, StoredRollout};
 use ralf_store::tasks::NewTask;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
@@ -103,7 +104,7 @@ async fn look(state: &AppState) -> Result<Option<Timestamp>, StoreError> {
             Ok(Some(at)) => earliest(at),
             Ok(None) => {}
             Err(e) => {
-                tracing::error!(error = %e, rollout.id = id, project.id = project_id,
+                tracing::error!(error = %e, rollout.id = id.0, project.id = project_id.0,
                     "catalog: a rollout could not go on; it is tried again");
                 earliest(Timestamp(Timestamp::now().0 + RETRY));
             }
@@ -128,14 +129,16 @@ struct Step {
     git_branch: Option<String>,
     commit_hash: Option<String>,
     message: String,
+    /// The service's environment and ralf's `RALF_*` variables, recorded with the step.
+    environment: BTreeMap<String, String>,
 }
 
 /// Takes rollout `id` as far as it goes now; returns when to look again for a retry whose
 /// back-off has not ended.
 async fn advance(
     state: &AppState,
-    project_id: i64,
-    id: i64,
+    project_id: ProjectId,
+    id: RolloutId,
 ) -> Result<Option<Timestamp>, StoreError> {
     let mut changed = false;
     for _ in 0..MAX_STEPS_PER_LOOK {
@@ -193,7 +196,7 @@ async fn next_move(
         Ok(step) => Move::Record(vec![started], Some(Box::new(step))),
         // No task can be made: the step is recorded as started without one, and failed.
         Err(why) => {
-            tracing::warn!(rollout.id = stored.id, step = %to_start.step_id, %why,
+            tracing::warn!(rollout.id = stored.id.0, step = %to_start.step_id, %why,
                 "catalog: a step cannot start");
             let failed = RolloutEvent::StepFinished {
                 status: StepStatus::failed(to_start.step_id.clone(), None, why),
@@ -224,11 +227,7 @@ async fn finished_step(
             at: now,
         }));
     };
-    let task = match state
-        .store
-        .task(ProjectId(stored.project_id), TaskId(task_id))
-        .await
-    {
+    let task = match state.store.task(stored.project_id, TaskId(task_id)).await {
         Ok(task) => task,
         Err(StoreError::NotFound) => {
             return Ok(Some(RolloutEvent::StepFinished {
@@ -254,7 +253,7 @@ async fn finished_step(
         .into_iter()
         .map(|line| line.output)
         .collect();
-    let report = state.store.step_report(task_id).await?;
+    let report = state.store.step_report(TaskId(task_id)).await?;
     let status = ralf_catalog::step_status(
         step_id.clone(),
         Some(task_id),
@@ -275,7 +274,7 @@ async fn step_task(
     stored: &StoredRollout,
     step: &StepToStart,
 ) -> Result<Result<Step, String>, StoreError> {
-    let project_id = stored.project_id;
+    let project_id = stored.project_id.0;
     let templates = Templates::of(state, project_id).await?;
     let Some(template_id) = templates.id(&step.template) else {
         return Ok(Err(format!(
@@ -339,6 +338,7 @@ async fn step_task(
         git_branch,
         commit_hash,
         message,
+        environment: step.environment.clone(),
     }))
 }
 
@@ -351,23 +351,26 @@ async fn record(
     events: &[RolloutEvent],
     step: Option<Box<Step>>,
 ) -> Result<(), StoreError> {
-    let new = step.as_ref().map(|s| NewTask {
-        project_id: ProjectId(stored.project_id),
-        template_id: TemplateId(s.template_id),
-        user_id: stored.started_by,
-        playbook: &s.fields.playbook,
-        environment: &s.fields.environment,
-        arguments: s.fields.arguments.as_deref(),
-        git_branch: s.git_branch.as_deref(),
-        commit_hash: s.commit_hash.as_deref(),
-        message: &s.message,
-        inventory_id: None,
-        build_task_id: None,
-        version: None,
-        params: &s.fields.params,
-        integration_id: None,
-        schedule_id: None,
-        secret: s.secret.as_deref(),
+    let new = step.as_ref().map(|s| NewStepTask {
+        environment: &s.environment,
+        task: NewTask {
+            project_id: stored.project_id,
+            template_id: TemplateId(s.template_id),
+            user_id: stored.started_by,
+            playbook: &s.fields.playbook,
+            environment: &s.fields.environment,
+            arguments: s.fields.arguments.as_deref(),
+            git_branch: s.git_branch.as_deref(),
+            commit_hash: s.commit_hash.as_deref(),
+            message: &s.message,
+            inventory_id: None,
+            build_task_id: None,
+            version: None,
+            params: &s.fields.params,
+            integration_id: None,
+            schedule_id: None,
+            secret: s.secret.as_deref(),
+        },
     });
     for (i, event) in events.iter().enumerate() {
         let with_task = if i == 0 { new.as_ref() } else { None };
@@ -377,11 +380,11 @@ async fn record(
             .await?;
         match event {
             RolloutEvent::StepStarted { step_id, .. } => {
-                tracing::info!(rollout.id = stored.id, step = %step_id,
+                tracing::info!(rollout.id = stored.id.0, step = %step_id,
                     task.id = task.as_ref().map(|t| t.id), "catalog: a step starts");
             }
             RolloutEvent::StepFinished { status, .. } => {
-                tracing::info!(rollout.id = stored.id, step = %status.step_id,
+                tracing::info!(rollout.id = stored.id.0, step = %status.step_id,
                     result = ?status.result, summary = %status.summary, "catalog: a step ended");
                 super::advisor::diagnose(state, stored, status);
             }
@@ -442,13 +445,13 @@ async fn settle(
     if !changed && !finished && now_state == stored.state {
         return Ok(());
     }
-    let outcomes: Vec<ServiceOutcome> = rollout
+    let outcomes: Vec<ServiceRecord> = rollout
         .services()
         .iter()
         .filter(|p| is_outcome(p.state))
         .map(|p| {
             let last = p.last_status();
-            ServiceOutcome {
+            ServiceRecord {
                 name: p.name.clone(),
                 state: p.state,
                 deployed_at: p.deployed_at,
@@ -467,15 +470,15 @@ async fn settle(
     if finished && changed_here {
         super::write_back::after_rollout(state, stored, rollout);
         tracing::info!(
-            rollout.id = stored.id,
+            rollout.id = stored.id.0,
             state = now_state.as_str(),
             "catalog: a rollout ended"
         );
         state
             .event(NewEvent {
-                project_id: Some(stored.project_id),
+                project_id: Some(stored.project_id.0),
                 user_id: None,
-                object_id: Some(stored.id),
+                object_id: Some(stored.id.0),
                 object_type: "catalog_rollout",
                 description: format!(
                     "Catalog rollout {} ended: {}",

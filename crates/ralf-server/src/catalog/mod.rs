@@ -24,9 +24,9 @@ use ralf_catalog::{
     CatalogErrors, Plan, Rollout, RolloutEvent, RolloutOptions, RolloutState, Selection,
     ServiceProgress, ServiceState,
 };
-use ralf_core::Timestamp;
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::live::CatalogServiceState;
+use ralf_core::{ProjectId, RolloutId, Timestamp};
 use ralf_store::catalog::{NewRollout, ServiceRecord, StoredRollout};
 use ralf_store::{Store, StoreError};
 use tokio::sync::Notify;
@@ -38,9 +38,10 @@ pub use conductor::run;
 pub use read::{CatalogAt, load};
 
 /// What the engine keeps while the server runs: how tasks run (the server reads repositories
-/// the same way), and the conductor's wake-up.
+/// the same way), the catalogs read last, and the conductor's wake-up.
 pub struct CatalogEngine {
     exec: ralf_exec::ExecConfig,
+    reads: read::ReadCache,
     wakeup: Notify,
 }
 
@@ -48,6 +49,7 @@ impl CatalogEngine {
     pub fn new(exec: ralf_exec::ExecConfig) -> CatalogEngine {
         CatalogEngine {
             exec,
+            reads: read::ReadCache::default(),
             wakeup: Notify::new(),
         }
     }
@@ -96,31 +98,9 @@ pub enum CatalogFailure {
 /// The project's settings, the defaults when it has none.
 pub async fn settings(store: &Store, project_id: i64) -> Result<CatalogSettings, StoreError> {
     Ok(store
-        .catalog_settings(project_id)
+        .catalog_settings(ProjectId(project_id))
         .await?
         .unwrap_or_default())
-}
-
-/// The environment of the catalog step task `task_id` runs (the service's `environment` and
-/// ralf's `RALF_*` variables), or `None` when it runs none. For the task's job.
-pub async fn step_environment(
-    store: &Store,
-    task_id: i64,
-) -> Result<Option<BTreeMap<String, String>>, StoreError> {
-    let Some(step) = store.catalog_step(task_id).await? else {
-        return Ok(None);
-    };
-    let service = step
-        .plan
-        .get(&step.step_id.service)
-        .map(|planned| &planned.service)
-        .ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "rollout {} has a step of {:?}, which its plan does not have",
-                step.rollout_id, step.step_id.service
-            ))
-        })?;
-    Ok(Some(ralf_catalog::step_environment(service, &step.step_id)))
 }
 
 /// The project's services as they stand: the catalog at its branch's tip, with what ralf
@@ -158,7 +138,7 @@ async fn services_at(
 ) -> Result<Vec<ServiceView>, CatalogFailure> {
     let recorded: BTreeMap<String, ServiceRecord> = state
         .store
-        .catalog_services(project_id)
+        .catalog_services(ProjectId(project_id))
         .await?
         .into_iter()
         .map(|r| (r.name.clone(), r))
@@ -232,7 +212,11 @@ pub async fn start_rollout(
     selection: Selection,
     started_by: Option<i64>,
 ) -> Result<RolloutView, CatalogFailure> {
-    if let Some(running) = state.store.unfinished_rollout(project_id).await? {
+    if let Some(running) = state
+        .store
+        .unfinished_rollout(ProjectId(project_id))
+        .await?
+    {
         return Err(unfinished_already(running.id));
     }
     let (at, plan) = planned(state, project_id, selection.clone()).await?;
@@ -250,7 +234,7 @@ pub async fn start_rollout(
     let stored = state
         .store
         .create_rollout(&NewRollout {
-            project_id,
+            project_id: ProjectId(project_id),
             state: rollout.state(),
             selection: &selection,
             plan: &plan,
@@ -263,13 +247,13 @@ pub async fn start_rollout(
             StoreError::Conflict(m) => CatalogFailure::Conflict(m),
             other => other.into(),
         })?;
-    tracing::info!(project.id = project_id, rollout.id = stored.id, commit = %at.commit,
+    tracing::info!(project.id = project_id, rollout.id = stored.id.0, commit = %at.commit,
         services = plan.services.len(), "catalog: a rollout starts");
     state
         .event(NewEvent {
             project_id: Some(project_id),
             user_id: started_by,
-            object_id: Some(stored.id),
+            object_id: Some(stored.id.0),
             object_type: "catalog_rollout",
             description: format!(
                 "Catalog rollout {} started: {}",
@@ -304,7 +288,7 @@ pub async fn decide(
         .event(NewEvent {
             project_id: Some(project_id),
             user_id: by.user_id,
-            object_id: Some(stored.id),
+            object_id: Some(stored.id.0),
             object_type: "catalog_rollout",
             description: format!(
                 "Catalog rollout {}: {} {} the apply of {service}",
@@ -333,7 +317,7 @@ pub async fn cancel(
         .event(NewEvent {
             project_id: Some(project_id),
             user_id: by.user_id,
-            object_id: Some(stored.id),
+            object_id: Some(stored.id.0),
             object_type: "catalog_rollout",
             description: format!("Catalog rollout {} cancelled by {}", stored.id, by.name),
         })
@@ -347,9 +331,12 @@ pub async fn rollout(
     project_id: i64,
     id: i64,
 ) -> Result<RolloutView, CatalogFailure> {
-    let stored = state.store.rollout(project_id, id).await?;
+    let stored = state
+        .store
+        .rollout(ProjectId(project_id), RolloutId(id))
+        .await?;
     let rollout = replay(&state.store, &stored).await?;
-    let advice = state.store.advice(id).await?;
+    let advice = state.store.advice(stored.id).await?;
     Ok(advisor::with_advice(view(&stored, &rollout), advice))
 }
 
@@ -360,12 +347,12 @@ pub async fn rollouts(
     limit: i64,
 ) -> Result<Vec<RolloutSummary>, StoreError> {
     Ok(store
-        .rollouts(project_id, limit)
+        .rollouts(ProjectId(project_id), limit)
         .await?
         .into_iter()
         .map(|r| RolloutSummary {
-            id: r.id,
-            project_id: r.project_id,
+            id: r.id.0,
+            project_id: r.project_id.0,
             state: r.state,
             selection: r.selection,
             services: service_names(&r.plan),
@@ -387,7 +374,7 @@ async fn planned(
     let at = load(state, project_id).await?;
     let mut states: BTreeMap<String, ServiceState> = state
         .store
-        .catalog_services(project_id)
+        .catalog_services(ProjectId(project_id))
         .await?
         .into_iter()
         .map(|r| (r.name, r.state))
@@ -416,7 +403,10 @@ async fn record_decision(
     for _ in 0..10 {
         let stored = match rollout_id {
             Some(id) => {
-                let stored = state.store.rollout(project_id, id).await?;
+                let stored = state
+                    .store
+                    .rollout(ProjectId(project_id), RolloutId(id))
+                    .await?;
                 if stored.finished.is_some() {
                     return Err(CatalogFailure::Conflict(format!(
                         "rollout {id} is finished ({})",
@@ -427,7 +417,7 @@ async fn record_decision(
             }
             None => state
                 .store
-                .unfinished_rollout(project_id)
+                .unfinished_rollout(ProjectId(project_id))
                 .await?
                 .ok_or_else(|| {
                     CatalogFailure::Conflict("no rollout of the project is under way".into())
@@ -464,7 +454,7 @@ async fn unfinished(
     store: &Store,
     project_id: i64,
 ) -> Result<Option<(StoredRollout, Rollout)>, StoreError> {
-    let Some(stored) = store.unfinished_rollout(project_id).await? else {
+    let Some(stored) = store.unfinished_rollout(ProjectId(project_id)).await? else {
         return Ok(None);
     };
     let rollout = replay(store, &stored).await?;
@@ -483,7 +473,7 @@ fn corrupt(stored: &StoredRollout, e: ralf_catalog::RolloutError) -> StoreError 
     StoreError::Corrupt(format!("rollout {} does not replay: {e}", stored.id))
 }
 
-fn unfinished_already(id: i64) -> CatalogFailure {
+fn unfinished_already(id: RolloutId) -> CatalogFailure {
     CatalogFailure::Conflict(format!(
         "rollout {id} of the project is not finished; wait for it or cancel it"
     ))
@@ -511,8 +501,8 @@ fn why_empty(plan: &Plan) -> String {
 
 fn view(stored: &StoredRollout, rollout: &Rollout) -> RolloutView {
     RolloutView {
-        id: stored.id,
-        project_id: stored.project_id,
+        id: stored.id.0,
+        project_id: stored.project_id.0,
         state: rollout_state(stored, rollout),
         selection: stored.selection.clone(),
         commit: stored.commit.clone(),
@@ -549,8 +539,8 @@ fn announce_state(
     rollout_state: RolloutState,
 ) {
     state.live.publish(LiveEvent::CatalogRollout {
-        project_id: stored.project_id,
-        rollout_id: stored.id,
+        project_id: stored.project_id.0,
+        rollout_id: stored.id.0,
         state: rollout_state.as_str().to_owned(),
         services: std::sync::Arc::new(
             rollout

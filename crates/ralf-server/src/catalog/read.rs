@@ -2,9 +2,16 @@
 //! checked out by the executor's code (the same cache, credentials, URL checks and sandbox as
 //! the repository's tasks), the files at the settings' path parsed and checked against the
 //! project's templates, at the commit the branch's tip was when fetched.
+//!
+//! The last valid catalog of each project is kept ([`ReadCache`]) with what it was read from:
+//! the repository's URL, branch and path, the project's templates, and the commit. A read asks
+//! the remote where the branch points now (`git ls-remote`, no fetch, no checkout); when that is
+//! the kept commit and nothing else changed, the kept catalog is the answer. So a push is seen
+//! by the next read, and repeated reads of an unchanged catalog cost one question to the
+//! remote.
 
 use ralf_core::ProjectId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -35,6 +42,30 @@ pub struct CatalogAt {
 pub async fn load(state: &AppState, project_id: i64) -> Result<CatalogAt, CatalogFailure> {
     let settings = super::settings(&state.store, project_id).await?;
     let (repository_id, source) = source(state, project_id, &settings).await?;
+    let templates = Templates::of(state, project_id).await?;
+    let read_from = ReadFrom {
+        url: source.url.clone(),
+        branch: source.branch.clone(),
+        path: settings.path.trim().to_owned(),
+        templates,
+    };
+    let cache = &state.catalog.reads;
+    if let Some(kept) = cache.kept(project_id, &read_from) {
+        let lines = LastLines::default();
+        match ralf_exec::remote_head(&source, &state.catalog.exec, READ_TIMEOUT, &lines).await {
+            Ok(Some(head)) if head == kept.commit => {
+                return Ok(CatalogAt {
+                    catalog: kept.catalog,
+                    commit: kept.commit,
+                    settings,
+                });
+            }
+            Ok(_) => {}
+            // A full read tells what is wrong, and logs it.
+            Err(why) => tracing::debug!(project.id = project_id, %why,
+                "catalog: cannot ask the remote for its branch; reading it"),
+        }
+    }
     let lines = LastLines::default();
     let read = ralf_exec::read_repository(&source, &state.catalog.exec, READ_TIMEOUT, &lines)
         .await
@@ -44,29 +75,71 @@ pub async fn load(state: &AppState, project_id: i64) -> Result<CatalogAt, Catalo
             CatalogFailure::Unreadable(why)
         })?;
     let checked = read.path(&settings.path, "path");
-    let templates = match checked {
-        Ok(_) => Templates::of(state, project_id).await,
-        Err(_) => Ok(Templates::default()),
-    };
     let root = read.root().to_path_buf();
     let commit = read.info.commit_hash.clone();
     let path = PathBuf::from(settings.path.trim());
-    let loaded = match (checked, templates) {
-        (Err(why), _) => Err(CatalogFailure::Refused(why)),
-        (_, Err(e)) => Err(e.into()),
-        (Ok(_), Ok(templates)) => tokio::task::spawn_blocking(move || {
-            Catalog::load(&root, &path, &|t: &TemplateRef| templates.id(t))
-        })
-        .await
-        .map_err(|e| CatalogFailure::Unreadable(format!("reading the files failed: {e}")))
-        .and_then(|loaded| loaded.map_err(CatalogFailure::Invalid)),
+    let loaded = match checked {
+        Err(why) => Err(CatalogFailure::Refused(why)),
+        Ok(_) => {
+            let templates = read_from.templates.clone();
+            tokio::task::spawn_blocking(move || {
+                Catalog::load(&root, &path, &|t: &TemplateRef| templates.id(t))
+            })
+            .await
+            .map_err(|e| CatalogFailure::Unreadable(format!("reading the files failed: {e}")))
+            .and_then(|loaded| loaded.map_err(CatalogFailure::Invalid))
+        }
     };
     read.remove().await;
+    let catalog = loaded?;
+    cache.keep(
+        project_id,
+        Kept {
+            read_from,
+            commit: commit.clone(),
+            catalog: catalog.clone(),
+        },
+    );
     Ok(CatalogAt {
-        catalog: loaded?,
+        catalog,
         commit,
         settings,
     })
+}
+
+/// The last valid catalog read of each project, by project id.
+#[derive(Default)]
+pub struct ReadCache(Mutex<HashMap<i64, Kept>>);
+
+/// What a kept catalog was read from: a read from anything else reads again.
+#[derive(Clone, PartialEq)]
+struct ReadFrom {
+    url: String,
+    branch: String,
+    path: String,
+    templates: Templates,
+}
+
+#[derive(Clone)]
+struct Kept {
+    read_from: ReadFrom,
+    commit: String,
+    catalog: Catalog,
+}
+
+impl ReadCache {
+    /// The project's kept catalog, when it was read from `read_from`.
+    fn kept(&self, project_id: i64, read_from: &ReadFrom) -> Option<Kept> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get(&project_id)
+            .filter(|k| k.read_from == *read_from)
+            .cloned()
+    }
+
+    fn keep(&self, project_id: i64, kept: Kept) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(project_id, kept);
+    }
 }
 
 /// The repository the catalog of `settings` is in (its id), as git reads it: its URL, the
@@ -105,7 +178,7 @@ pub(super) async fn source(
 }
 
 /// The project's templates by id and by name, to resolve what services name.
-#[derive(Default)]
+#[derive(Default, Clone, PartialEq)]
 pub(super) struct Templates {
     ids: BTreeSet<i64>,
     /// Each name with the templates that have it (names need not be unique).

@@ -32,7 +32,8 @@ pub async fn look(state: &AppState) -> Result<Option<Timestamp>, StoreError> {
                 .claim_catalog_schedule(schedule.project_id, schedule.kind, schedule.next_run, next)
                 .await?
             {
-                let (state, project_id, kind) = (state.clone(), schedule.project_id, schedule.kind);
+                let (state, project_id, kind) =
+                    (state.clone(), schedule.project_id.0, schedule.kind);
                 tokio::spawn(async move { fire(&state, project_id, kind).await });
             }
             next

@@ -63,15 +63,15 @@ pub fn after_rollout(state: &AppState, stored: &StoredRollout, rollout: &Rollout
             return;
         };
         match &result.error {
-            None => tracing::info!(rollout.id = stored.id, project.id = stored.project_id,
+            None => tracing::info!(rollout.id = stored.id.0, project.id = stored.project_id.0,
                 commit = ?result.commit, services = ?result.services,
                 "catalog: the rollout's states were written back"),
-            Some(why) => tracing::warn!(rollout.id = stored.id,
-                project.id = stored.project_id, %why,
+            Some(why) => tracing::warn!(rollout.id = stored.id.0,
+                project.id = stored.project_id.0, %why,
                 "catalog: the rollout's states could not be written back"),
         }
         if let Err(e) = state.store.record_write_back(stored.id, &result).await {
-            tracing::error!(rollout.id = stored.id, error = %e,
+            tracing::error!(rollout.id = stored.id.0, error = %e,
                 "catalog: what the write-back did could not be recorded");
         }
         let description = match (&result.commit, &result.error) {
@@ -91,9 +91,9 @@ pub fn after_rollout(state: &AppState, stored: &StoredRollout, rollout: &Rollout
         };
         state
             .event(NewEvent {
-                project_id: Some(stored.project_id),
+                project_id: Some(stored.project_id.0),
                 user_id: None,
-                object_id: Some(stored.id),
+                object_id: Some(stored.id.0),
                 object_type: "catalog_rollout",
                 description,
             })
@@ -113,7 +113,7 @@ async fn write_back(
         services: Vec::new(),
         at: Timestamp::now(),
     };
-    let settings = match super::settings(&state.store, stored.project_id).await {
+    let settings = match super::settings(&state.store, stored.project_id.0).await {
         Ok(settings) => settings,
         Err(e) => {
             return Some(failed(format!(
@@ -124,7 +124,7 @@ async fn write_back(
     if !settings.write_back {
         return None;
     }
-    let source = match source(state, stored.project_id, &settings).await {
+    let source = match source(state, stored.project_id.0, &settings).await {
         Ok((_, source)) => source,
         Err(e) => return Some(failed(e.to_string())),
     };
@@ -160,7 +160,7 @@ async fn write_back(
             at: Timestamp::now(),
         }),
         Err(why) => {
-            tracing::warn!(rollout.id = stored.id, git = ?lines.take(),
+            tracing::warn!(rollout.id = stored.id.0, git = ?lines.take(),
                 "catalog: git's last lines of the failed write-back");
             Some(failed(why))
         }

@@ -98,7 +98,11 @@ impl Writer {
                         }
                     }
                     Item::StepReport(report) => {
-                        if let Err(e) = self.store.save_step_report(self.task_id, &report).await {
+                        if let Err(e) = self
+                            .store
+                            .save_step_report(TaskId(self.task_id), &report)
+                            .await
+                        {
                             tracing::warn!(task.id = self.task_id, error = %e, "could not keep the step's report");
                         }
                     }

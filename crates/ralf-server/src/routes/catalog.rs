@@ -13,11 +13,11 @@ use ralf_catalog::api::{
     RolloutView, ServiceView,
 };
 use ralf_catalog::{Priority, Selection};
-use ralf_core::Timestamp;
 use ralf_core::api::ErrorBody;
 use ralf_core::api::schedules::{next_cron_time, parse_cron};
 use ralf_core::signature::{token_matches, verify_hmac_sha256};
 use ralf_core::validate;
+use ralf_core::{ProjectId, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -150,12 +150,12 @@ async fn put_settings(
     };
     state
         .store
-        .save_catalog_settings(access.project_id.0, &settings, next_runs)
+        .save_catalog_settings(access.project_id, &settings, next_runs)
         .await?;
     if let Some(encrypted) = webhook_secret {
         state
             .store
-            .set_catalog_webhook_secret(access.project_id.0, encrypted.as_deref())
+            .set_catalog_webhook_secret(access.project_id, encrypted.as_deref())
             .await?;
     }
     state.schedules.changed();
@@ -443,7 +443,10 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<WebhookAccepted>)> {
-    let stored = state.store.catalog_webhook_secret(project_id).await?;
+    let stored = state
+        .store
+        .catalog_webhook_secret(ProjectId(project_id))
+        .await?;
     let secret = match stored.map(|s| state.cipher.decrypt_or_keyless(&s)) {
         Some(Ok(secret)) => secret,
         Some(Err(e)) => {

@@ -21,6 +21,7 @@ use crate::live::{Frame, connect, next};
 /// environment, as a generic "Deploy Service" template's playbook does.
 const DEPLOY: &str = r#"echo "apply $RALF_SERVICE $RALF_STEP_ID attempt $RALF_ATTEMPT greeting=$GREETING"
 if [ -n "$APPLY_SLEEP" ]; then sleep "$APPLY_SLEEP"; fi
+if [ "$RALF_ATTEMPT" -lt "${SUCCEED_FROM_ATTEMPT:-1}" ]; then echo "attempt $RALF_ATTEMPT of $RALF_SERVICE failed"; exit 1; fi
 if [ "$APPLY" = fail ]; then echo "apply of $RALF_SERVICE failed"; exit 1; fi
 echo "applied $RALF_SERVICE"
 "#;
@@ -814,7 +815,140 @@ on_both_backends!(
     applying_a_service_again_smokes_its_deployed_dependents,
     the_schedule_starts_a_rollout_of_what_is_pending_once,
     the_check_schedule_smokes_what_is_deployed_once,
+    failed_applies_are_retried_after_a_doubling_back_off,
+    a_push_between_two_reads_is_seen,
 );
+
+async fn failed_applies_are_retried_after_a_doubling_back_off(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let catalog = Catalog::new(
+        &server,
+        &[
+            (
+                "flaky",
+                "name: flaky\napply: Deploy\nsmoke: Smoke\nretries: 2\nretry_delay_seconds: 1\n\
+                 environment:\n  SUCCEED_FROM_ATTEMPT: '3'\n",
+            ),
+            (
+                "hopeless",
+                "name: hopeless\napply: Deploy\nretries: 1\nretry_delay_seconds: 1\n\
+                 environment:\n  APPLY: fail\n",
+            ),
+            ("after", "name: after\napply: Deploy\ndepends_on: [flaky]\n"),
+        ],
+    )
+    .await;
+    let done = catalog.run(json!({})).await;
+    assert_eq!(
+        states(&done),
+        map(&[
+            ("after", "deployed"),
+            ("flaky", "deployed"),
+            ("hopeless", "failed")
+        ]),
+        "{done:#}"
+    );
+    let steps = |name: &str| -> Vec<(String, String)> {
+        service(&done, name)["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["step_id"].as_str().unwrap().to_owned(),
+                    s["status"]["result"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        steps("flaky"),
+        pairs(&[
+            ("flaky.apply.1", "FAIL"),
+            ("flaky.apply.2", "FAIL"),
+            ("flaky.apply.3", "OK"),
+            ("flaky.smoke.1", "OK"),
+        ])
+    );
+    assert_eq!(
+        steps("hopeless"),
+        pairs(&[("hopeless.apply.1", "FAIL"), ("hopeless.apply.2", "FAIL")])
+    );
+    // Each retry waited its back-off after the failure before it: 1 s, then 2 s.
+    let time = |value: &Value| {
+        chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap())
+            .unwrap()
+            .to_utc()
+    };
+    let flaky = &service(&done, "flaky")["steps"];
+    for (attempt, wait) in [(1, 1), (2, 2)] {
+        let failed = time(&flaky[attempt - 1]["finished_at"]);
+        let retried = time(&flaky[attempt]["started_at"]);
+        assert!(
+            retried - failed >= chrono::TimeDelta::seconds(wait),
+            "attempt {} started {} after the failure: {done:#}",
+            attempt + 1,
+            retried - failed
+        );
+    }
+    server.stop().await;
+}
+
+async fn a_push_between_two_reads_is_seen(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let catalog = Catalog::new(&server, &[("one", "name: one\napply: Deploy\n")]).await;
+    async fn plan(catalog: &Catalog) -> Value {
+        let r = catalog.api().get(&catalog.path("plan")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body
+    }
+    let first = plan(&catalog).await;
+    assert_eq!(names(&first["plan"]["services"]), ["one"]);
+    // Read again, unchanged: the same catalog at the same commit.
+    let again = plan(&catalog).await;
+    assert_eq!(again, first);
+
+    let pushed = catalog.repo.commit(
+        &[("catalog/projects/two.yaml", "name: two\napply: Deploy\n")],
+        "two",
+    );
+    let after = plan(&catalog).await;
+    assert_eq!(after["commit"], pushed.as_str(), "{after:#}");
+    assert_eq!(names(&after["plan"]["services"]), ["one", "two"]);
+    let services = catalog.services().await;
+    assert_eq!(services.keys().collect::<Vec<_>>(), ["one", "two"]);
+
+    // A template renamed away is seen at the same commit too.
+    let r = catalog
+        .api()
+        .get(&format!(
+            "/api/project/{}/templates/{}",
+            catalog.project.id, catalog.templates["Deploy"]
+        ))
+        .await;
+    let mut template = r.body;
+    template["name"] = json!("Deploy v2");
+    let r = catalog
+        .api()
+        .put(
+            &format!(
+                "/api/project/{}/templates/{}",
+                catalog.project.id, catalog.templates["Deploy"]
+            ),
+            template,
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = catalog.api().get(&catalog.path("plan")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("Deploy"), "{}", r.text);
+    server.stop().await;
+}
 
 /// The smoke fails for a service while `health/<service>` says `fail` at the tip.
 fn set_health(catalog: &Catalog, service: &str, health: &str) {
@@ -1006,7 +1140,7 @@ async fn the_schedule_starts_a_rollout_of_what_is_pending_once(backend: Backend)
     server
         .store()
         .save_catalog_settings(
-            catalog.project.id,
+            ralf_core::ProjectId(catalog.project.id),
             &settings,
             ralf_store::catalog::NextRuns {
                 deploy: Some(ralf_core::Timestamp::now()),
@@ -1079,7 +1213,7 @@ async fn the_check_schedule_smokes_what_is_deployed_once(backend: Backend) {
     server
         .store()
         .save_catalog_settings(
-            catalog.project.id,
+            ralf_core::ProjectId(catalog.project.id),
             &settings,
             ralf_store::catalog::NextRuns {
                 deploy: None,

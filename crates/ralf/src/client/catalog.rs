@@ -9,15 +9,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ralf_catalog::{Selected, SkipReason};
-use ralf_client::{CatalogSelection, Rollout};
+use ralf_client::{CatalogSelection, Rollout, RolloutFeed};
 use serde_json::{Value, json};
 
 use super::cli::{CatalogCommand, CatalogSelectionArgs, ClientArgs};
 use super::ui::{self, table};
 use super::{Failure, Session, code};
 
-/// How often a rollout being waited for is read again.
+/// How often a rollout being waited for is read again when the live feed is away (it is read
+/// on each change the feed tells otherwise).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// After how many polls the live feed is tried again.
+const REOPEN_EVERY_POLLS: u32 = 10;
 
 pub async fn catalog(args: ClientArgs, command: CatalogCommand) -> Result<ExitCode, Failure> {
     let session = Session::open(&args)?;
@@ -194,13 +197,36 @@ impl Watch {
         ui.start_spinner(format!("rollout {id}"));
         let mut seen = Seen::default();
         let watching = async {
-            let mut rollout = first;
+            // The feed first, then the rollout as it stands: no change falls between the two.
+            let mut feed = open_feed(session, self.project, id).await;
+            let mut rollout = match feed {
+                Some(_) => session.client.rollout(self.project, id).await?,
+                None => first,
+            };
+            let mut polls = 0u32;
             loop {
                 self.tell(session, &mut seen, &rollout);
                 if rollout.finished() {
                     return Ok::<Rollout, Failure>(rollout);
                 }
-                tokio::time::sleep(POLL_EVERY).await;
+                match &mut feed {
+                    Some(live) => {
+                        if let Err(e) = live.changed().await {
+                            ui.note(&format!(
+                                "ralf: the live feed of rollout {id} dropped ({e}); polling"
+                            ));
+                            feed = None;
+                            polls = 0;
+                        }
+                    }
+                    None => {
+                        tokio::time::sleep(POLL_EVERY).await;
+                        polls += 1;
+                        if polls.is_multiple_of(REOPEN_EVERY_POLLS) {
+                            feed = open_feed(session, self.project, id).await;
+                        }
+                    }
+                }
                 rollout = session.client.rollout(self.project, id).await?;
             }
         };
@@ -309,6 +335,19 @@ impl Watch {
                     service.name
                 ));
             }
+        }
+    }
+}
+
+/// The live feed of rollout `id`, or `None` (polling instead) when the server offers none.
+async fn open_feed(session: &Session, project: i64, id: i64) -> Option<RolloutFeed> {
+    match session.client.rollout_feed(project, id).await {
+        Ok(feed) => feed,
+        Err(e) => {
+            session.ui.note(&format!(
+                "ralf: no live feed of rollout {id} ({e}); polling"
+            ));
+            None
         }
     }
 }

@@ -1,12 +1,16 @@
 //! `ralf catalog …` of the built binary against a real `ralf server` (SQLite; the engine
 //! itself is tested on both databases in ralf-server's `execution` tests): the plan, a
 //! rollout waited for and one followed with an approval and a failure, their exit codes,
-//! `status --json`, and the graph.
+//! `status --json`, and the graph; a follower going on by polling when the live feed drops;
+//! and, on both databases, a server killed (SIGKILL) in the middle of a step, whose rollout
+//! goes on after a restart without applying any service twice.
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use ralf_testkit::{Api, ProjectFixture, ServerProcess, TestProject, json, wait_until};
+use ralf_testkit::{
+    Api, Backend, ProjectFixture, ServerProcess, TestDatabase, TestProject, json, wait_until,
+};
 use serde_json::Value;
 
 use crate::RALF;
@@ -16,6 +20,7 @@ const PASSWORD: &str = "catalog-cli-password";
 const WAIT: Duration = Duration::from_secs(90);
 
 const DEPLOY_SH: &str = r#"echo "apply $RALF_SERVICE"
+if [ -n "$APPLY_SLEEP" ]; then sleep "$APPLY_SLEEP"; fi
 if [ "$APPLY" = fail ]; then echo "apply of $RALF_SERVICE failed"; exit 1; fi
 echo "applied $RALF_SERVICE"
 "#;
@@ -34,6 +39,10 @@ const GATED: &str = "name: gated\npriority: P3\napply: Deploy\napprove: true\n";
 /// the templates `Deploy` and `Smoke`, and the catalog settings pointing at it.
 struct World {
     home: tempfile::TempDir,
+    /// The database, when not the data directory's SQLite file.
+    _db: Option<TestDatabase>,
+    /// The server's environment, to start it again where it was.
+    env: Vec<(&'static str, String)>,
     server: ServerProcess,
     api: Api,
     project: TestProject,
@@ -41,9 +50,14 @@ struct World {
 
 impl World {
     async fn new(services: &[(&str, &str)]) -> World {
+        Self::on(None, services).await
+    }
+
+    /// As [`World::new`], the server on `db`.
+    async fn on(db: Option<TestDatabase>, services: &[(&str, &str)]) -> World {
         let home = tempfile::tempdir().unwrap();
         let data = home.path().join("data").display().to_string();
-        let env = [
+        let mut env = vec![
             ("PATH", std::env::var("PATH").unwrap_or_default()),
             ("HOME", data.clone()),
             ("RALF_DATA_DIR", data),
@@ -54,6 +68,9 @@ impl World {
                 ralf_testkit::TEST_ENCRYPTION_KEY.to_string(),
             ),
         ];
+        if let Some(db) = &db {
+            env.push(("RALF_DB", db.url()));
+        }
         let server = ServerProcess::start(RALF, &env, &[]).await;
         let api = server.login(ADMIN, PASSWORD).await;
         let paths: Vec<String> = services
@@ -86,10 +103,20 @@ impl World {
         assert!(r.status.is_success(), "{}", r.text);
         World {
             home,
+            _db: db,
+            env,
             server,
             api,
             project,
         }
+    }
+
+    /// Kills the server and starts it again on the same port and data.
+    async fn restart_server(&mut self) {
+        self.server.kill();
+        let mut env = self.env.clone();
+        env.push(("SEMAPHORE_PORT", self.server.port().to_string()));
+        self.server = ServerProcess::start(RALF, &env, &[]).await;
     }
 
     /// `ralf ARGS` with the server, token and project in the environment and nothing else of
@@ -314,9 +341,141 @@ async fn a_followed_rollout_with_a_failure_and_an_approval_exits_1() {
         "{followed:?}"
     );
     assert!(!text.contains("after-broken.apply"), "{followed:?}");
+    // Every change came over the live feed: no polling.
+    assert!(!followed.stderr().contains("polling"), "{followed:?}");
 
     // The rollout is over: nothing waits for a decision any more.
     let late = world.ralf(&["catalog", "reject", "gated"]);
     late.code(4);
     assert!(late.stderr().starts_with("ralf: "), "{late:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_rollout_goes_on_by_polling_when_the_live_feed_drops() {
+    let mut world = World::new(&[("db", DB), ("gated", GATED)]).await;
+    let follower = world
+        .command(&["catalog", "deploy", "--follow", "--timeout", "5m"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(WAIT, async || {
+        let services = world.services().await;
+        let state = |name: &str| {
+            services
+                .iter()
+                .find(|s| s["name"] == name)
+                .map(|s| s["state"].clone())
+        };
+        // db deployed (no task runs when the server goes), gated waiting for a person.
+        match (state("db"), state("gated")) {
+            (Some(db), Some(gated)) if db == "deployed" && gated == "waiting_approval" => Ok(()),
+            other => Err(format!("db and gated: {other:?}")),
+        }
+    })
+    .await;
+
+    // The server goes away under the follower, and comes back; the rollout goes on.
+    world.restart_server().await;
+    world.ralf(&["catalog", "approve", "gated"]).code(0);
+
+    let followed = Run(follower.wait_with_output().unwrap());
+    // Whether the follower noticed the dead feed (it says so and polls) or a retried read
+    // already saw the end depends on timing; either way it followed to the end.
+    followed.code(0);
+    for line in [
+        "db.smoke.1 OK",
+        "db: deployed",
+        "gated.apply.1 started (task ",
+        "gated: deployed",
+        "Rollout 1 succeeded.",
+    ] {
+        assert!(
+            followed.stdout().contains(line),
+            "{line:?} missing: {followed:?}"
+        );
+    }
+}
+
+/// How many tasks each template ran, by template id.
+async fn tasks_per_template(world: &World) -> std::collections::BTreeMap<i64, usize> {
+    let r = world
+        .api
+        .get(&format!("/api/project/{}/tasks", world.project.id))
+        .await;
+    let mut counts = std::collections::BTreeMap::new();
+    for task in r.body.as_array().unwrap() {
+        *counts
+            .entry(task["template_id"].as_i64().unwrap())
+            .or_default() += 1;
+    }
+    counts
+}
+
+async fn a_server_killed_mid_step_goes_on_without_applying_twice(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let mut world = World::on(
+        Some(db),
+        &[
+            (
+                "slow",
+                "name: slow\npriority: P1\napply: Deploy\nenvironment:\n  APPLY_SLEEP: '30'\n",
+            ),
+            (
+                "after-slow",
+                "name: after-slow\npriority: P1\ndepends_on: [slow]\napply: Deploy\n",
+            ),
+            (
+                "db",
+                "name: db\npriority: P2\napply: Deploy\nsmoke: Smoke\n",
+            ),
+        ],
+    )
+    .await;
+    world.ralf(&["catalog", "deploy"]).code(0);
+    // slow's apply runs (priority P1 first, one service at a time by default).
+    wait_until(WAIT, async || {
+        let r = world
+            .api
+            .get(&format!("/api/project/{}/tasks", world.project.id))
+            .await;
+        let tasks = r.body.as_array().cloned().unwrap_or_default();
+        match tasks.as_slice() {
+            [task] if task["status"] == "running" => Ok(()),
+            other => Err(format!("not one task running: {other:?}")),
+        }
+    })
+    .await;
+    world.restart_server().await;
+
+    // The killed server's task ended in error with it: slow failed, what stands on it is held,
+    // and the rest went on; nothing ran twice.
+    wait_until(WAIT * 2, async || {
+        let r = world
+            .api
+            .get(&world.project.path("/catalog/rollouts/1"))
+            .await;
+        match r.body["state"].as_str() {
+            Some("failed" | "succeeded" | "cancelled") => Ok(()),
+            other => Err(format!("rollout 1 is {other:?}")),
+        }
+    })
+    .await;
+    let status = world.ralf(&["catalog", "status", "--json"]).code(0).json();
+    let state = |name: &str| {
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(state("slow").as_deref(), Some("failed"), "{status:#}");
+    assert_eq!(state("after-slow").as_deref(), Some("held"), "{status:#}");
+    assert_eq!(state("db").as_deref(), Some("deployed"), "{status:#}");
+    let counts: Vec<usize> = tasks_per_template(&world).await.into_values().collect();
+    // Deploy: slow once, db once (after-slow never); Smoke: db once.
+    assert_eq!(counts, [2, 1], "{status:#}");
+}
+
+ralf_testkit::on_both_backends!(a_server_killed_mid_step_goes_on_without_applying_twice);

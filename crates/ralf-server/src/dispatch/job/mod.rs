@@ -164,7 +164,10 @@ pub async fn load(state: &AppState, task: &Task) -> anyhow::Result<JobSources> {
         keys.insert(key_id, key_material(state, project_id, key_id).await?);
     }
 
-    let catalog_step = crate::catalog::step_environment(store, task.id).await?;
+    let catalog_step = store
+        .catalog_step(TaskId(task.id))
+        .await?
+        .map(|step| step.environment);
 
     Ok(JobSources {
         template,
