@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the release binary to ship and splits its debug information off: `ralf` (stripped of
-# debug sections, under 40 MB, still with its symbol table, so a panic's backtrace names
-# functions) and `ralf.debug` (the file and line tables; the binary names it in its
-# `.gnu_debuglink`, so gdb, perf, addr2line and Rust's own backtraces find it beside the
-# binary). See docs/operations.md, "Symbols".
+# Builds the release binary to ship and splits its symbols off: `ralf` (stripped of its symbol
+# table and debug sections; it says so if that is not under 40 MB) and `ralf.debug` (the symbol
+# table and the file and line tables; the binary names it in its `.gnu_debuglink`, so Rust's
+# own panic backtraces, gdb, perf and addr2line find it beside the binary). See
+# docs/operations.md, "Symbols".
 #
 #   scripts/release-binary.sh            # writes dist/ralf and dist/ralf.debug
 #   scripts/release-binary.sh /some/dir  # writes them there
@@ -16,5 +16,9 @@ built=${CARGO_TARGET_DIR:-target}/release/ralf
 objcopy --only-keep-debug "$built" "$out/ralf.debug"
 # The link names the file only; tools look for it in the binary's directory.
 cp "$built" "$out/ralf"
-(cd "$out" && objcopy --strip-debug --add-gnu-debuglink=ralf.debug ralf)
+(cd "$out" && objcopy --strip-all --add-gnu-debuglink=ralf.debug ralf)
 ls -l "$out/ralf" "$out/ralf.debug"
+size=$(stat -c %s "$out/ralf")
+if ((size >= 40 * 1000 * 1000)); then
+    echo "warning: $out/ralf is $size bytes; the shipped binary is meant to stay under 40 MB" >&2
+fi

@@ -5,7 +5,7 @@
 //! The counters of tasks and output lines are kept by the store where the changes are made.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -53,8 +53,30 @@ fn handle() -> &'static PrometheusHandle {
             tracing::warn!("another metrics recorder is installed: /metrics shows only gauges");
         }
         describe();
+        keep_up(handle.clone());
         handle
     })
+}
+
+/// How often the recorder's histograms take in the samples recorded since (see [`keep_up`]).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the samples each histogram recorded into its buckets every [`UPKEEP_EVERY`], on a
+/// thread of its own for the life of the process, as the recorder is. The recorder keeps every
+/// sample until then; without this a server nobody scrapes would keep them all (24 bytes a
+/// request: some 40 MB a day at 20 requests a second).
+fn keep_up(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "metrics: cannot start the upkeep thread; histograms fold their samples in at each scrape only");
+    }
 }
 
 /// Installs the recorder (if no server of this process did yet), so counting starts now.

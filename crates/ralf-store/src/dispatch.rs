@@ -5,7 +5,7 @@ use const_format::concatcp;
 use ralf_core::{TaskId, TaskStatus};
 
 use crate::driver::Dialect as _;
-use crate::{Result, Store, StoreError, audited, with_db};
+use crate::{Result, Store, StoreError, with_db};
 
 /// The statuses of a task that holds a slot: it runs, or it waits for a decision on its plan.
 pub const ACTIVE: [TaskStatus; 5] = [
@@ -136,15 +136,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("SELECT id, status FROM tasks WHERE id IN ({list})");
-        let rows: Vec<(i64, String)> = with_db!(self, read, |pool| sqlx::query_as(audited(&sql))
-            .fetch_all(pool)
-            .await)?;
+        let rows = with_db!(self, read, |pool| {
+            let mut conn = pool.acquire().await?;
+            conn.task_statuses(ids).await?
+        });
         Ok(rows
             .into_iter()
             .filter_map(|(id, s)| TaskStatus::parse(&s).map(|s| (id, s)))

@@ -53,6 +53,11 @@ pub(crate) trait Dialect {
         project_id: ProjectId,
         id: i64,
     ) -> Result<Vec<ObjectRef>>;
+
+    /// The id and status of each of the tasks `ids` that exists, in one fixed statement
+    /// whatever the ids (a statement with the ids written into it would be prepared anew, and
+    /// cached by every connection, for each set of ids).
+    async fn task_statuses(&mut self, ids: &[i64]) -> Result<Vec<(i64, String)>>;
 }
 
 impl Dialect for SqliteConnection {
@@ -82,6 +87,16 @@ impl Dialect for SqliteConnection {
         )
         .bind(project_id)
         .bind(id)
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn task_statuses(&mut self, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        Ok(sqlx::query_as(
+            "SELECT id, status FROM tasks WHERE id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(ids)
         .fetch_all(&mut *self)
         .await?)
     }
@@ -133,6 +148,15 @@ impl Dialect for PgConnection {
         .bind(id)
         .fetch_all(&mut *self)
         .await?)
+    }
+
+    async fn task_statuses(&mut self, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT id, status FROM tasks WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&mut *self)
+                .await?,
+        )
     }
 }
 

@@ -1,5 +1,5 @@
 //! The store's tasks on both backends: paging a few hundred rows (no page overlaps or skips),
-//! compare-and-set status changes, batched output, deleting.
+//! compare-and-set status changes and the statuses of a set of tasks, batched output, deleting.
 
 mod common;
 
@@ -256,6 +256,26 @@ async fn status_changes_are_compare_and_set(backend: Backend) {
     assert_eq!(done.status, TaskStatus::Success);
     assert_eq!(done.start, running.start, "start is kept");
     assert!(done.end.is_some());
+
+    // The statuses of a set of tasks; a missing one is left out.
+    let other = f.store.create_task(&new_task(&f, &params)).await.unwrap();
+    let mut statuses = f
+        .store
+        .task_statuses(&[other.id, task.id, other.id + 1000])
+        .await
+        .unwrap();
+    statuses.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        statuses,
+        vec![
+            (task.id, TaskStatus::Success),
+            (other.id, TaskStatus::Waiting)
+        ]
+    );
+    assert_eq!(
+        f.store.task_status(TaskId(other.id)).await.unwrap(),
+        Some(TaskStatus::Waiting)
+    );
     f.store.close().await;
 }
 
