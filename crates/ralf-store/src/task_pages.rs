@@ -5,9 +5,9 @@
 //! in its own transaction (triggers, migration 0020), so a page kept here is served only while
 //! the database still holds the version it was read at: several servers sharing one database
 //! never serve a page another server's write made stale, and nothing depends on this process
-//! hearing of a change. The version is read before the page, so a page is never newer than
-//! nothing it claims: a write committed between the two reads makes the kept page look older
-//! than it is, and the next request reads it again.
+//! hearing of a change. The version is read before the page, so a kept page is at least as
+//! new as its version: a write committed between the two reads makes the page look older than
+//! it is, and the next request reads it again.
 //!
 //! A hit costs one query of one row; building a page costs one row per task, serialized once.
 
