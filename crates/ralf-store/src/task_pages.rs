@@ -63,10 +63,12 @@ impl TaskPages {
             .kept
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(old) = kept.pages.get(&key) {
-            if old.version > version {
-                return;
-            }
+        if kept
+            .pages
+            .get(&key)
+            .is_some_and(|old| old.version > version)
+        {
+            return;
         }
         if let Some(old) = kept.pages.remove(&key) {
             kept.bytes -= old.body.len();
