@@ -3,11 +3,13 @@
 # ?limit=100) with 10,000 tasks stored, 64 concurrent connections, on SQLite and on PostgreSQL,
 # next to nginx and a static file server on ralf's own HTTP stack serving the very same response
 # bodies from files, all in one run. Prints requests per second and latency percentiles from
-# wrk; BENCHMARKS.md records the figures.
+# wrk, and the md5 of each answer (every build must answer the same bytes); BENCHMARKS.md
+# records the figures.
 #
 #   bench/api-task-list.sh            # 10,000 tasks, 10 s per measurement
 #   TASKS=1000000 DURATION=20 bench/api-task-list.sh
 #   RALF=/path/to/ralf bench/api-task-list.sh   # another build of the server (no build)
+#   RALF="/path/to/before /path/to/after" bench/api-task-list.sh   # several builds, one run
 #
 # Needs: wrk (installed from Debian if missing), PostgreSQL on 127.0.0.1:5432 (trust auth),
 # python3 (for seeding SQLite).
@@ -98,17 +100,23 @@ measure_all() {
         body_file="$work/static/$backend${query:+-limit100}.json"
         mkdir -p "$work/static"
         api GET "$path" >"$body_file"
-        local size
+        local size md5
         size=$(stat -c %s "$body_file")
-        measure "$backend GET /tasks$query (${size} B)" "$URL$path"
+        md5=$(md5sum "$body_file" | cut -c1-8)
+        measure "$backend GET /tasks$query (${size} B, md5 $md5)" "$URL$path"
     done
 }
 
-echo "ralf $(git rev-parse --short HEAD) ($RALF), $TASKS tasks, $CONNECTIONS connections, ${DURATION}s each, $(nproc) cores"
+echo "ralf $(git rev-parse --short HEAD), $TASKS tasks, $CONNECTIONS connections, ${DURATION}s each, $(nproc) cores"
+
+builds=($RALF)
+for n in "${!builds[@]}"; do
+RALF=${builds[$n]}
+echo "server: $RALF"
 
 # --- SQLite
-start_ralf "sqlite://$work/bench.db"
-python3 - "$work/bench.db" "$TASKS" <<'PY'
+start_ralf "sqlite://$work/bench-$n.db"
+python3 - "$work/bench-$n.db" "$TASKS" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], timeout=30)
 db.execute("""INSERT INTO tasks (project_id, template_id, status, user_id, playbook, environment,
@@ -130,6 +138,7 @@ seed_sql "generate_series(1, $TASKS) AS n" "'2026-01-01T00:00:00Z'::timestamptz"
 psql -q "$PG_URL" -c "ANALYZE tasks" >/dev/null
 measure_all postgres
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+done
 
 # --- the same bodies from nginx (the baseline of issue 12), and from a static file server on
 # the same HTTP stack as ralf
@@ -154,6 +163,10 @@ for f in sqlite.json sqlite-limit100.json; do
     measure "nginx $f ($(stat -c %s "$work/static/$f") B)" "http://127.0.0.1:$port/$f"
 done
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+if [[ ! -x $STATIC ]]; then
+    echo "static file server: $STATIC not built (cargo build --release -p ralf-bench), skipped"
+    exit 0
+fi
 port=$(free_port)
 "$STATIC" "$work/static" "$port" &
 pids+=($!)

@@ -36,6 +36,7 @@ pub mod retention;
 pub mod runners;
 pub mod schedules;
 pub mod secrets;
+mod task_pages;
 pub mod tasks;
 pub mod templates;
 pub mod users;
@@ -66,6 +67,8 @@ pub(crate) enum Db {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: Db,
+    /// Task list pages this server keeps serialized (`task_pages`).
+    task_pages: std::sync::Arc<task_pages::TaskPages>,
 }
 
 /// Runs `$body` with `$pool` bound to the pool of the store's backend: `read` picks SQLite's
@@ -137,7 +140,10 @@ impl Store {
                 Db::Postgres(pool)
             }
         };
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            task_pages: Default::default(),
+        })
     }
 
     /// `"sqlite"` or `"postgres"`.

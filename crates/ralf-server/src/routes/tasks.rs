@@ -119,13 +119,13 @@ fn active_statuses() -> Vec<TaskStatus> {
 /// The queued and running tasks of every project (administrators only), newest first.
 #[utoipa::path(get, path = "/api/tasks", tag = "task",
     responses((status = 200, body = [Task]), (status = 403, body = ErrorBody)))]
-async fn active_tasks(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Vec<Task>>> {
+async fn active_tasks(_admin: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     let statuses = active_statuses();
     let query = TaskQuery {
         statuses: &statuses,
         ..Default::default()
     };
-    Ok(Json(state.store.tasks_of_every_project(&query).await?))
+    Ok(json_body(state.store.task_page_json(None, &query).await?))
 }
 
 /// Stops every task of the template that has not finished (`force` kills running ones at once).
@@ -226,10 +226,8 @@ async fn list(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
     Params(q): Params<TaskListQuery>,
-) -> ApiResult<Json<Vec<Task>>> {
-    Ok(Json(
-        page(&state, access.project_id, None, &q, MAX_TASK_PAGE).await?,
-    ))
+) -> ApiResult<Response> {
+    page(&state, access.project_id, None, &q, MAX_TASK_PAGE).await
 }
 
 /// The project's newest tasks (`?limit=`, at most 200).
@@ -240,10 +238,8 @@ async fn last(
     access: ProjectAccess<Read>,
     State(state): State<AppState>,
     Params(q): Params<TaskListQuery>,
-) -> ApiResult<Json<Vec<Task>>> {
-    Ok(Json(
-        page(&state, access.project_id, None, &q, MAX_LAST).await?,
-    ))
+) -> ApiResult<Response> {
+    page(&state, access.project_id, None, &q, MAX_LAST).await
 }
 
 #[utoipa::path(get, path = "/api/project/{project_id}/tasks/{task_id}", tag = "task",
@@ -534,18 +530,16 @@ async fn template_tasks(
     State(state): State<AppState>,
     Ids(TemplatePath { template_id }): Ids<TemplatePath>,
     Params(q): Params<TaskListQuery>,
-) -> ApiResult<Json<Vec<Task>>> {
+) -> ApiResult<Response> {
     let template = template_of(&state, access.project_id, TemplateId(template_id)).await?;
-    Ok(Json(
-        page(
-            &state,
-            access.project_id,
-            Some(template.id),
-            &q,
-            MAX_TASK_PAGE,
-        )
-        .await?,
-    ))
+    page(
+        &state,
+        access.project_id,
+        Some(template.id),
+        &q,
+        MAX_TASK_PAGE,
+    )
+    .await
 }
 
 /// Not a way to start a task (as in Semaphore, this path only lists): always a 404 that says
@@ -572,11 +566,9 @@ async fn template_tasks_last(
     State(state): State<AppState>,
     Ids(TemplatePath { template_id }): Ids<TemplatePath>,
     Params(q): Params<TaskListQuery>,
-) -> ApiResult<Json<Vec<Task>>> {
+) -> ApiResult<Response> {
     let template = template_of(&state, access.project_id, TemplateId(template_id)).await?;
-    Ok(Json(
-        page(&state, access.project_id, Some(template.id), &q, MAX_LAST).await?,
-    ))
+    page(&state, access.project_id, Some(template.id), &q, MAX_LAST).await
 }
 
 /// The template a start request names: `template_id` if given (and not 0), else
@@ -627,14 +619,15 @@ async fn template_of(
         .or_not_found("template")
 }
 
-/// One page of a project's (or a template's) tasks, as a list call asked for it.
+/// One page of a project's (or a template's) tasks, as a list call asked for it: the JSON
+/// array, kept serialized by the store while the project's tasks do not change.
 async fn page(
     state: &AppState,
     project_id: ProjectId,
     template_id: Option<i64>,
     q: &TaskListQuery,
     cap: i64,
-) -> ApiResult<Vec<Task>> {
+) -> ApiResult<Response> {
     let limit = match q.limit {
         None => cap,
         Some(n) if n < 1 => return Err(ApiError::bad_request("limit must be at least 1")),
@@ -672,7 +665,14 @@ async fn page(
         created_from: q.created_from,
         created_until: q.created_until,
     };
-    Ok(state.store.tasks(project_id, &query).await?)
+    Ok(json_body(
+        state.store.task_page_json(Some(project_id), &query).await?,
+    ))
+}
+
+/// A 200 answer of JSON already serialized, with the header `Json` would give it.
+fn json_body(body: Bytes) -> Response {
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Confirms or rejects a task in `waiting_confirmation`; any other status is a 409.

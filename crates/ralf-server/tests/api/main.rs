@@ -16,6 +16,7 @@ mod repositories;
 mod roles;
 mod runners;
 mod schedules;
+mod task_lists;
 mod tasks;
 mod templates;
 mod views;

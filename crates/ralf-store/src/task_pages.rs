@@ -1,0 +1,126 @@
+//! Task lists as the JSON a list route answers, kept serialized per server and checked against
+//! the project's task list version in the database before each use.
+//!
+//! Every write that changes what a project's task list shows bumps `projects.task_list_version`
+//! in its own transaction (triggers, migration 0020), so a page kept here is served only while
+//! the database still holds the version it was read at: several servers sharing one database
+//! never serve a page another server's write made stale, and nothing depends on this process
+//! hearing of a change. The version is read before the page, so a kept page is at least as
+//! new as its version: a write committed between the two reads makes the page look older than
+//! it is, and the next request reads it again.
+//!
+//! A hit costs one query of one row; building a page costs one row per task, serialized once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use ralf_core::ProjectId;
+
+use crate::tasks::TaskQuery;
+use crate::{Result, Store, StoreError, with_db};
+
+/// The most bytes of pages one server keeps (about ten default pages of 1,000 tasks).
+const KEPT_BYTES: usize = 8 << 20;
+
+/// The serialized pages this server keeps, by project and query.
+#[derive(Default)]
+pub(crate) struct TaskPages {
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    pages: HashMap<String, KeptPage>,
+    bytes: usize,
+}
+
+struct KeptPage {
+    /// The project's task list version read before the page was.
+    version: i64,
+    body: Bytes,
+}
+
+impl TaskPages {
+    fn get(&self, key: &str, version: i64) -> Option<Bytes> {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        kept.pages
+            .get(key)
+            .filter(|page| page.version == version)
+            .map(|page| page.body.clone())
+    }
+
+    /// Keeps `body`, read at `version`, unless a page of a newer version is kept already;
+    /// makes room by dropping other pages.
+    fn keep(&self, key: String, version: i64, body: Bytes) {
+        if body.len() > KEPT_BYTES / 4 {
+            return;
+        }
+        let mut kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if kept
+            .pages
+            .get(&key)
+            .is_some_and(|old| old.version > version)
+        {
+            return;
+        }
+        if let Some(old) = kept.pages.remove(&key) {
+            kept.bytes -= old.body.len();
+        }
+        while kept.bytes + body.len() > KEPT_BYTES {
+            let Some(victim) = kept.pages.keys().next().cloned() else {
+                break;
+            };
+            if let Some(old) = kept.pages.remove(&victim) {
+                kept.bytes -= old.body.len();
+            }
+        }
+        kept.bytes += body.len();
+        kept.pages.insert(key, KeptPage { version, body });
+    }
+}
+
+impl Store {
+    /// A page of a project's tasks (or, with `None`, of every project's, never kept) as the JSON
+    /// array the list routes answer: byte for byte `serde_json` of [`Store::tasks`].
+    pub async fn task_page_json(
+        &self,
+        project_id: Option<ProjectId>,
+        query: &TaskQuery<'_>,
+    ) -> Result<Bytes> {
+        let Some(project_id) = project_id else {
+            return serialized(&self.tasks_of_every_project(query).await?);
+        };
+        let version = self.task_list_version(project_id).await?;
+        let key = format!("{} {query:?}", project_id.0);
+        if let Some(body) = self.task_pages.get(&key, version) {
+            return Ok(body);
+        }
+        let body = serialized(&self.tasks(project_id, query).await?)?;
+        self.task_pages.keep(key, version, body.clone());
+        Ok(body)
+    }
+
+    /// The project's task list version: it changes with every write that changes what a task
+    /// list of the project shows.
+    pub async fn task_list_version(&self, project_id: ProjectId) -> Result<i64> {
+        Ok(with_db!(self, read, |pool| sqlx::query_scalar(
+            "SELECT task_list_version FROM projects WHERE id = $1"
+        )
+        .bind(project_id)
+        .fetch_one(pool)
+        .await)?)
+    }
+}
+
+fn serialized<T: serde::Serialize>(value: &T) -> Result<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| StoreError::Corrupt(format!("a task list does not serialize: {e}")))
+}
