@@ -7,6 +7,12 @@ use super::MigrateError;
 use super::catalog::CatalogTable;
 use super::conn::Kind;
 
+/// Columns each database keeps for itself rather than data: a version its own triggers move
+/// on every write that changes a project's task list, which servers compare with the pages they
+/// keep. Neither copied nor compared: the copy's inserts move the target's own, so no server
+/// of the target serves a page kept before the copy.
+const OWN_COLUMNS: &[(&str, &str)] = &[("projects", "task_list_version")];
+
 #[derive(Debug)]
 pub(super) struct Table {
     pub(super) name: String,
@@ -73,7 +79,8 @@ pub(super) fn plan(
             )));
         }
         let mut columns = Vec::new();
-        for column in &src.columns {
+        let own = |column: &str| OWN_COLUMNS.contains(&(name.as_str(), column));
+        for column in src.columns.iter().filter(|c| !own(&c.0)) {
             let other = dst
                 .columns
                 .iter()
