@@ -408,9 +408,9 @@ impl Store {
         project_id: ProjectId,
         integration_id: i64,
     ) -> Result<Vec<P>> {
-        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, PartRow>(
-            audited(&P::TABLE.select(false))
-        )
+        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, PartRow>(audited(
+            &P::TABLE.select(false)
+        ))
         .bind(project_id)
         .bind(integration_id)
         .fetch_all(pool)
@@ -425,9 +425,9 @@ impl Store {
         integration_id: i64,
         id: i64,
     ) -> Result<P> {
-        let row = with_db!(self, read, |pool| sqlx::query_as::<_, PartRow>(
-            audited(&P::TABLE.select(true))
-        )
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, PartRow>(audited(
+            &P::TABLE.select(true)
+        ))
         .bind(project_id)
         .bind(integration_id)
         .bind(id)
