@@ -12,7 +12,7 @@ use crate::config::ExecConfig;
 use crate::control::Control;
 use crate::git::{self, NewCommit, Pin};
 use crate::output::{Out, OutputSink};
-use crate::process::Abort;
+use crate::process::{Abort, Ctx};
 use crate::sandbox::Isolation;
 use crate::workspace::TaskDir;
 use crate::{App, CheckoutInfo, Job, RepositorySource};
@@ -55,6 +55,87 @@ impl RepositoryRead {
     }
 }
 
+/// Git work outside any task, for `source`: a number of its own, a job, its masked output and
+/// its control. Reads, remote asks and pushes start from it and end with its messages.
+struct Outside<'a> {
+    id: i64,
+    job: Job,
+    out: Out<'a>,
+    control: Control,
+    timeout: Duration,
+}
+
+impl<'a> Outside<'a> {
+    /// Work numbered `id`, or the next read's number.
+    fn new(
+        id: Option<i64>,
+        source: &RepositorySource,
+        timeout: Duration,
+        sink: &'a dyn OutputSink,
+    ) -> Self {
+        let id = id.unwrap_or_else(|| NEXT_READ.fetch_sub(1, Ordering::Relaxed));
+        let mut job = Job::new(id, App::Bash, source.clone(), "");
+        job.timeout = Some(timeout);
+        let out = Out::new(sink, masker(&job));
+        Outside {
+            id,
+            job,
+            out,
+            control: Control::new(),
+            timeout,
+        }
+    }
+
+    /// The work's context, outside any sandbox.
+    fn context<'s>(&'s self, config: &'s ExecConfig) -> Ctx<'s> {
+        context(&self.job, config, &self.out, &self.control)
+    }
+
+    /// Checks that git may run here (a sandbox, or the setting that allows none) on this URL
+    /// (outside ralf's own directories), makes the work's directory (`purpose`: what for) and
+    /// enters it, sandboxed.
+    async fn start<'s>(
+        &'s self,
+        config: &'s ExecConfig,
+        purpose: &str,
+    ) -> Result<(Ctx<'s>, TaskDir), String> {
+        let isolation = Isolation::of(config);
+        if let Isolation::Refused { why } = &isolation {
+            return Err(self.failed(format!(
+                "this machine cannot sandbox git: {why} (the setting allow_unsandboxed_tasks \
+                 allows running it without a sandbox)"
+            )));
+        }
+        config
+            .check_repository_url(&self.job.repository.url)
+            .map_err(|why| self.failed(why))?;
+        let task = TaskDir::create(config, self.id)
+            .await
+            .map_err(|e| self.failed(format!("cannot create a directory {purpose}: {e}")))?;
+        let mut ctx = self.context(config);
+        enter(&mut ctx, &isolation, config, &self.job, &task);
+        Ok((ctx, task))
+    }
+
+    /// `why`, masked and said, as the work's error.
+    fn failed(&self, why: String) -> String {
+        self.ended(Abort::Failed(why), "")
+    }
+
+    /// What the work says when it ended with `abort` while `doing` ("reading", "asking",
+    /// "pushing to") the repository.
+    fn ended(&self, abort: Abort, doing: &str) -> String {
+        match finish(&self.out, Err(abort)) {
+            Outcome::Failed(why) => why,
+            Outcome::TimedOut => format!(
+                "{doing} the repository took longer than {} s",
+                self.timeout.as_secs()
+            ),
+            _ => format!("{doing} the repository was stopped"),
+        }
+    }
+}
+
 /// Fetches `source` (its branch's tip, or its commit) into its cache and checks it out for
 /// reading; git's lines go to `sink`. Fails, saying why (secrets masked), when the URL points
 /// into ralf's own directories, when tasks cannot be sandboxed here, or when git fails or takes
@@ -65,33 +146,13 @@ pub async fn read_repository(
     timeout: Duration,
     sink: &dyn OutputSink,
 ) -> Result<RepositoryRead, String> {
-    let id = NEXT_READ.fetch_sub(1, Ordering::Relaxed);
-    let mut job = Job::new(id, App::Bash, source.clone(), "");
-    job.timeout = Some(timeout);
-    let out = Out::new(sink, masker(&job));
-    let control = Control::new();
-    let mut ctx = context(&job, config, &out, &control);
-    let isolation = Isolation::of(config);
-    let failed = |why: String| match finish(&out, Err(Abort::Failed(why))) {
-        Outcome::Failed(why) => why,
-        _ => unreachable!("a failure stays one"),
-    };
-    if let Isolation::Refused { why } = &isolation {
-        return Err(failed(format!(
-            "this machine cannot sandbox git: {why} (the setting allow_unsandboxed_tasks \
-             allows running it without a sandbox)"
-        )));
-    }
-    config.check_repository_url(&source.url).map_err(&failed)?;
-    let task = TaskDir::create(config, id)
-        .await
-        .map_err(|e| failed(format!("cannot create a directory to read into: {e}")))?;
-    enter(&mut ctx, &isolation, config, &job, &task);
-    let checkout = git::checkout(&ctx, &task, id, &job.repository).await;
+    let work = Outside::new(None, source, timeout, sink);
+    let (ctx, task) = work.start(config, "to read into").await?;
+    let checkout = git::checkout(&ctx, &task, work.id, &work.job.repository).await;
     task.remove_secrets().await;
     match checkout {
         Ok(checkout) => Ok(RepositoryRead {
-            id,
+            id: work.id,
             dir: checkout.dir,
             info: checkout.info,
             task,
@@ -99,14 +160,7 @@ pub async fn read_repository(
         }),
         Err(abort) => {
             task.remove().await;
-            Err(match finish(&out, Err(abort)) {
-                Outcome::Failed(why) => why,
-                Outcome::TimedOut => format!(
-                    "reading the repository took longer than {} s",
-                    timeout.as_secs()
-                ),
-                _ => "reading the repository was stopped".to_owned(),
-            })
+            Err(work.ended(abort, "reading"))
         }
     }
 }
@@ -121,35 +175,11 @@ pub async fn remote_head(
     timeout: Duration,
     sink: &dyn OutputSink,
 ) -> Result<Option<String>, String> {
-    let id = NEXT_READ.fetch_sub(1, Ordering::Relaxed);
-    let mut job = Job::new(id, App::Bash, source.clone(), "");
-    job.timeout = Some(timeout);
-    let out = Out::new(sink, masker(&job));
-    let control = Control::new();
-    let mut ctx = context(&job, config, &out, &control);
-    let isolation = Isolation::of(config);
-    let failed = |why: String| match finish(&out, Err(Abort::Failed(why))) {
-        Outcome::Failed(why) => why,
-        _ => unreachable!("a failure stays one"),
-    };
-    if let Isolation::Refused { why } = &isolation {
-        return Err(failed(format!("this machine cannot sandbox git: {why}")));
-    }
-    config.check_repository_url(&source.url).map_err(&failed)?;
-    let task = TaskDir::create(config, id)
-        .await
-        .map_err(|e| failed(format!("cannot create a directory to ask from: {e}")))?;
-    enter(&mut ctx, &isolation, config, &job, &task);
-    let tip = git::remote_tip(&ctx, &task, &job.repository).await;
+    let work = Outside::new(None, source, timeout, sink);
+    let (ctx, task) = work.start(config, "to ask from").await?;
+    let tip = git::remote_tip(&ctx, &task, &work.job.repository).await;
     task.remove().await;
-    tip.map_err(|abort| match finish(&out, Err(abort)) {
-        Outcome::Failed(why) => why,
-        Outcome::TimedOut => format!(
-            "asking the repository took longer than {} s",
-            timeout.as_secs()
-        ),
-        _ => "asking the repository was stopped".to_owned(),
-    })
+    tip.map_err(|abort| work.ended(abort, "asking"))
 }
 
 /// Fetches the tip of `source`'s branch and checks it out as [`read_repository`] does, lets
@@ -189,23 +219,20 @@ where
             return Err(why);
         }
     };
-    let mut job = Job::new(read.id, App::Bash, tip.clone(), "");
-    job.timeout = Some(timeout);
-    let out = Out::new(sink, masker(&job));
-    let control = Control::new();
-    let ctx = context(&job, config, &out, &control);
-    let pushed =
-        git::commit_and_push(&ctx, &read.task, &read.dir, &tip, branch, &changed, commit).await;
+    let work = Outside::new(Some(read.id), &tip, timeout, sink);
+    let pushed = git::commit_and_push(
+        &work.context(config),
+        &read.task,
+        &read.dir,
+        &tip,
+        branch,
+        &changed,
+        commit,
+    )
+    .await;
     read.task.remove_secrets().await;
     read.remove().await;
     pushed
         .map(Some)
-        .map_err(|abort| match finish(&out, Err(abort)) {
-            Outcome::Failed(why) => why,
-            Outcome::TimedOut => format!(
-                "pushing to the repository took longer than {} s",
-                timeout.as_secs()
-            ),
-            _ => "pushing to the repository was stopped".to_owned(),
-        })
+        .map_err(|abort| work.ended(abort, "pushing to"))
 }
