@@ -48,6 +48,9 @@ pub struct ProjectAccess<N> {
     pub user: User,
     /// The caller's role; global admins who are not members act as owners.
     pub role: Role,
+    /// The project's task list version, read with the role: the list routes answer a page
+    /// kept at this version without reading the tasks (`ralf_store`'s task pages).
+    pub task_list_version: i64,
     need: PhantomData<N>,
 }
 
@@ -68,17 +71,14 @@ impl<N: Need> FromRequestParts<AppState> for ProjectAccess<N> {
                 ApiError::bad_request("invalid id in path: project_id must be a number")
             })?;
 
-        let member_role = state.store.member_role(project_id, user.id).await?;
-        let role = match (member_role, user.admin) {
-            (Some(role), _) => role,
-            (None, true) => {
-                state.store.project(project_id).await.map_err(|e| match e {
-                    ralf_store::StoreError::NotFound => ApiError::not_found("project"),
-                    other => other.into(),
-                })?;
-                Role::Owner
-            }
-            (None, false) => return Err(ApiError::not_found("project")),
+        let membership = state.store.membership(project_id, user.id).await?;
+        let (role, task_list_version) = match membership {
+            Some(m) => match (m.role, user.admin) {
+                (Some(role), _) => (role, m.task_list_version),
+                (None, true) => (Role::Owner, m.task_list_version),
+                (None, false) => return Err(ApiError::not_found("project")),
+            },
+            None => return Err(ApiError::not_found("project")),
         };
         if let Some(permission) = N::PERMISSION
             && !user.admin
@@ -92,6 +92,7 @@ impl<N: Need> FromRequestParts<AppState> for ProjectAccess<N> {
             project_id,
             user,
             role,
+            task_list_version,
             need: PhantomData,
         })
     }

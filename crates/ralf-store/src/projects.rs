@@ -43,6 +43,15 @@ pub struct ProjectFields<'a> {
     pub kind: &'a str,
 }
 
+/// A caller's standing in a project, as an access check reads it ([`Store::membership`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Membership {
+    /// The caller's role; `None` for a non-member.
+    pub role: Option<Role>,
+    /// The project's task list version at the time of the check.
+    pub task_list_version: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct MemberRow {
     id: i64,
@@ -134,6 +143,29 @@ impl Store {
     }
 
     // ----- members -----
+
+    /// What an access check reads of a project, in one query: the caller's role and the
+    /// project's task list version (the list routes check their kept pages against it, see
+    /// [`Store::project_task_page_json`]). `None` when there is no such project.
+    pub async fn membership(
+        &self,
+        project_id: ProjectId,
+        user_id: i64,
+    ) -> Result<Option<Membership>> {
+        let row: Option<(Option<String>, i64)> = with_db!(self, read, |pool| sqlx::query_as(
+            "SELECT pu.role, p.task_list_version FROM projects p
+             LEFT JOIN project_users pu ON pu.project_id = p.id AND pu.user_id = $2
+             WHERE p.id = $1",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(|(role, task_list_version)| Membership {
+            role: role.as_deref().and_then(Role::parse),
+            task_list_version,
+        }))
+    }
 
     /// The role of `user_id` in the project, if a member.
     pub async fn member_role(&self, project_id: ProjectId, user_id: i64) -> Result<Option<Role>> {

@@ -9,7 +9,9 @@
 //! new as its version: a write committed between the two reads makes the page look older than
 //! it is, and the next request reads it again.
 //!
-//! A hit costs one query of one row; building a page costs one row per task, serialized once.
+//! A hit costs no query of its own: the version comes with the caller's role, in the access
+//! check's one query ([`Store::membership`]); building a page costs one row per task,
+//! serialized once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,7 +20,7 @@ use bytes::Bytes;
 use ralf_core::ProjectId;
 
 use crate::tasks::TaskQuery;
-use crate::{Result, Store, StoreError, with_db};
+use crate::{Result, Store, StoreError};
 
 /// The most bytes of pages one server keeps (about ten default pages of 1,000 tasks).
 const KEPT_BYTES: usize = 8 << 20;
@@ -87,17 +89,16 @@ impl TaskPages {
 }
 
 impl Store {
-    /// A page of a project's tasks (or, with `None`, of every project's, never kept) as the JSON
-    /// array the list routes answer: byte for byte `serde_json` of [`Store::tasks`].
-    pub async fn task_page_json(
+    /// A page of a project's tasks as the JSON array the list routes answer: byte for byte
+    /// `serde_json` of [`Store::tasks`]. `version` is the project's task list version, read
+    /// before this call (by the access check, [`Store::membership`]); a page kept at that
+    /// version is answered without reading the tasks.
+    pub async fn project_task_page_json(
         &self,
-        project_id: Option<ProjectId>,
+        project_id: ProjectId,
+        version: i64,
         query: &TaskQuery<'_>,
     ) -> Result<Bytes> {
-        let Some(project_id) = project_id else {
-            return serialized(&self.tasks_of_every_project(query).await?);
-        };
-        let version = self.task_list_version(project_id).await?;
         let key = format!("{} {query:?}", project_id.0);
         if let Some(body) = self.task_pages.get(&key, version) {
             return Ok(body);
@@ -107,15 +108,10 @@ impl Store {
         Ok(body)
     }
 
-    /// The project's task list version: it changes with every write that changes what a task
-    /// list of the project shows.
-    pub async fn task_list_version(&self, project_id: ProjectId) -> Result<i64> {
-        Ok(with_db!(self, read, |pool| sqlx::query_scalar(
-            "SELECT task_list_version FROM projects WHERE id = $1"
-        )
-        .bind(project_id)
-        .fetch_one(pool)
-        .await)?)
+    /// A page of every project's tasks, as [`Store::project_task_page_json`] answers (never
+    /// kept).
+    pub async fn task_page_json(&self, query: &TaskQuery<'_>) -> Result<Bytes> {
+        serialized(&self.tasks_of_every_project(query).await?)
     }
 }
 

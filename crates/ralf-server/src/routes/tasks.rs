@@ -125,7 +125,7 @@ async fn active_tasks(_admin: Admin, State(state): State<AppState>) -> ApiResult
         statuses: &statuses,
         ..Default::default()
     };
-    Ok(json_body(state.store.task_page_json(None, &query).await?))
+    Ok(json_body(state.store.task_page_json(&query).await?))
 }
 
 /// Stops every task of the template that has not finished (`force` kills running ones at once).
@@ -227,7 +227,7 @@ async fn list(
     State(state): State<AppState>,
     Params(q): Params<TaskListQuery>,
 ) -> ApiResult<Response> {
-    page(&state, access.project_id, None, &q, MAX_TASK_PAGE).await
+    page(&state, &access, None, &q, MAX_TASK_PAGE).await
 }
 
 /// The project's newest tasks (`?limit=`, at most 200).
@@ -239,7 +239,7 @@ async fn last(
     State(state): State<AppState>,
     Params(q): Params<TaskListQuery>,
 ) -> ApiResult<Response> {
-    page(&state, access.project_id, None, &q, MAX_LAST).await
+    page(&state, &access, None, &q, MAX_LAST).await
 }
 
 #[utoipa::path(get, path = "/api/project/{project_id}/tasks/{task_id}", tag = "task",
@@ -532,14 +532,7 @@ async fn template_tasks(
     Params(q): Params<TaskListQuery>,
 ) -> ApiResult<Response> {
     let template = template_of(&state, access.project_id, TemplateId(template_id)).await?;
-    page(
-        &state,
-        access.project_id,
-        Some(template.id),
-        &q,
-        MAX_TASK_PAGE,
-    )
-    .await
+    page(&state, &access, Some(template.id), &q, MAX_TASK_PAGE).await
 }
 
 /// Not a way to start a task (as in Semaphore, this path only lists): always a 404 that says
@@ -568,7 +561,7 @@ async fn template_tasks_last(
     Params(q): Params<TaskListQuery>,
 ) -> ApiResult<Response> {
     let template = template_of(&state, access.project_id, TemplateId(template_id)).await?;
-    page(&state, access.project_id, Some(template.id), &q, MAX_LAST).await
+    page(&state, &access, Some(template.id), &q, MAX_LAST).await
 }
 
 /// The template a start request names: `template_id` if given (and not 0), else
@@ -623,7 +616,7 @@ async fn template_of(
 /// array, kept serialized by the store while the project's tasks do not change.
 async fn page(
     state: &AppState,
-    project_id: ProjectId,
+    access: &ProjectAccess<Read>,
     template_id: Option<i64>,
     q: &TaskListQuery,
     cap: i64,
@@ -666,7 +659,10 @@ async fn page(
         created_until: q.created_until,
     };
     Ok(json_body(
-        state.store.task_page_json(Some(project_id), &query).await?,
+        state
+            .store
+            .project_task_page_json(access.project_id, access.task_list_version, &query)
+            .await?,
     ))
 }
 
