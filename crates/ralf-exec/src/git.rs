@@ -888,7 +888,9 @@ impl Drop for StopOnDrop {
 }
 
 /// The commit `repo`'s branch (the remote's `HEAD` when it names none) points at on the
-/// remote now, asked with `git ls-remote` from the repository's cache, without fetching.
+/// remote now, without fetching: read from a `git://` remote's advertisement in-process, as
+/// the checkout reads it (`advertised`), or else asked with `git ls-remote` from the
+/// repository's cache.
 /// `None` when this process has not fetched the repository from `repo.url` yet (the cache's
 /// remote may be another URL) or the remote has no such branch: a full read tells then.
 pub(crate) async fn remote_tip(
@@ -906,11 +908,6 @@ pub(crate) async fn remote_tip(
     if !fetched_from_url || !cache.join("HEAD").is_file() {
         return Ok(None);
     }
-    let git = Git {
-        ctx,
-        program: ctx.find("git")?,
-        env: git_env(ctx, task, repo.auth.as_ref())?,
-    };
     let branch = repo.branch.trim();
     let wanted = if branch.is_empty() {
         "HEAD".to_string()
@@ -918,6 +915,17 @@ pub(crate) async fn remote_tip(
         format!("refs/heads/{branch}")
     } else {
         return Ok(None);
+    };
+    // A `git://` remote without credentials is asked in-process, as the checkout asks it.
+    if repo.auth.is_none()
+        && let Some(advertised) = advertised::read(&repo.url).await
+    {
+        return Ok(advertised.get(&wanted).cloned());
+    }
+    let git = Git {
+        ctx,
+        program: ctx.find("git")?,
+        env: git_env(ctx, task, repo.auth.as_ref())?,
     };
     let Some(lines) = git.read(&cache, &["ls-remote", "origin", &wanted]).await? else {
         return Err(Abort::Failed(

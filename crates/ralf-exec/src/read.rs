@@ -165,8 +165,8 @@ pub async fn read_repository(
     }
 }
 
-/// The commit `source`'s branch points at on the remote now (`git ls-remote`, no fetch, the
-/// same URL check, sandbox and credentials as [`read_repository`]); `None` when only a
+/// The commit `source`'s branch points at on the remote now (no fetch; the same URL check,
+/// and for `git ls-remote` the same sandbox and credentials, as [`read_repository`]); `None` when only a
 /// [`read_repository`] can tell (this process has not read the repository yet, or the branch
 /// is a tag). Cheap enough to ask before every read whose result is kept per commit.
 pub async fn remote_head(

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ralf_testkit::reqwest::StatusCode;
-use ralf_testkit::{Api, Backend, GitRepo, TestServer, json, on_both_backends};
+use ralf_testkit::{Api, Backend, GitDaemon, GitRepo, TestServer, json, on_both_backends};
 use serde_json::Value;
 
 use crate::common::{Project, WAIT};
@@ -44,20 +44,35 @@ struct Catalog {
     repo: GitRepo,
     /// A bare clone of `repo` the project reads instead, when it has one (ralf may push there).
     bare: Option<tempfile::TempDir>,
+    /// `git daemon` serving `repo`, when the project reads it at a `git://` URL.
+    daemon: Option<GitDaemon>,
     templates: BTreeMap<&'static str, i64>,
+}
+
+/// How the project reaches the catalog's repository.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    File,
+    Pushable,
+    Daemon,
 }
 
 impl Catalog {
     async fn new(server: &TestServer, services: &[(&str, &str)]) -> Catalog {
-        Self::made(server, services, false).await
+        Self::made(server, services, Reach::File).await
     }
 
     /// As [`Catalog::new`], with the project's repository a bare clone that ralf may push to.
     async fn pushable(server: &TestServer, services: &[(&str, &str)]) -> Catalog {
-        Self::made(server, services, true).await
+        Self::made(server, services, Reach::Pushable).await
     }
 
-    async fn made(server: &TestServer, services: &[(&str, &str)], bare: bool) -> Catalog {
+    /// As [`Catalog::new`], with the repository served by `git daemon` (a `git://` URL).
+    async fn served(server: &TestServer, services: &[(&str, &str)]) -> Catalog {
+        Self::made(server, services, Reach::Daemon).await
+    }
+
+    async fn made(server: &TestServer, services: &[(&str, &str)], reach: Reach) -> Catalog {
         let mut files: Vec<(String, String)> = vec![
             ("deploy.sh".into(), DEPLOY.into()),
             ("smoke.sh".into(), SMOKE.into()),
@@ -71,7 +86,7 @@ impl Catalog {
             .map(|(p, t)| (p.as_str(), t.as_str()))
             .collect();
         let repo = GitRepo::new(&files);
-        let bare = bare.then(|| {
+        let bare = (reach == Reach::Pushable).then(|| {
             let dir = tempfile::tempdir().expect("temp dir");
             let cloned = std::process::Command::new("git")
                 .args(["clone", "-q", "--bare"])
@@ -82,9 +97,11 @@ impl Catalog {
             assert!(cloned.success(), "git clone --bare failed");
             dir
         });
-        let url = match &bare {
-            Some(dir) => format!("file://{}", dir.path().display()),
-            None => repo.url(),
+        let daemon = (reach == Reach::Daemon).then(|| repo.serve());
+        let url = match (&bare, &daemon) {
+            (Some(dir), _) => format!("file://{}", dir.path().display()),
+            (None, Some(daemon)) => daemon.url.clone(),
+            (None, None) => repo.url(),
         };
         let project = Project::with(server, &url, json!({})).await;
         let mut templates = BTreeMap::new();
@@ -102,6 +119,7 @@ impl Catalog {
             project,
             repo,
             bare,
+            daemon,
             templates,
         };
         catalog
@@ -817,6 +835,7 @@ on_both_backends!(
     the_check_schedule_smokes_what_is_deployed_once,
     failed_applies_are_retried_after_a_doubling_back_off,
     a_push_between_two_reads_is_seen,
+    a_push_to_a_git_daemon_between_two_reads_is_seen,
 );
 
 async fn failed_applies_are_retried_after_a_doubling_back_off(backend: Backend) {
@@ -896,6 +915,28 @@ async fn failed_applies_are_retried_after_a_doubling_back_off(backend: Backend) 
             retried - failed
         );
     }
+    server.stop().await;
+}
+
+/// The remote's head asked in-process (a `git://` URL), not by `git ls-remote`.
+async fn a_push_to_a_git_daemon_between_two_reads_is_seen(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let catalog = Catalog::served(&server, &[("one", "name: one\napply: Deploy\n")]).await;
+    async fn plan(catalog: &Catalog) -> Value {
+        let r = catalog.api().get(&catalog.path("plan")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body
+    }
+    let first = plan(&catalog).await;
+    assert_eq!(plan(&catalog).await, first);
+    let pushed = catalog.repo.commit(
+        &[("catalog/projects/two.yaml", "name: two\napply: Deploy\n")],
+        "two",
+    );
+    let after = plan(&catalog).await;
+    assert_eq!(after["commit"], pushed.as_str(), "{after:#}");
+    assert_eq!(names(&after["plan"]["services"]), ["one", "two"]);
+    assert!(catalog.daemon.is_some());
     server.stop().await;
 }
 
