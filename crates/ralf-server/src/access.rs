@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use ralf_core::api::users::User;
 use ralf_core::{Permission, ProjectId, Role};
 
-use crate::auth::CurrentUser;
+use crate::auth::{self, CurrentUser};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -58,20 +58,15 @@ impl<N: Need> FromRequestParts<AppState> for ProjectAccess<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let project_id = params
-            .get("project_id")
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route has no {{project_id}}")))?
-            .parse()
-            .map(ProjectId)
-            .map_err(|_| {
-                ApiError::bad_request("invalid id in path: project_id must be a number")
-            })?;
-
-        let membership = state.store.membership(project_id, user.id).await?;
+        let project_id = match project_id_of(parts, state).await {
+            Ok(project_id) => project_id,
+            Err(e) => {
+                // Who is calling is answered first (401 before 400).
+                CurrentUser::from_request_parts(parts, state).await?;
+                return Err(e);
+            }
+        };
+        let (user, membership) = auth::user_in_project(parts, state, project_id).await?;
         let (role, task_list_version) = match membership {
             Some(m) => match (m.role, user.admin) {
                 (Some(role), _) => (role, m.task_list_version),
@@ -96,4 +91,17 @@ impl<N: Need> FromRequestParts<AppState> for ProjectAccess<N> {
             need: PhantomData,
         })
     }
+}
+
+/// The `{project_id}` of the request's path.
+async fn project_id_of(parts: &mut Parts, state: &AppState) -> Result<ProjectId, ApiError> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+    params
+        .get("project_id")
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route has no {{project_id}}")))?
+        .parse()
+        .map(ProjectId)
+        .map_err(|_| ApiError::bad_request("invalid id in path: project_id must be a number"))
 }

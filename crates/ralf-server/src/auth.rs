@@ -7,9 +7,10 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
-use ralf_core::Timestamp;
 use ralf_core::api::runners::Runner;
 use ralf_core::api::users::User;
+use ralf_core::{ProjectId, Timestamp};
+use ralf_store::projects::Membership;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -57,6 +58,31 @@ impl FromRequestParts<AppState> for Admin {
             ))
         }
     }
+}
+
+/// The caller (as [`CurrentUser`] finds them) and their standing in project `project_id`
+/// (`None`: no such project). A bearer token, which is how scripts and API clients call, is
+/// checked in the same query as the standing.
+pub(crate) async fn user_in_project(
+    parts: &mut Parts,
+    state: &AppState,
+    project_id: ProjectId,
+) -> Result<(User, Option<Membership>), ApiError> {
+    if parts.extensions.get::<CurrentUser>().is_none()
+        && let Some(token) = bearer_token(&parts.headers)
+    {
+        let digest = ralf_core::token::digest(&token);
+        let (user, membership) = state
+            .store
+            .api_token_user_in_project(&digest, project_id)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        parts.extensions.insert(CurrentUser(user.clone()));
+        return Ok((user, membership));
+    }
+    let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+    let membership = state.store.membership(project_id, user.id).await?;
+    Ok((user, membership))
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {

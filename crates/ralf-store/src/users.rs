@@ -1,9 +1,10 @@
 //! Users, their login sessions and their API tokens.
 
 use const_format::concatcp;
-use ralf_core::Timestamp;
 use ralf_core::api::users::{ApiToken, User};
+use ralf_core::{ProjectId, Role, Timestamp};
 
+use crate::projects::Membership;
 use crate::{Result, Store, StoreError, audited, found, order_by, with_db};
 
 const USER_COLUMNS: &str = "id, username, name, email, created, admin, external, alert";
@@ -319,6 +320,45 @@ impl Store {
             .bind(token_digest)
             .fetch_optional(pool)
             .await)?)
+    }
+
+    /// The owner of an unexpired token with this digest and their standing in a project, in
+    /// one query: what a project's route called with a token needs ([`Store::api_token_user`]
+    /// and [`Store::membership`] together). The standing is `None` when there is no such
+    /// project.
+    pub async fn api_token_user_in_project(
+        &self,
+        token_digest: &str,
+        project_id: ProjectId,
+    ) -> Result<Option<(User, Option<Membership>)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: User,
+            task_list_version: Option<i64>,
+            role: Option<String>,
+        }
+        const SQL: &str = concatcp!(
+            "SELECT ",
+            USER_COLUMNS_OF_U,
+            ", p.task_list_version, pu.role
+             FROM users u JOIN api_tokens t ON t.user_id = u.id
+             LEFT JOIN projects p ON p.id = $2
+             LEFT JOIN project_users pu ON pu.project_id = p.id AND pu.user_id = u.id
+             WHERE t.id = $1 AND NOT t.expired"
+        );
+        let row = with_db!(self, read, |pool| sqlx::query_as::<_, Row>(SQL)
+            .bind(token_digest)
+            .bind(project_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(|row| {
+            let membership = row.task_list_version.map(|task_list_version| Membership {
+                role: row.role.as_deref().and_then(Role::parse),
+                task_list_version,
+            });
+            (row.user, membership)
+        }))
     }
 
     /// Expires one of the user's tokens, named by its digest.

@@ -249,7 +249,64 @@ async fn admins_manage_users(backend: Backend) {
     server.stop().await;
 }
 
+/// A project's routes check a token and the caller's place in the project together: each
+/// answer is the one a token checked on its own would lead to.
+async fn project_routes_answer_a_token_as_its_owner(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let project = admin.create("/api/projects", json!({"name": "p"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let tasks = format!("/api/project/{project}/tasks");
+    let (_, outsider) = server.user("outsider", false).await;
+    let (_, other_admin) = server.user("other-admin", true).await;
+
+    assert_eq!(admin.get(&tasks).await.status, StatusCode::OK);
+    // An admin who is not a member acts as an owner; a project that isn't there is a 404.
+    assert_eq!(other_admin.get(&tasks).await.status, StatusCode::OK);
+    assert_eq!(
+        other_admin.get("/api/project/999999/tasks").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // A non-member finds no such project, as if it were not there.
+    assert_eq!(outsider.get(&tasks).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        outsider.get("/api/project/999999/tasks").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Who is calling comes first: an unknown token is a 401 whatever the path says.
+    let unknown = Api::new(&server.url, Some("0".repeat(32)));
+    assert_eq!(unknown.get(&tasks).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        unknown.get("/api/project/x/tasks").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        admin.get("/api/project/x/tasks").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // An expired token is refused on a project's routes too.
+    let token = admin
+        .create("/api/user/tokens", json!({"name": "short"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = Api::new(&server.url, Some(token.clone()));
+    assert_eq!(bearer.get(&tasks).await.status, StatusCode::OK);
+    assert_eq!(
+        admin
+            .delete(&format!("/api/user/tokens/{token}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(bearer.get(&tasks).await.status, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
 on_both_backends!(
+    project_routes_answer_a_token_as_its_owner,
     login_sets_a_cookie_that_logout_ends,
     wrong_passwords_are_refused_then_slowed_down,
     tokens_work_as_bearer_until_expired,
