@@ -10,8 +10,8 @@
 //! it is, and the next request reads it again.
 //!
 //! A hit costs no query of its own: the version comes with the caller's role, in the access
-//! check's one query ([`Store::membership`]); building a page costs one row per task,
-//! serialized once.
+//! check's one query ([`Store::membership`], or [`Store::api_token_user_in_project`] with the
+//! token); building a page costs one row per task, serialized once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
