@@ -4,7 +4,8 @@
 # by default, the repository served by `git daemon` at a git:// URL, tasks created with POST
 # and their final status awaited on /api/ws (driver: crates/ralf-bench/src/bin/dispatch-bench.rs).
 # Prints p50/p99 of POST -> final status with a per-phase breakdown, and tasks/s of 1,000 tasks
-# 8 at a time, each next to its baseline (bash echo.sh forked directly; 8 of them in parallel).
+# 8 at a time, each next to its baselines (bash echo.sh forked directly, and the same in a
+# bubblewrap sandbox like a task's; 8 of them in parallel).
 #
 #   bench/dispatch.sh                          # builds target/release/ralf and the driver
 #   RALF=/path/to/ralf bench/dispatch.sh       # another build of ralf (main's, for a before)

@@ -8,10 +8,11 @@
 //! - dispatch: N sequential `echo ok` bash tasks; p50 and p99 from the `POST` to the `update`
 //!   frame of the task's final status, with each phase as the client sees it (POST answered,
 //!   `starting`, `running`, first output line, final status), next to a fork/exec of
-//!   `bash echo.sh`.
+//!   `bash echo.sh`, and of the same in a bubblewrap sandbox like a task's (the floor a
+//!   sandboxed task cannot go below).
 //! - throughput: TASKS such tasks, submitted by PARALLEL clients at once to a server running
 //!   PARALLEL at a time; tasks/s from the first `POST` to the last final status, next to TASKS
-//!   runs of `bash echo.sh`, PARALLEL at a time.
+//!   runs of `bash echo.sh`, PARALLEL at a time, bare and sandboxed.
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -112,13 +113,57 @@ async fn main() {
             .unwrap();
         assert!(out.status.success());
     };
-    let mut direct: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t0 = Instant::now();
-            bash();
-            t0.elapsed()
-        })
-        .collect();
+    // The same under bubblewrap with the namespaces and the kind of mounts ralf's sandbox
+    // makes (as root, the user changed by setpriv, as ralf does): the sandbox's own cost.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    let sandboxed = || {
+        let here = dir.path().as_os_str();
+        let mut command = Command::new("bwrap");
+        command.args([
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+        ]);
+        command.arg("--bind").arg(here).arg(here);
+        command.arg("--chdir").arg(here).arg("--");
+        if root {
+            command.args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--no-new-privs",
+                "--",
+            ]);
+        }
+        let out = command.args(["bash", "echo.sh"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let timed = |run: &dyn Fn()| -> Vec<Duration> {
+        (0..n)
+            .map(|_| {
+                let t0 = Instant::now();
+                run();
+                t0.elapsed()
+            })
+            .collect()
+    };
+    let mut direct = timed(&bash);
+    let mut in_sandbox = timed(&sandboxed);
     println!("dispatch: {n} sequential bash tasks (echo ok)");
     println!(
         "  POST to final status on /api/ws   p50 {}   p99 {}",
@@ -151,6 +196,11 @@ async fn main() {
         "  baseline: fork/exec of bash echo.sh   p50 {}   p99 {}",
         ms(quantile(&mut direct, 0.5)),
         ms(quantile(&mut direct, 0.99))
+    );
+    println!(
+        "  baseline: the same in a bubblewrap sandbox   p50 {}   p99 {}",
+        ms(quantile(&mut in_sandbox, 0.5)),
+        ms(quantile(&mut in_sandbox, 0.99))
     );
 
     // Throughput: PARALLEL clients submit TASKS tasks; the server runs PARALLEL at a time.
@@ -197,6 +247,15 @@ async fn main() {
         }
     });
     let direct = t1.elapsed();
+    let t2 = Instant::now();
+    std::thread::scope(|scope| {
+        for i in 0..parallel {
+            let count = tasks / parallel + usize::from(i < tasks % parallel);
+            let sandboxed = &sandboxed;
+            scope.spawn(move || (0..count).for_each(|_| sandboxed()));
+        }
+    });
+    let direct_in_sandbox = t2.elapsed();
     println!("throughput: {tasks} bash tasks (echo ok), {parallel} at a time");
     println!(
         "  through ralf   {:.1} tasks/s   (all submitted after {:.2} s, all finished after {:.2} s, {failed} not successful)",
@@ -207,6 +266,10 @@ async fn main() {
     println!(
         "  baseline: {parallel} x bash echo.sh in parallel   {:.1} runs/s",
         tasks as f64 / direct.as_secs_f64()
+    );
+    println!(
+        "  baseline: {parallel} x the same in a bubblewrap sandbox   {:.1} runs/s",
+        tasks as f64 / direct_in_sandbox.as_secs_f64()
     );
     server.terminate();
 }
