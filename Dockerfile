@@ -3,21 +3,28 @@
 #   docker build -t ralf .
 #   docker run -p 3000:3000 -v ralf-data:/var/lib/ralf ralf
 #
-# Stage 1 builds the binary, its man page and shell completions; stage 2 is a small Debian
-# with what tasks run (git, ansible-core, bubblewrap, ssh) and ralf as a non-root user.
+# Stage 1 builds the binary (stripped, its symbols split off into ralf.debug by
+# scripts/release-binary.sh), its man page and shell completions; the last stage is a small
+# Debian with what tasks run (git, ansible-core, bubblewrap, ssh) and ralf as a non-root user.
+# The symbols of the same build, for backtraces and gdb (docs/operations.md, "Symbols"):
+#
+#   docker build --target symbols --output type=local,dest=. .   # writes ./ralf.debug
 
 FROM rust:1-trixie AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p ralf \
-    && install -D target/release/ralf /out/usr/bin/ralf \
+    scripts/release-binary.sh /dist \
+    && install -D /dist/ralf /out/usr/bin/ralf \
     && scripts/package-assets /out/usr/bin/ralf \
     && install -D -m 644 packaging/generated/ralf.1.gz /out/usr/share/man/man1/ralf.1.gz \
     && install -D -m 644 packaging/generated/completions/ralf /out/usr/share/bash-completion/completions/ralf \
     && install -D -m 644 packaging/generated/completions/_ralf /out/usr/share/zsh/vendor-completions/_ralf \
     && install -D -m 644 packaging/generated/completions/ralf.fish /out/usr/share/fish/vendor_completions.d/ralf.fish
+
+FROM scratch AS symbols
+COPY --from=build /dist/ralf.debug /
 
 FROM debian:trixie-slim
 RUN apt-get update \
@@ -29,7 +36,11 @@ RUN apt-get update \
 COPY --from=build /out/ /
 USER ralf
 WORKDIR /var/lib/ralf
-ENV RALF_DATA_DIR=/var/lib/ralf \
+# Two malloc arenas, not glibc's eight per core: each would keep free memory of its own for
+# SQLite's reader threads, and the server's memory would creep up (docs/operations.md,
+# "Memory").
+ENV MALLOC_ARENA_MAX=2 \
+    RALF_DATA_DIR=/var/lib/ralf \
     RALF_INTERFACE=0.0.0.0 \
     RALF_PORT=3000
 VOLUME /var/lib/ralf
