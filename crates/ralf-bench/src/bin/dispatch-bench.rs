@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use ralf_bench::{ms, quantile};
+use ralf_bench::{ms, quantile, run_echo_script, write_echo_script};
 use ralf_testkit::{GitRepo, ProjectFixture, ServerProcess, json};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -104,15 +104,8 @@ async fn main() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("echo.sh"), "echo ok\n").unwrap();
-    let bash = || {
-        let out = Command::new("bash")
-            .arg("echo.sh")
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-    };
+    write_echo_script(dir.path());
+    let bash = || run_echo_script(dir.path());
     // The same under bubblewrap with the namespaces and the kind of mounts ralf's sandbox
     // makes (as root, the user changed by setpriv, as ralf does): the sandbox's own cost.
     let root = Command::new("id")

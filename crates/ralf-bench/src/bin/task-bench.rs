@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ralf_bench::{median, ms, quantile};
+use ralf_bench::{median, ms, quantile, run_echo_script, write_echo_script};
 use ralf_core::{ProjectId, TaskId};
 use ralf_testkit::{Backend, GitRepo, ProjectFixture, TestServer, json};
 
@@ -184,16 +184,11 @@ async fn dispatch(n: usize) {
 
     // Baseline: the same script, forked and waited for directly.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("echo.sh"), "echo ok\n").unwrap();
+    write_echo_script(dir.path());
     let mut direct = Vec::new();
     for _ in 0..n {
         let t0 = Instant::now();
-        let out = Command::new("bash")
-            .arg("echo.sh")
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        run_echo_script(dir.path());
         direct.push(t0.elapsed());
     }
 

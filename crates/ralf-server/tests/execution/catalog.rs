@@ -67,11 +67,6 @@ impl Catalog {
         Self::made(server, services, Reach::Pushable).await
     }
 
-    /// As [`Catalog::new`], with the repository served by `git daemon` (a `git://` URL).
-    async fn served(server: &TestServer, services: &[(&str, &str)]) -> Catalog {
-        Self::made(server, services, Reach::Daemon).await
-    }
-
     async fn made(server: &TestServer, services: &[(&str, &str)], reach: Reach) -> Catalog {
         let mut files: Vec<(String, String)> = vec![
             ("deploy.sh".into(), DEPLOY.into()),
@@ -918,31 +913,20 @@ async fn failed_applies_are_retried_after_a_doubling_back_off(backend: Backend) 
     server.stop().await;
 }
 
-/// The remote's head asked in-process (a `git://` URL), not by `git ls-remote`.
-async fn a_push_to_a_git_daemon_between_two_reads_is_seen(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let catalog = Catalog::served(&server, &[("one", "name: one\napply: Deploy\n")]).await;
-    async fn plan(catalog: &Catalog) -> Value {
-        let r = catalog.api().get(&catalog.path("plan")).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        r.body
-    }
-    let first = plan(&catalog).await;
-    assert_eq!(plan(&catalog).await, first);
-    let pushed = catalog.repo.commit(
-        &[("catalog/projects/two.yaml", "name: two\napply: Deploy\n")],
-        "two",
-    );
-    let after = plan(&catalog).await;
-    assert_eq!(after["commit"], pushed.as_str(), "{after:#}");
-    assert_eq!(names(&after["plan"]["services"]), ["one", "two"]);
-    assert!(catalog.daemon.is_some());
-    server.stop().await;
+async fn a_push_between_two_reads_is_seen(backend: Backend) {
+    push_between_two_reads_is_seen(backend, Reach::File).await;
 }
 
-async fn a_push_between_two_reads_is_seen(backend: Backend) {
+/// The same through `git daemon`: the remote's head is then read in-process, not asked of
+/// `git ls-remote`.
+async fn a_push_to_a_git_daemon_between_two_reads_is_seen(backend: Backend) {
+    push_between_two_reads_is_seen(backend, Reach::Daemon).await;
+}
+
+async fn push_between_two_reads_is_seen(backend: Backend, reach: Reach) {
     let server = TestServer::start(backend).await;
-    let catalog = Catalog::new(&server, &[("one", "name: one\napply: Deploy\n")]).await;
+    let catalog = Catalog::made(&server, &[("one", "name: one\napply: Deploy\n")], reach).await;
+    assert_eq!(catalog.daemon.is_some(), reach == Reach::Daemon);
     async fn plan(catalog: &Catalog) -> Value {
         let r = catalog.api().get(&catalog.path("plan")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
