@@ -27,6 +27,7 @@ mod control;
 mod git;
 mod output;
 mod process;
+mod queue;
 mod read;
 mod sandbox;
 mod workspace;
@@ -45,6 +46,7 @@ pub use control::{Control, StopRequest};
 // and the runner's wire share.
 pub use git::NewCommit;
 pub use output::{MAX_LINE, MIN_SECRET_LEN, OutputLine, OutputSink};
+pub use queue::{LINE_COST, QUEUED_BYTES, QueueReceiver, QueueSender, Room, output_queue};
 pub use ralf_core::job::{
     AnsibleOptions, App, CheckoutInfo, Credential, Inventory, Job, LoginPassword, RepositorySource,
     SshKey, TerraformOptions, VaultPassword,

@@ -28,10 +28,17 @@ pub struct OutputLine {
 
 /// Where a task's output goes. Called from the task's own future, in order for each of the
 /// child's streams (stdout and stderr lines interleave as they come). It must not block: a
-/// server puts the line in a channel or buffer and stores lines in batches elsewhere.
+/// server puts the line in a queue ([`crate::output_queue`]) and stores lines in batches
+/// elsewhere, and says through [`OutputSink::room`] when the task should wait for it.
 pub trait OutputSink: Send + Sync {
     /// One output line.
     fn line(&self, line: OutputLine);
+
+    /// `None` when the sink takes more lines now; else what to await before the next (the
+    /// task's output is read no further meanwhile, so the task waits on its pipe).
+    fn room(&self) -> Option<crate::queue::Room<'_>> {
+        None
+    }
 
     /// The repository was checked out at this commit (also written as an output line), for the
     /// server to record on the task.
@@ -149,6 +156,13 @@ impl<'a> Out<'a> {
         }
     }
 
+    /// Returns once the sink takes more lines.
+    pub(crate) async fn room(&self) {
+        if let Some(room) = self.sink.room() {
+            room.await;
+        }
+    }
+
     /// One line read from a child, without its line ending.
     pub(crate) fn bytes(&self, line: &[u8]) {
         let masked = self.masker.mask(line);
@@ -193,6 +207,9 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
         None => out.bytes(line),
     };
     loop {
+        if capture.is_none() {
+            out.room().await;
+        }
         let room = MAX_LINE.saturating_sub(buf.len()).max(1) as u64;
         let read = (&mut reader).take(room).read_until(b'\n', &mut buf).await;
         let n = match read {

@@ -43,6 +43,7 @@ pub mod users;
 pub mod views;
 
 pub use error::StoreError;
+pub use output::OutputChunk;
 /// Where the store lives (defined in `ralf-core`, which configuration and tests share).
 pub use ralf_core::database::DatabaseSettings;
 

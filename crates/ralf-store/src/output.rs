@@ -49,12 +49,39 @@ impl Chunk {
     }
 }
 
+/// Stored lines of a task's output, as one row keeps them: consecutive lines from
+/// `first_line`, decoded only as they are read ([`OutputChunk::lines`]), so a long log is served
+/// without a value per line.
 #[derive(sqlx::FromRow)]
-struct ChunkRow {
-    first_line: i64,
+pub struct OutputChunk {
+    /// The index (0-based) of the chunk's first line in the task's output.
+    pub first_line: i64,
+    /// How many lines the chunk holds.
+    pub line_count: i64,
     time: Timestamp,
     offsets: String,
     output: String,
+}
+
+impl OutputChunk {
+    /// The lines, each with its index and time, in order.
+    pub fn lines(&self) -> impl Iterator<Item = (i64, Timestamp, &str)> {
+        let times = self.offsets.split(',');
+        self.output
+            .split('\n')
+            .zip(times)
+            .enumerate()
+            .map(|(i, (text, micros))| {
+                let micros: i64 = micros.parse().unwrap_or(0);
+                let time = Timestamp(self.time.0 + chrono::Duration::microseconds(micros));
+                (self.first_line + i as i64, time, text)
+            })
+    }
+
+    /// Every line's text, separated by newlines, as stored.
+    pub fn text(&self) -> &str {
+        &self.output
+    }
 }
 
 impl Store {
@@ -103,8 +130,8 @@ impl Store {
         if end <= offset {
             return Ok(Vec::new());
         }
-        let rows = with_db!(self, read, |pool| sqlx::query_as::<_, ChunkRow>(
-            "SELECT first_line, time, offsets, output FROM task_output
+        let chunks = with_db!(self, read, |pool| sqlx::query_as::<_, OutputChunk>(
+            "SELECT first_line, line_count, time, offsets, output FROM task_output
                      WHERE task_id = $1 AND first_line < $3 AND first_line + line_count > $2
                      ORDER BY first_line",
         )
@@ -113,22 +140,40 @@ impl Store {
         .bind(end)
         .fetch_all(pool)
         .await)?;
-        let mut lines = Vec::new();
-        for row in rows {
-            let times = row.offsets.split(',');
-            for (i, (text, micros)) in row.output.split('\n').zip(times).enumerate() {
-                let index = row.first_line + i as i64;
-                if index < offset || index >= end {
-                    continue;
-                }
-                let micros: i64 = micros.parse().unwrap_or(0);
-                lines.push(TaskOutput {
-                    task_id: task_id.0,
-                    time: Timestamp(row.time.0 + chrono::Duration::microseconds(micros)),
-                    output: text.to_string(),
-                });
-            }
-        }
+        let lines = chunks
+            .iter()
+            .flat_map(OutputChunk::lines)
+            .filter(|(index, _, _)| (offset..end).contains(index))
+            .map(|(_, time, text)| TaskOutput {
+                task_id: task_id.0,
+                time,
+                output: text.to_owned(),
+            })
+            .collect();
         Ok(lines)
+    }
+
+    /// The chunks of a task's output that hold lines from index `from` on, in order, at most
+    /// `limit` of them (a chunk holds at most the lines of one batch its writer stored).
+    pub async fn task_output_chunks(
+        &self,
+        task_id: TaskId,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<OutputChunk>> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_as::<_, OutputChunk>(
+                "SELECT first_line, line_count, time, offsets, output FROM task_output
+             WHERE task_id = $1 AND first_line + line_count > $2 AND first_line >= COALESCE(
+                 (SELECT MAX(first_line) FROM task_output WHERE task_id = $1 AND first_line <= $2),
+                 0)
+             ORDER BY first_line LIMIT $3",
+            )
+            .bind(task_id)
+            .bind(from)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?)
     }
 }

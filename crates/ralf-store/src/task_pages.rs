@@ -115,8 +115,11 @@ impl Store {
     }
 }
 
+/// `value` as JSON, in an allocation of its length (a kept page would otherwise keep the spare
+/// capacity its `Vec` grew).
 fn serialized<T: serde::Serialize>(value: &T) -> Result<Bytes> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| StoreError::Corrupt(format!("a task list does not serialize: {e}")))
+    let mut json = serde_json::to_vec(value)
+        .map_err(|e| StoreError::Corrupt(format!("a task list does not serialize: {e}")))?;
+    json.shrink_to_fit();
+    Ok(Bytes::from(json))
 }

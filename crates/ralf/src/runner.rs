@@ -16,9 +16,11 @@ use ralf_client::{Client, ClientConfig};
 use ralf_core::TaskStatus;
 use ralf_core::job::{CheckoutInfo, Job};
 use ralf_core::runner_wire::{HeldTask, OutputBatch, Poll};
-use ralf_exec::{Control, ExecConfig, Outcome, OutputLine, OutputSink, PlanHandle};
+use ralf_exec::{
+    Control, ExecConfig, LINE_COST, Outcome, OutputLine, OutputSink, PlanHandle, QUEUED_BYTES,
+    QueueReceiver, QueueSender, Room, output_queue,
+};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 #[derive(Subcommand)]
 pub enum RunnerCommand {
@@ -462,11 +464,11 @@ impl Runner {
     }
 }
 
-/// A task's output on its way to the server: the executor puts lines in a channel (never
-/// blocking) and one sender per task posts them in batches, in order, retrying while the
-/// server is away; nothing is dropped.
+/// A task's output on its way to the server: the executor puts lines in a queue (never
+/// blocking; the task waits on its pipe while [`QUEUED_BYTES`] wait) and one sender per task
+/// posts them in batches, in order, retrying while the server is away; nothing is dropped.
 struct RemoteOutput {
-    tx: mpsc::UnboundedSender<Item>,
+    tx: QueueSender<Item>,
 }
 
 enum Item {
@@ -476,10 +478,13 @@ enum Item {
 
 /// The most lines one request carries.
 const BATCH: usize = 2000;
+/// The most bytes one request carries (as the queue counts them; a batch ends at the line
+/// that passes it).
+const BATCH_BYTES: usize = 2 << 20;
 
 impl RemoteOutput {
     fn start(client: Client, task_id: i64) -> (RemoteOutput, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = output_queue(QUEUED_BYTES);
         (
             RemoteOutput { tx },
             tokio::spawn(send_output(client, task_id, rx)),
@@ -497,25 +502,26 @@ impl RemoteOutput {
 
 impl OutputSink for RemoteOutput {
     fn line(&self, line: OutputLine) {
-        let _ = self.tx.send(Item::Line(line));
+        let cost = line.text.len() + LINE_COST;
+        self.tx.send(Item::Line(line), cost);
+    }
+
+    fn room(&self) -> Option<Room<'_>> {
+        self.tx.room()
     }
 
     fn checked_out(&self, info: &CheckoutInfo) {
-        let _ = self.tx.send(Item::Checkout(info.clone()));
+        self.tx.send(Item::Checkout(info.clone()), LINE_COST);
     }
 }
 
-async fn send_output(client: Client, task_id: i64, mut rx: mpsc::UnboundedReceiver<Item>) {
-    while let Some(first) = rx.recv().await {
+async fn send_output(client: Client, task_id: i64, mut rx: QueueReceiver<Item>) {
+    while let Some(items) = rx.recv_batch(BATCH, BATCH_BYTES).await {
         let mut batch = OutputBatch::default();
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
+        for item in items {
             match item {
                 Item::Line(line) => batch.lines.push((line.time, line.text)),
                 Item::Checkout(info) => batch.checkout = Some(info),
-            }
-            if batch.lines.len() < BATCH {
-                next = rx.try_recv().ok();
             }
         }
         let mut wait = Duration::from_millis(200);

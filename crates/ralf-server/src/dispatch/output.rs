@@ -1,20 +1,26 @@
 //! A running task's output on its way to the store: the executor hands each line to an
-//! [`OutputPipe`] (never blocking), and one writer per task stores the lines in batches (one
-//! transaction each), then announces them on the [`LiveHub`]. Lines are stored before anyone
-//! hears of them, so a listener can always catch up from the store without gaps or repeats.
+//! [`OutputPipe`] (never blocking; a task printing faster than its lines are stored waits on
+//! its pipe once [`QUEUED_BYTES`] wait), and one writer per task stores the lines in
+//! batches (one transaction each), then announces them on the [`LiveHub`]. Lines are stored
+//! before anyone hears of them, so a listener can always catch up from the store without gaps
+//! or repeats.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ralf_core::{TaskId, Timestamp};
-use ralf_exec::{CheckoutInfo, OutputLine, OutputSink};
-use tokio::sync::mpsc;
+use ralf_exec::{
+    CheckoutInfo, LINE_COST, OutputLine, OutputSink, QUEUED_BYTES, QueueReceiver, QueueSender, Room,
+};
 
 use super::live::{LiveEvent, LiveHub};
 use crate::state::AppState;
 
 /// The most lines one batch stores.
 const BATCH: usize = 5000;
+/// The most bytes one batch stores (as the queue counts them; a batch ends at the line that
+/// passes it).
+const BATCH_BYTES: usize = 2 << 20;
 
 enum Item {
     Line(Timestamp, String),
@@ -26,28 +32,40 @@ enum Item {
 /// Where the executor (and the dispatcher's own messages) put a task's output lines.
 #[derive(Clone)]
 pub struct OutputPipe {
-    tx: mpsc::UnboundedSender<Item>,
+    tx: QueueSender<Item>,
 }
 
 impl OutputPipe {
     /// A line of ralf's own about the task.
     pub fn say(&self, text: impl Into<String>) {
-        let _ = self.tx.send(Item::Line(Timestamp::now(), text.into()));
+        self.line(OutputLine {
+            time: Timestamp::now().0,
+            text: text.into(),
+        });
     }
 }
 
+// The writer lives until every pipe is dropped, so nothing sent is lost.
 impl OutputSink for OutputPipe {
     fn line(&self, line: OutputLine) {
-        // The writer lives until every pipe is dropped, so a send cannot fail before that.
-        let _ = self.tx.send(Item::Line(Timestamp(line.time), line.text));
+        let cost = line.text.len() + LINE_COST;
+        self.tx
+            .send(Item::Line(Timestamp(line.time), line.text), cost);
+    }
+
+    fn room(&self) -> Option<Room<'_>> {
+        self.tx.room()
     }
 
     fn checked_out(&self, info: &CheckoutInfo) {
-        let _ = self.tx.send(Item::Checkout(info.clone()));
+        self.tx.send(Item::Checkout(info.clone()), LINE_COST);
     }
 
     fn step_report(&self, report: &str) {
-        let _ = self.tx.send(Item::StepReport(report.to_owned()));
+        self.tx.send(
+            Item::StepReport(report.to_owned()),
+            report.len() + LINE_COST,
+        );
     }
 }
 
@@ -58,7 +76,7 @@ pub fn start(
     task_id: i64,
     project_id: i64,
 ) -> (OutputPipe, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = ralf_exec::output_queue(QUEUED_BYTES);
     let writer = Writer {
         store: state.store.clone(),
         live: state.live.clone(),
@@ -77,13 +95,12 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Item>) {
-        let mut batch: Vec<(Timestamp, String)> = Vec::new();
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(item) = next.take() {
+    async fn run(mut self, mut rx: QueueReceiver<Item>) {
+        while let Some(items) = rx.recv_batch(BATCH, BATCH_BYTES).await {
+            let mut lines = Vec::with_capacity(items.len());
+            for item in items {
                 match item {
-                    Item::Line(time, text) => batch.push((time, text)),
+                    Item::Line(time, text) => lines.push((time, text)),
                     Item::Checkout(info) => {
                         if let Err(e) = self
                             .store
@@ -107,11 +124,8 @@ impl Writer {
                         }
                     }
                 }
-                if batch.len() < BATCH {
-                    next = rx.try_recv().ok();
-                }
             }
-            self.store_batch(std::mem::take(&mut batch)).await;
+            self.store_batch(lines).await;
         }
     }
 

@@ -6,13 +6,12 @@
 //! store, so of two concurrent requests on the same task only one changes it.
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderName;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use futures::{Stream, StreamExt as _};
 use ralf_core::api::events::NewEvent;
 use ralf_core::api::tasks::{StopRequest, Task, TaskOutput, TaskRequest};
 use ralf_core::api::templates::Template;
@@ -31,10 +30,10 @@ use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Ids, JsonBody, OptionalJsonBody, Params};
 use crate::state::AppState;
 
+mod log;
+
 /// The most tasks `…/tasks/last` returns.
 const MAX_LAST: i64 = 200;
-/// Output lines read from the store at a time while streaming `output` and `raw_output`.
-const OUTPUT_PAGE: i64 = 5000;
 /// The header of `…/output` with the task's number of output lines.
 const TOTAL_COUNT: &str = "x-total-count";
 /// How often a stop retries when the task changes status under it.
@@ -326,31 +325,14 @@ async fn output(
         .or_not_found("task")?;
     // Counted before reading: a line written in between may be in the answer beyond the count.
     let total = state.store.task_output_count(TaskId(task.id)).await?;
-    // The bytes `Json(Vec<TaskOutput>)` would send: `[`, the lines separated by commas, `]`.
-    let lines = output_pages(state.store.clone(), TaskId(task.id), offset, q.limit)
-        .enumerate()
-        .map(|(page, lines)| {
-            let lines = lines?;
-            let mut json = Vec::with_capacity(lines.len() * 160);
-            for (i, line) in lines.iter().enumerate() {
-                if page > 0 || i > 0 {
-                    json.push(b',');
-                }
-                serde_json::to_writer(&mut json, line).map_err(std::io::Error::other)?;
-            }
-            Ok::<_, std::io::Error>(Bytes::from(json))
-        });
-    let body = futures::stream::once(async { Ok(Bytes::from_static(b"[")) })
-        .chain(lines)
-        .chain(futures::stream::once(async {
-            Ok(Bytes::from_static(b"]"))
-        }));
+    let end = q.limit.map_or(i64::MAX, |l| offset.saturating_add(l));
+    let body = log::json_body(state.store.clone(), TaskId(task.id), offset, end);
     Ok((
         [
             (CONTENT_TYPE, "application/json".to_owned()),
             (HeaderName::from_static(TOTAL_COUNT), total.to_string()),
         ],
-        Body::from_stream(body),
+        body,
     )
         .into_response())
 }
@@ -369,61 +351,11 @@ async fn raw_output(
         .task(access.project_id, TaskId(task_id))
         .await
         .or_not_found("task")?;
-    let text = output_pages(state.store.clone(), TaskId(task.id), 0, None)
-        .enumerate()
-        .map(|(page, lines)| {
-            let lines = lines?;
-            let mut text = Vec::with_capacity(lines.iter().map(|l| l.output.len() + 1).sum());
-            for (i, line) in lines.iter().enumerate() {
-                if page > 0 || i > 0 {
-                    text.push(b'\n');
-                }
-                text.extend_from_slice(line.output.as_bytes());
-            }
-            Ok::<_, std::io::Error>(Bytes::from(text))
-        });
     Ok((
         [(CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from_stream(text),
+        log::text_body(state.store.clone(), TaskId(task.id)),
     )
         .into_response())
-}
-
-/// Lines `offset..offset + limit` of a task's output (to its last line without a limit),
-/// read from the store a page of [`OUTPUT_PAGE`] lines at a time as the stream is polled. A
-/// failed read is logged and ends the stream with an error, which aborts the response.
-fn output_pages(
-    store: ralf_store::Store,
-    task_id: TaskId,
-    offset: i64,
-    limit: Option<i64>,
-) -> impl Stream<Item = Result<Vec<TaskOutput>, std::io::Error>> {
-    let end = limit.map_or(i64::MAX, |l| offset.saturating_add(l));
-    // State: the index of the next line to read, or None when done.
-    futures::stream::unfold(Some(offset), move |from| {
-        let store = store.clone();
-        async move {
-            let from = from?;
-            let want = end.saturating_sub(from).min(OUTPUT_PAGE);
-            if want <= 0 {
-                return None;
-            }
-            match store.task_output(task_id, from, Some(want)).await {
-                Err(e) => {
-                    tracing::error!(error = %e, task_id = task_id.0, "reading task output failed");
-                    Some((
-                        Err(std::io::Error::other("reading task output failed")),
-                        None,
-                    ))
-                }
-                Ok(lines) if lines.is_empty() => None,
-                Ok(lines) => {
-                    let next = (lines.len() as i64 == want).then(|| from + want);
-                    Some((Ok(lines), next))
-                }
-            }
-        }
-    })
 }
 
 /// Stops a task: a waiting one (or any, with `force`) is `stopped` at once, an active one

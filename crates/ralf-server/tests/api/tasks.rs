@@ -410,14 +410,22 @@ async fn output_reads_whole_in_slices_and_raw(backend: Backend) {
         format!("{first}\nPLAY [all]\n\nok: [localhost] ✓")
     );
 
-    // Long outputs stream in pieces and still join with exactly one newline between lines.
+    // Long outputs stream in pieces and still join with exactly one newline between lines;
+    // stored in batches (as a writer does), over a dozen seconds, some lines JSON must escape.
     let long_id = id(&start(&admin, &f, json!({})).await);
-    let long: Vec<(Timestamp, String)> = (0..12_345).map(|i| (now, format!("line {i}"))).collect();
-    server
-        .store()
-        .append_task_output(TaskId(long_id), &long)
-        .await
-        .unwrap();
+    let long: Vec<(Timestamp, String)> = (0..12_345)
+        .map(|i| {
+            let time = Timestamp(now.0 + chrono::Duration::milliseconds(i));
+            (time, format!("line {i} \"quoted\" \\ \u{1b}[0m\t"))
+        })
+        .collect();
+    for batch in long.chunks(1000) {
+        server
+            .store()
+            .append_task_output(TaskId(long_id), batch)
+            .await
+            .unwrap();
+    }
     let raw = admin
         .get(&f.path(&format!("/tasks/{long_id}/raw_output")))
         .await
