@@ -188,6 +188,11 @@ async fn the_checkout_is_a_private_clean_clone_of_the_commit() {
             "cat data.txt sub/dir/deep.txt\n",
             "git fsck --no-dangling 2>&1 | sed 's/^/fsck /'\n",
             "echo changed > data.txt\n",
+            // The task may work with its clone as with any: commit, branch, tag, pack.
+            "git -c user.name=t -c user.email=t@localhost commit -qam mine && echo committed\n",
+            "git tag mine && git branch other && git rev-parse -q --verify other && echo tagged\n",
+            "git gc -q && ls .git/objects/pack | grep -q pack && echo packed\n",
+            "echo \"after $(git log -1 --format=%s mine) $(git status --porcelain | wc -l)\"\n",
         ),
     );
     let tip = repo.commit("the subject line");
@@ -215,6 +220,10 @@ async fn the_checkout_is_a_private_clean_clone_of_the_commit() {
             // The first task's change is not seen by the second.
             "original".into(),
             "deep".into(),
+            "committed".into(),
+            "tagged".into(),
+            "packed".into(),
+            "after mine 0".into(),
         ] {
             assert!(lines.has(&want), "missing {want:?} in:\n{}", lines.all());
         }

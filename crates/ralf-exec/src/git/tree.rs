@@ -128,20 +128,18 @@ pub(crate) struct GitDir<'a> {
     pub refs: &'a [(String, String)],
 }
 
-/// Writes the `.git` directory `dir` (which must not exist) as `git clone --shared` of the
-/// cache followed by `git remote set-url origin <url>` and a checkout leaves it: objects
+/// Writes the `.git` directory `dir` (which must not exist) with what `git clone --shared` of
+/// the cache followed by `git remote set-url origin <url>` and a checkout put in it (less its
+/// empty directories): objects
 /// borrowed from the cache, the cache's branches as `origin/*`, its tags, `HEAD` on the branch
 /// (or detached at the commit). The index comes separately.
 pub(crate) fn write_git_dir(dir: &Path, g: &GitDir<'_>) -> io::Result<()> {
+    // Only the directories git needs to take `dir` for a repository (`objects`, `refs`) and
+    // the one the alternates go in: git makes the others when it first writes there, and every
+    // directory made here costs each task an inode.
     fs::create_dir(dir)?;
-    for sub in [
-        "objects/info",
-        "objects/pack",
-        "refs/heads",
-        "refs/tags",
-        "info",
-    ] {
-        fs::create_dir_all(dir.join(sub))?;
+    for sub in ["objects", "objects/info", "refs"] {
+        fs::create_dir(dir.join(sub))?;
     }
     let mut alternates = g.cache.join("objects").into_os_string().into_vec();
     alternates.push(b'\n');
