@@ -37,9 +37,11 @@ COPY --from=build /out/ /
 USER ralf
 WORKDIR /var/lib/ralf
 # Two malloc arenas, not glibc's eight per core: each would keep free memory of its own for
-# SQLite's reader threads, and the server's memory would creep up (docs/operations.md,
+# SQLite's reader threads, and the server's memory would creep up; and buffers of 128 KiB and
+# more always mapped on their own, so they go back to the system when freed (docs/operations.md,
 # "Memory").
 ENV MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     RALF_DATA_DIR=/var/lib/ralf \
     RALF_INTERFACE=0.0.0.0 \
     RALF_PORT=3000
