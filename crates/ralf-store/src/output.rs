@@ -161,6 +161,8 @@ impl Store {
         from: i64,
         limit: i64,
     ) -> Result<Vec<OutputChunk>> {
+        // The subquery seeks, through the index, the chunk holding line `from` (chunks are
+        // contiguous); the `line_count` test leaves out that chunk when `from` is past the end.
         Ok(with_db!(self, read, |pool| {
             sqlx::query_as::<_, OutputChunk>(
                 "SELECT first_line, line_count, time, offsets, output FROM task_output
