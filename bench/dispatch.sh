@@ -5,7 +5,9 @@
 # and their final status awaited on /api/ws (driver: crates/ralf-bench/src/bin/dispatch-bench.rs).
 # Prints p50/p99 of POST -> final status with a per-phase breakdown, and tasks/s of 1,000 tasks
 # 8 at a time, each next to its baselines (bash echo.sh forked directly, and the same in a
-# bubblewrap sandbox like a task's; 8 of them in parallel).
+# bubblewrap sandbox like a task's; 8 of them in parallel), with the CPU a task takes on the whole
+# machine and whose it is (the server's threads, git daemon, the bench's client, the rest), and
+# the CPU of one sandboxed run: the machine's cores over it bound the throughput.
 #
 #   bench/dispatch.sh                          # builds target/release/ralf and the driver
 #   RALF=/path/to/ralf bench/dispatch.sh       # another build of ralf (main's, for a before)

@@ -37,3 +37,65 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// CPU time used so far: by one process's own threads and by the children it waited for
+/// (`/proc/<pid>/stat`), and by the whole machine (`/proc/stat`: user, nice, system, irq and
+/// softirq, every core), which also counts what the kernel's threads did.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuTime {
+    pub process: Duration,
+    pub children: Duration,
+    pub machine: Duration,
+}
+
+impl CpuTime {
+    /// `None` where there is no `/proc` (or the process is gone).
+    pub fn of(pid: u32) -> Option<CpuTime> {
+        let ticks = clock_ticks();
+        let time = |t: u64| Duration::from_secs_f64(t as f64 / ticks);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The fields after the command name (which is in parentheses and may hold spaces):
+        // utime, stime, cutime and cstime are the 12th to 15th of them.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let own: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        let machine = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = machine
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq: all but idle and iowait.
+        let busy = cpu.get(..7)?;
+        Some(CpuTime {
+            process: time(own[0] + own[1]),
+            children: time(own[2] + own[3]),
+            machine: time(busy[0] + busy[1] + busy[2] + busy[5] + busy[6]),
+        })
+    }
+
+    /// What was used between `earlier` and this.
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            process: self.process.saturating_sub(earlier.process),
+            children: self.children.saturating_sub(earlier.children),
+            machine: self.machine.saturating_sub(earlier.machine),
+        }
+    }
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux when it cannot be asked).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}

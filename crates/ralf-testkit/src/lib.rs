@@ -565,6 +565,14 @@ impl GitRepo {
     }
 }
 
+impl GitDaemon {
+    /// The daemon's process id (the `git upload-pack` it starts for each client are its
+    /// children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for GitDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();

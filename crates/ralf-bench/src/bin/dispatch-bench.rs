@@ -12,14 +12,15 @@
 //!   sandboxed task cannot go below).
 //! - throughput: TASKS such tasks, submitted by PARALLEL clients at once to a server running
 //!   PARALLEL at a time; tasks/s from the first `POST` to the last final status, next to TASKS
-//!   runs of `bash echo.sh`, PARALLEL at a time, bare and sandboxed.
+//!   runs of `bash echo.sh`, PARALLEL at a time, bare and sandboxed; and the CPU each took, on the
+//!   whole machine (the throughput a machine can reach is its cores over that).
 
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use ralf_bench::{ms, quantile, run_echo_script, write_echo_script};
+use ralf_bench::{CpuTime, ms, quantile, run_echo_script, write_echo_script};
 use ralf_testkit::{GitRepo, ProjectFixture, ServerProcess, json};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -41,12 +42,17 @@ async fn main() {
     let repo = GitRepo::new(&[("echo.sh", "echo ok\n")]);
     let daemon = repo.serve();
     let data = tempfile::tempdir().unwrap();
-    let env = [
+    let mut env = vec![
         ("RALF_DATA_DIR", data.path().display().to_string()),
         ("RALF_ADMIN_LOGIN", "bench".to_string()),
         ("RALF_ADMIN_PASSWORD", "bench-password".to_string()),
         ("RALF_MAX_PARALLEL_TASKS", parallel.to_string()),
     ];
+    // The server logs only warnings unless told otherwise (`RALF_LOG=sqlx::query=debug` shows
+    // each statement it runs).
+    if let Ok(level) = std::env::var("RALF_LOG") {
+        env.push(("RALF_LOG", level));
+    }
     let server = ServerProcess::start(ralf, &env, &[]).await;
     let api = server.login("bench", "bench-password").await;
     let project = ProjectFixture::new("bench")
@@ -157,6 +163,11 @@ async fn main() {
     };
     let mut direct = timed(&bash);
     let mut in_sandbox = timed(&sandboxed);
+    // What one program's start costs on this machine: a sandboxed task starts three (bwrap,
+    // setpriv, bash), and git daemon one more to answer the refs ask.
+    let mut exec_true = timed(&|| {
+        assert!(Command::new("true").status().unwrap().success());
+    });
     println!("dispatch: {n} sequential bash tasks (echo ok)");
     println!(
         "  POST to final status on /api/ws   p50 {}   p99 {}",
@@ -186,6 +197,11 @@ async fn main() {
         );
     }
     println!(
+        "  baseline: fork/exec of true (one program's start)   p50 {}   p99 {}",
+        ms(quantile(&mut exec_true, 0.5)),
+        ms(quantile(&mut exec_true, 0.99))
+    );
+    println!(
         "  baseline: fork/exec of bash echo.sh   p50 {}   p99 {}",
         ms(quantile(&mut direct, 0.5)),
         ms(quantile(&mut direct, 0.99))
@@ -197,6 +213,9 @@ async fn main() {
     );
 
     // Throughput: PARALLEL clients submit TASKS tasks; the server runs PARALLEL at a time.
+    let me = std::process::id();
+    let cpu_of = || [server.pid(), me, daemon.pid()].map(CpuTime::of);
+    let cpu_before = cpu_of();
     let t0 = Instant::now();
     let mut submitters = Vec::new();
     for i in 0..parallel {
@@ -232,6 +251,7 @@ async fn main() {
         }
     }
     let elapsed = t0.elapsed();
+    let cpu_after = cpu_of();
     let t1 = Instant::now();
     std::thread::scope(|scope| {
         for i in 0..parallel {
@@ -240,6 +260,8 @@ async fn main() {
         }
     });
     let direct = t1.elapsed();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let sandbox_cpu_before = CpuTime::of(me);
     let t2 = Instant::now();
     std::thread::scope(|scope| {
         for i in 0..parallel {
@@ -249,6 +271,10 @@ async fn main() {
         }
     });
     let direct_in_sandbox = t2.elapsed();
+    let sandbox_cpu = sandbox_cpu_before
+        .zip(CpuTime::of(me))
+        .filter(|_| tasks > 0)
+        .map(|(b, a)| a.since(b).machine / tasks as u32);
     println!("throughput: {tasks} bash tasks (echo ok), {parallel} at a time");
     println!(
         "  through ralf   {:.1} tasks/s   (all submitted after {:.2} s, all finished after {:.2} s, {failed} not successful)",
@@ -256,6 +282,27 @@ async fn main() {
         submitted.as_secs_f64(),
         elapsed.as_secs_f64()
     );
+    if let ([Some(s0), Some(c0), Some(g0)], [Some(s1), Some(c1), Some(g1)]) =
+        (cpu_before, cpu_after)
+        && tasks > 0
+    {
+        let per_task = |d: Duration| ms(d / tasks as u32);
+        let (server_cpu, client_cpu, git_cpu) = (s1.since(s0), c1.since(c0), g1.since(g0));
+        let git_cpu = git_cpu.process + git_cpu.children;
+        let rest = server_cpu
+            .machine
+            .saturating_sub(server_cpu.process + client_cpu.process + git_cpu);
+        println!(
+            "  CPU per task: {} on the whole machine, of which the server's own threads {}, \
+             this bench's client {}, git daemon and its upload-packs {}, the rest (the tasks' \
+             sandboxes and programs, the kernel) {}",
+            per_task(server_cpu.machine),
+            per_task(server_cpu.process),
+            per_task(client_cpu.process),
+            per_task(git_cpu),
+            per_task(rest)
+        );
+    }
     println!(
         "  baseline: {parallel} x bash echo.sh in parallel   {:.1} runs/s",
         tasks as f64 / direct.as_secs_f64()
@@ -264,6 +311,14 @@ async fn main() {
         "  baseline: {parallel} x the same in a bubblewrap sandbox   {:.1} runs/s",
         tasks as f64 / direct_in_sandbox.as_secs_f64()
     );
+    if let Some(cpu) = sandbox_cpu {
+        println!(
+            "  baseline: CPU per sandboxed run, whole machine {} (so at most {:.0} runs/s on \
+             these cores with nothing else running)",
+            ms(cpu),
+            cores as f64 / cpu.as_secs_f64()
+        );
+    }
     server.terminate();
 }
 
