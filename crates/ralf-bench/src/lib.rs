@@ -90,12 +90,16 @@ impl CpuTime {
     }
 }
 
-/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux when it cannot be asked).
+/// The kernel's clock ticks per second (`getconf CLK_TCK`, asked once: a program started for
+/// each reading would add its own CPU to what is measured; 100 on Linux when it cannot be asked).
 fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    *TICKS
 }
